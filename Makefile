@@ -1,0 +1,40 @@
+# kd-repro. `make test` and `make reproduce` each build .venv on a fresh machine by themselves.
+# Exact versions come from requirements.lock (ranges live in pyproject.toml). On these machines a
+# CPU-only torch 2.13.0 wheel sits in pip's find-links and breaks torchvision; the lock pins the
+# pair that works (torch 2.14.1 + torchvision 0.29.1, a CUDA build that also runs on CPU).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PROFILE ?= auto
+export REPRO_DATA ?= ./data
+
+.PHONY: venv test reproduce run claims report bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -c "import torchvision, timm, repro"
+	touch $@
+
+# Unit, property (loss invariants) and end-to-end tests; no data, no GPU needed.
+test: venv
+	$(BIN)/pytest -m "not claims or invariant" -q
+
+# repro run (train what is missing) + pytest -m claims (verdicts) + repro report (reports/index.html).
+# A claim that is not reproduced fails its test; that is a finding, not a broken pipeline, so the
+# report is written either way.
+reproduce: venv
+	$(BIN)/repro run --profile $(PROFILE)
+	-REPRO_PROFILE=$(PROFILE) $(BIN)/pytest -m claims -q
+	$(BIN)/repro report
+
+bench: venv
+	$(BIN)/python benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .hypothesis

@@ -1,0 +1,120 @@
+"""`repro list | validate | run | report`: thin wrappers over plan, run, verdict and report."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .spec import SpecError, load_claim, load_claims
+
+
+def _claims(args) -> dict:
+    claims = load_claims(args.claims)
+    unknown = [c for c in getattr(args, "claim", []) or [] if c not in claims]
+    if unknown:
+        raise SpecError(f"unknown claim(s) {unknown}; known: {', '.join(claims)}")
+    return {k: v for k, v in claims.items() if not getattr(args, "claim", None) or k in args.claim}
+
+
+def cmd_list(args) -> int:
+    from .plan import plan_claim
+    from .store import Store
+    store = Store(args.results)
+    for claim in _claims(args).values():
+        print(f"{claim.id}: {claim.check.kind} {claim.check.metric} {claim.check.arms}  [{claim.source.file}]")
+        for profile, prof in claim.profiles.items():
+            for variant in claim.variants:
+                runs = plan_claim(claim, variant, profile)
+                have = sum(store.path(profile, claim.id, variant, arm, r).exists() for arm, rs in runs.items() for r in rs)
+                total = sum(len(rs) for rs in runs.values())
+                print(f"  {profile:5s} {variant:14s} arms {','.join(runs)}  seeds {prof.seeds}  results {have}/{total}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    paths = [Path(p) for p in args.paths] or sorted(Path(args.claims).glob("*.yaml"))
+    failed = 0
+    for path in paths:
+        for file in sorted(path.glob("*.yaml")) if path.is_dir() else [path]:
+            try:
+                load_claim(file)
+                print(f"ok    {file}")
+            except SpecError as err:
+                print(f"error {err}")
+                failed += 1
+    return 1 if failed else 0
+
+
+def cmd_run(args) -> int:
+    import torch
+    from .plan import plan, resolve_profile
+    from .run import LocalExecutor
+    from .store import Store
+    profile = resolve_profile(args.profile)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    claims = _claims(args)
+    if args.seeds:
+        claims = {k: c.model_copy(update={"profiles": {**c.profiles, profile: c.profiles[profile].model_copy(
+            update={"seeds": c.profiles[profile].seeds[: args.seeds]})}}) for k, c in claims.items()
+            if profile in c.profiles}
+    store = Store(args.results)
+    jobs = plan(list(claims.values()), profile, store)
+    print(f"profile {profile} on {device}: {len(jobs)} runs planned over {len(claims)} claim(s)", flush=True)
+    try:
+        summary = LocalExecutor(store, device, force=args.force).submit(jobs)
+    except KeyboardInterrupt:
+        print("\ninterrupted: every finished run is saved; run the same command again to resume", file=sys.stderr)
+        return 130
+    print(f"done: {summary['counts']}")
+    for claim, why in summary["not_runnable"].items():
+        print(f"NOT RUN {claim}: {why}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+    out = write_report(Path(args.verdicts), Path(args.results), Path(args.out), _claims(args))
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="repro", description=__doc__)
+    parser.add_argument("--claims", default="claims", help="folder of claim specs (default: claims)")
+    parser.add_argument("--results", default=os.environ.get("REPRO_RESULTS", "results"),
+                        help="results folder (default: $REPRO_RESULTS or results)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="claims, arms, seeds and which results exist")
+    p.add_argument("claim", nargs="*")
+    p.set_defaults(fn=cmd_list)
+
+    p = sub.add_parser("validate", help="check specs without running anything")
+    p.add_argument("paths", nargs="*", help="spec files or folders (default: the claims folder)")
+    p.set_defaults(fn=cmd_validate)
+
+    p = sub.add_parser("run", help="train every run the claims need that is not stored yet")
+    p.add_argument("claim", nargs="*", help="claim ids (default: all)")
+    p.add_argument("--profile", default="auto", choices=["smoke", "quick", "paper", "auto"],
+                   help="auto = paper on a GPU, quick on a CPU")
+    p.add_argument("--seeds", type=int, help="use only the first N seeds of the profile")
+    p.add_argument("--device", choices=["cpu", "cuda"])
+    p.add_argument("--force", action="store_true", help="re-run runs that are already stored")
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("report", help="render reports/index.html from verdicts.json and the results")
+    p.add_argument("--verdicts", default="reports/verdicts.json")
+    p.add_argument("--out", default="reports/index.html")
+    p.set_defaults(fn=cmd_report)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except SpecError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Claims x variants x seeds -> an ordered list of jobs (teachers before their students)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .spec import Claim, RunSpec
+
+
+@dataclass(frozen=True)
+class Job:
+    profile: str
+    claim: str
+    variant: str
+    arm: str
+    run: RunSpec
+    path: Path  # where its result is stored
+
+
+def plan_claim(claim: Claim, variant: str, profile: str) -> dict[str, list[RunSpec]]:
+    """Arm name -> one RunSpec per seed. A student's teacher is the teacher arm's RunSpec for the same seed."""
+    seeds = claim.profiles[profile].seeds
+    specs: dict[str, list[RunSpec]] = {}
+    for name in claim.teacher_order():
+        arm = claim.resolve(name, variant, profile)
+        specs[name] = [RunSpec(arm=arm, seed=seed, teacher=specs[arm.teacher][i] if arm.teacher else None)
+                       for i, seed in enumerate(seeds)]
+    return specs
+
+
+def resolve_profile(profile: str) -> str:
+    """'auto' is the source's protocol on a GPU and the reduced one on a CPU."""
+    if profile == "auto":
+        return "paper" if torch.cuda.is_available() else "quick"
+    return profile
+
+
+def plan(claims: list[Claim], profile: str, store) -> list[Job]:
+    jobs = []
+    for claim in claims:
+        if profile not in claim.profiles:
+            continue
+        for variant in claim.variants:
+            for arm, runs in plan_claim(claim, variant, profile).items():
+                jobs += [Job(profile, claim.id, variant, arm, run, store.path(profile, claim.id, variant, arm, run))
+                         for run in runs]
+    return jobs

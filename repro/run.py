@@ -1,0 +1,101 @@
+"""Execute a plan here, in this process: skip what is stored, train what is missing, save each run atomically.
+
+An interrupted `repro run` loses only the run in progress. A run whose data is missing marks its
+claim as not runnable and the rest of the plan goes on.
+"""
+from __future__ import annotations
+
+import datetime
+import platform
+import subprocess
+import sys
+import time
+
+import torch
+from tqdm import tqdm
+
+from .data import DataMissing, load_dataset
+from .plan import Job
+from .spec import RunSpec
+from .store import CorruptResult, Store
+from .train import build_model, hashable, train
+
+
+def provenance() -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    import torchvision
+    return {"git_commit": commit, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "command": " ".join(["repro"] + sys.argv[1:])}
+
+
+class LocalExecutor:
+    def __init__(self, store: Store, device: torch.device, force: bool = False, log=None):
+        self.store, self.device, self.force = store, device, force
+        self.log = log or (lambda msg: print(msg, flush=True))
+        self.trained: dict[str, dict] = {}  # key -> result payload, this session
+
+    def teacher_model(self, run: RunSpec) -> torch.nn.Module:
+        """The teacher's final weights from the cache; retrained (same seed, same numbers) if the cache lacks them."""
+        dataset = load_dataset(run.arm.data.name, **hashable(run.arm.data.params))
+        model = build_model(run, dataset)
+        if not self.store.load_weights(run, model):
+            self.log(f"  teacher weights {run.key[:12]} not cached: retraining them")
+            _, model = self._train(run)
+        return model.to(self.device)
+
+    def _train(self, run: RunSpec, on_epoch=None):
+        teacher = self.teacher_model(run.teacher) if run.teacher else None
+        result, model = train(run, self.device, teacher, on_epoch)
+        self.store.save_weights(run, model)
+        return result, model
+
+    def submit(self, jobs: list[Job]) -> dict:
+        """Run every job not yet stored; returns counts and the claims that could not run, with why."""
+        counts = {"trained": 0, "cached": 0, "failed": 0}
+        not_runnable: dict[str, str] = {}
+        bar = tqdm(jobs, desc="plan", unit="run", disable=not sys.stderr.isatty())
+        for job in bar:
+            if job.claim in not_runnable:
+                continue
+            bar.set_postfix_str(f"{job.claim}/{job.variant}/{job.arm}/seed{job.run.seed}")
+            try:
+                if not self.force and self.store.find(job.path) is not None:
+                    counts["cached"] += 1
+                    continue
+            except CorruptResult as err:
+                self.log(f"  {err}: re-running it")
+            key = job.run.key
+            if key in self.trained:  # same run needed elsewhere (a shared teacher): store it here too
+                payload = self.trained[key]
+                self.store.save(job.path, job.run, {k: payload[k] for k in ("status", "epochs", "final", "wall_s", "device")},
+                                payload["provenance"])
+                counts["cached"] += 1
+                continue
+            started = time.perf_counter()
+            epochs = tqdm(total=job.run.arm.epochs, desc=f"  {job.arm} seed {job.run.seed}", unit="ep",
+                          leave=False, disable=not sys.stderr.isatty())
+
+            def on_epoch(m):
+                epochs.update(1)
+                epochs.set_postfix(loss=f"{m['train_loss']:.4f}", test_acc=f"{m['test_acc']:.4f}")
+
+            try:
+                result, _ = self._train(job.run, on_epoch)
+            except DataMissing as err:
+                not_runnable[job.claim] = str(err)
+                self.log(f"NOT RUN {job.claim}: {err}")
+                counts["failed"] += 1
+                continue
+            finally:
+                epochs.close()
+            self.trained[key] = self.store.save(job.path, job.run, result, provenance())
+            counts["trained"] += 1
+            f = result["final"]
+            self.log(f"{job.claim}/{job.variant}/{job.arm} seed {job.run.seed}: {result['status']}, "
+                     f"test errors {f['test_errors']}, {time.perf_counter() - started:.0f}s")
+        return {"counts": counts, "not_runnable": not_runnable}

@@ -1,0 +1,271 @@
+"""YAML claim specs -> typed, validated objects; every error names the file, the key and what was expected.
+
+A claim's `arms` are partial training configs on top of `defaults`. Variants (as_written,
+corrected, ...) and profiles (smoke, quick, paper) override them with `all:` (every arm) and
+`arms:` (one arm). `Claim.resolve(arm, variant, profile)` merges, in that order,
+defaults <- arm <- variant <- profile, and validates the result into an `Arm`. Every combination
+is resolved once at load time, so a bad override fails `repro validate`, not a run hours later.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import json
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .registry import CHECKS, DATASETS, LOSSES, MODELS
+
+# Bump when a change alters what training computes for an unchanged spec: it is part of every
+# run key, so results from the old code stop counting as done (and are reported as stale).
+TRAIN_VERSION = 1
+
+PROFILES = ("smoke", "quick", "paper")
+
+
+class SpecError(ValueError):
+    """A spec is malformed. str() is one line: `file: key: what was expected`."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Component(Strict):
+    """A registry name plus its keyword parameters, written inline in YAML: `{name: mlp, hidden: [800, 800]}`."""
+
+    name: str
+    params: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inline_params(cls, value):
+        if isinstance(value, str):
+            return {"name": value}
+        if isinstance(value, dict) and "params" not in value:
+            return {"name": value.get("name"), "params": {k: v for k, v in value.items() if k != "name"}}
+        return value
+
+
+def _check_component(component: Component, registry, reserved: tuple[str, ...]) -> Component:
+    """Refuse unknown names, and parameters the builder does not take."""
+    if component.name not in registry:
+        raise ValueError(f"unknown {registry.kind} '{component.name}'; known: {', '.join(registry.names())}")
+    signature = inspect.signature(registry.get(component.name))
+    accepted = [p for p in signature.parameters if p not in reserved]
+    unknown = sorted(set(component.params) - set(accepted))
+    if unknown:
+        raise ValueError(f"{registry.kind} '{component.name}' takes no parameter {unknown}; it takes {accepted}")
+    missing = [p for p, v in signature.parameters.items()
+               if p not in reserved and v.default is inspect.Parameter.empty and p not in component.params]
+    if missing:
+        raise ValueError(f"{registry.kind} '{component.name}' needs parameter(s) {missing}")
+    return component
+
+
+class Optimizer(Strict):
+    name: Literal["sgd", "adam"]
+    lr: float = Field(gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class Schedule(Strict):
+    name: Literal["constant", "halve_every"] = "constant"
+    every: Optional[int] = Field(None, gt=0, description="epochs between halvings (halve_every)")
+
+    @model_validator(mode="after")
+    def _needs_every(self):
+        if self.name == "halve_every" and self.every is None:
+            raise ValueError("schedule 'halve_every' needs 'every' (epochs)")
+        return self
+
+
+class Arm(Strict):
+    """One arm, fully resolved: everything `train` needs except the teacher's own training."""
+
+    model: Component
+    data: Component
+    loss: Component = Component(name="ce")
+    teacher: Optional[str] = None  # another arm of the same claim
+    teacher_mode: Literal["eval", "train"] = "eval"  # "train": dropout stays on while producing soft targets
+    optimizer: Optimizer
+    schedule: Schedule = Schedule()
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    jitter_px: int = Field(0, ge=0)
+    train_subset: Optional[int] = Field(None, gt=0)
+    precision: Literal["fp32", "bf16"] = "fp32"
+
+    _model = field_validator("model")(lambda v: _check_component(v, MODELS, ("in_shape", "num_classes")))
+    _data = field_validator("data")(lambda v: _check_component(v, DATASETS, ()))
+    _loss = field_validator("loss")(lambda v: _check_component(
+        v, LOSSES, ("student_logits", "targets", "teacher_logits")))
+
+
+class Check(Strict):
+    kind: str
+    metric: str
+    arms: list[str] = Field(min_length=1)
+    alpha: float = Field(gt=0, lt=1)
+    margin: Optional[float] = Field(None, ge=0)
+    justification: str = Field(min_length=1, description="one line: why this alpha/margin")
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v):
+        if v not in CHECKS:
+            raise ValueError(f"unknown check '{v}'; known: {', '.join(CHECKS.names())}")
+        return v
+
+
+class Overrides(Strict):
+    all: dict[str, Any] = {}
+    arms: dict[str, dict[str, Any]] = {}
+
+
+class Variant(Overrides):
+    description: str = ""
+
+
+class Profile(Overrides):
+    seeds: list[int] = Field(min_length=1)
+    scale: str = Field(min_length=1, description="one line for the report, e.g. 'reduced: 20 of 1000 epochs'")
+    deviations: list[str] = []  # how this profile departs from the source's protocol
+
+
+class Source(Strict):
+    file: str
+    quote: str
+
+
+class Claim(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    source: Source
+    statement: str
+    defaults: dict[str, Any] = {}
+    arms: dict[str, dict[str, Any]] = Field(min_length=1)
+    check: Check
+    preconditions: list[Check] = []
+    variants: dict[str, Variant] = {"default": Variant()}
+    profiles: dict[Literal["smoke", "quick", "paper"], Profile]
+
+    @model_validator(mode="after")
+    def _arms_exist(self):
+        named = [("check.arms", a) for a in self.check.arms]
+        named += [(f"preconditions.{i}.arms", a) for i, c in enumerate(self.preconditions) for a in c.arms]
+        named += [(f"variants.{v}.arms", a) for v, o in self.variants.items() for a in o.arms]
+        named += [(f"profiles.{p}.arms", a) for p, o in self.profiles.items() for a in o.arms]
+        for where, arm in named:
+            if arm not in self.arms:
+                raise ValueError(f"{where}: unknown arm '{arm}'; arms are {sorted(self.arms)}")
+        return self
+
+    def resolve(self, arm: str, variant: str, profile: str) -> Arm:
+        v, p = self.variants[variant], self.profiles[profile]
+        merged: dict = {}
+        for layer in (self.defaults, self.arms[arm], v.all, v.arms.get(arm, {}), p.all, p.arms.get(arm, {})):
+            merged = deep_merge(merged, layer)
+        return Arm.model_validate(merged)
+
+    def teacher_order(self) -> list[str]:
+        """Arm names with every teacher before its students."""
+        order: list[str] = []
+
+        def visit(name, chain):
+            if name in chain:
+                raise ValueError(f"arms: teacher cycle {' -> '.join(chain + [name])}")
+            teacher = {**self.defaults, **self.arms[name]}.get("teacher")
+            if teacher is not None:
+                if teacher not in self.arms:
+                    raise ValueError(f"arms.{name}.teacher: unknown arm '{teacher}'")
+                visit(teacher, chain + [name])
+            if name not in order:
+                order.append(name)
+
+        for name in self.arms:
+            visit(name, [])
+        return order
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and "name" not in value:
+            out[key] = deep_merge(out[key], value)
+        else:  # a component with a new name replaces the old one whole
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _format(err: ValidationError, prefix: str = "") -> str:
+    first = err.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    got = first.get("input")
+    got_text = "" if isinstance(got, dict) or first["type"] == "missing" else f" (got {got!r})"
+    return f"{prefix}{key}: {first['msg'].removeprefix('Value error, ')}{got_text}"
+
+
+def load_claim(path: str | Path) -> Claim:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "YAML"
+        raise SpecError(f"{path}: {where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: (top level): expected a mapping of claim fields, got {type(raw).__name__}")
+    try:
+        claim = Claim.model_validate(raw)
+    except ValidationError as err:
+        raise SpecError(f"{path}: {_format(err)}") from None
+    if claim.id != path.stem:
+        raise SpecError(f"{path}: id: expected '{path.stem}' (the file name), got '{claim.id}'")
+    try:
+        order = claim.teacher_order()
+    except ValueError as err:
+        raise SpecError(f"{path}: {err}") from None
+    for variant in claim.variants:
+        for profile in claim.profiles:
+            for arm in order:
+                try:
+                    claim.resolve(arm, variant, profile)
+                except ValidationError as err:
+                    context = f"arms.{arm} (variant '{variant}', profile '{profile}')."
+                    raise SpecError(f"{path}: {_format(err, context)}") from None
+    return claim
+
+
+def load_claims(folder: str | Path = "claims") -> dict[str, Claim]:
+    paths = sorted(Path(folder).glob("*.yaml"))
+    if not paths:
+        raise SpecError(f"{folder}: no claim specs (*.yaml) found")
+    return {claim.id: claim for claim in map(load_claim, paths)}
+
+
+class RunSpec(Strict):
+    """One arm of one claim for one seed, fully resolved; its teacher is itself a RunSpec.
+
+    Not tied to a claim: two claims needing the same teacher produce equal RunSpecs, hence
+    the same key, so the store trains it once.
+    """
+
+    arm: Arm
+    seed: int
+    teacher: Optional["RunSpec"] = None
+
+    @property
+    def key(self) -> str:
+        # exclude_defaults: a field added later with a default leaves existing keys (and results) valid.
+        canonical = json.dumps({"run": self.model_dump(mode="json", exclude_defaults=True),
+                                "train_version": TRAIN_VERSION},
+                               sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+

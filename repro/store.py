@@ -1,0 +1,95 @@
+"""Run results on disk: one small JSON per run, written atomically, checksummed, found by key.
+
+Layout: <root>/<profile>/<claim>/<variant>/<arm>/seed<N>-<key12>.json (committed), and final
+weights of every run under <cache>/checkpoints/<key>.pt (git-ignored; teachers are loaded from there).
+A file that fails its checksum or schema is never used: `load` raises CorruptResult naming it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .spec import RunSpec
+
+
+class CorruptResult(ValueError):
+    """A result file is truncated, hand-edited or not a result at all."""
+
+
+RESULT_KEYS = {"key", "run", "status", "epochs", "final", "wall_s", "device", "provenance", "checksum"}
+
+
+def checksum(payload: dict) -> str:
+    body = {k: v for k, v in payload.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, rename: readers see all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Store:
+    def __init__(self, root: str | Path = "results", cache: str | Path | None = None):
+        self.root = Path(root)
+        self.cache = Path(cache or os.environ.get("REPRO_CACHE", ".cache"))
+
+    def path(self, profile: str, claim: str, variant: str, arm: str, run: RunSpec) -> Path:
+        return self.root / profile / claim / variant / arm / f"seed{run.seed}-{run.key[:12]}.json"
+
+    def checkpoint_path(self, run: RunSpec) -> Path:
+        return self.cache / "checkpoints" / f"{run.key}.pt"
+
+    def save(self, path: Path, run: RunSpec, result: dict, provenance: dict) -> dict:
+        payload = {"key": run.key, "run": run.model_dump(mode="json"), **result, "provenance": provenance}
+        payload["checksum"] = checksum(payload)
+        atomic_write(path, json.dumps(payload, indent=1, sort_keys=True).encode())
+        return payload
+
+    @staticmethod
+    def load(path: Path) -> dict:
+        try:
+            payload = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise CorruptResult(f"{path}: not readable as JSON ({err})") from None
+        if not isinstance(payload, dict) or set(payload) != RESULT_KEYS:
+            found = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
+            raise CorruptResult(f"{path}: expected a result with keys {sorted(RESULT_KEYS)}, found {found}")
+        if payload["checksum"] != checksum(payload):
+            raise CorruptResult(f"{path}: checksum mismatch (file was edited or truncated); delete it to re-run")
+        return payload
+
+    def find(self, path: Path) -> dict | None:
+        """The stored result at `path`, or None if absent. Corrupt files raise."""
+        return self.load(path) if path.exists() else None
+
+    def save_weights(self, run: RunSpec, model: torch.nn.Module) -> None:
+        path = self.checkpoint_path(run)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(fd)
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def load_weights(self, run: RunSpec, model: torch.nn.Module) -> bool:
+        path = self.checkpoint_path(run)
+        if not path.exists():
+            return False
+        model.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
+        return True

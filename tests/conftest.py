@@ -1,0 +1,60 @@
+"""Shared test setup: a deterministic hypothesis profile, and the claims plumbing.
+
+`pytest -m claims` runs one test per claim and variant (tests/test_claims.py) plus the loss
+invariants (tests marked `invariant`); at the end of the session the verdicts and the invariant
+outcomes go to one JSON file (REPRO_VERDICTS, default reports/verdicts.json) that `repro report`
+renders, so the report and pytest can never disagree.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+# derandomize: the same examples every run, so a failure reproduces and CI is not flaky.
+settings.register_profile("repro", derandomize=True, deadline=None, max_examples=60,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("repro")
+
+INVARIANTS: list[dict] = []
+VERDICTS: dict = {}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("invariant"):
+            item.add_marker(pytest.mark.claims)
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        marker = report.keywords.get("invariant")
+        if marker:
+            INVARIANTS.append({"test": report.nodeid, "outcome": report.outcome,
+                               "detail": str(report.longrepr)[-800:] if report.failed else ""})
+
+
+def _plain(value):
+    """JSON without NaN/inf (the report and other tools read it): those become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def pytest_sessionfinish(session):
+    if not VERDICTS and not INVARIANTS:
+        return
+    from repro.store import atomic_write
+    path = Path(os.environ.get("REPRO_VERDICTS", "reports/verdicts.json"))
+    doc = {"generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           **VERDICTS, "invariants": INVARIANTS}
+    atomic_write(path, json.dumps(_plain(doc), indent=1, sort_keys=True).encode())

@@ -1,0 +1,75 @@
+"""Specs load into typed objects; every malformed spec gets one line naming file, key and expectation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from repro.spec import SpecError, load_claim, load_claims
+
+GOOD = yaml.safe_load(Path("claims/hinton-kd-helps.yaml").read_text())
+
+
+def write(tmp_path, doc, name="hinton-kd-helps") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc))
+    return path
+
+
+def edited(edit) -> dict:
+    doc = yaml.safe_load(yaml.safe_dump(GOOD))
+    edit(doc)
+    return doc
+
+
+def test_every_claim_in_the_repo_loads():
+    claims = load_claims("claims")
+    assert "hinton-kd-helps" in claims
+    for claim in claims.values():
+        assert {"smoke", "quick", "paper"} <= set(claim.profiles)
+
+
+@pytest.mark.parametrize("edit,expected", [
+    (lambda d: d.update(colour="red"), "colour: Extra inputs are not permitted"),
+    (lambda d: d["arms"]["teacher"].update(epochs=-3), "arms.teacher (variant 'as_described', profile 'paper').epochs"),
+    (lambda d: d["arms"]["teacher"].update(epochs="many"), "epochs: Input should be a valid integer"),
+    (lambda d: d["arms"]["small"].update(model={"name": "transformer9000"}), "unknown model 'transformer9000'; known: mlp"),
+    (lambda d: d["arms"]["small"]["model"].update(depth=3), "model 'mlp' takes no parameter ['depth']"),
+    (lambda d: d["variants"]["as_described"]["arms"]["distilled"].update(loss={"name": "hinton", "alpha": 0.7}),
+     "needs parameter(s) ['T']"),
+    (lambda d: d["check"].update(kind="bigger"), "check.kind: unknown check 'bigger'"),
+    (lambda d: d["check"].pop("justification"), "check.justification: Field required"),
+    (lambda d: d["check"].update(arms=["distilled", "nobody"]), "check.arms: unknown arm 'nobody'"),
+    (lambda d: d["profiles"]["quick"].update(seeds=[]), "profiles.quick.seeds: List should have at least 1 item"),
+    (lambda d: d["arms"]["teacher"].update(teacher="distilled"), "teacher cycle"),
+    (lambda d: d.update(id="other-name"), "id: expected 'hinton-kd-helps' (the file name)"),
+])
+def test_bad_specs_name_file_key_and_expectation(tmp_path, edit, expected):
+    path = write(tmp_path, edited(edit))
+    with pytest.raises(SpecError) as err:
+        load_claim(path)
+    message = str(err.value)
+    assert message.startswith(str(path)) and expected in message and "\n" not in message
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    path = write(tmp_path, "id: x\narms: [unclosed\n")
+    with pytest.raises(SpecError, match=r"line \d+: not valid YAML"):
+        load_claim(path)
+
+
+def test_yaml_is_read_safely(tmp_path):
+    path = write(tmp_path, "id: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_claim(path)
+
+
+def test_variant_and_profile_overrides_merge_in_order():
+    claim = load_claim("claims/hinton-kd-helps.yaml")
+    quick_teacher = claim.resolve("teacher", "as_written", "quick")
+    assert quick_teacher.epochs == 30 and quick_teacher.model.params["hidden"] == [1200, 1200]
+    written = claim.resolve("distilled", "as_written", "paper")
+    assert written.loss.name == "hinton_repro" and written.teacher_mode == "train"
+    smoke = claim.resolve("small", "as_described", "smoke")
+    assert smoke.data.name == "synthetic" and smoke.model.params["hidden"] == [16, 16]

@@ -1,0 +1,47 @@
+"""Results on disk: atomic, checksummed, never trusted when damaged."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from repro.plan import plan_claim
+from repro.spec import load_claim
+from repro.store import CorruptResult, Store
+
+RUN = plan_claim(load_claim("claims/hinton-kd-helps.yaml"), "as_described", "smoke")["small"][0]
+RESULT = {"status": "done", "epochs": [{"epoch": 1, "test_errors": 3}], "final": {"epoch": 1, "test_errors": 3},
+          "wall_s": 0.1, "device": "cpu"}
+
+
+def saved(tmp_path):
+    store = Store(tmp_path / "results", tmp_path / "cache")
+    path = store.path("smoke", "c", "v", "small", RUN)
+    store.save(path, RUN, RESULT, {"git_commit": None})
+    return store, path
+
+
+def test_round_trip_and_key_in_name(tmp_path):
+    store, path = saved(tmp_path)
+    assert path.name == f"seed{RUN.seed}-{RUN.key[:12]}.json"
+    assert store.find(path)["final"]["test_errors"] == 3
+    assert not list(path.parent.glob("*.tmp"))  # the temporary file was renamed away
+
+
+@pytest.mark.parametrize("damage", [
+    lambda text: text[: len(text) // 2],                           # truncated
+    lambda text: text.replace('"test_errors": 3', '"test_errors": 1'),  # hand-edited
+    lambda text: "[]",                                              # not a result
+])
+def test_damaged_results_are_detected(tmp_path, damage):
+    store, path = saved(tmp_path)
+    path.write_text(damage(path.read_text()))
+    with pytest.raises(CorruptResult, match=str(path)):
+        store.find(path)
+
+
+def test_key_changes_with_the_spec_but_not_with_unrelated_defaults():
+    other = RUN.model_copy(update={"seed": RUN.seed + 1})
+    assert other.key != RUN.key
+    same = type(RUN).model_validate(json.loads(RUN.model_dump_json()))
+    assert same.key == RUN.key
