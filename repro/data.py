@@ -1,53 +1,42 @@
-"""Datasets as in-memory tensors, rooted at $REPRO_DATA (default ./data).
+"""Datasets rooted at $REPRO_DATA (default ./data), served as batches to the training loop.
 
-A dataset is loaded once per process (`load_dataset` is cached) and held as float tensors in
-[0, 1]; augmentation and normalisation are applied to whole batches as tensor ops, so the hot loop
-never touches PIL. Randomness comes only from the generator the training loop passes in.
+MNIST and CIFAR-10 fit in memory: they are held as uint8 tensors and every batch is converted,
+augmented (jitter, random crop, flip, resize) and normalised as whole-batch tensor ops, so the hot
+loop never touches PIL. The hymenoptera set is an ImageFolder with the source's PIL transforms (244
+images: the network, not the loader, is the cost). Every random draw comes from the generator the
+training loop passes in, so the run's seed fixes data order and augmentation.
 """
 from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
+import pickle
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from .registry import DATASETS
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 class DataMissing(RuntimeError):
     """A dataset is not on disk and could not be downloaded; the message says where it looked."""
 
 
-@dataclass(frozen=True)
-class TensorDataset:
-    train_x: torch.Tensor  # float32 in [0, 1], shape (N, C, H, W)
-    train_y: torch.Tensor  # int64, shape (N,)
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    num_classes: int
-    mean: tuple[float, ...]  # per channel, applied after augmentation
-    std: tuple[float, ...]
-
-    @property
-    def in_shape(self) -> tuple[int, ...]:
-        return tuple(self.train_x.shape[1:])
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        return (x - mean) / std
-
-
 def data_root() -> Path:
     return Path(os.environ.get("REPRO_DATA", "./data"))
 
 
-# Files each on-disk dataset needs under $REPRO_DATA (either plain or .gz), for a cheap availability check.
+# Files each on-disk dataset needs under $REPRO_DATA (plain or .gz), for a cheap availability check.
 REQUIRED_FILES = {
     "mnist": [f"MNIST/raw/{f}" for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")],
+    "cifar10": [f"cifar-10-batches-py/{f}" for f in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]],
+    "hymenoptera": ["hymenoptera_data/train/ants", "hymenoptera_data/train/bees",
+                    "hymenoptera_data/val/ants", "hymenoptera_data/val/bees"],
 }
 
 
@@ -61,9 +50,64 @@ def availability(name: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=4)
-def load_dataset(name: str, **params) -> TensorDataset:
-    return DATASETS.get(name)(**params)
+@dataclass(frozen=True)
+class Augment:
+    """Batch augmentation, from the arm's spec. Applied in this order, all as tensor ops."""
+
+    jitter_px: int = 0        # integer translation, as RandomAffine(0, translate) (MNIST, Hinton)
+    crop_pad: int = 0         # random crop after zero padding (CIFAR: 4)
+    hflip: bool = False
+    resolution: int | None = None  # resize to this side (ViT at 224); train and test alike
+
+
+@dataclass(frozen=True)
+class TensorDataset:
+    """Images as uint8 (N, C, H, W) and labels; `train_keep` selects the transfer set."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    holdout_x: torch.Tensor | None = None  # training images kept out of the transfer set (bias tuning)
+    holdout_y: torch.Tensor | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_x.shape[1:])
+
+    def in_shape_at(self, resolution: int | None) -> tuple[int, ...]:
+        c, h, w = self.in_shape
+        return (c, resolution, resolution) if resolution else (c, h, w)
+
+    def prepare(self, x: torch.Tensor, augment: Augment, generator: torch.Generator | None) -> torch.Tensor:
+        """uint8 batch -> float, augmented (when a generator is given) and normalised."""
+        x = x.float() / 255.0
+        if generator is not None:
+            x = jitter(x, augment.jitter_px, generator)
+            x = random_crop(x, augment.crop_pad, generator)
+            if augment.hflip:
+                flip = torch.rand(len(x), generator=generator) < 0.5
+                x = torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(3), x)
+        if augment.resolution and augment.resolution != x.shape[-1]:
+            x = F.interpolate(x, size=augment.resolution, mode="bilinear", align_corners=False, antialias=True)
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        return (x - mean) / std
+
+    def train_batches(self, batch_size: int, augment: Augment, generator: torch.Generator, device):
+        perm = torch.randperm(len(self.train_y), generator=generator)
+        for i in range(0, len(perm), batch_size):
+            idx = perm[i: i + batch_size]
+            yield self.prepare(self.train_x[idx].to(device), augment, generator), self.train_y[idx].to(device)
+
+    def eval_batches(self, split: str, augment: Augment, device, batch_size: int = 4096):
+        x, y = (self.test_x, self.test_y) if split == "test" else (self.holdout_x, self.holdout_y)
+        for i in range(0, len(y), batch_size):
+            yield self.prepare(x[i: i + batch_size].to(device), augment, None), y[i: i + batch_size].to(device)
 
 
 def jitter(x: torch.Tensor, max_px: int, generator: torch.Generator) -> torch.Tensor:
@@ -73,21 +117,68 @@ def jitter(x: torch.Tensor, max_px: int, generator: torch.Generator) -> torch.Te
     if max_px == 0:
         return x
     n, _, h, w = x.shape
-    shifts = torch.empty(n, 2).uniform_(-max_px, max_px, generator=generator).round().long()
-    padded = torch.nn.functional.pad(x, (max_px, max_px, max_px, max_px))
+    shifts = torch.empty(n, 2).uniform_(-max_px, max_px, generator=generator).round().long().to(x.device)
+    padded = F.pad(x, (max_px, max_px, max_px, max_px))
     # Output pixel (r, c) reads padded pixel (r + max_px - dy, c + max_px - dx).
-    rows = torch.arange(h).view(1, h) + max_px - shifts[:, 1:2]
-    cols = torch.arange(w).view(1, w) + max_px - shifts[:, 0:1]
-    batch = torch.arange(n).view(n, 1, 1)
+    rows = torch.arange(h, device=x.device).view(1, h) + max_px - shifts[:, 1:2]
+    cols = torch.arange(w, device=x.device).view(1, w) + max_px - shifts[:, 0:1]
+    batch = torch.arange(n, device=x.device).view(n, 1, 1)
     return padded.permute(0, 2, 3, 1)[batch, rows.view(n, h, 1), cols.view(n, 1, w)].permute(0, 3, 1, 2)
 
 
+def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """RandomCrop(size, padding=pad): a uniform integer offset in [0, 2 pad] per image = a shift in [-pad, pad]."""
+    if pad == 0:
+        return x
+    n, _, h, w = x.shape
+    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).to(x.device)
+    padded = F.pad(x, (pad, pad, pad, pad))
+    rows = torch.arange(h, device=x.device).view(1, h) + offsets[:, 0:1]
+    cols = torch.arange(w, device=x.device).view(1, w) + offsets[:, 1:2]
+    batch = torch.arange(n, device=x.device).view(n, 1, 1)
+    return padded.permute(0, 2, 3, 1)[batch, rows.view(n, h, 1), cols.view(n, 1, w)].permute(0, 3, 1, 2)
+
+
+def select(x, y, omit_classes=(), keep_classes=()):
+    mask = torch.ones(len(y), dtype=torch.bool)
+    if keep_classes:
+        mask &= torch.isin(y, torch.tensor(keep_classes))
+    if omit_classes:
+        mask &= ~torch.isin(y, torch.tensor(omit_classes))
+    return x[mask], y[mask]
+
+
+def split_holdout(x, y, holdout: int):
+    """The last `holdout` images of a fixed permutation (the same for every seed: data is part of the spec)."""
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    keep, held = perm[: len(y) - holdout], perm[len(y) - holdout:]
+    return (x[keep], y[keep]), (x[held], y[held])
+
+
+@functools.lru_cache(maxsize=4)
+def load_dataset(name: str, **params):
+    """Loaded once per process per (name, params): runs of one plan share it."""
+    return DATASETS.get(name)(**params)
+
+
+def tensor_dataset(train, test, num_classes, mean, std, omit_classes, keep_classes, holdout, train_subset) -> TensorDataset:
+    """Common transfer-set options: a held-out slice of the training set, classes omitted or kept, a subset."""
+    (train_x, train_y), held = split_holdout(*train, holdout) if holdout else (train, (None, None))
+    train_x, train_y = select(train_x, train_y, tuple(omit_classes), tuple(keep_classes))
+    if train_subset and train_subset < len(train_y):
+        keep = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(0))[:train_subset]
+        train_x, train_y = train_x[keep], train_y[keep]
+    return TensorDataset(train_x, train_y, *test, num_classes=num_classes, mean=tuple(mean), std=tuple(std),
+                         holdout_x=held[0], holdout_y=held[1])
+
+
 @DATASETS.register("mnist")
-def mnist() -> TensorDataset:
+def mnist(mean=(0.5,), std=(0.5,), omit_classes=(), keep_classes=(), holdout: int = 0,
+          train_subset: int | None = None) -> TensorDataset:
+    """MNIST; default normalisation is the sources' Normalize((0.5,), (0.5,))."""
     import torchvision
 
-    root = data_root()
-    splits = []
+    root, splits = data_root(), []
     for train in (True, False):
         try:
             ds = torchvision.datasets.MNIST(root, train=train, download=False)
@@ -101,15 +192,42 @@ def mnist() -> TensorDataset:
                     "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (or their .gz) there; "
                     "set REPRO_DATA to the folder that holds MNIST/."
                 ) from None
-        splits += [ds.data.unsqueeze(1).float() / 255.0, ds.targets.long()]
-    # Normalize((0.5,), (0.5,)) as in the sources' transforms.
-    return TensorDataset(*splits, num_classes=10, mean=(0.5,), std=(0.5,))
+        splits.append((ds.data.unsqueeze(1), ds.targets.long()))
+    return tensor_dataset(*splits, 10, mean, std, omit_classes, keep_classes, holdout, train_subset)
+
+
+@DATASETS.register("cifar10")
+def cifar10(omit_classes=(), keep_classes=(), holdout: int = 0, train_subset: int | None = None,
+            test_subset: int | None = None) -> TensorDataset:
+    """CIFAR-10 read from the python pickle batches directly (torchvision's md5 check rejects the
+    local copy, whose pixels are exact but whose `filenames` field differs)."""
+    folder = data_root() / "cifar-10-batches-py"
+    if availability("cifar10"):
+        raise DataMissing(f"CIFAR-10 not found: expected data_batch_1..5 and test_batch (python pickle "
+                          f"batches) in {folder.resolve()}; set REPRO_DATA to the folder that holds cifar-10-batches-py/.")
+
+    def read(names):
+        xs, ys = [], []
+        for name in names:
+            with open(folder / name, "rb") as f:
+                batch = pickle.load(f, encoding="latin1")
+            xs.append(torch.as_tensor(batch["data"]).view(-1, 3, 32, 32))
+            ys.append(torch.as_tensor(batch["labels"]))
+        return torch.cat(xs), torch.cat(ys).long()
+
+    test_x, test_y = read(["test_batch"])
+    if test_subset:
+        test_x, test_y = test_x[:test_subset], test_y[:test_subset]
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    return tensor_dataset(read([f"data_batch_{i}" for i in range(1, 6)]), (test_x, test_y), 10, mean, std,
+                          omit_classes, keep_classes, holdout, train_subset)
 
 
 @DATASETS.register("synthetic")
 def synthetic(n_train: int = 512, n_test: int = 256, num_classes: int = 10,
-              shape: tuple[int, ...] = (1, 28, 28), noise: float = 0.35, seed: int = 0) -> TensorDataset:
-    """Class prototypes plus noise: learnable in a few steps, not trivially. Fixed by `seed`,
+              shape: tuple[int, ...] = (1, 28, 28), noise: float = 0.35, seed: int = 0,
+              omit_classes=(), keep_classes=(), holdout: int = 0) -> TensorDataset:
+    """Class prototypes plus noise, quantised to uint8 like real images. Fixed by `seed`,
     independent of the run seed (the data is the same for every run; order and init vary)."""
     g = torch.Generator().manual_seed(seed)
     prototypes = torch.rand(num_classes, *shape, generator=g)
@@ -117,7 +235,48 @@ def synthetic(n_train: int = 512, n_test: int = 256, num_classes: int = 10,
     def sample(n):
         y = torch.randint(num_classes, (n,), generator=g)
         x = prototypes[y] + noise * torch.randn(n, *shape, generator=g)
-        return x.clamp(0, 1), y
+        return (x.clamp(0, 1) * 255).round().to(torch.uint8), y
 
-    return TensorDataset(*sample(n_train), *sample(n_test), num_classes=num_classes,
-                         mean=(0.5,) * shape[0], std=(0.5,) * shape[0])
+    return tensor_dataset(sample(n_train), sample(n_test), num_classes, (0.5,) * shape[0], (0.5,) * shape[0],
+                          omit_classes, keep_classes, holdout, None)
+
+
+@dataclass(frozen=True)
+class FolderDataset:
+    """An ImageFolder (hymenoptera) with PIL transforms; batches come from a DataLoader in this process."""
+
+    train: object
+    test: object
+    num_classes: int
+    resolution: int
+    holdout_x = None
+
+    def in_shape_at(self, resolution):
+        return (3, self.resolution, self.resolution)
+
+    def train_batches(self, batch_size, augment, generator, device):
+        # torchvision's random transforms draw from the global RNG, which the loop seeded with the run's seed
+        loader = torch.utils.data.DataLoader(self.train, batch_size=batch_size, shuffle=True, generator=generator)
+        for x, y in loader:
+            yield x.to(device), y.to(device)
+
+    def eval_batches(self, split, augment, device, batch_size=64):
+        for x, y in torch.utils.data.DataLoader(self.test, batch_size=batch_size):
+            yield x.to(device), y.to(device)
+
+
+@DATASETS.register("hymenoptera")
+def hymenoptera(resolution: int = 224) -> FolderDataset:
+    """The source's transforms: RandomResizedCrop + flip for train, Resize(256/224 of the side) +
+    CenterCrop for val, ImageNet normalisation; `resolution` < 224 scales both for CPU profiles."""
+    from torchvision import datasets, transforms as T
+
+    if availability("hymenoptera"):
+        raise DataMissing(availability("hymenoptera") + "; expected hymenoptera_data/{train,val}/{ants,bees}/*.jpg")
+    root = data_root() / "hymenoptera_data"
+    normalize = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    train = datasets.ImageFolder(root / "train", T.Compose([
+        T.RandomResizedCrop(resolution), T.RandomHorizontalFlip(), T.ToTensor(), normalize]))
+    val = datasets.ImageFolder(root / "val", T.Compose([
+        T.Resize(round(resolution * 256 / 224)), T.CenterCrop(resolution), T.ToTensor(), normalize]))
+    return FolderDataset(train, val, num_classes=2, resolution=resolution)

@@ -4,25 +4,54 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .registry import MODELS
+
+
+class WeightsMissing(RuntimeError):
+    """Pretrained weights were asked for and cannot be loaded; never replaced by a silent random init."""
 
 
 def create_model(name: str, in_shape: tuple[int, ...], num_classes: int, **params) -> nn.Module:
     return MODELS.get(name)(in_shape=in_shape, num_classes=num_classes, **params)
 
 
-class MLP(nn.Module):
-    """Fully connected ReLU net on flattened inputs, with dropout on the input and after each hidden layer."""
+def init_normal(model: nn.Module, std: float) -> None:
+    """The mnist-course init: Linear/Conv weights N(0, std), biases 0, norm-layer weights N(1, std)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
 
-    def __init__(self, in_features: int, hidden: list[int], num_classes: int,
-                 input_dropout: float = 0.0, hidden_dropout: float = 0.0):
+
+class AlwaysDropout(nn.Module):
+    """F.dropout(x, p) with its default training=True: active in eval mode too (the mnist-course teacher)."""
+
+    def __init__(self, p: float):
         super().__init__()
-        layers: list[nn.Module] = [nn.Flatten(), nn.Dropout(input_dropout)]
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, training=True)
+
+
+class MLP(nn.Module):
+    """ReLU MLP on flattened inputs: dropout on the input and after each hidden layer, optional batch norm."""
+
+    def __init__(self, in_features: int, hidden: list[int], num_classes: int, input_dropout: float = 0.0,
+                 hidden_dropout: float = 0.0, batch_norm: bool = False, dropout_always_on: bool = False):
+        super().__init__()
+        drop = AlwaysDropout if dropout_always_on else nn.Dropout
+        layers: list[nn.Module] = [nn.Flatten(), drop(input_dropout)]
         width = in_features
         for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(hidden_dropout)]
+            layers += [nn.Linear(width, h)] + ([nn.BatchNorm1d(h)] if batch_norm else []) + [nn.ReLU(), drop(hidden_dropout)]
             width = h
         layers.append(nn.Linear(width, num_classes))
         self.net = nn.Sequential(*layers)
@@ -32,5 +61,58 @@ class MLP(nn.Module):
 
 
 @MODELS.register("mlp")
-def create_mlp(in_shape, num_classes, hidden, input_dropout=0.0, hidden_dropout=0.0):
-    return MLP(math.prod(in_shape), list(hidden), num_classes, input_dropout, hidden_dropout)
+def create_mlp(in_shape, num_classes, hidden, input_dropout=0.0, hidden_dropout=0.0, batch_norm=False,
+               dropout_always_on=False, init_std=None):
+    model = MLP(math.prod(in_shape), list(hidden), num_classes, input_dropout, hidden_dropout, batch_norm,
+                dropout_always_on)
+    if init_std is not None:
+        init_normal(model, init_std)
+    return model
+
+
+def torchvision_resnet(arch: str, num_classes: int, weights: str) -> nn.Module:
+    import torchvision
+    if weights not in ("imagenet", "none"):
+        raise ValueError(f"weights must be 'imagenet' or 'none', got {weights!r}")
+    builder = getattr(torchvision.models, arch)
+    if weights == "none":
+        model = builder(weights=None)
+    else:
+        try:
+            model = builder(weights="IMAGENET1K_V1")
+        except Exception as err:
+            raise WeightsMissing(
+                f"ImageNet weights for {arch} could not be loaded ({type(err).__name__}: {str(err)[:120]}); "
+                f"put them in $TORCH_HOME/hub/checkpoints/ or use the spec's from_scratch variant") from None
+    model.fc = nn.Linear(model.fc.in_features, num_classes)  # new head, as in fine-tuning
+    return model
+
+
+@MODELS.register("resnet18")
+def create_resnet18(in_shape, num_classes, weights="none"):
+    return torchvision_resnet("resnet18", num_classes, weights)
+
+
+@MODELS.register("resnet50")
+def create_resnet50(in_shape, num_classes, weights="none"):
+    return torchvision_resnet("resnet50", num_classes, weights)
+
+
+@MODELS.register("vit_tiny")
+def create_vit_tiny(in_shape, num_classes, patch_size=16, drop_path_rate=0.0):
+    """timm's ViT-Ti (192 wide, 12 blocks, 3 heads); patch 16 at 224 px as in the source, or patch 4
+    at native 32 px CIFAR. No pretrained weights: the sources train it from scratch."""
+    import timm
+    return timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=num_classes,
+                             img_size=in_shape[-1], patch_size=patch_size, drop_path_rate=drop_path_rate)
+
+
+@MODELS.register("small_cnn")
+def create_small_cnn(in_shape, num_classes, width=32):
+    """A small CIFAR convnet (~0.3M parameters at width 32): a teacher a 2-core CPU can train in minutes."""
+    def block(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+    w = width
+    return nn.Sequential(*block(in_shape[0], w), *block(w, w), nn.MaxPool2d(2),
+                         *block(w, 2 * w), *block(2 * w, 2 * w), nn.MaxPool2d(2),
+                         *block(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * w, num_classes))

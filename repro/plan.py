@@ -20,12 +20,14 @@ class Job:
 
 
 def plan_claim(claim: Claim, variant: str, profile: str) -> dict[str, list[RunSpec]]:
-    """Arm name -> one RunSpec per seed. A student's teacher is the teacher arm's RunSpec for the same seed."""
+    """Arm name -> one RunSpec per seed. A student's teacher is the teacher arm's RunSpec for the same
+    seed, or its single run when the teacher arm has a `fixed_seed`."""
     seeds = claim.profiles[profile].seeds
     specs: dict[str, list[RunSpec]] = {}
     for name in claim.teacher_order():
         arm = claim.resolve(name, variant, profile)
-        specs[name] = [RunSpec(arm=arm, seed=seed, teacher=specs[arm.teacher][i] if arm.teacher else None)
+        specs[name] = [RunSpec(arm=arm, seed=seed if arm.fixed_seed is None else arm.fixed_seed,
+                               teacher=specs[arm.teacher][i] if arm.teacher else None)
                        for i, seed in enumerate(seeds)]
     return specs
 

@@ -14,11 +14,12 @@ import time
 import torch
 from tqdm import tqdm
 
-from .data import DataMissing, load_dataset
+from .data import DataMissing
+from .models import WeightsMissing
 from .plan import Job
 from .spec import RunSpec
 from .store import CorruptResult, Store
-from .train import build_model, hashable, train
+from .train import build_model, train
 
 
 def provenance() -> dict:
@@ -41,8 +42,7 @@ class LocalExecutor:
 
     def teacher_model(self, run: RunSpec) -> torch.nn.Module:
         """The teacher's final weights from the cache; retrained (same seed, same numbers) if the cache lacks them."""
-        dataset = load_dataset(run.arm.data.name, **hashable(run.arm.data.params))
-        model = build_model(run, dataset)
+        model = build_model(run)
         if not self.store.load_weights(run, model):
             self.log(f"  teacher weights {run.key[:12]} not cached: retraining them")
             _, model = self._train(run)
@@ -50,8 +50,11 @@ class LocalExecutor:
 
     def _train(self, run: RunSpec, on_epoch=None):
         teacher = self.teacher_model(run.teacher) if run.teacher else None
-        result, model = train(run, self.device, teacher, on_epoch)
+        # Per-epoch state lets a killed run resume where it stopped, with the same numbers.
+        state = self.store.cache / "state" / f"{run.key}.pt"
+        result, model = train(run, self.device, teacher, on_epoch, resume_path=state)
         self.store.save_weights(run, model)
+        state.unlink(missing_ok=True)
         return result, model
 
     def submit(self, jobs: list[Job]) -> dict:
@@ -86,7 +89,7 @@ class LocalExecutor:
 
             try:
                 result, _ = self._train(job.run, on_epoch)
-            except DataMissing as err:
+            except (DataMissing, WeightsMissing) as err:
                 not_runnable[job.claim] = str(err)
                 self.log(f"NOT RUN {job.claim}: {err}")
                 counts["failed"] += 1

@@ -1,20 +1,26 @@
-"""One training run: RunSpec -> result dict (per-epoch metrics) and final weights.
+"""One training run: RunSpec -> result dict (per-epoch metrics) and the trained model.
 
-Reads top to bottom: data, model, teacher, optimiser; then per epoch: lr, train steps, evaluate,
-log. Every source of randomness (init, dropout, data order, jitter) derives from the run's seed.
+Reads top to bottom: data, model, teacher, optimiser, resume; then per epoch: lr, train steps,
+evaluate, log, checkpoint. Every source of randomness (init, dropout, data order, augmentation)
+derives from the run's seed, and the RNG states are checkpointed with the weights, so a run
+killed at epoch k and resumed ends with the same numbers as an uninterrupted one.
 """
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 import time
 from contextlib import nullcontext
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
-from .data import jitter, load_dataset
+from .data import Augment, load_dataset
 from .models import create_model
 from .registry import LOSSES
-from .spec import RunSpec
+from .spec import Arm, RunSpec
 
 
 def hashable(params: dict) -> dict:
@@ -22,8 +28,18 @@ def hashable(params: dict) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
 
 
-def build_model(run: RunSpec, dataset) -> torch.nn.Module:
-    return create_model(run.arm.model.name, dataset.in_shape, dataset.num_classes, **run.arm.model.params)
+def dataset_of(arm: Arm):
+    return load_dataset(arm.data.name, **hashable(arm.data.params))
+
+
+def build_model(run: RunSpec) -> torch.nn.Module:
+    dataset = dataset_of(run.arm)
+    return create_model(run.arm.model.name, dataset.in_shape_at(run.arm.resolution), dataset.num_classes,
+                        **run.arm.model.params)
+
+
+def augment_of(arm: Arm) -> Augment:
+    return Augment(arm.jitter_px, arm.crop_pad, arm.hflip, arm.resolution)
 
 
 def autocast(precision: str, device: torch.device):
@@ -32,71 +48,130 @@ def autocast(precision: str, device: torch.device):
     return nullcontext()
 
 
-def lr_at(arm, epoch: int) -> float:
-    if arm.schedule.name == "halve_every":
-        return arm.optimizer.lr * 0.5 ** (epoch // arm.schedule.every)
-    return arm.optimizer.lr
+def lr_at(arm: Arm, epoch: int, plateau_lr: float) -> float:
+    s, base = arm.schedule, arm.optimizer.lr
+    if s.name == "halve_every":
+        return base * 0.5 ** (epoch // s.every)
+    if s.name == "step":
+        return base * s.gamma ** (epoch // s.step_size)
+    if s.name == "cosine":
+        return base * 0.5 * (1 + math.cos(math.pi * epoch / arm.epochs))
+    if s.name == "plateau":
+        return plateau_lr
+    return base
 
 
-def make_optimizer(arm, params):
+def make_optimizer(arm: Arm, params):
     opt = arm.optimizer
     if opt.name == "sgd":
         return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
-    return torch.optim.Adam(params, lr=opt.lr, weight_decay=opt.weight_decay)
+    cls = torch.optim.AdamW if opt.name == "adamw" else torch.optim.Adam
+    return cls(params, lr=opt.lr, weight_decay=opt.weight_decay)
 
 
-def train_subset(arm, x, y):
-    """A fixed subset (same for every seed: the data is part of the spec, not of the seed)."""
-    if arm.train_subset is None or arm.train_subset >= len(y):
-        return x, y
-    keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[: arm.train_subset]
-    return x[keep], y[keep]
+class Plateau:
+    """ReduceLROnPlateau(mode='min', threshold=1e-4 relative), as plain state that fits in a checkpoint."""
+
+    def __init__(self, arm: Arm):
+        self.lr, self.best, self.bad, self.arm = arm.optimizer.lr, math.inf, 0, arm
+
+    def step(self, loss: float) -> None:
+        if loss < self.best * (1 - 1e-4):
+            self.best, self.bad = loss, 0
+        else:
+            self.bad += 1
+            if self.bad > self.arm.schedule.patience:
+                self.lr, self.bad = self.lr * self.arm.schedule.factor, 0
 
 
 @torch.inference_mode()
-def evaluate(model, dataset, precision, device, batch_size=4096) -> dict:
+def predict(model, dataset, arm: Arm, device, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (fp32, on CPU) and labels of a whole split, in large batches."""
     model.eval()
-    wrong = torch.zeros(dataset.num_classes, dtype=torch.long)
-    for i in range(0, len(dataset.test_y), batch_size):
-        x = dataset.normalize(dataset.test_x[i: i + batch_size].to(device))
-        y = dataset.test_y[i: i + batch_size].to(device)
-        with autocast(precision, device):
-            pred = model(x).argmax(dim=1)
-        wrong += torch.bincount(y[pred != y].cpu(), minlength=dataset.num_classes)
+    logits, labels = [], []
+    for x, y in dataset.eval_batches(split, augment_of(arm), device):
+        with autocast(arm.precision, device):
+            logits.append(model(x).float().cpu())
+        labels.append(y.cpu())
+    return torch.cat(logits), torch.cat(labels)
+
+
+def error_metrics(logits, labels, num_classes) -> dict:
+    wrong = torch.bincount(labels[logits.argmax(1) != labels], minlength=num_classes)
     errors = int(wrong.sum())
-    return {"test_errors": errors, "test_acc": 1 - errors / len(dataset.test_y),
-            "test_errors_per_class": wrong.tolist()}
+    return {"test_errors": errors, "test_acc": 1 - errors / len(labels), "test_errors_per_class": wrong.tolist(),
+            "test_loss": float(F.cross_entropy(logits, labels))}
+
+
+def bias_shift_metrics(model, dataset, arm: Arm, device, test_logits, test_labels) -> dict:
+    """Errors before and after adding b to the chosen classes' logits, with b tuned on held-out
+    training images and, as the paper did, on the test set itself."""
+    classes = torch.tensor(arm.bias_shift.classes)
+
+    def errors(logits, labels, b):
+        shifted = logits.clone()
+        shifted[:, classes] += b
+        wrong = shifted.argmax(1) != labels
+        return int(wrong.sum()), int((wrong & torch.isin(labels, classes)).sum())
+
+    def tune(logits, labels):
+        return min(arm.bias_shift.grid, key=lambda b: (errors(logits, labels, b)[0], abs(b)))
+
+    out = {"shift_classes_test_count": int(torch.isin(test_labels, classes).sum())}
+    out["errors_before"], out["class_errors_before"] = errors(test_logits, test_labels, 0.0)
+    tunings = {"test": tune(test_logits, test_labels)}
+    if dataset.holdout_x is not None:
+        tunings["holdout"] = tune(*predict(model, dataset, arm, device, "holdout"))
+    for where, b in tunings.items():
+        out[f"bias_tuned_on_{where}"] = b
+        out[f"errors_after_{where}"], out[f"class_errors_after_{where}"] = errors(test_logits, test_labels, b)
+    return out
+
+
+def save_state(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: a kill mid-save leaves the previous epoch's state
 
 
 def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = None,
-          on_epoch=None) -> tuple[dict, torch.nn.Module]:
+          on_epoch=None, resume_path: Path | None = None) -> tuple[dict, torch.nn.Module]:
     arm = run.arm
-    torch.manual_seed(run.seed)  # init and dropout
-    order = torch.Generator().manual_seed(run.seed)  # data order and augmentation
+    torch.manual_seed(run.seed)  # init, dropout, and torchvision's PIL transforms
+    order = torch.Generator().manual_seed(run.seed)  # data order and batch augmentation
 
-    dataset = load_dataset(arm.data.name, **hashable(arm.data.params))
-    x_train, y_train = train_subset(arm, dataset.train_x, dataset.train_y)
-    x_train, y_train = x_train.to(device), y_train.to(device)
-    model = build_model(run, dataset).to(device)
+    dataset = dataset_of(arm)
+    model = build_model(run).to(device)
     optimizer = make_optimizer(arm, model.parameters())
+    plateau = Plateau(arm)
     loss_fn, loss_params = LOSSES.get(arm.loss.name), arm.loss.params
+    teacher_test_logits = None
     if teacher is not None:
+        teacher_test_logits, _ = predict(teacher, dataset, arm, device)  # for the logit gap, once
         # "train" reproduces sources that leave dropout on while producing soft targets.
         teacher.train(arm.teacher_mode == "train")
 
-    history, status, started = [], "done", time.perf_counter()
-    for epoch in range(arm.epochs):
-        lr = lr_at(arm, epoch)
+    history, status, best, best_state, elapsed = [], "done", None, None, 0.0
+    if resume_path is not None and resume_path.exists():
+        state = torch.load(resume_path, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        plateau.lr, plateau.best, plateau.bad = state["plateau"]
+        torch.set_rng_state(state["rng"])
+        order.set_state(state["order_rng"])
+        history, best, best_state, elapsed = state["history"], state["best"], state["best_state"], state["elapsed"]
+
+    started = time.perf_counter() - elapsed
+    for epoch in range(len(history), arm.epochs):
+        lr = lr_at(arm, epoch, plateau.lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
 
         model.train()
-        sums = {"loss": 0.0, "hard": 0.0, "soft": 0.0, "correct": 0}
-        perm = torch.randperm(len(y_train), generator=order).to(device)
-        for i in range(0, len(perm), arm.batch_size):
-            idx = perm[i: i + arm.batch_size]
-            xb = dataset.normalize(jitter(x_train[idx], arm.jitter_px, order))
-            yb = y_train[idx]
+        sums, seen, step_acc = {"loss": 0.0, "hard": 0.0, "soft": 0.0, "correct": 0}, 0, []
+        for xb, yb in dataset.train_batches(arm.batch_size, augment_of(arm), order, device):
             with autocast(arm.precision, device):
                 logits = model(xb)
                 with torch.no_grad():
@@ -105,22 +180,49 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
             optimizer.zero_grad(set_to_none=True)
             parts["loss"].backward()
             optimizer.step()
-            for k in ("loss", "hard", "soft"):
-                sums[k] += float(parts[k].detach()) * len(idx)
-            sums["correct"] += int((logits.argmax(1) == yb).sum())
 
-        n = len(y_train)
-        metrics = {"epoch": epoch + 1, "lr": lr, "train_loss": sums["loss"] / n,
-                   "train_hard": sums["hard"] / n, "train_soft": sums["soft"] / n,
-                   "train_acc": sums["correct"] / n, **evaluate(model, dataset, arm.precision, device)}
+            correct = int((logits.argmax(1) == yb).sum())
+            for k in ("loss", "hard", "soft"):
+                sums[k] += float(parts[k].detach()) * len(yb)
+            sums["correct"] += correct
+            seen += len(yb)
+            if arm.log_steps:
+                step_acc.append(correct / len(yb))
+
+        test_logits, test_labels = predict(model, dataset, arm, device)
+        metrics = {"epoch": epoch + 1, "lr": lr, "train_loss": sums["loss"] / seen, "train_hard": sums["hard"] / seen,
+                   "train_soft": sums["soft"] / seen, "train_acc": sums["correct"] / seen,
+                   **error_metrics(test_logits, test_labels, dataset.num_classes)}
+        if teacher_test_logits is not None:  # mean |teacher - student| logit, on the test set
+            metrics["logit_gap"] = float((teacher_test_logits - test_logits).abs().mean())
+        if arm.log_steps:
+            metrics["step_acc"] = step_acc
         history.append(metrics)
+        plateau.step(metrics["test_loss"])
+        if best is None or metrics["test_acc"] > history[best]["test_acc"]:
+            best = epoch
+            if arm.select == "best":
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if on_epoch:
             on_epoch(metrics)
         if not math.isfinite(metrics["train_loss"]):
             status = "diverged"  # the verdict counts it; the seed is not silently dropped
             break
+        if resume_path is not None:
+            save_state(resume_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                     "plateau": [plateau.lr, plateau.best, plateau.bad], "rng": torch.get_rng_state(),
+                                     "order_rng": order.get_state(), "history": history, "best": best,
+                                     "best_state": best_state,
+                                     "elapsed": time.perf_counter() - started})
 
-    result = {"status": status, "epochs": history, "final": history[-1],
+    # "best" is what several sources report (the epoch with the best test accuracy); say which.
+    final = dict(history[best if arm.select == "best" and status == "done" else -1])
+    if arm.select == "best" and status == "done":
+        model.load_state_dict(best_state)  # a teacher chosen this way teaches with these weights
+    final.pop("step_acc", None)
+    if arm.bias_shift is not None and status == "done":
+        final.update(bias_shift_metrics(model, dataset, arm, device, *predict(model, dataset, arm, device)))
+    result = {"status": status, "epochs": history, "final": final,
               "wall_s": time.perf_counter() - started, "device": describe_device(device)}
     return result, model
 
