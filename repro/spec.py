@@ -68,21 +68,39 @@ def _check_component(component: Component, registry, reserved: tuple[str, ...]) 
 
 
 class Optimizer(Strict):
-    name: Literal["sgd", "adam"]
+    name: Literal["sgd", "adam", "adamw"]
     lr: float = Field(gt=0)
     momentum: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
 
 
 class Schedule(Strict):
-    name: Literal["constant", "halve_every"] = "constant"
-    every: Optional[int] = Field(None, gt=0, description="epochs between halvings (halve_every)")
+    """LR per epoch: constant; halve_every N epochs (hinton-repro); step (StepLR: x gamma every step_size
+    epochs; gamma 0 drops the LR to 0, as the hymenoptera command line does); cosine to 0 over the run;
+    plateau (ReduceLROnPlateau on the test loss, as the mnist-course code does)."""
+
+    name: Literal["constant", "halve_every", "step", "cosine", "plateau"] = "constant"
+    every: Optional[int] = Field(None, gt=0, description="halve_every: epochs between halvings")
+    step_size: Optional[int] = Field(None, gt=0, description="step: epochs between decays")
+    gamma: float = Field(0.1, ge=0, le=1, description="step: decay factor")
+    factor: float = Field(0.1, gt=0, lt=1, description="plateau: decay factor")
+    patience: int = Field(10, ge=0, description="plateau: epochs without improvement before decaying")
 
     @model_validator(mode="after")
-    def _needs_every(self):
-        if self.name == "halve_every" and self.every is None:
-            raise ValueError("schedule 'halve_every' needs 'every' (epochs)")
+    def _needs_params(self):
+        needs = {"halve_every": "every", "step": "step_size"}.get(self.name)
+        if needs and getattr(self, needs) is None:
+            raise ValueError(f"schedule '{self.name}' needs '{needs}'")
         return self
+
+
+class BiasShift(Strict):
+    """Hinton sec. 3: after training without some classes, raise their output biases. The shift is
+    tuned on held-out training images (data param `holdout`) and, separately, on the test set as the
+    paper did; both are recorded."""
+
+    classes: list[int] = Field(min_length=1)
+    grid: list[float] = Field(default_factory=lambda: [x / 2 for x in range(0, 41)], min_length=1)
 
 
 class Arm(Strict):
@@ -92,14 +110,20 @@ class Arm(Strict):
     data: Component
     loss: Component = Component(name="ce")
     teacher: Optional[str] = None  # another arm of the same claim
+    fixed_seed: Optional[int] = None  # one model for every seed of the profile (a teacher file the source ships)
     teacher_mode: Literal["eval", "train"] = "eval"  # "train": dropout stays on while producing soft targets
     optimizer: Optimizer
     schedule: Schedule = Schedule()
     epochs: int = Field(gt=0)
     batch_size: int = Field(gt=0)
     jitter_px: int = Field(0, ge=0)
-    train_subset: Optional[int] = Field(None, gt=0)
+    crop_pad: int = Field(0, ge=0)
+    hflip: bool = False
+    resolution: Optional[int] = Field(None, gt=0, description="resize images to this side (train and test)")
     precision: Literal["fp32", "bf16"] = "fp32"
+    select: Literal["last", "best"] = "last"  # report the last epoch, or the epoch with the best test accuracy
+    log_steps: bool = False  # record running train accuracy per step ("learns faster" claims)
+    bias_shift: Optional[BiasShift] = None
 
     _model = field_validator("model")(lambda v: _check_component(v, MODELS, ("in_shape", "num_classes")))
     _data = field_validator("data")(lambda v: _check_component(v, DATASETS, ()))
