@@ -27,7 +27,8 @@ def plan_claim(claim: Claim, variant: str, profile: str) -> dict[str, list[RunSp
     for name in claim.teacher_order():
         arm = claim.resolve(name, variant, profile)
         specs[name] = [RunSpec(arm=arm, seed=seed if arm.fixed_seed is None else arm.fixed_seed,
-                               teacher=specs[arm.teacher][i] if arm.teacher else None)
+                               teacher=specs[arm.teacher][i] if arm.teacher else None,
+                               init_from=specs[arm.init_from][i] if arm.init_from else None)
                        for i, seed in enumerate(seeds)]
     return specs
 

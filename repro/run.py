@@ -40,19 +40,20 @@ class LocalExecutor:
         self.log = log or (lambda msg: print(msg, flush=True))
         self.trained: dict[str, dict] = {}  # key -> result payload, this session
 
-    def teacher_model(self, run: RunSpec) -> torch.nn.Module:
+    def trained_model(self, run: RunSpec) -> torch.nn.Module:
         """The teacher's final weights from the cache; retrained (same seed, same numbers) if the cache lacks them."""
         model = build_model(run)
         if not self.store.load_weights(run, model):
-            self.log(f"  teacher weights {run.key[:12]} not cached: retraining them")
+            self.log(f"  weights of {run.key[:12]} not cached: retraining them (same seed, same numbers)")
             _, model = self._train(run)
         return model.to(self.device)
 
     def _train(self, run: RunSpec, on_epoch=None):
-        teacher = self.teacher_model(run.teacher) if run.teacher else None
+        teacher = self.trained_model(run.teacher) if run.teacher else None
+        init = self.trained_model(run.init_from).state_dict() if run.init_from else None
         # Per-epoch state lets a killed run resume where it stopped, with the same numbers.
         state = self.store.cache / "state" / f"{run.key}.pt"
-        result, model = train(run, self.device, teacher, on_epoch, resume_path=state)
+        result, model = train(run, self.device, teacher, on_epoch, resume_path=state, init=init)
         self.store.save_weights(run, model)
         state.unlink(missing_ok=True)
         return result, model

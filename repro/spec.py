@@ -112,6 +112,7 @@ class Arm(Strict):
     teacher: Optional[str] = None  # another arm of the same claim
     fixed_seed: Optional[int] = None  # one model for every seed of the profile (a teacher file the source ships)
     teacher_mode: Literal["eval", "train"] = "eval"  # "train": dropout stays on while producing soft targets
+    init_from: Optional[str] = None  # another arm whose final weights this one starts from
     optimizer: Optimizer
     schedule: Schedule = Schedule()
     epochs: int = Field(gt=0)
@@ -203,11 +204,13 @@ class Claim(Strict):
         def visit(name, chain):
             if name in chain:
                 raise ValueError(f"arms: teacher cycle {' -> '.join(chain + [name])}")
-            teacher = {**self.defaults, **self.arms[name]}.get("teacher")
-            if teacher is not None:
-                if teacher not in self.arms:
-                    raise ValueError(f"arms.{name}.teacher: unknown arm '{teacher}'")
-                visit(teacher, chain + [name])
+            merged = {**self.defaults, **self.arms[name]}
+            for link in ("teacher", "init_from"):
+                other = merged.get(link)
+                if other is not None:
+                    if other not in self.arms:
+                        raise ValueError(f"arms.{name}.{link}: unknown arm '{other}'")
+                    visit(other, chain + [name])
             if name not in order:
                 order.append(name)
 
@@ -234,8 +237,7 @@ def _format(err: ValidationError, prefix: str = "") -> str:
     return f"{prefix}{key}: {first['msg'].removeprefix('Value error, ')}{got_text}"
 
 
-def load_claim(path: str | Path) -> Claim:
-    path = Path(path)
+def read_yaml(path: Path) -> dict:
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -246,6 +248,20 @@ def load_claim(path: str | Path) -> Claim:
         raise SpecError(f"{path}: {where}: not valid YAML ({getattr(err, 'problem', err)})") from None
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: (top level): expected a mapping of claim fields, got {type(raw).__name__}")
+    return raw
+
+
+def load_claim(path: str | Path) -> Claim:
+    """`base: _shared/x.yaml` (relative to the spec) merges the claim over a shared file, so claims of
+    one source define their common arms (and hence share teacher runs) once. One level, no logic."""
+    path = Path(path)
+    raw = read_yaml(path)
+    if "base" in raw:
+        base_path = path.parent / str(raw.pop("base"))
+        base = read_yaml(base_path)
+        if "base" in base:
+            raise SpecError(f"{base_path}: base: a shared file cannot have a base itself")
+        raw = deep_merge(base, raw)
     try:
         claim = Claim.model_validate(raw)
     except ValidationError as err:
@@ -284,6 +300,7 @@ class RunSpec(Strict):
     arm: Arm
     seed: int
     teacher: Optional["RunSpec"] = None
+    init_from: Optional["RunSpec"] = None  # start from this run's final weights (arm.init_from)
 
     @property
     def key(self) -> str:

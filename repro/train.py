@@ -137,13 +137,15 @@ def save_state(path: Path, state: dict) -> None:
 
 
 def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = None,
-          on_epoch=None, resume_path: Path | None = None) -> tuple[dict, torch.nn.Module]:
+          on_epoch=None, resume_path: Path | None = None, init: dict | None = None) -> tuple[dict, torch.nn.Module]:
     arm = run.arm
     torch.manual_seed(run.seed)  # init, dropout, and torchvision's PIL transforms
     order = torch.Generator().manual_seed(run.seed)  # data order and batch augmentation
 
     dataset = dataset_of(arm)
     model = build_model(run).to(device)
+    if init is not None:  # continue from another run's weights (the vit-cifar code's "student")
+        model.load_state_dict(init)
     optimizer = make_optimizer(arm, model.parameters())
     plateau = Plateau(arm)
     loss_fn, loss_params = LOSSES.get(arm.loss.name), arm.loss.params
