@@ -24,13 +24,28 @@ def plan_claim(claim: Claim, variant: str, profile: str) -> dict[str, list[RunSp
     seed, or its single run when the teacher arm has a `fixed_seed`."""
     seeds = claim.profiles[profile].seeds
     specs: dict[str, list[RunSpec]] = {}
-    for name in claim.teacher_order():
+    needed = needed_arms(claim, variant, profile)
+    for name in [a for a in claim.teacher_order() if a in needed]:
         arm = claim.resolve(name, variant, profile)
         specs[name] = [RunSpec(arm=arm, seed=seed if arm.fixed_seed is None else arm.fixed_seed,
                                teacher=specs[arm.teacher][i] if arm.teacher else None,
                                init_from=specs[arm.init_from][i] if arm.init_from else None)
                        for i, seed in enumerate(seeds)]
     return specs
+
+
+def needed_arms(claim: Claim, variant: str, profile: str) -> set[str]:
+    """The arms the check and preconditions compare, and the arms they learn from; a shared base
+    file may define arms a claim never looks at, and those are not trained for it."""
+    todo = [a for c in [claim.check, *claim.preconditions] for a in c.arms]
+    needed: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            arm = claim.resolve(name, variant, profile)
+            todo += [a for a in (arm.teacher, arm.init_from) if a]
+    return needed
 
 
 def resolve_profile(profile: str) -> str:

@@ -125,6 +125,8 @@ def bias_shift_metrics(model, dataset, arm: Arm, device, test_logits, test_label
     for where, b in tunings.items():
         out[f"bias_tuned_on_{where}"] = b
         out[f"errors_after_{where}"], out[f"class_errors_after_{where}"] = errors(test_logits, test_labels, b)
+        out[f"class_acc_after_{where}"] = 1 - out[f"class_errors_after_{where}"] / out["shift_classes_test_count"]
+        out[f"error_reduction_{where}"] = 1 - out[f"errors_after_{where}"] / max(out["errors_before"], 1)
     return out
 
 
