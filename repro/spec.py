@@ -133,12 +133,24 @@ class Arm(Strict):
 
 
 class Check(Strict):
+    """A statistical question about the runs (repro/stats.py has each kind's test). Every kind declares
+    the keys it needs, fixed here before running: equivalent -> margin; matches -> value, tolerance;
+    best_of -> better; at_least -> bound (and `derived` unless it is one arm's mean). Keys a kind does
+    not use are refused, so a spec cannot believe a tolerance applies where it does not."""
+
     kind: str
     metric: str
     arms: list[str] = Field(min_length=1)
-    alpha: float = Field(gt=0, lt=1)
-    margin: Optional[float] = Field(None, ge=0)
-    justification: str = Field(min_length=1, description="one line: why this alpha/margin")
+    alpha: float = Field(gt=0, lt=0.5, description="the test's level; the report shows (1 - 2 alpha) intervals")
+    margin: Optional[float] = Field(None, ge=0, validate_default=True)
+    value: Optional[float | list[float]] = Field(None, validate_default=True)
+    tolerance: Optional[float] = Field(None, gt=0, validate_default=True)
+    better: Optional[Literal["lower", "higher"]] = Field(None, validate_default=True)
+    top: Optional[int] = Field(None, ge=1, validate_default=True)
+    derived: Optional[str] = Field(None, validate_default=True)
+    bound: Optional[float] = Field(None, validate_default=True)
+    paired: Optional[bool] = Field(None, validate_default=True)
+    justification: str = Field(min_length=1, description="one line: why this alpha/margin/tolerance/bound")
 
     @field_validator("kind")
     @classmethod
@@ -146,6 +158,51 @@ class Check(Strict):
         if v not in CHECKS:
             raise ValueError(f"unknown check '{v}'; known: {', '.join(CHECKS.names())}")
         return v
+
+    @field_validator("margin", "value", "tolerance", "better", "top", "derived", "bound", "paired")
+    @classmethod
+    def _kind_takes(cls, v, info):
+        from .stats import DERIVED, KEY_HELP
+        kind = info.data.get("kind")
+        if kind is None:  # the kind itself was refused; that is the error to report
+            return v
+        fn = CHECKS.get(kind)
+        required, optional = getattr(fn, "needs", ()), getattr(fn, "optional", ())
+        if v is None and info.field_name in required:
+            raise ValueError(f"check '{kind}' needs '{info.field_name}': {KEY_HELP[info.field_name]}")
+        if v is not None and info.field_name not in required + optional:
+            raise ValueError(f"'{info.field_name}' does not apply to check '{kind}' (it takes "
+                             f"{', '.join(required + optional) or 'none of margin/value/tolerance/...'})")
+        if info.field_name == "derived" and v is not None and v not in DERIVED:
+            raise ValueError(f"unknown derived quantity '{v}'; known: {', '.join(DERIVED)}")
+        return v
+
+    @field_validator("justification")
+    @classmethod
+    def _not_blank(cls, v):
+        if not v.strip():
+            raise ValueError("justification is blank: say in one line why this alpha and margin/tolerance/bound")
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _arm_count(self):
+        from .stats import DERIVED
+        low, high = getattr(CHECKS.get(self.kind), "arm_count", (1, None))
+        roles = ""
+        if self.kind == "at_least":  # the derived quantity fixes the arms (default 'mean': one arm)
+            derived = DERIVED[self.derived or "mean"]
+            low = high = len(derived.roles)
+            roles = f" for '{self.derived or 'mean'}' ({', '.join(derived.roles)})"
+        if len(self.arms) < low or (high is not None and len(self.arms) > high):
+            want = f"exactly {low}" if low == high else f"at least {low}" if high is None else f"{low} to {high}"
+            raise ValueError(f"arms: check '{self.kind}' compares {want} arms{roles}, got {len(self.arms)}")
+        if len(set(self.arms)) != len(self.arms):
+            raise ValueError(f"arms: an arm is named twice in {self.arms}")
+        if isinstance(self.value, list) and len(self.value) != len(self.arms):
+            raise ValueError(f"value: one number per arm ({len(self.arms)}), got {len(self.value)}")
+        if self.top is not None and self.top >= len(self.arms):
+            raise ValueError(f"top: must leave at least one other arm (top {self.top}, {len(self.arms)} arms)")
+        return self
 
 
 class Overrides(Strict):

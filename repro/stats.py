@@ -1,20 +1,588 @@
 """Check kinds as pure functions on numbers: no torch, no files.
 
-A check takes `values` (arm name -> one number per seed, in the same seed order for every arm)
-and the spec's `Check`, and returns a dict with the test's statistic, p-value, a (1 - 2 alpha)
-confidence interval on the effect (its bound on the claim's side is the one-sided (1 - alpha)
-bound, so "p < alpha" and "the interval excludes 0" agree), an effect size, and a `decision`:
-"supported", "refuted" or "undecided". Verdict names (REPRODUCED ...) are given in verdict.py.
+A check takes `values` (arm name -> one number per seed, in the same seed order for every arm) and
+the spec's `Check`, and returns a dict:
+
+  test, statistic, df, p   the parametric test that decides (one-sided t; TOST; intersection-union max)
+  hypothesis               what "supported" means, in words (e.g. "distilled - small < 0")
+  estimand, estimate,      what is estimated, its value and its (1 - 2 alpha) confidence interval
+  estimate_ci
+  diff, ci                 the estimate minus the claim's reference point (0, the source's value, the bound);
+                           the report prints these as "difference"
+  effect_size              standardised: the estimate's distance from that reference over the per-seed sd
+  decision                 "supported", "refuted" or "undecided" (verdict.py names them REPRODUCED ...)
+  p_refute                 the p-value of the refuting test (the one that can say NOT REPRODUCED)
+  seeds_to_decide          seeds per arm with which a true effect of the observed size reaches a decision
+                           (either way) with 80% power; None when no practical number would
+  companion                a distribution-free test reported beside the t test, with its p-value floor:
+                           an exact sign-flip permutation test on the per-seed differences (paired), or an
+                           exact two-sample permutation test (unpaired); seeded Monte Carlo when too many
+  pairs                    every comparison, for kinds that make several (the decision is their
+                           intersection-union: p is the largest p)
+
+Interval/p duality: the interval's bound on the claim's side is the one-sided (1 - alpha) bound, so
+"p < alpha" and "the interval excludes the null (0, the tolerance band's edge, the bound)" agree.
+
+Refutation: "refuted" needs the opposite one-sided test at alpha (alpha / number of comparisons when
+any one comparison refutes). For greater/less/best_of an optional `margin` (the smallest effect worth
+claiming) lets an effect confidently below it refute; without one, only a confidently wrong sign does.
+
+Vectorised: every value list may instead be a 2-D array (simulations x seeds); all fields then come
+back as arrays over the simulations. The calibration tests (tests/test_calibration.py) call the
+registered checks that way, so they test exactly the code that decides the claims.
 """
 from __future__ import annotations
 
+import functools
+import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
 
 from .registry import CHECKS
 
+POWER = 0.8  # seeds_to_decide: the power at which a decision counts as reachable
+SEEDS_CAP = 10_000  # beyond this, seeds_to_decide is None ("no practical number of seeds")
+EXACT_LIMIT = 4096  # permutation tests enumerate up to this many arrangements (sign flips: n <= 12 seeds) ...
+MC_PERMUTATIONS = 1999  # ... else draw this many with a fixed seed (p floor 1/2000)
+
+
+# --- specs: what each kind needs (read by repro.spec.Check's validators) --------------------------
+
+def needs(*required: str, optional: tuple[str, ...] = (), arms: tuple[int, int | None] = (2, 2)):
+    """Declare a check kind's required and optional Check keys and how many arms it compares."""
+    def mark(fn):
+        fn.needs, fn.optional, fn.arm_count = tuple(required), tuple(optional), arms
+        return fn
+    return mark
+
+
+@dataclass(frozen=True)
+class Derived:
+    """numerator / denominator, each a linear combination of the arms' means (plus a constant below)."""
+
+    roles: tuple[str, ...]  # what each arm (in the check's order) stands for
+    numerator: tuple[float, ...]
+    denominator: tuple[float, ...]
+    constant: float  # added to the denominator
+    formula: str
+
+
+DERIVED = {
+    "mean": Derived(("arm",), (1,), (0,), 1.0, "the arm's mean (the default for one arm)"),
+    "recovered_fraction": Derived(
+        ("teacher", "small", "distilled"), (0, 1, -1), (-1, 1, 0), 0.0,
+        "(small - distilled) / (small - teacher): the share of the small-to-teacher gap that distillation "
+        "closes; the same formula serves errors (lower is better) and accuracy"),
+    "difference": Derived(("a", "b"), (1, -1), (0, 0), 1.0, "a - b"),
+    "relative_change": Derived(("new", "old"), (1, -1), (0, 1), 0.0, "(new - old) / old"),
+}
+KEY_HELP = {
+    "margin": "the largest difference, in the metric's units, still called equivalent (equivalent), or the "
+              "smallest effect worth claiming (greater/less/best_of: an effect confidently below it refutes)",
+    "value": "the source's number for each arm (one number, or one per arm)",
+    "tolerance": "how far from the source's value still counts as matching, in the metric's units",
+    "better": "'lower' or 'higher': which direction of the metric is better",
+    "top": "best_of: the best (by mean) of the first `top` arms must beat every other arm (default 1; "
+           "Bonferroni x top for the choice)",
+    "derived": "a derived quantity by name: " + ", ".join(DERIVED) + " (default: mean, for one arm)",
+    "bound": "the value the derived quantity must reach or exceed",
+    "paired": "pair the arms by seed (default: paired when every arm has the same number of seeds)",
+}
+
+
+
+
+# --- building blocks (all vectorised over leading axes; the last axis is seeds) ------------------
+
+def _var(x: np.ndarray) -> np.ndarray:
+    if x.shape[-1] < 2:
+        return np.full(x.shape[:-1], np.nan)
+    return x.var(axis=-1, ddof=1)
+
+
+def _p_above(num, se, df):
+    """One-sided t test that the quantity estimated by `num` (standard error `se`, `df`) is > 0.
+
+    Returns (p, t). se == 0 means every seed agreed exactly: the sign is then certain (p 0 if num > 0, else 1).
+    """
+    num, se, df = np.broadcast_arrays(*(np.asarray(x, float) for x in (num, se, df)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = num / se
+        p = sps.t.sf(t, df)
+    certain = se == 0
+    t = np.where(certain, np.where(num > 0, np.inf, np.where(num < 0, -np.inf, 0.0)), t)
+    p = np.where(certain, np.where(num > 0, 0.0, 1.0), p)
+    bad = np.isnan(num) | np.isnan(se)
+    return np.where(bad, np.nan, p), np.where(bad, np.nan, t)
+
+
+def _quantile(alpha: float, df) -> np.ndarray:
+    return sps.t.ppf(1 - alpha, np.asarray(df, float))
+
+
+def _difference(a: np.ndarray, b: np.ndarray, paired: bool) -> dict:
+    """Mean difference a - b: paired t on per-seed differences, or Welch's unequal-variance t.
+
+    sd_unit: se = sd_unit / sqrt(n) with n seeds per arm (for seeds_to_decide); sd_effect standardises
+    the effect size (sd of the differences when paired, pooled sd otherwise).
+    """
+    if paired:
+        if a.shape[-1] != b.shape[-1]:
+            raise ValueError(f"paired: the arms have different numbers of seeds ({a.shape[-1]}, {b.shape[-1]})")
+        d = a - b
+        n = d.shape[-1]
+        sd = np.sqrt(_var(d))
+        return {"diff": d.mean(-1), "se": sd / math.sqrt(n), "df": np.full(sd.shape, n - 1.0),
+                "sd_unit": sd, "sd_effect": sd}
+    na, nb = a.shape[-1], b.shape[-1]
+    va_raw, vb_raw = _var(a), _var(b)
+    va, vb = va_raw / na, vb_raw / nb
+    se = np.sqrt(va + vb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
+    df = np.where(se == 0, na + nb - 2.0, df)
+    return {"diff": a.mean(-1) - b.mean(-1), "se": se, "df": df,
+            "sd_unit": np.sqrt(va_raw + vb_raw), "sd_effect": np.sqrt((va_raw + vb_raw) / 2)}
+
+
+@functools.lru_cache(maxsize=64)
+def _t_sums(alpha: float, power: float, welch: bool) -> np.ndarray:
+    """(t_{1-alpha} + t_{power}) / sqrt(n) for n = 2 .. 1201 seeds per arm (df n-1, or 2n-2 for Welch)."""
+    n = np.arange(2, 1202)
+    df = 2 * (n - 1) if welch else n - 1
+    return (sps.t.ppf(1 - alpha, df) + sps.t.ppf(power, df)) / np.sqrt(n)
+
+
+def _seeds_needed(distance, sd_unit, alpha: float, welch: bool = False, power: float = POWER) -> np.ndarray:
+    """Smallest n (seeds per arm) with (t_{1-alpha} + t_{power}) sd_unit / sqrt(n) <= distance: how many
+    seeds decide, with `power`, a true effect `distance` away from the decision's boundary (the normal
+    approximation, refined with t quantiles up to 1201 seeds). NaN where distance <= 0 or sd is undefined,
+    or where more than SEEDS_CAP seeds would be needed."""
+    distance, sd = np.broadcast_arrays(np.asarray(distance, float), np.asarray(sd_unit, float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = distance / sd  # the t sums must fall to this
+        z = sps.norm.ppf(1 - alpha) + sps.norm.ppf(power)
+        normal = np.ceil((z / ratio) ** 2)
+    sums = _t_sums(float(alpha), float(power), bool(welch))
+    idx = np.searchsorted(-sums, -np.where(np.isnan(ratio), 0, ratio), side="left")
+    n = np.where(idx < len(sums), np.minimum(idx, len(sums) - 1) + 2, np.maximum(normal, len(sums) + 2))
+    ok = (distance > 0) & (sd >= 0) & (n <= SEEDS_CAP)
+    return np.where(ok, n, np.nan)
+
+
+def seeds_to_decide(distance: float, sd_unit: float, alpha: float, welch: bool = False,
+                    power: float = POWER) -> int | None:
+    """Scalar form of _seeds_needed."""
+    n = float(_seeds_needed(distance, sd_unit, alpha, welch, power))
+    return None if math.isnan(n) else int(n)
+
+
+def _permutation_p(x: np.ndarray, weights: np.ndarray, exact: bool) -> np.ndarray:
+    """p of statistic x @ w[0] against the arrangements in `weights` (one per row; row 0 of an exact set
+    is the observed one): the share of arrangements at least as large, as scipy.stats.permutation_test
+    counts them (with its relative tolerance for ties; Monte Carlo adds the observed one)."""
+    observed = x @ weights[0]
+    gamma = np.abs(observed) * np.finfo(float).eps * 100
+    flat, obs, gam = x.reshape(-1, x.shape[-1]), observed.reshape(-1), gamma.reshape(-1)
+    count = np.empty(len(flat))
+    chunk = max(1, 2_000_000 // len(weights))
+    for start in range(0, len(flat), chunk):
+        null = flat[start:start + chunk] @ weights.T
+        count[start:start + chunk] = (null >= (obs - gam)[start:start + chunk, None]).sum(-1)
+    # exact: count / arrangements; Monte Carlo: row 0 is the observed arrangement, so this is (k + 1) / (B + 1)
+    return (count / len(weights)).reshape(observed.shape)
+
+
+@functools.lru_cache(maxsize=64)
+def _sign_flips(n: int) -> tuple[np.ndarray, bool]:
+    if 2 ** n <= EXACT_LIMIT:
+        signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)  # row 0: no flips
+        return signs / n, True
+    rng = np.random.default_rng(20190725)
+    signs = np.vstack([np.ones(n), rng.choice([-1.0, 1.0], size=(MC_PERMUTATIONS, n))])
+    return signs / n, False
+
+
+def sign_flip(d) -> dict:
+    """One-sided sign-flip permutation test of "the per-seed values d are centred above 0" (paired data;
+    exact under symmetry about 0). Floor: 1 / 2^n exactly (3 seeds: 0.125), 1/2000 by Monte Carlo."""
+    d = np.asarray(d, float)
+    weights, exact = _sign_flips(d.shape[-1])
+    return {"test": "sign-flip permutation" + ("" if exact else " (Monte Carlo)"),
+            "p": _permutation_p(d, weights, exact), "p_floor": 1 / len(weights),
+            "exact": exact, "n_permutations": len(weights) - (0 if exact else 1)}
+
+
+@functools.lru_cache(maxsize=64)
+def _splits(na: int, nb: int) -> tuple[np.ndarray, bool]:
+    total = na + nb
+    if math.comb(total, na) <= EXACT_LIMIT:
+        masks = np.zeros((math.comb(total, na), total), bool)
+        for i, chosen in enumerate(itertools.combinations(range(total), na)):  # first one: the observed split
+            masks[i, list(chosen)] = True
+        exact = True
+    else:
+        rng = np.random.default_rng(20190725)
+        order = np.argsort(rng.random((MC_PERMUTATIONS, total)), axis=1) < na
+        masks = np.vstack([np.arange(total) < na, order])
+        exact = False
+    return np.where(masks, 1 / na, -1 / nb), exact
+
+
+def two_sample_permutation(a, b) -> dict:
+    """One-sided permutation test of "mean(a) > mean(b)" over every split of the pooled runs (exact under
+    exchangeability). Floor: 1 / C(na + nb, na) (3 vs 3: 1/20 = 0.05, so it never gets below 0.05)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    weights, exact = _splits(a.shape[-1], b.shape[-1])
+    pooled = np.concatenate([a, b], -1)
+    return {"test": "two-sample permutation" + ("" if exact else " (Monte Carlo)"),
+            "p": _permutation_p(pooled, weights, exact), "p_floor": 1 / len(weights),
+            "exact": exact, "n_permutations": len(weights) - (0 if exact else 1)}
+
+
+def _companion_max(parts: list[dict]) -> dict:
+    """Intersection-union of companion tests: the largest p; the floor is the largest floor."""
+    return {"test": parts[0]["test"] + (f" (largest of {len(parts)})" if len(parts) > 1 else ""),
+            "p": np.max(np.stack([np.asarray(c["p"], float) for c in parts], -1), -1),
+            "p_floor": max(c["p_floor"] for c in parts), "exact": all(c["exact"] for c in parts),
+            "n_permutations": min(c["n_permutations"] for c in parts)}
+
+
+def _is_paired(values: dict, check) -> bool:
+    lengths = {np.shape(values[arm])[-1] for arm in check.arms}
+    if check.paired is None:
+        return len(lengths) == 1
+    if check.paired and len(lengths) > 1:
+        raise ValueError(f"paired: the arms have different numbers of seeds {sorted(lengths)}")
+    return check.paired
+
+
+def _arms(values: dict, check) -> tuple[list[np.ndarray], bool]:
+    xs = [np.asarray(values[arm], float) for arm in check.arms]
+    return xs, xs[0].ndim > 1
+
+
+# --- one comparison ("part"): arrays of p, p_refute, interval, ... ----------------------------------
+
+def _directional_part(a, b, paired, sign, margin, alpha, label) -> dict:
+    """Claim sign * (a - b) > 0; refuted when sign * (a - b) is confidently below `margin`."""
+    r = _difference(a, b, paired)
+    e = sign * r["diff"]
+    p, t = _p_above(e, r["se"], r["df"])
+    p_ref, _ = _p_above(margin - e, r["se"], r["df"])
+    half = _quantile(alpha, r["df"]) * r["se"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        effect = r["diff"] / r["sd_effect"]
+    comp = sign_flip(sign * (a - b)) if paired else two_sample_permutation(sign * a, sign * b)
+    return {"label": label, "p": p, "p_refute": p_ref, "statistic": sign * t, "df": r["df"],
+            "estimate": r["diff"], "estimate_ci": (r["diff"] - half, r["diff"] + half), "reference": 0.0,
+            "effect_size": effect, "se": r["se"], "companion": comp,
+            "seeds_support": _seeds_needed(e, r["sd_unit"], alpha, not paired),
+            "seeds_refute": _seeds_needed(margin - e, r["sd_unit"], alpha, not paired)}
+
+
+def _tost_part(estimate, se, df, sd_unit, margin, alpha, alpha_refute, welch, label, reference, companion) -> dict:
+    """TOST: |estimate - reference| < margin. estimate has standard error se with df."""
+    e = estimate - reference
+    p_low, t_low = _p_above(e + margin, se, df)  # H1: e > -margin
+    p_upp, t_upp = _p_above(margin - e, se, df)  # H1: e < +margin
+    p = np.maximum(p_low, p_upp)
+    p_out = np.fmin(_p_above(e - margin, se, df)[0], _p_above(-margin - e, se, df)[0])
+    half = _quantile(alpha, df) * se
+    with np.errstate(divide="ignore", invalid="ignore"):
+        effect = e / (sd_unit / math.sqrt(2) if welch else sd_unit)
+    distance = margin - np.abs(e)
+    return {"label": label, "p": p, "p_refute": p_out, "statistic": np.where(p_low >= p_upp, t_low, -t_upp),
+            "df": df, "estimate": estimate, "estimate_ci": (estimate - half, estimate + half),
+            "reference": reference, "effect_size": effect, "se": se, "companion": companion,
+            "seeds_support": _seeds_needed(distance, sd_unit, alpha, welch),
+            "seeds_refute": _seeds_needed(-distance, sd_unit, alpha_refute, welch)}
+
+
+def _combine(parts: list[dict], alpha: float, batch: bool, **fields) -> dict:
+    """Intersection-union over comparisons: supported when every comparison is (p = the largest p);
+    refuted when any one refutes at alpha / (number of comparisons). The reported numbers are the
+    binding comparison's (largest p)."""
+    k = len(parts)
+    shape = np.shape(parts[0]["p"])
+
+    def stack(get):
+        return np.stack([np.broadcast_to(np.asarray(get(part), float), shape) for part in parts], -1)
+
+    p_all = stack(lambda q: q["p"])
+    p = np.max(p_all, -1)
+    supported = p < alpha
+    refuted = np.any(stack(lambda q: q["p_refute"]) < alpha / k, -1) & ~supported
+    binding = np.argmax(np.where(np.isnan(p_all), np.inf, p_all), -1)[..., None]
+
+    def pick(get):
+        return np.take_along_axis(stack(get), binding, -1)[..., 0]
+
+    estimate = pick(lambda q: q["estimate"])
+    reference = pick(lambda q: q["reference"])
+    lo, hi = pick(lambda q: q["estimate_ci"][0]), pick(lambda q: q["estimate_ci"][1])
+    seeds_support = stack(lambda q: q["seeds_support"])
+    support_route = np.where(np.isnan(seeds_support).any(-1), np.nan, np.max(seeds_support, -1))
+    refute_route = np.fmin.reduce(stack(lambda q: q["seeds_refute"]), -1)
+    labels = np.array([q["label"] for q in parts])
+    out = {
+        **fields,
+        "estimand": labels[binding[..., 0]],
+        "estimate": estimate, "estimate_ci": (lo, hi),
+        "diff": estimate - reference, "ci": (lo - reference, hi - reference),
+        "statistic": pick(lambda q: q["statistic"]), "df": pick(lambda q: q["df"]), "p": p,
+        "p_refute": np.min(stack(lambda q: q["p_refute"]) * k, -1).clip(max=1.0),
+        "effect_size": pick(lambda q: q["effect_size"]),
+        "decision": np.where(supported, "supported", np.where(refuted, "refuted", "undecided")),
+        "seeds_to_decide": np.fmin(support_route, refute_route),
+        "companion": _companion_max([q["companion"] for q in parts]),
+    }
+    if k > 1:
+        out["pairs"] = [{"comparison": q["label"], "p": q["p"], "p_refute": q["p_refute"],
+                         "statistic": q["statistic"], "df": q["df"], "estimate": q["estimate"],
+                         "ci": q["estimate_ci"], "companion_p": q["companion"]["p"]} for q in parts]
+    return _finish(out, batch)
+
+
+def _finish(out: dict, batch: bool) -> dict:
+    """Scalars for one data set (floats, str, int seeds or None); arrays for a batch of simulations."""
+    if batch:
+        return out
+
+    def plain(v):
+        if isinstance(v, dict):
+            return {key: plain(x) for key, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return type(v)(plain(x) for x in v)
+        if isinstance(v, np.ndarray) or isinstance(v, np.generic):
+            v = v.item()
+        return v
+
+    out = plain(out)
+    seeds = out.get("seeds_to_decide")
+    out["seeds_to_decide"] = None if seeds is None or math.isnan(seeds) else int(seeds)
+    return out
+
+
+# --- the check kinds -------------------------------------------------------------------------------
+
+def _directional(values, check, sign: int, word: str) -> dict:
+    (a, b, *_), batch = _arms(values, check)
+    paired = _is_paired(values, check)
+    x, y = check.arms[:2]
+    part = _directional_part(a, b, paired, sign, check.margin or 0.0, check.alpha, f"{x} - {y}")
+    return _combine([part], check.alpha, batch, test=("paired t" if paired else "Welch t") + " (one-sided)",
+                    paired=paired, hypothesis=f"{x} {word} {y}" + (
+                        f" (an effect confidently below {check.margin} refutes)" if check.margin else ""))
+
+
+@CHECKS.register("greater")
+@needs(optional=("margin", "paired"))
+def greater(values, check) -> dict:
+    """arms[0] > arms[1]: one-sided paired t (arms share seeds) or Welch t; companion: sign-flip or
+    two-sample permutation test. Effect size: difference over the sd of the per-seed differences (paired)
+    or the pooled sd."""
+    return _directional(values, check, +1, ">")
+
+
+@CHECKS.register("less")
+@needs(optional=("margin", "paired"))
+def less(values, check) -> dict:
+    """arms[0] < arms[1]: as `greater`, the other way round."""
+    return _directional(values, check, -1, "<")
+
+
+@CHECKS.register("equivalent")
+@needs("margin", optional=("paired",), arms=(2, None))
+def equivalent(values, check) -> dict:
+    """Every pair of arms within +-margin: TOST per pair (paired t or Welch), intersection-union over
+    pairs; refuted when some pair is confidently further apart than the margin (at alpha / pairs).
+    Companion: TOST by permutation (sign flips of d -+ margin; or shifted two-sample permutation)."""
+    xs, batch = _arms(values, check)
+    paired = _is_paired(values, check)
+    m, alpha = check.margin, check.alpha
+    pairs = list(itertools.combinations(range(len(xs)), 2))
+    parts = []
+    for i, j in pairs:
+        a, b = xs[i], xs[j]
+        r = _difference(a, b, paired)
+        if paired:
+            comp = _companion_max([sign_flip(a - b + m), sign_flip(m - (a - b))])
+        else:
+            comp = _companion_max([two_sample_permutation(a + m, b), two_sample_permutation(b, a - m)])
+        comp["test"] = "TOST by " + comp["test"].split(" (largest")[0]
+        parts.append(_tost_part(r["diff"], r["se"], r["df"], r["sd_unit"], m, alpha, alpha / len(pairs),
+                                not paired, f"{check.arms[i]} - {check.arms[j]}", 0.0, comp))
+    return _combine(parts, alpha, batch, test=("TOST paired t" if paired else "TOST Welch t"), paired=paired,
+                    hypothesis=f"|difference| < {m} for every pair of {', '.join(check.arms)}")
+
+
+@CHECKS.register("matches")
+@needs("value", "tolerance", arms=(1, None))
+def matches(values, check) -> dict:
+    """Each arm's mean within +-tolerance of the source's value: one-sample TOST (statsmodels
+    ttost_mean); several arms: intersection-union. Companion: TOST by sign flips about the band's edges."""
+    xs, batch = _arms(values, check)
+    targets = check.value if isinstance(check.value, list) else [check.value] * len(xs)
+    tol, alpha = check.tolerance, check.alpha
+    parts = []
+    for arm, x, target in zip(check.arms, xs, targets):
+        n = x.shape[-1]
+        sd = np.sqrt(_var(x))
+        comp = _companion_max([sign_flip(x - (target - tol)), sign_flip((target + tol) - x)])
+        comp["test"] = "TOST by sign-flip permutation" + ("" if comp["exact"] else " (Monte Carlo)")
+        parts.append(_tost_part(x.mean(-1), sd / math.sqrt(n), np.full(sd.shape, n - 1.0), sd, tol, alpha,
+                                alpha / len(xs), False, f"mean({arm})", float(target), comp))
+    return _combine(parts, alpha, batch, test="TOST one-sample t", paired=False,
+                    hypothesis=" and ".join(f"|mean({arm}) - {t:g}| < {tol:g}" for arm, t in zip(check.arms, targets)))
+
+
+@CHECKS.register("best_of")
+@needs("better", optional=("top", "margin", "paired"), arms=(2, None))
+def best_of(values, check) -> dict:
+    """The first arm better than every other arm (`better`: lower or higher): one-sided paired t / Welch
+    per pair, intersection-union (p = the largest pairwise p; no multiplicity penalty, since all must
+    hold). With `top: k`, the best by mean of the first k arms is the one tested, and its p is multiplied
+    by k (Bonferroni for the choice; valid whichever way the choice falls). Refuted when some pair is
+    confidently the wrong way round (or within `margin`), at alpha / pairs. Companion: the pairwise
+    permutation tests' largest p (times k)."""
+    xs, batch = _arms(values, check)
+    paired = _is_paired(values, check)
+    top = check.top or 1
+    sign, word = (1, ">") if check.better == "higher" else (-1, "<")
+    others = range(top, len(xs))
+    results = []
+    for lead in range(top):
+        parts = [_directional_part(xs[lead], xs[j], paired, sign, check.margin or 0.0, check.alpha / top,
+                                   f"{check.arms[lead]} - {check.arms[j]}") for j in others]
+        results.append(_combine(parts, check.alpha / top, True, paired=paired))
+    rest = ", ".join(check.arms[top:])
+    test = ("paired t" if paired else "Welch t") + f" (one-sided, largest of {len(xs) - top})"
+    if top == 1:
+        out = results[0]
+        hypothesis = f"{check.arms[0]} {word} each of {rest} ({check.better} is better)"
+    else:  # the leader with the best mean; every field from its comparisons, p and the floor times top
+        means = np.stack([x.mean(-1) for x in xs[:top]], -1)
+        chosen = np.argmax(sign * means, -1)
+        out = {key: _choose([r[key] for r in results], chosen) for key in results[0] if key != "pairs"}
+        out["pairs"] = [{key: _choose([r["pairs"][i][key] if "pairs" in r else r[key] for r in results], chosen)
+                         for key in ("p", "p_refute", "statistic", "df", "estimate")} for i in range(len(xs) - top)]
+        out["p"] = np.minimum(1.0, out["p"] * top)
+        out["companion"] = {**out["companion"], "p": np.minimum(1.0, out["companion"]["p"] * top),
+                            "p_floor": min(1.0, out["companion"]["p_floor"] * top)}
+        out["chosen"] = np.array(check.arms[:top])[chosen]
+        test += f", Bonferroni x{top} for the best of {', '.join(check.arms[:top])}"
+        hypothesis = f"the best of {', '.join(check.arms[:top])} {word} each of {rest} ({check.better} is better)"
+    # refuted only when every candidate leader is (the claim needs just one of them to win)
+    refuted = np.all(np.stack([np.asarray(r["decision"]) == "refuted" for r in results], -1), -1)
+    out["decision"] = np.where(out["p"] < check.alpha, "supported", np.where(refuted, "refuted", "undecided"))
+    return _finish({**out, "test": test, "hypothesis": hypothesis, "paired": paired}, batch)
+
+
+def _choose(options: list, chosen: np.ndarray):
+    """Per simulation, the field of the chosen leader (tuples and dicts field by field)."""
+    first = options[0]
+    if isinstance(first, dict):
+        return {k: _choose([o[k] for o in options], chosen) if not isinstance(first[k], (str, bool, int, float))
+                else first[k] for k in first}
+    if isinstance(first, tuple):
+        return tuple(_choose([o[i] for o in options], chosen) for i in range(len(first)))
+    stacked = np.stack([np.broadcast_to(np.asarray(o), np.shape(chosen)) for o in options], -1)
+    return np.take_along_axis(stacked, np.asarray(chosen)[..., None], -1)[..., 0]
+
+
+@CHECKS.register("at_least")
+@needs("bound", optional=("derived", "paired"), arms=(1, 3))
+def at_least(values, check) -> dict:
+    """A derived quantity f = N / D (see DERIVED; N and D linear in the arms' means) at least `bound`.
+
+    Tested exactly, without a ratio's delta method: with D > 0, f >= b  <=>  L = N - b D >= 0, a linear
+    contrast with a t test (per-seed L when paired, Welch-Satterthwaite otherwise); when D is not a
+    constant, D > 0 is tested too (intersection-union, p = max). The interval on f is Fieller's (the set
+    of b the contrast test does not reject), so it is dual to the test; it is unbounded when D is not
+    clearly nonzero. Refuted when L < 0 confidently and D > 0. Companion (paired): sign flips of L (and D).
+    """
+    spec = DERIVED[check.derived or "mean"]
+    xs, batch = _arms(values, check)
+    paired = _is_paired(values, check)
+    alpha, b = check.alpha, check.bound
+    cn, cd, d0 = np.array(spec.numerator, float), np.array(spec.denominator, float), spec.constant
+    has_den = bool(np.any(cd != 0))
+    if paired:
+        stack = np.stack(xs, -1)  # (..., seeds, arms)
+        n = stack.shape[-2]
+        num_i, den_i = stack @ cn, stack @ cd + d0
+        num, den = num_i.mean(-1), den_i.mean(-1)
+        lin_i = num_i - b * den_i
+        sd_l = np.sqrt(_var(lin_i))
+        with np.errstate(invalid="ignore"):
+            cov = ((num_i - num[..., None]) * (den_i - den[..., None])).sum(-1) / (n - 1) if n > 1 else np.nan
+        a0, a1, a2 = _var(num_i) / n, cov / n, _var(den_i) / n
+        se_l, df_l = sd_l / math.sqrt(n), np.full(np.shape(num), n - 1.0)
+        se_d, df_d = np.sqrt(a2), df_l
+        sd_unit = sd_l
+    else:
+        means = [x.mean(-1) for x in xs]
+        raw = [_var(x) for x in xs]
+        v = [r / x.shape[-1] for r, x in zip(raw, xs)]
+        ns = [x.shape[-1] for x in xs]
+        num = sum(c * m for c, m in zip(cn, means))
+        den = sum(c * m for c, m in zip(cd, means)) + d0
+
+        def satterthwaite(c):
+            var = sum(ci ** 2 * vi for ci, vi in zip(c, v))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                df = var ** 2 / sum((ci ** 2 * vi) ** 2 / (ni - 1) for ci, vi, ni in zip(c, v, ns) if ci)
+            return np.sqrt(var), np.where(var == 0, sum(ns) - len(ns), df)
+
+        a0 = sum(c ** 2 * vi for c, vi in zip(cn, v))
+        a1 = sum(c * e * vi for c, e, vi in zip(cn, cd, v))
+        a2 = sum(c ** 2 * vi for c, vi in zip(cd, v))
+        se_l, df_l = satterthwaite(cn - b * cd)
+        se_d, df_d = satterthwaite(cd) if has_den else (np.zeros(np.shape(num)), df_l)
+        sd_unit = np.sqrt(sum((c ** 2) * r for c, r in zip(cn - b * cd, raw)))
+    lin = num - b * den
+    p_l, t_l = _p_above(lin, se_l, df_l)
+    p_l_ref, _ = _p_above(-lin, se_l, df_l)
+    p_d, t_d = _p_above(den, se_d, df_d) if has_den else (np.zeros(np.shape(lin)), np.full(np.shape(lin), np.inf))
+    p = np.maximum(p_l, p_d)
+    l_binds = np.isnan(p_l) | (p_l >= p_d)
+    supported = p < alpha
+    refuted = (p_l_ref < alpha) & (p_d < alpha)
+    # Fieller: {f : (N - f D)^2 <= q^2 (a0 - 2 f a1 + f^2 a2)}, q at the contrast's df
+    q = _quantile(alpha, df_l)
+    qa, qb, qc = den ** 2 - q ** 2 * a2, num * den - q ** 2 * a1, num ** 2 - q ** 2 * a0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        root = np.sqrt(np.maximum(qb ** 2 - qa * qc, 0))
+        lo, hi = (qb - root) / qa, (qb + root) / qa
+        f = num / den
+        effect = lin / sd_unit
+    bounded = qa > 0
+    lo, hi = np.where(bounded, lo, -np.inf), np.where(bounded, hi, np.inf)
+    if paired:
+        comps = [sign_flip(lin_i)] + ([sign_flip(den_i)] if has_den else [])
+        comp = _companion_max(comps)
+        comp["test"] = "sign-flip permutation on " + ("N - bound D and D" if has_den else "N - bound D")
+    else:
+        comp = {"test": "none (no exact permutation test for a contrast of independent arms)",
+                "p": np.full(np.shape(lin), np.nan), "p_floor": math.nan, "exact": False, "n_permutations": 0}
+    label = f"{check.derived or 'mean'}({', '.join(check.arms)})"
+    out = {"test": ("paired t" if paired else "Welch t") + " on N - bound x D" + (" and on D" if has_den else ""),
+           "paired": paired, "hypothesis": f"{label} >= {b:g}", "formula": spec.formula,
+           "estimand": label, "estimate": f, "estimate_ci": (lo, hi), "diff": f - b, "ci": (lo - b, hi - b),
+           "statistic": np.where(l_binds, t_l, t_d), "df": np.where(l_binds, df_l, df_d), "p": p,
+           "p_refute": p_l_ref, "effect_size": effect,
+           "decision": np.where(supported, "supported", np.where(refuted, "refuted", "undecided")),
+           "seeds_to_decide": np.fmin(_seeds_needed(lin, sd_unit, alpha, not paired),
+                                      _seeds_needed(-lin, sd_unit, alpha, not paired)),
+           "companion": comp, "numerator": num, "denominator": den}
+    return _finish(out, batch)
+
+
+# --- helpers kept for callers and tests ----------------------------------------------------------
 
 def t_interval(diff: float, se: float, df: float, alpha: float) -> tuple[float, float]:
     if se == 0:
@@ -24,74 +592,15 @@ def t_interval(diff: float, se: float, df: float, alpha: float) -> tuple[float, 
 
 
 def difference_test(a, b, paired: bool, alpha: float) -> dict:
-    """Mean difference a - b with a one-sided test of "a > b" (flip the sign for "a < b").
-
-    Paired t when the arms share seeds (same init and data order: the seed's noise cancels),
-    Welch's unequal-variance t otherwise.
-    """
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if paired:
-        d = a - b
-        n = len(d)
-        diff, se, df = d.mean(), d.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan, n - 1
-        sd_pooled = d.std(ddof=1) if n > 1 else math.nan
-    else:
-        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-        diff, se = a.mean() - b.mean(), math.sqrt(va + vb)
-        df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se > 0 else len(a) + len(b) - 2
-        sd_pooled = math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
-    if not math.isfinite(se):
-        return {"test": "paired t" if paired else "Welch t", "diff": float(diff), "statistic": math.nan,
-                "p_greater": math.nan, "df": df, "ci": (math.nan, math.nan), "effect_size": math.nan, "se": se}
-    if se == 0:  # every seed gave the same difference: the sign is certain, the size exact
-        t, p = (math.copysign(math.inf, diff) if diff else 0.0), (0.0 if diff > 0 else 1.0)
-    else:
-        t = diff / se
-        p = float(sps.t.sf(t, df))
-    return {"test": "paired t" if paired else "Welch t", "diff": float(diff), "statistic": float(t),
-            "p_greater": p, "df": float(df), "ci": t_interval(float(diff), se, df, alpha),
-            "effect_size": float(diff / sd_pooled) if sd_pooled else math.nan, "se": se}
-
-
-def seeds_to_decide(diff: float, sd: float, alpha: float, power: float = 0.8) -> int | None:
-    """Seeds per arm for a one-sided test to detect the observed difference with the given power (normal approx.)."""
-    if not diff or not math.isfinite(sd) or sd == 0:
-        return None
-    z = sps.norm.ppf(1 - alpha) + sps.norm.ppf(power)
-    return max(2, math.ceil((z * sd / abs(diff)) ** 2))
-
-
-def _directional(values, check, sign: int) -> dict:
-    """'arms[0] > arms[1]' (sign=+1) or 'arms[0] < arms[1]' (sign=-1), with an optional margin:
-    an effect whose interval lies within (-margin, margin) or beyond, on the wrong side, refutes."""
-    a, b = (values[arm] for arm in check.arms[:2])
-    paired = len(a) == len(b)
-    r = difference_test(np.multiply(a, sign), np.multiply(b, sign), paired, check.alpha)
-    lo, hi = r["ci"]
-    out = {**r, "p": r["p_greater"], "diff": sign * r["diff"], "ci": tuple(sorted((sign * lo, sign * hi))),
-           "effect_size": sign * r["effect_size"] if math.isfinite(r["effect_size"]) else math.nan}
-    margin = check.margin or 0.0
-    if math.isnan(r["p_greater"]):
-        out["decision"] = "undecided"
-    elif r["p_greater"] < check.alpha:
-        out["decision"] = "supported"
-    elif hi <= margin:  # the claimed-direction effect is, with confidence, no bigger than the margin
-        out["decision"] = "refuted"
-    else:
-        out["decision"] = "undecided"
-    sd = r["se"] * math.sqrt(len(a) if paired else (len(a) + len(b)) / 2) if math.isfinite(r["se"]) else math.nan
-    out["seeds_to_decide"] = seeds_to_decide(r["diff"], sd, check.alpha)
-    return out
-
-
-@CHECKS.register("greater")
-def greater(values, check) -> dict:
-    return _directional(values, check, +1)
-
-
-@CHECKS.register("less")
-def less(values, check) -> dict:
-    return _directional(values, check, -1)
+    """Mean difference a - b with a one-sided test of "a > b" (paired t or Welch t), as scalars."""
+    r = _difference(np.asarray(a, float), np.asarray(b, float), paired)
+    p, t = _p_above(r["diff"], r["se"], r["df"])
+    diff, se, df = float(r["diff"]), float(r["se"]), float(r["df"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        effect = float(r["diff"] / r["sd_effect"])
+    return {"test": "paired t" if paired else "Welch t", "diff": diff, "statistic": float(t), "p_greater": float(p),
+            "df": df, "ci": t_interval(diff, se, df, alpha) if math.isfinite(se) else (math.nan, math.nan),
+            "effect_size": effect, "se": se}
 
 
 def holm(pvalues: list[float]) -> list[float]:

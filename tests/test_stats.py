@@ -1,54 +1,370 @@
-"""Check kinds against scipy's own tests, and Holm against its definition."""
+"""Check kinds against scipy / statsmodels references (to 1e-8), their decisions, the interval/p
+duality, the companion tests' floors, and the spec keys each kind requires."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
+import yaml
 from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.weightstats import DescrStatsW, ttost_ind, ttost_paired
 
-from repro.spec import Check
-from repro.stats import difference_test, holm, less
+from repro.registry import CHECKS
+from repro.spec import Check, SpecError, load_claim
+from repro.stats import (DERIVED, at_least, best_of, difference_test, equivalent, greater, holm, less, matches,
+                         seeds_to_decide, sign_flip, two_sample_permutation)
 
-
-def check(**kw):
-    return Check(**{"kind": "less", "metric": "m", "arms": ["a", "b"], "alpha": 0.05, "justification": "test", **kw})
-
-
-def test_welch_matches_scipy():
-    a, b = [101.0, 98, 104, 99], [110.0, 115, 108, 113, 109]
-    ours = difference_test(a, b, paired=False, alpha=0.05)
-    ref = sps.ttest_ind(a, b, equal_var=False, alternative="greater")
-    assert ours["statistic"] == pytest.approx(ref.statistic, abs=1e-10)
-    assert ours["p_greater"] == pytest.approx(ref.pvalue, abs=1e-10)
+TIGHT = {"rel": 1e-8, "abs": 1e-12}
+KINDS = ["greater", "less", "equivalent", "matches", "best_of", "at_least"]
 
 
-def test_paired_matches_scipy_and_ci_is_dual_to_p():
-    a, b = [101.0, 98, 104, 99], [110.0, 105, 108, 101]
-    ours = difference_test(a, b, paired=True, alpha=0.05)
-    ref = sps.ttest_rel(a, b, alternative="greater")
-    assert ours["p_greater"] == pytest.approx(ref.pvalue, abs=1e-10)
-    lo, _ = ours["ci"]
-    # the one-sided (1 - alpha) lower bound excludes 0 exactly when p < alpha
-    assert (lo > 0) == (ours["p_greater"] < 0.05)
+def check(kind="less", arms=("a", "b"), **kw) -> Check:
+    return Check(**{"kind": kind, "metric": "m", "arms": list(arms), "alpha": 0.05, "justification": "test", **kw})
 
+
+A = [101.0, 98, 104, 99, 103]
+B = [110.0, 105, 108, 101, 104]
+B_LONG = [110.0, 115, 108, 113, 109, 111]
+
+
+# --- references ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind,alternative", [("greater", "greater"), ("less", "less")])
+@pytest.mark.parametrize("b", [B, B_LONG], ids=["paired", "welch"])
+def test_directional_matches_scipy(kind, alternative, b):
+    out = CHECKS.get(kind)({"a": A, "b": b}, check(kind))
+    paired = len(b) == len(A)
+    ref = sps.ttest_rel(A, b, alternative=alternative) if paired else \
+        sps.ttest_ind(A, b, equal_var=False, alternative=alternative)
+    assert out["paired"] == paired
+    assert out["statistic"] == pytest.approx(ref.statistic, **TIGHT)
+    assert out["p"] == pytest.approx(ref.pvalue, **TIGHT)
+    assert out["df"] == pytest.approx(ref.df, **TIGHT)
+    # the claim-side bound of our (1 - 2 alpha) interval is scipy's one-sided 95% bound
+    ref_ci = ref.confidence_interval(confidence_level=0.95)
+    side = 0 if kind == "greater" else 1
+    assert out["ci"][side] == pytest.approx(getattr(ref_ci, ("low", "high")[side]), **TIGHT)
+    assert out["diff"] == pytest.approx(np.mean(A) - np.mean(b), **TIGHT)
+
+
+def test_difference_test_matches_scipy():
+    ours = difference_test(A, B_LONG, paired=False, alpha=0.05)
+    ref = sps.ttest_ind(A, B_LONG, equal_var=False, alternative="greater")
+    assert ours["statistic"] == pytest.approx(ref.statistic, **TIGHT)
+    assert ours["p_greater"] == pytest.approx(ref.pvalue, **TIGHT)
+
+
+@pytest.mark.parametrize("b", [B, B_LONG], ids=["paired", "welch"])
+@pytest.mark.parametrize("margin", [3.0, 8.0, 12.0])
+def test_equivalent_matches_statsmodels_ttost(b, margin):
+    out = equivalent({"a": A, "b": b}, check("equivalent", margin=margin))
+    if len(b) == len(A):
+        p, lower, upper = ttost_paired(np.array(A), np.array(b), -margin, margin)
+    else:
+        p, lower, upper = ttost_ind(np.array(A), np.array(b), -margin, margin, usevar="unequal")
+    assert out["p"] == pytest.approx(p, **TIGHT)
+    binding = lower if lower[1] >= upper[1] else upper
+    assert out["statistic"] == pytest.approx(binding[0], **TIGHT)
+    assert out["df"] == pytest.approx(binding[2], **TIGHT)
+
+
+def test_equivalent_of_several_arms_is_the_largest_pairwise_tost():
+    c = [104.0, 100, 103, 100, 106]
+    out = equivalent({"a": A, "b": B, "c": c}, check("equivalent", arms="abc", margin=8.0))
+    refs = [ttost_paired(np.array(x), np.array(y), -8.0, 8.0)[0] for x, y in [(A, B), (A, c), (B, c)]]
+    assert out["p"] == pytest.approx(max(refs), **TIGHT)
+    assert [q["p"] for q in out["pairs"]] == pytest.approx(refs, **TIGHT)
+
+
+@pytest.mark.parametrize("value,tolerance", [(101.0, 3.0), (100.0, 1.0), (95.0, 4.0)])
+def test_matches_is_statsmodels_ttost_mean(value, tolerance):
+    out = matches({"a": A}, check("matches", arms="a", value=value, tolerance=tolerance))
+    p, lower, upper = DescrStatsW(np.array(A)).ttost_mean(value - tolerance, value + tolerance)
+    assert out["p"] == pytest.approx(p, **TIGHT)
+    assert out["estimate"] == pytest.approx(np.mean(A), **TIGHT)
+    assert out["diff"] == pytest.approx(np.mean(A) - value, **TIGHT)
+
+
+def test_matches_of_several_arms_with_their_own_values():
+    out = matches({"a": A, "b": B}, check("matches", value=[101.0, 106.0], tolerance=4.0))
+    refs = [DescrStatsW(np.array(x)).ttost_mean(v - 4, v + 4)[0] for x, v in [(A, 101.0), (B, 106.0)]]
+    assert out["p"] == pytest.approx(max(refs), **TIGHT)
+
+
+@pytest.mark.parametrize("better", ["lower", "higher"])
+def test_best_of_is_the_largest_pairwise_one_sided_p(better):
+    c = [107.0, 104, 109, 100, 108]
+    out = best_of({"a": A, "b": B, "c": c}, check("best_of", arms="abc", better=better))
+    alternative = "less" if better == "lower" else "greater"
+    refs = [sps.ttest_rel(A, x, alternative=alternative).pvalue for x in (B, c)]
+    assert out["p"] == pytest.approx(max(refs), **TIGHT)
+
+
+def test_best_of_top_k_tests_the_best_by_mean_with_bonferroni():
+    lead2 = [97.0, 96, 101, 97, 100]  # better (lower) mean than A: it is the one tested
+    c = [107.0, 104, 109, 100, 108]
+    out = best_of({"a": A, "l": lead2, "b": B, "c": c}, check("best_of", arms="albc", better="lower", top=2))
+    refs = [sps.ttest_rel(lead2, x, alternative="less").pvalue for x in (B, c)]
+    assert out["chosen"] == "l"
+    assert out["p"] == pytest.approx(min(1.0, 2 * max(refs)), **TIGHT)
+
+
+def test_at_least_mean_is_a_one_sample_t():
+    out = at_least({"a": A}, check("at_least", arms="a", bound=99.0))
+    ref = sps.ttest_1samp(A, 99.0, alternative="greater")
+    assert out["p"] == pytest.approx(ref.pvalue, **TIGHT)
+    assert out["statistic"] == pytest.approx(ref.statistic, **TIGHT)
+    assert out["estimate_ci"][0] == pytest.approx(ref.confidence_interval(0.95).low, **TIGHT)
+
+
+TEACHER = [67.0, 70, 64, 69, 66]
+SMALL = [146.0, 140, 151, 143, 149]
+DISTILLED = [80.0, 74, 85, 79, 78]
+
+
+def test_recovered_fraction_paired_is_a_t_test_on_the_linear_contrast():
+    values = {"t": TEACHER, "s": SMALL, "d": DISTILLED}
+    out = at_least(values, check("at_least", arms="tsd", derived="recovered_fraction", bound=0.8))
+    t, s, d = map(np.array, (TEACHER, SMALL, DISTILLED))
+    ref = sps.ttest_1samp((s - d) - 0.8 * (s - t), 0.0, alternative="greater")
+    assert out["p"] == pytest.approx(ref.pvalue, **TIGHT)  # D = small - teacher is far above 0: L binds
+    assert out["estimate"] == pytest.approx((s.mean() - d.mean()) / (s.mean() - t.mean()), **TIGHT)
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_fieller_interval_is_dual_to_the_contrast_test(paired):
+    """At bound = the interval's lower end, the contrast test sits exactly at p = alpha."""
+    values = {"t": TEACHER, "s": SMALL, "d": DISTILLED}
+    first = at_least(values, check("at_least", arms="tsd", derived="recovered_fraction", bound=0.5, paired=paired))
+    lo = first["estimate_ci"][0]
+    assert lo < first["estimate"] < first["estimate_ci"][1]
+    if paired:
+        at_edge = at_least(values, check("at_least", arms="tsd", derived="recovered_fraction", bound=lo))
+        assert at_edge["p"] == pytest.approx(0.05, rel=1e-7)
+
+
+def test_difference_unpaired_is_a_shifted_welch_test():
+    out = at_least({"a": B_LONG, "b": A}, check("at_least", derived="difference", bound=4.0, paired=False))
+    ref = sps.ttest_ind(np.array(B_LONG) - 4.0, A, equal_var=False, alternative="greater")
+    assert out["p"] == pytest.approx(ref.pvalue, **TIGHT)
+    assert out["df"] == pytest.approx(ref.df, **TIGHT)
+
+
+def test_companions_match_scipy_permutation_test():
+    d = np.array(A) - np.array(B)
+    ref = sps.permutation_test((A, B), lambda x, y, axis: np.mean(x - y, axis=axis), permutation_type="samples",
+                               alternative="less", n_resamples=np.inf, vectorized=True)
+    assert sign_flip(-d)["p"] == pytest.approx(ref.pvalue, **TIGHT)
+    ref2 = sps.permutation_test((A, B_LONG), lambda x, y, axis: np.mean(x, axis=axis) - np.mean(y, axis=axis),
+                                permutation_type="independent", alternative="greater", n_resamples=np.inf,
+                                vectorized=True)
+    assert two_sample_permutation(A, B_LONG)["p"] == pytest.approx(ref2.pvalue, **TIGHT)
+
+
+def test_companion_floors_are_known_and_reached():
+    """3 paired seeds: a sign-flip test cannot go below 1/8; 3 v 3 unpaired: 1/20 (never < 0.05)."""
+    three = {"a": [1.0, 2, 3], "b": [10.0, 11, 12]}
+    paired = less(three, check())
+    assert paired["companion"]["p_floor"] == 1 / 8 and paired["companion"]["p"] == 1 / 8
+    unpaired = less(three, check(paired=False))
+    assert unpaired["companion"]["p_floor"] == 1 / 20 and unpaired["companion"]["p"] == 1 / 20
+    big = sign_flip(np.arange(1.0, 16))  # 2^15 arrangements: Monte Carlo with a fixed seed
+    assert not big["exact"] and big["p_floor"] == pytest.approx(1 / 2000) and big["p"] == pytest.approx(1 / 2000)
+    assert sign_flip(np.arange(1.0, 16))["p"] == big["p"]  # deterministic
+
+
+def test_holm_matches_statsmodels():
+    p = [0.01, 0.04, 0.03, 0.2, 0.001, math.nan]
+    ref = multipletests(p[:5], method="holm")[1]
+    adjusted = holm(p)
+    assert adjusted[:5] == pytest.approx(list(ref), **TIGHT)
+    assert math.isnan(adjusted[5])
+
+
+# --- decisions ------------------------------------------------------------------------------------
 
 def test_less_decides_supported_refuted_undecided():
     assert less({"a": [70.0, 72, 71], "b": [140.0, 150, 146]}, check())["decision"] == "supported"
     assert less({"a": [140.0, 150, 146], "b": [70.0, 72, 71]}, check())["decision"] == "refuted"
-    assert less({"a": [100.0, 130, 90], "b": [110.0, 100, 120]}, check())["decision"] == "undecided"
+    out = less({"a": [100.0, 130, 90], "b": [110.0, 100, 120]}, check())
+    assert out["decision"] == "undecided" and out["seeds_to_decide"] > 3
 
 
-def test_holm_matches_definition():
-    p = [0.01, 0.04, 0.03, math.nan]
-    adjusted = holm(p)
-    assert adjusted[:3] == pytest.approx([0.03, 0.06, 0.06])
-    assert math.isnan(adjusted[3])
+def test_margin_lets_a_negligible_effect_refute_a_directional_claim():
+    """An effect confidently smaller than the margin refutes, unless it is significant: a claim "a > b"
+    states no size, so a small but clear effect still supports it."""
+    a, b = [100.2, 100.0, 100.3, 100.1], [100.1, 100.2, 100.2, 100.0]
+    assert greater({"a": a, "b": b}, check("greater"))["decision"] == "undecided"
+    assert greater({"a": a, "b": b}, check("greater", margin=2.0))["decision"] == "refuted"
+    small_but_clear = [100.2, 100.3, 100.4, 100.2], [100.0, 100.1, 100.2, 100.1]
+    assert greater(dict(zip("ab", small_but_clear)), check("greater", margin=2.0))["decision"] == "supported"
 
 
-def test_false_positive_rate_under_the_null_is_at_most_alpha():
-    """Two identical arms: 'less' must say REPRODUCED at most alpha of the time (Monte-Carlo error ~0.007)."""
-    rng = np.random.default_rng(0)
-    hits = sum(less({"a": list(rng.normal(100, 5, 3)), "b": list(rng.normal(100, 5, 3))}, check())["decision"]
-               == "supported" for _ in range(2000))
-    assert hits / 2000 <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 2000)
+def test_equivalent_matches_best_of_at_least_decide_all_three_ways():
+    eq = check("equivalent", margin=2.0)
+    assert equivalent({"a": [10.0, 10.2, 9.9, 10.1], "b": [10.1, 10.0, 10.0, 10.2]}, eq)["decision"] == "supported"
+    assert equivalent({"a": [10.0, 10.2, 9.9, 10.1], "b": [20.1, 20.0, 20.0, 20.2]}, eq)["decision"] == "refuted"
+    assert equivalent({"a": [10.0, 14, 7, 10], "b": [11.0, 10, 12, 9]}, eq)["decision"] == "undecided"
+    mt = check("matches", arms="a", value=67.0, tolerance=5.0)
+    assert matches({"a": [66.0, 68, 67, 69]}, mt)["decision"] == "supported"
+    assert matches({"a": [96.0, 98, 97, 99]}, mt)["decision"] == "refuted"
+    assert matches({"a": [60.0, 75, 64, 80]}, mt)["decision"] == "undecided"
+    bo = check("best_of", arms="abc", better="lower")
+    assert best_of({"a": [1.0, 1.1, 0.9], "b": [5.0, 5.2, 5.1], "c": [9.0, 9.1, 9.3]}, bo)["decision"] == "supported"
+    assert best_of({"a": [9.0, 9.1, 9.3], "b": [5.0, 5.2, 5.1], "c": [1.0, 1.1, 0.9]}, bo)["decision"] == "refuted"
+    assert best_of({"a": [1.0, 5.1, 3], "b": [2.0, 4.2, 5.1], "c": [9.0, 9.1, 9.3]}, bo)["decision"] == "undecided"
+    al = check("at_least", arms="tsd", derived="recovered_fraction", bound=0.5)
+    good = {"t": TEACHER, "s": SMALL, "d": DISTILLED}
+    assert at_least(good, al)["decision"] == "supported"
+    assert at_least({**good, "d": [140.0, 139, 146, 140, 144]}, al)["decision"] == "refuted"
+    teacher_no_better = {"t": SMALL[::-1], "s": SMALL, "d": DISTILLED}  # D = small - teacher ~ 0
+    out = at_least(teacher_no_better, al)
+    assert out["decision"] == "undecided" and out["estimate_ci"] == (-math.inf, math.inf)
+
+
+def test_identical_runs_give_certain_signs_not_nan():
+    out = less({"a": [1.0, 1.0, 1.0], "b": [2.0, 2.0, 2.0]}, check())
+    assert out["decision"] == "supported" and out["p"] == 0.0 and out["statistic"] == -math.inf
+    same = less({"a": [1.0, 1.0], "b": [1.0, 1.0]}, check())
+    assert same["decision"] == "undecided" and same["seeds_to_decide"] is None
+
+
+def test_too_few_seeds_is_undecided():
+    out = less({"a": [1.0], "b": [2.0]}, check())
+    assert out["decision"] == "undecided" and math.isnan(out["p"]) and out["seeds_to_decide"] is None
+
+
+def random_cases(rng, kind):
+    a, b, c = (rng.normal(m, s, 4) for m, s in [(10, 2), (11, 2), (12, 3)])
+    cases = {
+        "greater": ({"a": a, "b": b}, check("greater")),
+        "less": ({"a": a, "b": b[:3]}, check("less")),
+        "equivalent": ({"a": a, "b": b}, check("equivalent", margin=2.5)),
+        "matches": ({"a": a}, check("matches", arms="a", value=10.5, tolerance=2.0)),
+        "best_of": ({"a": a, "b": b, "c": c}, check("best_of", arms="abc", better="lower")),
+        # teacher, small, distilled with a clearly positive gap (the premise that the precondition checks)
+        "at_least": ({"a": a - 10, "b": b + 10, "c": c}, check("at_least", arms="abc", derived="recovered_fraction",
+                                                              bound=0.4)),
+    }
+    return cases[kind]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_p_below_alpha_iff_interval_excludes_the_null(kind):
+    rng = np.random.default_rng(KINDS.index(kind))
+    for _ in range(200):
+        values, c = random_cases(rng, kind)
+        out = CHECKS.get(kind)(values, c)
+        lo, hi = out["ci"]  # relative to the null's reference point
+        if kind in ("greater", "at_least") or (kind == "best_of" and c.better == "higher"):
+            excludes = lo > 0
+        elif kind in ("less", "best_of"):
+            excludes = hi < 0
+        else:  # equivalence: inside the band
+            band = c.margin if kind == "equivalent" else c.tolerance
+            excludes = -band < lo and hi < band
+        assert (out["p"] < c.alpha) == excludes, (kind, out)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_batch_gives_the_same_numbers_as_one_data_set_at_a_time(kind):
+    rng = np.random.default_rng(50 + KINDS.index(kind))
+    batch = [random_cases(rng, kind) for _ in range(5)]
+    c = batch[0][1]
+    stacked = {arm: np.stack([np.asarray(v[arm]) for v, _ in batch]) for arm in batch[0][0]}
+    together = CHECKS.get(kind)(stacked, c)
+    for i, (values, _) in enumerate(batch):
+        alone = CHECKS.get(kind)(values, c)
+        for key in ("p", "statistic", "df", "diff", "effect_size"):
+            assert alone[key] == pytest.approx(float(together[key][i]), nan_ok=True, rel=1e-12), key
+        assert alone["decision"] == together["decision"][i]
+        assert alone["companion"]["p"] == pytest.approx(float(together["companion"]["p"][i]), nan_ok=True)
+
+
+def test_seeds_to_decide_uses_t_quantiles():
+    # effect = 1 sd: the normal approximation says 7 paired seeds; with t quantiles it takes 8
+    assert seeds_to_decide(1.0, 1.0, 0.05) == 8
+    assert seeds_to_decide(1.0, 0.0, 0.05) == 2
+    assert seeds_to_decide(0.0, 1.0, 0.05) is None
+    assert seeds_to_decide(1.0, 1.0, 0.05, welch=True) < seeds_to_decide(1.0, math.sqrt(2), 0.05)
+
+
+# --- specs name what their kind needs -------------------------------------------------------------
+
+def claim_doc(check_doc: dict) -> dict:
+    return {"id": "toy", "source": {"file": "x.txt", "quote": "q"}, "statement": "s",
+            "defaults": {"data": {"name": "synthetic"}, "model": {"name": "mlp", "hidden": [4]},
+                         "optimizer": {"name": "sgd", "lr": 0.1}, "epochs": 1, "batch_size": 8},
+            "arms": {"teacher": {}, "small": {}, "distilled": {}, "other": {}},
+            "check": {"metric": "test_errors", "alpha": 0.05, "justification": "why", **check_doc},
+            "profiles": {"smoke": {"seeds": [0, 1, 2], "scale": "toy"}}}
+
+
+def load(tmp_path, check_doc):
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(claim_doc(check_doc)))
+    return load_claim(path)
+
+
+GOOD = {
+    "greater": {"kind": "greater", "arms": ["distilled", "small"]},
+    "equivalent": {"kind": "equivalent", "arms": ["distilled", "small", "other"], "margin": 5},
+    "matches": {"kind": "matches", "arms": ["teacher"], "value": 67, "tolerance": 20},
+    "best_of": {"kind": "best_of", "arms": ["distilled", "small", "other"], "better": "lower", "top": 2},
+    "at_least": {"kind": "at_least", "arms": ["teacher", "small", "distilled"], "derived": "recovered_fraction",
+                 "bound": 0.5},
+    "at_least mean": {"kind": "at_least", "arms": ["distilled"], "bound": 0.9},
+}
+
+
+@pytest.mark.parametrize("name", list(GOOD))
+def test_well_formed_checks_load(tmp_path, name):
+    assert load(tmp_path, GOOD[name]).check.kind == GOOD[name]["kind"]
+
+
+@pytest.mark.parametrize("name,edit,expected", [
+    ("equivalent", lambda c: c.pop("margin"), "check.margin: check 'equivalent' needs 'margin'"),
+    ("matches", lambda c: c.pop("tolerance"), "check.tolerance: check 'matches' needs 'tolerance'"),
+    ("matches", lambda c: c.pop("value"), "check.value: check 'matches' needs 'value'"),
+    ("matches", lambda c: c.update(tolerance=0), "check.tolerance: Input should be greater than 0"),
+    ("matches", lambda c: c.update(value=[1, 2]), "value: one number per arm (1), got 2"),
+    ("best_of", lambda c: c.pop("better"), "check.better: check 'best_of' needs 'better'"),
+    ("best_of", lambda c: c.update(top=3), "top: must leave at least one other arm"),
+    ("at_least", lambda c: c.pop("bound"), "check.bound: check 'at_least' needs 'bound'"),
+    ("at_least", lambda c: c.update(derived="eval('1')"), "check.derived: unknown derived quantity"),
+    ("at_least", lambda c: c.update(arms=["teacher", "small"]), "compares exactly 3 arms for 'recovered_fraction'"),
+    ("at_least mean", lambda c: c.update(arms=["teacher", "small"]), "compares exactly 1 arms for 'mean'"),
+    ("greater", lambda c: c.update(tolerance=3), "check.tolerance: 'tolerance' does not apply to check 'greater'"),
+    ("greater", lambda c: c.update(arms=["distilled"]), "check 'greater' compares exactly 2 arms"),
+    ("greater", lambda c: c.pop("justification"), "check.justification: Field required"),
+    ("greater", lambda c: c.update(justification="   "), "check.justification: justification is blank"),
+    ("greater", lambda c: c.update(alpha=0.5), "check.alpha: Input should be less than 0.5"),
+])
+def test_a_check_without_what_its_kind_needs_is_rejected(tmp_path, name, edit, expected):
+    doc = dict(GOOD[name], justification="why")
+    edit(doc)
+    path = tmp_path / "toy.yaml"
+    full = claim_doc({})
+    full["check"] = {"metric": "test_errors", "alpha": 0.05, **doc}
+    path.write_text(yaml.safe_dump(full))
+    with pytest.raises(SpecError) as err:
+        load_claim(path)
+    assert str(err.value).startswith(str(path)) and expected in str(err.value), str(err.value)
+
+
+def test_preconditions_are_validated_the_same_way(tmp_path):
+    doc = claim_doc(GOOD["greater"])
+    doc["preconditions"] = [{"kind": "equivalent", "metric": "m", "arms": ["teacher", "small"], "alpha": 0.05,
+                             "justification": "j"}]
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SpecError, match=r"preconditions\.0\.margin: check 'equivalent' needs 'margin'"):
+        load_claim(path)
+
+
+def test_every_kind_is_registered_and_every_derived_quantity_is_linear():
+    assert set(KINDS) <= set(CHECKS.names())
+    for spec in DERIVED.values():
+        assert len(spec.numerator) == len(spec.denominator) == len(spec.roles)
