@@ -1,52 +1,62 @@
-"""verdicts.json (+ claim specs) -> one self-contained HTML file. Computes no statistics: it shows them."""
+"""verdicts.json (+ claim specs + stored results) -> one self-contained HTML file.
+
+Computes no statistics: it shows what `pytest -m claims` decided, and draws the stored runs
+(per-epoch curves) those verdicts were decided from. Every verdict key it does not know is still
+shown, as a row of its variant's table, so the output of a new check kind is never hidden.
+"""
 from __future__ import annotations
 
-import base64
-import io
+import datetime
+import hashlib
 import json
 import math
+import os
+import subprocess
 from pathlib import Path
 
 import jinja2
+import yaml
 
-from .store import atomic_write
+from . import figures
+from .store import CorruptResult, Store, atomic_write
 
 BADGE = {"REPRODUCED": "ok", "NOT REPRODUCED": "bad", "INCONCLUSIVE": "warn", "NOT RUN": "none"}
+# Verdict keys with a place of their own on the page; any other key is listed as it is.
+SHOWN = {"claim", "variant", "profile", "check", "metric", "arms", "alpha", "margin", "justification", "status",
+         "reason", "decision", "p", "p_greater", "p_holm", "test", "statistic", "df", "diff", "ci", "ci_level",
+         "effect_size", "se", "seeds_to_decide", "value", "tolerance", "values", "seeds", "preconditions",
+         "wall_s", "run_keys", "devices", "versions", "commits", "hypothesis", "estimand", "estimate", "estimate_ci",
+         "reference", "p_refute", "paired", "companion", "pairs"}
+LABELS = {"holm_family": "Holm family (p-values corrected together)", "diverged": "diverged runs per arm"}
+# Keys every verdict from verdict.py has; a hand-made or older verdicts.json may lack them.
+DEFAULTS = {"check": "", "metric": "", "arms": [], "alpha": None, "margin": None, "justification": "",
+            "reason": "", "preconditions": [], "status": "NOT RUN", "profile": "unknown"}
+CURVE_KEYS = ("step_acc", "train_loss", "train_acc", "test_acc")  # after the check's own metric; 3 at most
+NOT_VERSIONS = {"command", "created", "git_commit"}
 
 
 class ReportError(ValueError):
     pass
 
 
-def figure_png(fig) -> str:
-    import matplotlib.pyplot as plt
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+def num(x, fmt: str = ".3g") -> str:
+    if isinstance(x, bool) or x is None:
+        return "–" if x is None else str(x)
+    if isinstance(x, float):
+        return format(x, fmt) if math.isfinite(x) else "–"
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, (list, tuple)):
+        return "[" + ", ".join(num(v, fmt) for v in x) + "]"
+    if isinstance(x, dict):
+        return "; ".join(f"{k}: {num(v, fmt)}" for k, v in x.items())
+    return str(x)
 
 
-def per_seed_figure(verdict: dict) -> str | None:
-    """Each arm's per-seed values of the check's metric, with the mean."""
-    values = verdict.get("values")
-    if not values:
-        return None
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(4.2, 2.6))
-    for i, (arm, vs) in enumerate(values.items()):
-        finite = [v for v in vs if v is not None and math.isfinite(v)]
-        ax.scatter([i] * len(finite), finite, s=28, alpha=0.75, zorder=3)
-        if finite:
-            mean = sum(finite) / len(finite)
-            ax.hlines(mean, i - 0.25, i + 0.25, color="black", lw=2, zorder=4)
-    ax.set_xticks(range(len(values)), list(values))
-    ax.set_xlim(-0.6, len(values) - 0.4)
-    ax.set_ylabel(verdict["metric"])
-    ax.set_title(f"{verdict['claim']} [{verdict['variant']}]: per seed, bar = mean", fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    return figure_png(fig)
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def load_verdicts(path: Path) -> dict:
@@ -57,28 +67,182 @@ def load_verdicts(path: Path) -> dict:
     except json.JSONDecodeError as err:
         raise ReportError(f"{path}: not valid JSON ({err}); re-run `pytest -m claims`") from None
     if not isinstance(doc, dict) or "verdicts" not in doc:
-        raise ReportError(f"{path}: expected keys 'verdicts' and 'profile' (written by `pytest -m claims`)")
+        raise ReportError(f"{path}: no 'verdicts' in it (a session that ran only tests other than the claims "
+                          "wrote it); run `pytest -m claims` to write the verdicts")
     return doc
 
 
-def render(doc: dict, claims: dict) -> str:
+def load_runs(results: Path, v: dict) -> dict[str, list[dict]]:
+    """Arm -> the stored results behind a verdict (its run keys), read from
+    results/<profile>/<claim>/<variant>/<arm>/seed<N>-<key12>.json. Unreadable files are left out."""
+    runs: dict[str, list[dict]] = {}
+    for arm, keys in (v.get("run_keys") or {}).items():
+        folder = results / v["profile"] / v["claim"] / v["variant"] / arm
+        runs[arm] = []
+        for key in keys:
+            for path in sorted(folder.glob(f"seed*-{key[:12]}.json")):
+                try:
+                    found = Store.load(path)
+                except CorruptResult:
+                    continue
+                if found["key"] == key:
+                    runs[arm].append(found)
+                    break
+    return runs
+
+
+def stat_rows(v: dict) -> list[tuple[str, str]]:
+    """(label, text) for every statistic the verdict carries."""
+    rows = [("hypothesis", v["hypothesis"])] if v.get("hypothesis") else []
+    if "test" in v:
+        paired = ", paired by seed" if v.get("paired") and "paired" not in str(v["test"]) else ""
+        rows.append(("test", f"{v['test']}: statistic {num(v.get('statistic'))}, df {num(v.get('df'))}{paired}"))
+    if "p" in v:
+        rows.append(("p raw / Holm", f"{num(v.get('p'))} / {num(v.get('p_holm'))}"))
+    if "p_refute" in v:
+        rows.append(("p against the claim", f"{num(v['p_refute'])} (small = the claimed effect is ruled out)"))
+    if isinstance(v.get("companion"), dict):
+        c = v["companion"]
+        detail = [f"smallest possible p {num(c['p_floor'])}" if "p_floor" in c else "",
+                  f"{c['n_permutations']} permutations" if c.get("n_permutations") else "",
+                  "exact" if c.get("exact") else ""]
+        rows.append(("distribution-free companion", f"{c.get('test', '')}: p = {num(c.get('p'))}"
+                     + (f" ({', '.join(d for d in detail if d)})" if any(detail) else "")))
+    tested = figures.estimate_of(v)
+    if tested:
+        what, est, lo, hi, ref = tested
+        level = v.get("ci_level") or 1 - 2 * v.get("alpha", 0.025)
+        rows.append((f"{what}, {level:.0%} CI", f"{num(est, '.4g')} [{num(lo, '.4g')}, {num(hi, '.4g')}]"
+                     + (f" against {num(ref, '.4g')}" if ref else "")))
+    if "effect_size" in v:
+        rows.append(("effect size", f"{num(v['effect_size'])} (standardised mean difference)"))
+    if v.get("value") is not None:
+        tol = f" ± {num(v['tolerance'])}" if v.get("tolerance") is not None else ""
+        rows.append(("source's value", f"{num(v['value'])}{tol}"))
+    elif v.get("tolerance") is not None:
+        rows.append(("tolerance", num(v["tolerance"])))
+    rows.append(("margin", f"{num(v['margin'])}" if v.get("margin") is not None else "none: any effect counts"))
+    if v.get("seeds_to_decide"):
+        rows.append(("seeds to decide", f"about {num(v['seeds_to_decide'])} per arm at this effect size"))
+    for pair in v.get("pairs") or []:
+        if isinstance(pair, dict):
+            rows.append((f"pair {pair.get('comparison', '')}", num({k: x for k, x in pair.items() if k != "comparison"})))
+    rows += [(LABELS.get(key, key.replace("_", " ")), num(v[key])) for key in sorted(v)
+             if key not in SHOWN and v[key] not in (None, "", [], {})]
+    return rows
+
+
+def seed_table(v: dict) -> tuple[list, list[tuple[str, list, bool]]]:
+    """Seeds, and (arm, values, is a compared arm) for the check's arms then precondition-only arms."""
+    values = [(arm, vs, True) for arm, vs in (v.get("values") or {}).items()]
+    for pre in v.get("preconditions") or []:
+        values += [(arm, vs, False) for arm, vs in (pre.get("values") or {}).items()
+                   if arm not in {a for a, _, _ in values}]
+    return v.get("seeds") or list(range(max((len(vs) for _, vs, _ in values), default=0))), values
+
+
+def temperatures(claim, v: dict) -> dict[str, float]:
+    """Arm -> the distillation temperature T of its loss, for the arms the check compares."""
+    out = {}
+    for arm in v.get("values") or {}:
+        try:
+            t = claim.resolve(arm, v["variant"], v["profile"]).loss.params.get("T")
+        except Exception:  # a spec changed since the verdict: no temperature figure, not a broken report
+            continue
+        if isinstance(t, (int, float)):
+            out[arm] = float(t)
+    return out
+
+
+def variant_block(v: dict, claim, runs: dict, colors: dict) -> dict:
+    figs = []
+    if (uri := figures.per_seed(v, colors)):
+        figs.append(("Per-seed values; right: the tested quantity with its interval", uri))
+    if claim is not None and (uri := figures.by_temperature(v, temperatures(claim, v), colors)):
+        figs.append(("The check's metric against the distillation temperature", uri))
+    curves = {arm: [r["epochs"] for r in rs] for arm, rs in runs.items() if rs}
+    keys = list(dict.fromkeys([figures.metric_key(v.get("metric", "")), *CURVE_KEYS]))
+    if (uri := figures.learning_curves(curves, keys, colors, v)):
+        figs.append(("Learning curves per arm: mean over seeds, band = min to max", uri))
+    variant = claim.variants.get(v["variant"]) if claim else None
+    return {"v": v, "badge": BADGE.get(v.get("status"), "none"), "stats": stat_rows(v), "seeds": seed_table(v),
+            "description": variant.description if variant else "", "figures": figs}
+
+
+def environment(doc: dict, all_runs: dict[str, dict], claims_dir: Path) -> dict:
+    verdicts = doc["verdicts"]
+    runs = list(all_runs.values())
+    versions: dict[str, set] = {}
+    for r in runs:
+        for lib, ver in r["provenance"].items():
+            if lib not in NOT_VERSIONS:
+                versions.setdefault(lib, set()).add(str(ver))
+    wanted = {k for v in verdicts for ks in (v.get("run_keys") or {}).values() for k in ks}
+    ids = list(dict.fromkeys(v["claim"] for v in verdicts))
+    return {
+        "hardware": sorted({d for v in verdicts for d in v.get("devices", [])} | {r["device"] for r in runs}),
+        "versions": [f"{lib} {', '.join(sorted(vs))}" for lib, vs in sorted(versions.items())]
+        or sorted({x for v in verdicts for x in v.get("versions", [])}),
+        "run_commits": sorted({str(r["provenance"].get("git_commit") or "not recorded") for r in runs}),
+        "compute": duration(sum(r["wall_s"] for r in runs)), "n_runs": len(runs), "missing": len(wanted - set(all_runs)),
+        "commit": git_commit(), "rendered": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "spec_hashes": {cid: spec_hashes(claims_dir, cid) for cid in ids},
+    }
+
+
+def spec_hashes(claims_dir: Path, claim_id: str) -> list[tuple[str, str]]:
+    """(file, sha256) of claims/<id>.yaml and of the shared file it names as its `base`, if any."""
+    path, out = claims_dir / f"{claim_id}.yaml", []
+    while path.is_file() and len(out) < 2:
+        out.append((str(path), hashlib.sha256(path.read_bytes()).hexdigest()))
+        try:
+            base = (yaml.safe_load(path.read_text()) or {}).get("base")
+        except (yaml.YAMLError, AttributeError):
+            base = None
+        path = path.parent / str(base) if base else Path()
+    return out or [(str(claims_dir / f"{claim_id}.yaml"), "spec file not found")]
+
+
+def git_commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown (git not available)"
+    if head.returncode:
+        return "unknown (not a git checkout)"
+    return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+def render(doc: dict, claims: dict, results: Path | None = None, claims_dir: Path = Path("claims")) -> str:
     env = jinja2.Environment(loader=jinja2.PackageLoader("repro", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters["num"] = lambda x, fmt=".3g": "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) \
-        else format(x, fmt)
+    env.filters["num"] = num
+    doc = {**doc, "verdicts": [{**DEFAULTS, **v} for v in doc["verdicts"]]}
     verdicts = doc["verdicts"]
-    counts = {status: sum(v["status"] == status for v in verdicts) for status in BADGE}
-    rows = []
+    groups: dict[str, dict] = {}
+    all_runs: dict[str, dict] = {}
     for v in verdicts:
         claim = claims.get(v["claim"])
-        profile = claim.profiles.get(v["profile"]) if claim else None
-        rows.append({"v": v, "claim": claim, "profile": profile, "badge": BADGE[v["status"]],
-                     "variant": claim.variants[v["variant"]] if claim and v["variant"] in claim.variants else None,
-                     "figure": per_seed_figure(v)})
-    return env.get_template("index.html.j2").render(doc=doc, rows=rows, counts=counts, badge=BADGE)
+        group = groups.setdefault(v["claim"], {
+            "id": v["claim"], "claim": claim, "variants": [], "v": v,
+            "profile": claim.profiles.get(v["profile"]) if claim else None,
+            "colors": figures.arm_colors(list(claim.arms) if claim else list(v.get("run_keys") or {}))})
+        runs = load_runs(results, v) if results is not None else {}
+        all_runs.update({r["key"]: r for rs in runs.values() for r in rs})
+        group["variants"].append(variant_block(v, claim, runs, group["colors"]))
+    counts = {status: sum(v.get("status") == status for v in verdicts) for status in BADGE}
+    return env.get_template("index.html.j2").render(
+        doc=doc, groups=list(groups.values()), counts=counts, badge=BADGE,
+        env=environment(doc, all_runs, claims_dir), smoke=doc.get("profile") == "smoke")
 
 
-def write_report(verdicts_path: Path, results: Path, out: Path, claims: dict) -> Path:
-    html = render(load_verdicts(verdicts_path), claims)
+def write_report(verdicts_path: Path, results: Path, out: Path, claims: dict,
+                 claims_dir: Path = Path("claims")) -> Path:
+    html = render(load_verdicts(verdicts_path), claims, results, claims_dir)
     atomic_write(out, html.encode())
+    umask = os.umask(0)
+    os.umask(umask)
+    out.chmod(0o666 & ~umask)  # a page to share, not the private temp file atomic_write made
     return out

@@ -1,0 +1,246 @@
+"""The HTML report: what it shows, that it shows spec text as text, that it needs no network, and that
+it renders whatever a verdict carries (new keys shown, absent keys tolerated). No training: the
+stored results are written here with made-up numbers through the real Store."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from repro import figures
+from repro.cli import main as repro_main
+from repro.plan import plan_claim
+from repro.report import ReportError, load_verdicts, render, write_report
+from repro.spec import load_claim
+from repro.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+CLAIM_ID = "hinton-kd-helps"
+DEVICE = "GPU NVIDIA Test 80GB"
+
+
+@pytest.fixture(scope="module")
+def claim():
+    return load_claim(ROOT / "claims" / f"{CLAIM_ID}.yaml")
+
+
+def copy_spec(claim_id: str, folder: Path) -> Path:
+    """claims/<id>.yaml and the shared file it builds on (`base:`), alone in a folder: the test does not
+    depend on the other specs of the project."""
+    src = ROOT / "claims" / f"{claim_id}.yaml"
+    base = yaml.safe_load(src.read_text()).get("base")
+    for rel in [f"{claim_id}.yaml"] + ([base] if base else []):
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "claims" / rel, folder / rel)
+    return folder
+
+
+def store_results(root: Path, claim, variant: str, profile: str = "smoke") -> dict[str, list[str]]:
+    """Made-up per-epoch results for every run of one variant; returns arm -> run keys."""
+    store, keys = Store(root), {}
+    for arm, runs in plan_claim(claim, variant, profile).items():
+        for i, run in enumerate(runs):
+            epochs = [{"epoch": e, "lr": 0.05, "train_loss": 2.0 / e + 0.1 * i, "train_hard": 2.0 / e, "train_soft": 0.1,
+                       "train_acc": 0.2 * e, "test_errors": 200 - 10 * e - i, "test_acc": 0.2 * e,
+                       "test_errors_per_class": [0] * 10} for e in range(1, 5)]
+            store.save(store.path(profile, claim.id, variant, arm, run), run,
+                       {"status": "done", "epochs": epochs, "final": epochs[-1], "wall_s": 10.0, "device": DEVICE},
+                       {"git_commit": "abc123", "python": "3.11.7", "torch": "9.9.9", "command": "repro run",
+                        "created": "2026-01-01T00:00:00+00:00"})
+        keys[arm] = [r.key for r in runs]
+    return keys
+
+
+def verdict(variant="as_described", status="REPRODUCED", **extra) -> dict:
+    return {"claim": CLAIM_ID, "variant": variant, "profile": "smoke", "check": "less", "metric": "test_errors",
+            "arms": ["distilled", "small"], "alpha": 0.05, "margin": None, "justification": "one-sided at 5%",
+            "status": status, "reason": "distilled - small: -12.5 [-20, -5]", "p": 0.0123, "p_holm": 0.0246,
+            "test": "paired t", "statistic": -5.25, "df": 2.0, "diff": -12.5, "ci": [-20.0, -5.0],
+            "effect_size": -2.75, "values": {"distilled": [180, 181, 182], "small": [195, 193, 194]},
+            "seeds": [0, 1, 2], "preconditions": [
+                {"check": "less", "arms": ["teacher", "small"], "metric": "test_errors", "held": True, "p": 0.004,
+                 "justification": "a teacher no better than the student has nothing to transfer",
+                 "values": {"teacher": [150, 151, 152], "small": [195, 193, 194]}}],
+            "wall_s": 90.0, "run_keys": {}, "devices": [DEVICE], "versions": ["torch 9.9.9, python 3.11.7"],
+            "commits": ["abc123"], **extra}
+
+
+@pytest.fixture(scope="module")
+def smoke_doc(claim, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    verdicts = [verdict("as_described", run_keys=store_results(tmp / "results", claim, "as_described")),
+                verdict("as_written", status="INCONCLUSIVE", p=0.3, p_holm=0.3,
+                        run_keys=store_results(tmp / "results", claim, "as_written"))]
+    copy_spec(CLAIM_ID, tmp / "claims")
+    doc = {"generated": "2026-11-25T20:00:00+00:00", "profile": "smoke", "verdicts": verdicts, "invariants": [
+        {"test": "tests/test_losses.py::test_kl_non_negative", "outcome": "passed", "detail": ""},
+        {"test": "tests/test_losses.py::test_t_squared", "outcome": "failed", "detail": "AssertionError: 3 != 4"}]}
+    (tmp / "verdicts.json").write_text(json.dumps(doc))
+    return tmp, doc
+
+
+@pytest.fixture(scope="module")
+def html(smoke_doc, claim):
+    tmp, doc = smoke_doc
+    return render(doc, {CLAIM_ID: claim}, tmp / "results", tmp / "claims")
+
+
+def test_spec_text_with_html_is_shown_as_text(claim):
+    hostile = claim.model_copy(update={
+        "statement": "<script>alert('statement')</script> & <b>bold</b>",
+        "source": claim.source.model_copy(update={"quote": '<img src=x onerror="alert(1)">', "file": "<i>f</i>.txt"})})
+    page = render({"profile": "smoke", "verdicts": [verdict(reason="<em>reason</em>")]}, {CLAIM_ID: hostile})
+    assert "<script" not in page and "<img src=x" not in page and "<b>bold" not in page and "<em>" not in page
+    assert "&lt;script&gt;alert(&#39;statement&#39;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in page
+    assert "&lt;i&gt;f&lt;/i&gt;.txt" in page and "&lt;em&gt;reason&lt;/em&gt;" in page
+
+
+def test_page_is_self_contained(html):
+    links = re.findall(r'\b(?:src|href)\s*=\s*"([^"]*)"', html)
+    assert links and all(link.startswith(("data:image/png;base64,", "#")) for link in links), links
+    assert not re.search(r"<link|<script|@import|url\(|https?://", html)
+
+
+def test_summary_has_badges_counts_environment_and_smoke_stamp(html, smoke_doc):
+    summary = html[html.index('id="summary"'):html.index('class="claim"')]
+    for variant, status in (("as_described", "REPRODUCED"), ("as_written", "INCONCLUSIVE")):
+        assert f'href="#{CLAIM_ID}--{variant}"' in summary
+        assert f">{status}</span>" in summary
+    counts = {label: int(n) for n, label in
+              re.findall(r'<span class="n">(\d+)</span><span class="label">([A-Z ]+)</span>', summary)}
+    assert counts == {"REPRODUCED": 1, "NOT REPRODUCED": 0, "INCONCLUSIVE": 1, "NOT RUN": 0}
+    assert "Smoke profile: not evidence" in html and summary.count("not evidence") >= 3
+    assert DEVICE in summary and "torch 9.9.9" in summary and "python 3.11.7" in summary
+    assert "abc123" in summary and "2026-11-25T20:00:00+00:00" in summary
+    assert "machinery check only" in summary  # the profile's scale
+    # teacher and small are shared by both variants: 12 distinct runs of 10 s, not 18
+    assert "2.0 min over 12 distinct runs" in summary
+
+
+def test_no_smoke_stamp_for_other_profiles(claim):
+    page = render({"profile": "quick", "verdicts": [verdict(profile="quick")]}, {CLAIM_ID: claim})
+    assert "not evidence" not in page.lower()
+
+
+def test_claim_block_shows_everything_a_reviewer_checks(html, claim):
+    block = html[html.index(f'id="claim-{CLAIM_ID}"'):html.index('id="invariants"')]
+    for text in (claim.statement[:40], claim.source.file, "paired t: statistic -5.25, df 2",
+                 "0.0123 / 0.0246", "distilled - small, 90% CI", "-12.5 [-20, -5]", "-2.75 (standardised mean",
+                 "none: any effect counts", "one-sided at 5%", ">195<", ">152<", "seed 2",
+                 "held</span> precondition teacher less small", "a teacher no better than the student",
+                 claim.variants["as_written"].description[:40], claim.variants["as_described"].description[:40],
+                 *claim.profiles["smoke"].deviations[:1]):
+        assert text.replace("'", "&#39;") in block, text
+    # variants side by side in one block
+    assert block.count('<article class="variant') == 2
+
+
+def test_figures_per_seed_and_learning_curves_from_stored_results(html):
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)" alt="([^"]*)"', html)
+    alts = [alt for _, alt in images]
+    assert sum(a.startswith("Per-seed values") for a in alts) == 2
+    assert sum(a.startswith("Learning curves") for a in alts) == 2
+    assert not any("temperature" in a for a in alts)  # only one arm carries a T here
+    assert all(len(data) > 1000 for data, _ in images)
+
+
+def test_verdict_keys_unknown_or_absent_are_tolerated(claim):
+    doc = {"profile": "smoke", "verdicts": [
+        verdict(check="matches", arms=["distilled"], values={"distilled": [70, 75, 77]}, value=74, tolerance=5,
+                diff=None, ci=None, companion={"test": "permutation", "p": 0.031}, ci_level=0.9),
+        verdict(variant="as_written", check="best_of", arms=["distilled", "small", "teacher"], diff=None, ci=[],
+                values={"distilled": [1, 2, 3], "small": [4, 5, 6], "teacher": [0, 1, None]}),
+        {"claim": "gone-claim", "variant": "default", "profile": "smoke", "status": "NOT RUN",
+         "reason": "MNIST not found under data/MNIST/raw", "p": None, "preconditions": []},
+        {"claim": "odd", "variant": "x", "profile": "smoke", "status": "SOMETHING NEW", "reason": "?"}]}
+    page = render(doc, {CLAIM_ID: claim}, Path("/nonexistent"))
+    assert "74 ± 5" in page and "companion" in page and "permutation" in page and "0.031" in page
+    assert "MNIST not found under data/MNIST/raw" in page and "No spec for this claim" in page
+    assert "SOMETHING NEW" in page
+
+
+def test_keys_of_the_newer_checks_get_their_own_rows(claim):
+    v = verdict(check="at_least", hypothesis="recovered fraction >= 0.9", estimand="recovered fraction",
+                estimate=0.8, estimate_ci=[0.7, 0.9], diff=-0.1, ci=[-0.2, 0.0], p_refute=0.04, paired=True,
+                test="t on N - bound x D", companion={"test": "sign-flip permutation", "p": 0.125,
+                                                             "p_floor": 0.125, "exact": True, "n_permutations": 8},
+                pairs=[{"comparison": "T4 < T20", "p": 0.01, "companion_p": 0.125}])
+    page = render({"profile": "smoke", "verdicts": [v]}, {CLAIM_ID: claim})
+    for text in ("recovered fraction &gt;= 0.9", "t on N - bound x D: statistic -5.25, df 2, paired by seed",
+                 "recovered fraction, 90% CI</th><td>0.8 [0.7, 0.9] against 0.9",
+                 "sign-flip permutation: p = 0.125 (smallest possible p 0.125, 8 permutations, exact)",
+                 "p against the claim</th><td>0.04", "pair T4 &lt; T20</th><td>p: 0.01; companion_p: 0.125"):
+        assert text in page, text
+    assert "estimate ci" not in page  # shown once, in its own row, not again as an unknown key
+
+
+def test_temperature_figure_for_arms_that_differ_by_T(claim):
+    arms = {f"T{t}": {**claim.arms["distilled"], "loss": {"name": "hinton", "alpha": 0.7, "T": t}}
+            for t in (1, 4, 20)}
+    sweep = claim.model_copy(update={"arms": {"teacher": claim.arms["teacher"], **arms},
+                                     "variants": {"as_described": claim.variants["as_described"].model_copy(
+                                         update={"arms": {}})}})
+    v = verdict(check="best_of", arms=list(arms), diff=None, ci=None, preconditions=[],
+                values={"T1": [30, 31, 29], "T4": [20, 22, 21], "T20": [27, 26, 28]})
+    page = render({"profile": "smoke", "verdicts": [v]}, {CLAIM_ID: sweep})
+    assert 'alt="The check&#39;s metric against the distillation temperature' in page
+
+
+def test_source_value_is_drawn_as_a_reference_line(monkeypatch):
+    drawn = []
+    real = figures.reference_line
+    monkeypatch.setattr(figures, "reference_line", lambda ax, v, **kw: (drawn.append(v.get("value")), real(ax, v, **kw)))
+    v = verdict(check="matches", arms=["distilled"], values={"distilled": [70, 75, 77]}, value=74, tolerance=5)
+    assert figures.per_seed(v, {}).startswith("data:image/png;base64,")
+    assert drawn == [74]
+
+
+def test_per_batch_curves_are_drawn_at_their_fraction_of_the_epoch():
+    run = [{"epoch": 1, "step_acc": [0.1, 0.2, 0.3, 0.4]}, {"epoch": 2, "step_acc": [0.5, 0.6, 0.7, 0.8]}]
+    xs, ys = figures.series(run, "step_acc")
+    assert xs == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0] and ys[-1] == pytest.approx(0.8)
+    assert figures.learning_curves({"a": [run, run]}, ["step_acc"], {}, {}) is not None
+    assert figures.learning_curves({"a": [run[:1]]}, ["train_loss"], {}, {}) is None
+
+
+def test_invariants_and_provenance(html, smoke_doc):
+    tmp, doc = smoke_doc
+    inv = html[html.index('id="invariants"'):html.index('id="provenance"')]
+    assert "test_kl_non_negative" in inv and ">passed<" in inv and ">failed<" in inv and "3 != 4" in inv
+    assert "1 of 2 passed" in inv
+    prov = html[html.index('id="provenance"'):]
+    assert "make reproduce PROFILE=smoke" in prov and "pytest -m claims" in prov and "repro report" in prov
+    for spec in (tmp / "claims").rglob("*.yaml"):  # the spec and the shared file it builds on
+        assert hashlib.sha256(spec.read_bytes()).hexdigest() in prov
+    for v in doc["verdicts"]:
+        for keys in v["run_keys"].values():
+            assert all(f'title="{k}">{k[:12]}<' in prov for k in keys)
+
+
+def test_bad_verdict_files_are_clear_errors(tmp_path):
+    with pytest.raises(ReportError, match="run `pytest -m claims` first"):
+        load_verdicts(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ReportError, match="not valid JSON"):
+        load_verdicts(tmp_path / "bad.json")
+    (tmp_path / "inv.json").write_text(json.dumps({"invariants": []}))
+    with pytest.raises(ReportError, match="no 'verdicts'"):
+        load_verdicts(tmp_path / "inv.json")
+
+
+def test_cli_writes_a_readable_report(smoke_doc, tmp_path):
+    tmp, _ = smoke_doc
+    out = tmp_path / "index.html"
+    assert repro_main(["--claims", str(tmp / "claims"), "--results", str(tmp / "results"), "report",
+                       "--verdicts", str(tmp / "verdicts.json"), "--out", str(out)]) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not the private mode of atomic_write's temp file
+    assert f'id="claim-{CLAIM_ID}"' in out.read_text()
+    assert write_report(tmp / "verdicts.json", tmp / "results", out, {}).exists()  # no specs: still renders
