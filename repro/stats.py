@@ -7,8 +7,8 @@ the spec's `Check`, and returns a dict:
   hypothesis               what "supported" means, in words (e.g. "distilled - small < 0")
   estimand, estimate,      what is estimated, its value and its (1 - 2 alpha) confidence interval
   estimate_ci
-  diff, ci                 the estimate minus the claim's reference point (0, the source's value, the bound);
-                           the report prints these as "difference"
+  reference, ci_level       the claim's reference point (0, the source's value, the bound); 1 - 2 alpha
+  diff, ci                 the estimate minus the reference; the report prints these as "difference"
   effect_size              standardised: the estimate's distance from that reference over the per-seed sd
   decision                 "supported", "refuted" or "undecided" (verdict.py names them REPRODUCED ...)
   p_refute                 the p-value of the refuting test (the one that can say NOT REPRODUCED)
@@ -91,8 +91,6 @@ KEY_HELP = {
     "bound": "the value the derived quantity must reach or exceed",
     "paired": "pair the arms by seed (default: paired when every arm has the same number of seeds)",
 }
-
-
 
 
 # --- building blocks (all vectorised over leading axes; the last axis is seeds) ------------------
@@ -330,6 +328,7 @@ def _combine(parts: list[dict], alpha: float, batch: bool, **fields) -> dict:
     labels = np.array([q["label"] for q in parts])
     out = {
         **fields,
+        "ci_level": 1 - 2 * alpha, "reference": reference,
         "estimand": labels[binding[..., 0]],
         "estimate": estimate, "estimate_ci": (lo, hi),
         "diff": estimate - reference, "ci": (lo - reference, hi - reference),
@@ -573,6 +572,7 @@ def at_least(values, check) -> dict:
     out = {"test": ("paired t" if paired else "Welch t") + " on N - bound x D" + (" and on D" if has_den else ""),
            "paired": paired, "hypothesis": f"{label} >= {b:g}", "formula": spec.formula,
            "estimand": label, "estimate": f, "estimate_ci": (lo, hi), "diff": f - b, "ci": (lo - b, hi - b),
+           "ci_level": 1 - 2 * alpha, "reference": b,
            "statistic": np.where(l_binds, t_l, t_d), "df": np.where(l_binds, df_l, df_d), "p": p,
            "p_refute": p_l_ref, "effect_size": effect,
            "decision": np.where(supported, "supported", np.where(refuted, "refuted", "undecided")),

@@ -1,9 +1,11 @@
 """Stored results -> Verdicts. Reads results, never trains; the numbers go through stats.py.
 
-REPRODUCED      the check supports the claim at alpha (after Holm across the report's claims)
-NOT REPRODUCED  the interval rules the claimed effect out
-INCONCLUSIVE    the interval still spans the decision, or a precondition failed (with the numbers)
-NOT RUN         no usable results for this profile (missing data, missing runs, stale or corrupt files)
+REPRODUCED      the check supports the claim at alpha, after Holm across the report's tested claims
+NOT REPRODUCED  the interval rules the claimed effect out (the refuting one-sided test at alpha)
+INCONCLUSIVE    the interval still spans the decision (with about how many seeds would decide it), a
+                precondition failed (with its numbers), or runs diverged (counted per arm)
+NOT RUN         no usable results for this profile (missing data, missing or stale runs, corrupt files,
+                a metric the results lack)
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import math
 from pathlib import Path
 
 from .data import availability
+from .metrics import run_value
 from .plan import plan_claim
 from .registry import CHECKS
 from .spec import Check, Claim
@@ -50,37 +53,88 @@ def collect(claim: Claim, variant: str, profile: str, store: Store) -> dict[str,
 
 
 def metric_values(results: dict[str, list[dict]], check: Check) -> dict[str, list[float]]:
-    """The check's metric at the last epoch, per arm and seed. A diverged run counts as NaN, never dropped."""
+    """The check's metric per arm and seed (repro.metrics: the selected epoch's value, or a reducer such
+    as `first:train_acc`). A diverged run (status other than "done", or a non-finite value) counts as
+    NaN: it is counted, never dropped. A metric the results lack makes the claim NOT RUN."""
     out = {}
     for arm in check.arms:
-        out[arm] = [r["final"][check.metric] if r["status"] == "done" else math.nan for r in results[arm]]
+        out[arm] = []
+        for r in results[arm]:
+            try:
+                value = run_value(r, check.metric)
+            except (KeyError, IndexError) as err:
+                raise Missing(f"arm '{arm}': {str(err).strip(chr(34) + chr(39))}") from None
+            except TypeError:  # a stored null (a NaN written as JSON null): no finite result
+                value = math.nan
+            out[arm].append(value if value is not None and math.isfinite(value) else math.nan)
+    return out
+
+
+def _distinct(results: dict[str, list[dict]], values: dict[str, list[float]], check: Check) -> dict[str, list[float]]:
+    """An arm whose runs repeat one run (a single fixed-seed run reused for every seed) has one
+    observation, not one per seed: unpaired checks (matches, paired: false) see each run once. Paired
+    checks keep the repeats, so the comparison is with that one run, seed by seed."""
+    if check.kind != "matches" and check.paired is not False:
+        return values
+    out = {}
+    for arm, vs in values.items():
+        seen: dict[str, float] = {}
+        for r, v in zip(results[arm], vs):
+            seen.setdefault(r["key"], v)
+        out[arm] = list(seen.values())
     return out
 
 
 def run_check(results, check: Check) -> dict:
+    """The check on the stored runs: the stats result plus `values` and `diverged` (runs per arm that did
+    not finish with a finite metric). With any diverged run the check is not computed: undecided."""
     values = metric_values(results, check)
     diverged = {arm: sum(math.isnan(v) for v in vs) for arm, vs in values.items()}
     if any(diverged.values()):
-        return {"decision": "undecided", "p": math.nan, "values": values,
-                "reason": f"diverged runs per arm: {diverged}"}
-    return {**CHECKS.get(check.kind)(values, check), "values": values}
+        total = {arm: len(vs) for arm, vs in values.items()}
+        return {"decision": "undecided", "p": math.nan, "values": values, "diverged": diverged,
+                "reason": "diverged runs (no finite result) per arm: " + ", ".join(
+                    f"{arm} {diverged[arm]} of {total[arm]}" for arm in values)
+                + "; a diverged run is an outcome, so the check waits for the spec's protocol to finish every seed"}
+    try:
+        outcome = CHECKS.get(check.kind)(_distinct(results, values, check), check)
+    except ValueError as err:  # e.g. paired: true with arms of different sizes
+        raise Missing(f"check '{check.kind}' cannot run on these results: {err}") from None
+    return {**outcome, "values": values, "diverged": diverged}
+
+
+def _pre_text(pre: dict) -> str:
+    if "estimand" not in pre:
+        return f"{pre['check']} on {pre['metric']} ({', '.join(pre['arms'])}): {pre.get('reason', 'not computed')}"
+    lo, hi = pre["estimate_ci"]
+    return (f"{pre['hypothesis']} on {pre['metric']}: {pre['estimand']} = {_num(pre['estimate'])} "
+            f"[{_num(lo)}, {_num(hi)}], p = {_num(pre['p'], '.3g')} (alpha {pre['alpha']}); values "
+            + "; ".join(f"{arm} {', '.join(_num(x) for x in vs)}" for arm, vs in pre["values"].items()))
+
+
+def _num(x, fmt: str = ".4g") -> str:
+    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
 
 
 def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
-    base = {"claim": claim.id, "variant": variant, "profile": profile, "check": claim.check.kind,
-            "metric": claim.check.metric, "arms": claim.check.arms, "alpha": claim.check.alpha,
-            "margin": claim.check.margin, "justification": claim.check.justification}
+    check = claim.check
+    base = {"claim": claim.id, "variant": variant, "profile": profile, "check": check.kind,
+            "metric": check.metric, "arms": check.arms, "alpha": check.alpha, "margin": check.margin,
+            "tolerance": check.tolerance, "value": check.value, "better": check.better, "top": check.top,
+            "derived": check.derived, "bound": check.bound, "justification": check.justification}
     try:
         results = collect(claim, variant, profile, store)
+        preconditions = []
+        for pre in claim.preconditions:
+            outcome = run_check(results, pre)
+            entry = {"check": pre.kind, "arms": pre.arms, "metric": pre.metric, "alpha": pre.alpha,
+                     "justification": pre.justification, "held": outcome["decision"] == "supported",
+                     **{k: outcome[k] for k in ("p", "values", "diverged", "reason", "estimand", "estimate",
+                                                "estimate_ci", "hypothesis", "test") if k in outcome}}
+            preconditions.append(entry)
+        outcome = run_check(results, check)
     except Missing as why:
         return {**base, "status": "NOT RUN", "reason": str(why), "p": math.nan, "preconditions": []}
-    preconditions = []
-    for pre in claim.preconditions:
-        outcome = run_check(results, pre)
-        preconditions.append({"check": pre.kind, "arms": pre.arms, "metric": pre.metric,
-                              "justification": pre.justification, "held": outcome["decision"] == "supported",
-                              "p": outcome.get("p"), "values": outcome["values"]})
-    outcome = run_check(results, claim.check)
     verdict = {**base, **outcome, "seeds": claim.profiles[profile].seeds, "preconditions": preconditions,
                "wall_s": sum(r["wall_s"] for rs in results.values() for r in rs),
                "run_keys": {arm: [r["key"] for r in rs] for arm, rs in results.items()},
@@ -89,35 +143,52 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
                                    for rs in results.values() for r in rs}),
                "commits": sorted({str(r["provenance"]["git_commit"]) for rs in results.values() for r in rs})}
     failed = [p for p in preconditions if not p["held"]]
-    if failed:
+    if failed:  # nothing was tested: never NOT REPRODUCED, and not part of the Holm family
         verdict["status"] = "INCONCLUSIVE"
-        verdict["reason"] = "precondition failed: " + "; ".join(
-            f"{p['arms'][0]} {p['check']} {p['arms'][1]} on {p['metric']} (values {p['values']})" for p in failed)
+        verdict["reason"] = "precondition failed: " + " | ".join(_pre_text(p) for p in failed)
     return verdict
 
 
 def finalize(verdicts: list[dict]) -> list[dict]:
-    """Holm across every tested claim of the report, then map decisions to verdict names."""
+    """Holm across every tested claim of the report (shown beside the raw p), then map decisions to
+    verdict names. Claims not tested (NOT RUN, failed precondition, diverged runs) are not in the family."""
     adjusted = holm([v["p"] if "status" not in v else math.nan for v in verdicts])
+    family = sum(not math.isnan(p) for p in adjusted)
     for v, p_holm in zip(verdicts, adjusted):
         v["p_holm"] = p_holm
+        v["holm_family"] = family
         if "status" in v:
             continue
         decision = v["decision"]
-        if decision == "supported" and not p_holm < v["alpha"]:
+        demoted = decision == "supported" and not p_holm < v["alpha"]
+        if demoted:
             decision = "undecided"  # significant alone, not after correcting for the other claims
-            v["reason"] = f"p = {v['p']:.3g} < alpha, but Holm-adjusted p = {p_holm:.3g} is not"
         v["status"] = DECISION_TO_STATUS[decision]
-        v.setdefault("reason", explain(v))
+        if "reason" not in v:
+            v["reason"] = explain(v)
+            if demoted:
+                v["reason"] += f"; p < alpha alone, but not after Holm across {family} tested claims"
     return verdicts
 
 
 def explain(v: dict) -> str:
-    lo, hi = v.get("ci", (math.nan, math.nan))
-    text = (f"{v['arms'][0]} - {v['arms'][1]} on {v['metric']}: {v.get('diff', math.nan):+.4g} "
-            f"[{lo:.4g}, {hi:.4g}], {v.get('test', '')} p = {v['p']:.3g} (Holm {v['p_holm']:.3g})")
-    if v["status"] == "INCONCLUSIVE" and v.get("seeds_to_decide"):
-        text += f"; about {v['seeds_to_decide']} seeds per arm would decide it at this effect size"
+    """One line: the estimate and its interval, the claim, raw and Holm p, the companion test and its floor,
+    and for INCONCLUSIVE about how many seeds would decide it."""
+    if "estimand" not in v:
+        return v.get("reason", "")
+    lo, hi = v["estimate_ci"]
+    text = (f"{v['estimand']} on {v['metric']} = {_num(v['estimate'])} [{_num(lo)}, {_num(hi)}] "
+            f"({round(100 * (1 - 2 * v['alpha']))}% CI); claim {v['hypothesis']}: {v['test']} "
+            f"p = {_num(v['p'], '.3g')} (Holm {_num(v.get('p_holm'), '.3g')})")
+    companion = v.get("companion") or {}
+    if companion.get("p") is not None and not math.isnan(companion["p"]):
+        floor = companion["p_floor"]
+        text += (f"; {companion['test']} p = {_num(companion['p'], '.3g')} (floor {_num(floor, '.3g')}"
+                 + (", cannot reach alpha with these seeds)" if floor >= v["alpha"] else ")"))
+    if v.get("status") == "INCONCLUSIVE":
+        seeds = v.get("seeds_to_decide")
+        text += (f"; about {seeds} seeds per arm would decide it at the observed effect" if seeds else
+                 "; at the observed effect no practical number of seeds would decide it (it sits on the boundary)")
     return text
 
 

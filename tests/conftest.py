@@ -58,3 +58,12 @@ def pytest_sessionfinish(session):
     doc = {"generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            **VERDICTS, "invariants": INVARIANTS}
     atomic_write(path, json.dumps(_plain(doc), indent=1, sort_keys=True).encode())
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line per claim and variant with its verdict (passes included), as verdicts.json has it."""
+    if not VERDICTS.get("verdicts"):
+        return
+    terminalreporter.section(f"claim verdicts ({VERDICTS.get('profile')} profile)")
+    for v in VERDICTS["verdicts"]:
+        terminalreporter.write_line(f"{v['status']:<14} {v['claim']} [{v['variant']}]: {v['reason']}")
