@@ -467,8 +467,10 @@ def best_of(values, check) -> dict:
         means = np.stack([x.mean(-1) for x in xs[:top]], -1)
         chosen = np.argmax(sign * means, -1)
         out = {key: _choose([r[key] for r in results], chosen) for key in results[0] if key != "pairs"}
-        out["pairs"] = [{key: _choose([r["pairs"][i][key] if "pairs" in r else r[key] for r in results], chosen)
-                         for key in ("p", "p_refute", "statistic", "df", "estimate")} for i in range(len(xs) - top)]
+        out["pairs"] = [{"comparison": np.array([f"{check.arms[lead]} - {check.arms[j]}" for lead in range(top)])[chosen],
+                         **{key: _choose([r["pairs"][i][key] if "pairs" in r else r[key] for r in results], chosen)
+                            for key in ("p", "p_refute", "statistic", "df", "estimate")}}
+                        for i, j in enumerate(others)]
         out["p"] = np.minimum(1.0, out["p"] * top)
         out["companion"] = {**out["companion"], "p": np.minimum(1.0, out["companion"]["p"] * top),
                             "p_floor": min(1.0, out["companion"]["p_floor"] * top)}
