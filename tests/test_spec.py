@@ -6,9 +6,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repro.spec import SpecError, load_claim, load_claims
+from repro.spec import SpecError, deep_merge, load_claim, load_claims
 
-GOOD = yaml.safe_load(Path("claims/hinton-kd-helps.yaml").read_text())
+
+def flattened(path: Path) -> dict:
+    """A spec with its `base:` file merged in: one self-contained document to break in tests."""
+    raw = yaml.safe_load(path.read_text())
+    base = raw.pop("base", None)
+    return deep_merge(yaml.safe_load((path.parent / base).read_text()), raw) if base else raw
+
+
+GOOD = flattened(Path("claims/hinton-kd-helps.yaml"))
 
 
 def write(tmp_path, doc, name="hinton-kd-helps") -> Path:
@@ -73,3 +81,16 @@ def test_variant_and_profile_overrides_merge_in_order():
     assert written.loss.name == "hinton_repro" and written.teacher_mode == "train"
     smoke = claim.resolve("small", "as_described", "smoke")
     assert smoke.data.name == "synthetic" and smoke.model.params["hidden"] == [16, 16]
+
+
+def test_a_base_file_is_merged_under_the_claim(tmp_path):
+    (tmp_path / "_shared").mkdir()
+    doc = flattened(Path("claims/hinton-kd-helps.yaml"))
+    shared = {k: doc.pop(k) for k in ("source", "defaults", "profiles")}
+    (tmp_path / "_shared" / "b.yaml").write_text(yaml.safe_dump(shared))
+    claim = load_claim(write(tmp_path, {"base": "_shared/b.yaml", **doc}))
+    assert claim.profiles["quick"].seeds == shared["profiles"]["quick"]["seeds"]
+
+    (tmp_path / "_shared" / "b.yaml").write_text(yaml.safe_dump({"base": "other.yaml", **shared}))
+    with pytest.raises(SpecError, match="b.yaml: base: a shared file cannot have a base itself"):
+        load_claim(tmp_path / "hinton-kd-helps.yaml")
