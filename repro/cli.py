@@ -67,8 +67,8 @@ def cmd_run(args) -> int:
         print("\ninterrupted: every finished run is saved; run the same command again to resume", file=sys.stderr)
         return 130
     print(f"done: {summary['counts']}")
-    for claim, why in summary["not_runnable"].items():
-        print(f"NOT RUN {claim}: {why}")
+    for (claim, variant), why in summary["not_runnable"].items():
+        print(f"NOT RUN {claim} [{variant}]: {why}")
     return 0
 
 

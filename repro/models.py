@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -68,6 +69,20 @@ def create_mlp(in_shape, num_classes, hidden, input_dropout=0.0, hidden_dropout=
     if init_std is not None:
         init_normal(model, init_std)
     return model
+
+
+def weights_availability(name: str, params: dict) -> str | None:
+    """None unless the model wants ImageNet weights that are not in torch's hub cache (the reason)."""
+    if params.get("weights") != "imagenet":
+        return None
+    import torch.hub
+    import torchvision
+    url = torchvision.models.get_model_weights(name)["IMAGENET1K_V1"].url
+    path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    if path.exists():
+        return None
+    return (f"ImageNet weights for {name} are not on this machine ({path} is missing and they cannot be "
+            "downloaded offline): the source's protocol needs them; see the from_scratch variant")
 
 
 def torchvision_resnet(arch: str, num_classes: int, weights: str) -> nn.Module:

@@ -18,7 +18,7 @@ from .data import DataMissing
 from .models import WeightsMissing
 from .plan import Job
 from .spec import RunSpec
-from .store import CorruptResult, Store
+from .store import RESULT_FIELDS, CorruptResult, Store
 from .train import build_model, train
 
 
@@ -38,7 +38,6 @@ class LocalExecutor:
     def __init__(self, store: Store, device: torch.device, force: bool = False, log=None):
         self.store, self.device, self.force = store, device, force
         self.log = log or (lambda msg: print(msg, flush=True))
-        self.trained: dict[str, dict] = {}  # key -> result payload, this session
 
     def trained_model(self, run: RunSpec) -> torch.nn.Module:
         """The teacher's final weights from the cache; retrained (same seed, same numbers) if the cache lacks them."""
@@ -58,48 +57,61 @@ class LocalExecutor:
         state.unlink(missing_ok=True)
         return result, model
 
+    def _stored(self, job: Job) -> bool:
+        try:
+            return not self.force and self.store.find(job.path) is not None
+        except CorruptResult as err:
+            self.log(f"  {err}: re-running it")
+            return False
+
     def submit(self, jobs: list[Job]) -> dict:
-        """Run every job not yet stored; returns counts and the claims that could not run, with why."""
+        """Run every job not yet stored; returns counts and the (claim, variant)s that could not run, with why."""
         counts = {"trained": 0, "cached": 0, "failed": 0}
-        not_runnable: dict[str, str] = {}
+        not_runnable: dict[tuple[str, str], str] = {}
         bar = tqdm(jobs, desc="plan", unit="run", disable=not sys.stderr.isatty())
         for job in bar:
-            if job.claim in not_runnable:
+            if (job.claim, job.variant) in not_runnable:
                 continue
             bar.set_postfix_str(f"{job.claim}/{job.variant}/{job.arm}/seed{job.run.seed}")
-            try:
-                if not self.force and self.store.find(job.path) is not None:
-                    counts["cached"] += 1
-                    continue
-            except CorruptResult as err:
-                self.log(f"  {err}: re-running it")
-            key = job.run.key
-            if key in self.trained:  # same run needed elsewhere (a shared teacher): store it here too
-                payload = self.trained[key]
-                self.store.save(job.path, job.run, {k: payload[k] for k in ("status", "epochs", "final", "wall_s", "device")},
-                                payload["provenance"])
+            if self._stored(job):
                 counts["cached"] += 1
                 continue
-            started = time.perf_counter()
-            epochs = tqdm(total=job.run.arm.epochs, desc=f"  {job.arm} seed {job.run.seed}", unit="ep",
-                          leave=False, disable=not sys.stderr.isatty())
-
-            def on_epoch(m):
-                epochs.update(1)
-                epochs.set_postfix(loss=f"{m['train_loss']:.4f}", test_acc=f"{m['test_acc']:.4f}")
-
-            try:
-                result, _ = self._train(job.run, on_epoch)
-            except (DataMissing, WeightsMissing) as err:
-                not_runnable[job.claim] = str(err)
-                self.log(f"NOT RUN {job.claim}: {err}")
-                counts["failed"] += 1
-                continue
-            finally:
-                epochs.close()
-            self.trained[key] = self.store.save(job.path, job.run, result, provenance())
+            # One process per run key: a second `repro run` on the same store waits here, then finds it done.
+            with self.store.lock(job.run.key):
+                if self._stored(job):
+                    counts["cached"] += 1
+                    continue
+                done = None if self.force else self.store.done(job.run.key)
+                if done is not None:  # the same run finished for another claim or variant (a shared teacher)
+                    self.store.save(job.path, job.run, {k: done[k] for k in RESULT_FIELDS}, done["provenance"])
+                    counts["cached"] += 1
+                    continue
+                try:
+                    result = self._run_one(job)
+                except (DataMissing, WeightsMissing) as err:
+                    not_runnable[(job.claim, job.variant)] = str(err)
+                    self.log(f"NOT RUN {job.claim} [{job.variant}]: {err}")
+                    counts["failed"] += 1
+                    continue
+                self.store.save(job.path, job.run, result, provenance())
+                self.store.mark_done(job.run.key, job.path)
             counts["trained"] += 1
-            f = result["final"]
-            self.log(f"{job.claim}/{job.variant}/{job.arm} seed {job.run.seed}: {result['status']}, "
-                     f"test errors {f['test_errors']}, {time.perf_counter() - started:.0f}s")
         return {"counts": counts, "not_runnable": not_runnable}
+
+    def _run_one(self, job: Job) -> dict:
+        started = time.perf_counter()
+        epochs = tqdm(total=job.run.arm.epochs, desc=f"  {job.arm} seed {job.run.seed}", unit="ep",
+                      leave=False, disable=not sys.stderr.isatty())
+
+        def on_epoch(m):
+            epochs.update(1)
+            epochs.set_postfix(loss=f"{m['train_loss']:.4f}", test_acc=f"{m['test_acc']:.4f}")
+
+        try:
+            result, _ = self._train(job.run, on_epoch)
+        finally:
+            epochs.close()
+        f = result["final"]
+        self.log(f"{job.claim}/{job.variant}/{job.arm} seed {job.run.seed}: {result['status']}, "
+                 f"test errors {f['test_errors']}, {time.perf_counter() - started:.0f}s")
+        return result

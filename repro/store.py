@@ -6,6 +6,8 @@ A file that fails its checksum or schema is never used: `load` raises CorruptRes
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -21,7 +23,8 @@ class CorruptResult(ValueError):
     """A result file is truncated, hand-edited or not a result at all."""
 
 
-RESULT_KEYS = {"key", "run", "status", "epochs", "final", "wall_s", "device", "provenance", "checksum"}
+RESULT_FIELDS = ("status", "epochs", "final", "wall_s", "device")  # what `train` returns
+RESULT_KEYS = {"key", "run", *RESULT_FIELDS, "provenance", "checksum"}
 
 
 def checksum(payload: dict) -> str:
@@ -77,6 +80,29 @@ class Store:
     def find(self, path: Path) -> dict | None:
         """The stored result at `path`, or None if absent. Corrupt files raise."""
         return self.load(path) if path.exists() else None
+
+    @contextlib.contextmanager
+    def lock(self, key: str):
+        """An exclusive lock per run key (flock: released by the OS if the holder dies)."""
+        path = self.cache / "locks" / f"{key}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def mark_done(self, key: str, path: Path) -> None:
+        """Remember where the result of `key` is, so other claims needing the same run reuse it."""
+        atomic_write(self.cache / "done" / key, str(Path(path).resolve()).encode())
+
+    def done(self, key: str) -> dict | None:
+        pointer = self.cache / "done" / key
+        try:
+            return self.load(Path(pointer.read_text()))
+        except (OSError, CorruptResult):
+            return None
 
     def save_weights(self, run: RunSpec, model: torch.nn.Module) -> None:
         path = self.checkpoint_path(run)

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 from .data import availability
+from .models import weights_availability
 from .metrics import run_value
 from .plan import plan_claim
 from .registry import CHECKS
@@ -44,6 +45,9 @@ def collect(claim: Claim, variant: str, profile: str, store: Store) -> dict[str,
             except CorruptResult as err:
                 raise Missing(f"corrupt result, re-run it: {err}") from None
             if found is None:
+                weights = weights_availability(run.arm.model.name, run.arm.model.params)
+                if weights:
+                    raise Missing(weights)
                 stale = list(path.parent.glob(f"seed{run.seed}-*.json"))
                 why = "stale (spec or code changed since)" if stale else "missing"
                 raise Missing(f"results for arm '{arm}' seed {run.seed} are {why}: run "
