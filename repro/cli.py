@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -61,15 +62,21 @@ def cmd_run(args) -> int:
     store = Store(args.results)
     jobs = plan(list(claims.values()), profile, store)
     print(f"profile {profile} on {device}: {len(jobs)} runs planned over {len(claims)} claim(s)", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's kill stops as cleanly as Ctrl-C
     try:
         summary = LocalExecutor(store, device, force=args.force).submit(jobs)
     except KeyboardInterrupt:
-        print("\ninterrupted: every finished run is saved; run the same command again to resume", file=sys.stderr)
+        print("\ninterrupted: every finished run is saved, and the run in progress keeps its last finished "
+              "epoch; run the same command again to resume", file=sys.stderr)
         return 130
     print(f"done: {summary['counts']}")
     for (claim, variant), why in summary["not_runnable"].items():
         print(f"NOT RUN {claim} [{variant}]: {why}")
     return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def cmd_report(args) -> int:

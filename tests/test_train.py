@@ -1,0 +1,54 @@
+"""The training loop: repeatable, resumable to the same numbers, and honest about divergence."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from repro.plan import plan_claim
+from repro.spec import Optimizer, load_claim
+from repro.train import train
+
+CPU = torch.device("cpu")
+
+
+def smoke_run(arm="small", **changes):
+    run = plan_claim(load_claim("claims/hinton-kd-helps.yaml"), "as_described", "smoke")[arm][0]
+    return run.model_copy(update={"arm": run.arm.model_copy(update=changes)})
+
+
+def without_time(result):
+    return {k: v for k, v in result.items() if k != "wall_s"}
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_killed_run_resumes_to_the_same_numbers(tmp_path):
+    run = smoke_run(epochs=4, jitter_px=1)  # jitter: the augmentation RNG must be restored too
+    reference, _ = train(run, CPU)
+
+    def kill_after_epoch_2(metrics):
+        if metrics["epoch"] == 2:
+            raise Killed
+
+    state = tmp_path / "state.pt"
+    with pytest.raises(Killed):
+        train(run, CPU, on_epoch=kill_after_epoch_2, resume_path=state)
+    assert state.exists()
+    resumed, _ = train(run, CPU, resume_path=state)
+    assert without_time(resumed) == without_time(reference)
+
+
+def test_a_nan_loss_ends_the_run_as_diverged_with_its_epoch():
+    run = smoke_run(epochs=5, optimizer=Optimizer(name="sgd", lr=1e12, momentum=0.9))
+    result, _ = train(run, CPU)
+    assert result["status"] == "diverged"
+    assert len(result["epochs"]) < 5 or result["epochs"][-1]["train_loss"] != result["epochs"][-1]["train_loss"]
+
+
+def test_best_selection_reports_the_best_epoch_and_keeps_its_weights():
+    run = smoke_run(epochs=3, select="best")
+    result, model = train(run, CPU)
+    best = max(result["epochs"], key=lambda e: e["test_acc"])
+    assert result["final"]["test_acc"] == best["test_acc"]
