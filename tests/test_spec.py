@@ -94,3 +94,17 @@ def test_a_base_file_is_merged_under_the_claim(tmp_path):
     (tmp_path / "_shared" / "b.yaml").write_text(yaml.safe_dump({"base": "other.yaml", **shared}))
     with pytest.raises(SpecError, match="b.yaml: base: a shared file cannot have a base itself"):
         load_claim(tmp_path / "hinton-kd-helps.yaml")
+
+
+BAD = sorted(Path("tests/bad-specs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+def test_bad_spec_corpus_gets_one_line_naming_file_and_key(path, capsys):
+    """`repro validate` on each broken spec: one line, the file, the key, what was expected; no traceback."""
+    from repro.cli import main
+    expected = path.read_text().splitlines()[0].removeprefix("# expect: ")
+    assert main(["validate", str(path)]) == 1
+    out = capsys.readouterr()
+    assert out.out.count("\n") == 1 and "Traceback" not in out.out + out.err
+    assert out.out.startswith(f"error {path}: ") and expected in out.out
