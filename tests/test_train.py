@@ -52,3 +52,22 @@ def test_best_selection_reports_the_best_epoch_and_keeps_its_weights():
     result, model = train(run, CPU)
     best = max(result["epochs"], key=lambda e: e["test_acc"])
     assert result["final"]["test_acc"] == best["test_acc"]
+
+
+def test_bf16_autocast_leaves_the_smoke_verdicts_of_the_mnist_claim_unchanged(tmp_path):
+    """bf16 is a profile setting for speed; it must not move a verdict (checked here at smoke scale)."""
+    from repro.plan import plan
+    from repro.run import LocalExecutor
+    from repro.store import Store
+    from repro.verdict import decide_all
+
+    claim = load_claim("claims/hinton-kd-helps.yaml")
+    statuses = {}
+    for precision in ("fp32", "bf16"):
+        smoke = claim.profiles["smoke"]
+        profile = smoke.model_copy(update={"all": {**smoke.all, "precision": precision}})
+        variant = claim.model_copy(update={"profiles": {**claim.profiles, "smoke": profile}})
+        store = Store(tmp_path / precision / "results", tmp_path / precision / "cache")
+        LocalExecutor(store, CPU, log=lambda msg: None).submit(plan([variant], "smoke", store))
+        statuses[precision] = {(v["variant"], v["status"]) for v in decide_all({claim.id: variant}, "smoke", store)}
+    assert statuses["fp32"] == statuses["bf16"]

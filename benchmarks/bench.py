@@ -1,0 +1,116 @@
+"""make bench: epoch time of kd-repro's training loop against a faithful copy of the sources' style.
+
+Three MNIST workloads from Hinton sec. 3, each done two ways with the same math:
+  engine   kd-repro: uint8 tensors in memory, jitter as one batched gather, kd-repro's loss
+  source   hinton-repro's style: torch DataLoader over torchvision MNIST, per-image PIL
+           RandomAffine jitter, ToTensor/Normalize, a teacher forward per batch
+Prints per-epoch seconds, samples/s, achieved GFLOP/s (forward 2 FLOPs per MAC, backward 4) against
+the measured matmul peak of this machine, and the speed-up. The source-style loop is timed over
+BATCHES batches and scaled to a 60,000-image epoch (it is the slow one); the engine runs a full epoch.
+Needs REPRO_DATA with MNIST. Prints only; asserts nothing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from repro.data import Augment, load_dataset
+from repro.losses import hinton
+from repro.models import create_model
+from repro.train import autocast
+
+BATCH, BATCHES, EPOCH = 128, 60, 60_000
+TEACHER = dict(hidden=[1200, 1200], input_dropout=0.2, hidden_dropout=0.5)
+STUDENT = dict(hidden=[800, 800])
+
+
+def matmul_peak(dtype, n=2048, reps=10) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n ** 3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def macs(model) -> int:
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+
+
+def flops_per_sample(student, teacher) -> int:
+    return 6 * macs(student) + (2 * macs(teacher) if teacher is not None else 0)
+
+
+def step(student, teacher, optimizer, x, y, precision):
+    with autocast(precision, torch.device("cpu")):
+        logits = student(x)
+        with torch.no_grad():
+            soft = teacher(x) if teacher is not None else None
+    loss = hinton(logits, y, soft, alpha=0.7, T=20)["loss"] if soft is not None else F.cross_entropy(logits.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def engine_epoch(student, teacher, jitter_px, precision) -> float:
+    data = load_dataset("mnist")
+    g = torch.Generator().manual_seed(0)
+    opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9)
+    start = time.perf_counter()
+    for x, y in data.train_batches(BATCH, Augment(jitter_px=jitter_px), g, "cpu"):
+        step(student, teacher, opt, x, y, precision)
+    return time.perf_counter() - start
+
+
+def source_epoch(student, teacher, jitter) -> float:
+    import torchvision
+    from torchvision import transforms
+    t = [transforms.RandomAffine(0, (1 / 14, 1 / 14))] if jitter else []
+    transform = transforms.Compose(t + [transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
+    ds = torchvision.datasets.MNIST(os.environ.get("REPRO_DATA", "./data"), train=True, transform=transform)
+    loader = torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True, num_workers=0)
+    opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9)
+    start = time.perf_counter()
+    for i, (x, y) in enumerate(loader):
+        if i == BATCHES:
+            break
+        step(student, teacher, opt, torch.flatten(x, 1), y, "fp32")
+    return (time.perf_counter() - start) * EPOCH / (BATCHES * BATCH)
+
+
+def main():
+    torch.manual_seed(0)
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; 2048^2 matmul peak: "
+          f"fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s\n")
+    mk = lambda p: create_model("mlp", (1, 28, 28), 10, **p)  # noqa: E731
+    teacher = mk(TEACHER).eval()
+    workloads = [("(a) teacher 1200-1200, jitter", lambda: mk(TEACHER), None, True),
+                 ("(b) student 800-800", lambda: mk(STUDENT), None, False),
+                 ("(c) KD student + teacher fwd, jitter", lambda: mk(STUDENT), teacher, True)]
+    print(f"{'workload':38s} {'impl':13s} {'s/epoch':>8s} {'samples/s':>10s} {'GFLOP/s':>8s} {'% peak':>7s} {'speed-up':>8s}")
+    for name, make, t, jit in workloads:
+        base = source_epoch(make(), t, jit)
+        rows = [("source-style", base, "fp32")]
+        rows += [(f"engine {p}", engine_epoch(make(), t, 2 if jit else 0, p), p) for p in ("fp32", "bf16")]
+        flops = flops_per_sample(make(), t) * EPOCH
+        for impl, seconds, p in rows:
+            gflops = flops / seconds / 1e9
+            print(f"{name:38s} {impl:13s} {seconds:8.2f} {EPOCH / seconds:10.0f} {gflops:8.0f} "
+                  f"{100 * gflops / peaks[p]:6.0f}% {base / seconds:7.1f}x")
+    print("\nquick-profile MNIST runs stored in results/ (each run key counted once):")
+    for prefix in ("hinton-", "course-"):
+        runs = {}
+        for path in Path("results/quick").glob(f"{prefix}*/*/*/*.json"):
+            result = json.loads(path.read_text())
+            runs[result["key"]] = result["wall_s"]
+        print(f"  {prefix}*: {len(runs)} runs, {sum(runs.values()) / 60:.1f} min of training wall time")
+
+
+if __name__ == "__main__":
+    main()
