@@ -62,7 +62,7 @@ def engine_epoch(student, teacher, jitter_px, precision) -> float:
     g = torch.Generator().manual_seed(0)
     opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9)
     start = time.perf_counter()
-    for x, y in data.train_batches(BATCH, Augment(jitter_px=jitter_px), g, "cpu"):
+    for x, y, _ in data.train_batches(BATCH, Augment(jitter_px=jitter_px), g, "cpu"):
         step(student, teacher, opt, x, y, precision)
     return time.perf_counter() - start
 

@@ -99,13 +99,15 @@ class TensorDataset:
         return (x - mean) / std
 
     def train_batches(self, batch_size: int, augment: Augment, generator: torch.Generator, device):
+        """(images, labels, indices into the training set) per batch, in a seeded random order."""
         perm = torch.randperm(len(self.train_y), generator=generator)
         for i in range(0, len(perm), batch_size):
             idx = perm[i: i + batch_size]
-            yield self.prepare(self.train_x[idx].to(device), augment, generator), self.train_y[idx].to(device)
+            yield self.prepare(self.train_x[idx].to(device), augment, generator), self.train_y[idx].to(device), idx
 
     def eval_batches(self, split: str, augment: Augment, device, batch_size: int = 4096):
-        x, y = (self.test_x, self.test_y) if split == "test" else (self.holdout_x, self.holdout_y)
+        x, y = {"test": (self.test_x, self.test_y), "holdout": (self.holdout_x, self.holdout_y),
+                "train": (self.train_x, self.train_y)}[split]
         for i in range(0, len(y), batch_size):
             yield self.prepare(x[i: i + batch_size].to(device), augment, None), y[i: i + batch_size].to(device)
 
@@ -258,7 +260,7 @@ class FolderDataset:
         # torchvision's random transforms draw from the global RNG, which the loop seeded with the run's seed
         loader = torch.utils.data.DataLoader(self.train, batch_size=batch_size, shuffle=True, generator=generator)
         for x, y in loader:
-            yield x.to(device), y.to(device)
+            yield x.to(device), y.to(device), None
 
     def eval_batches(self, split, augment, device, batch_size=64):
         for x, y in torch.utils.data.DataLoader(self.test, batch_size=batch_size):

@@ -126,6 +126,18 @@ class Arm(Strict):
     log_steps: bool = False  # record running train accuracy per step ("learns faster" claims)
     bias_shift: Optional[BiasShift] = None
 
+    # Soft targets computed once for the whole transfer set instead of a teacher forward per batch:
+    # only where they cannot change between epochs (no augmentation, teacher in eval mode).
+    cache_teacher_logits: bool = False
+
+    @model_validator(mode="after")
+    def _cache_needs_fixed_targets(self):
+        if self.cache_teacher_logits and (self.teacher is None or self.teacher_mode != "eval"
+                                          or self.jitter_px or self.crop_pad or self.hflip):
+            raise ValueError("cache_teacher_logits needs a teacher in eval mode and no augmentation "
+                             "(jitter_px, crop_pad, hflip): otherwise the soft targets change every epoch")
+        return self
+
     _model = field_validator("model")(lambda v: _check_component(v, MODELS, ("in_shape", "num_classes")))
     _data = field_validator("data")(lambda v: _check_component(v, DATASETS, ()))
     _loss = field_validator("loss")(lambda v: _check_component(

@@ -151,9 +151,11 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
     optimizer = make_optimizer(arm, model.parameters())
     plateau = Plateau(arm)
     loss_fn, loss_params = LOSSES.get(arm.loss.name), arm.loss.params
-    teacher_test_logits = None
+    teacher_test_logits = teacher_train_logits = None
     if teacher is not None:
         teacher_test_logits, _ = predict(teacher, dataset, arm, device)  # for the logit gap, once
+        if arm.cache_teacher_logits:
+            teacher_train_logits, _ = predict(teacher, dataset, arm, device, split="train")
         # "train" reproduces sources that leave dropout on while producing soft targets.
         teacher.train(arm.teacher_mode == "train")
 
@@ -175,11 +177,14 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
 
         model.train()
         sums, seen, step_acc = {"loss": 0.0, "hard": 0.0, "soft": 0.0, "correct": 0}, 0, []
-        for xb, yb in dataset.train_batches(arm.batch_size, augment_of(arm), order, device):
+        for xb, yb, idx in dataset.train_batches(arm.batch_size, augment_of(arm), order, device):
             with autocast(arm.precision, device):
                 logits = model(xb)
                 with torch.no_grad():
-                    teacher_logits = teacher(xb) if teacher is not None else None
+                    if teacher_train_logits is not None:
+                        teacher_logits = teacher_train_logits[idx].to(device)
+                    else:
+                        teacher_logits = teacher(xb) if teacher is not None else None
             parts = loss_fn(logits, yb, teacher_logits, **loss_params)
             optimizer.zero_grad(set_to_none=True)
             parts["loss"].backward()

@@ -71,3 +71,23 @@ def test_bf16_autocast_leaves_the_smoke_verdicts_of_the_mnist_claim_unchanged(tm
         LocalExecutor(store, CPU, log=lambda msg: None).submit(plan([variant], "smoke", store))
         statuses[precision] = {(v["variant"], v["status"]) for v in decide_all({claim.id: variant}, "smoke", store)}
     assert statuses["fp32"] == statuses["bf16"]
+
+
+def test_cached_teacher_logits_train_like_a_teacher_forward_per_batch(tmp_path):
+    from repro.run import LocalExecutor
+    from repro.store import Store
+    run = smoke_run("distilled", epochs=2)
+    teacher = LocalExecutor(Store(tmp_path / "r", tmp_path / "c"), CPU).trained_model(run.teacher)
+    per_batch, _ = train(run, CPU, teacher)
+    cached, _ = train(run.model_copy(update={"arm": run.arm.model_copy(update={"cache_teacher_logits": True})}),
+                      CPU, teacher)
+    for a, b in zip(per_batch["epochs"], cached["epochs"]):
+        assert a["train_soft"] == pytest.approx(b["train_soft"], rel=1e-4)
+        assert abs(a["test_errors"] - b["test_errors"]) <= 2
+
+
+def test_cached_teacher_logits_are_refused_where_soft_targets_change_every_epoch():
+    from pydantic import ValidationError
+    run = smoke_run("distilled")
+    with pytest.raises(ValidationError, match="cache_teacher_logits needs a teacher in eval mode and no augmentation"):
+        type(run.arm).model_validate({**run.arm.model_dump(), "cache_teacher_logits": True, "jitter_px": 2})
