@@ -98,11 +98,18 @@ class Store:
         atomic_write(self.cache / "done" / key, str(Path(path).resolve()).encode())
 
     def done(self, key: str) -> dict | None:
+        """A stored result of run `key` anywhere in the store (a fresh clone has results but no cache)."""
         pointer = self.cache / "done" / key
-        try:
-            return self.load(Path(pointer.read_text()))
-        except (OSError, CorruptResult):
-            return None
+        candidates = [Path(pointer.read_text())] if pointer.exists() else []
+        candidates += sorted(self.root.glob(f"*/*/*/*/seed*-{key[:12]}.json"))
+        for path in candidates:
+            try:
+                payload = self.load(path)
+            except CorruptResult:
+                continue
+            if payload["key"] == key:
+                return payload
+        return None
 
     def save_weights(self, run: RunSpec, model: torch.nn.Module) -> None:
         path = self.checkpoint_path(run)
