@@ -45,3 +45,10 @@ def test_key_changes_with_the_spec_but_not_with_unrelated_defaults():
     assert other.key != RUN.key
     same = type(RUN).model_validate(json.loads(RUN.model_dump_json()))
     assert same.key == RUN.key
+
+
+def test_a_run_stored_for_another_claim_is_found_by_key(tmp_path):
+    store, path = saved(tmp_path)  # stored under claim "c"; no done index (as in a fresh clone)
+    found = store.done(RUN.key)
+    assert found is not None and found["key"] == RUN.key
+    assert store.done("0" * 64) is None
