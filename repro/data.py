@@ -112,33 +112,33 @@ class TensorDataset:
             yield self.prepare(x[i: i + batch_size].to(device), augment, None), y[i: i + batch_size].to(device)
 
 
-def jitter(x: torch.Tensor, max_px: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image by an integer (dx, dy), filling with 0, as torchvision's
-    RandomAffine(0, translate=(max_px/W, max_px/H)) does: offsets are uniform in [-max_px, max_px]
-    and rounded. One gather for the whole batch."""
-    if max_px == 0:
-        return x
+def shift_crop(x: torch.Tensor, pad: int, row_offsets: torch.Tensor, col_offsets: torch.Tensor) -> torch.Tensor:
+    """Zero-pad each image by `pad` and cut the original size at per-image offsets in [0, 2 pad]:
+    a translation of every image of the batch in one gather."""
     n, _, h, w = x.shape
-    shifts = torch.empty(n, 2).uniform_(-max_px, max_px, generator=generator).round().long().to(x.device)
-    padded = F.pad(x, (max_px, max_px, max_px, max_px))
-    # Output pixel (r, c) reads padded pixel (r + max_px - dy, c + max_px - dx).
-    rows = torch.arange(h, device=x.device).view(1, h) + max_px - shifts[:, 1:2]
-    cols = torch.arange(w, device=x.device).view(1, w) + max_px - shifts[:, 0:1]
+    padded = F.pad(x, (pad, pad, pad, pad))
+    rows = torch.arange(h, device=x.device).view(1, h) + row_offsets.view(n, 1)
+    cols = torch.arange(w, device=x.device).view(1, w) + col_offsets.view(n, 1)
     batch = torch.arange(n, device=x.device).view(n, 1, 1)
     return padded.permute(0, 2, 3, 1)[batch, rows.view(n, h, 1), cols.view(n, 1, w)].permute(0, 3, 1, 2)
+
+
+def jitter(x: torch.Tensor, max_px: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image by an integer (dx, dy), filling with 0, as torchvision's
+    RandomAffine(0, translate=(max_px/W, max_px/H)) does: offsets are uniform in [-max_px, max_px] and rounded."""
+    if max_px == 0:
+        return x
+    shifts = torch.empty(len(x), 2).uniform_(-max_px, max_px, generator=generator).round().long().to(x.device)
+    # Output pixel (r, c) reads padded pixel (r + max_px - dy, c + max_px - dx).
+    return shift_crop(x, max_px, max_px - shifts[:, 1], max_px - shifts[:, 0])
 
 
 def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
-    """RandomCrop(size, padding=pad): a uniform integer offset in [0, 2 pad] per image = a shift in [-pad, pad]."""
+    """RandomCrop(size, padding=pad): a uniform integer offset in [0, 2 pad] per image."""
     if pad == 0:
         return x
-    n, _, h, w = x.shape
-    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).to(x.device)
-    padded = F.pad(x, (pad, pad, pad, pad))
-    rows = torch.arange(h, device=x.device).view(1, h) + offsets[:, 0:1]
-    cols = torch.arange(w, device=x.device).view(1, w) + offsets[:, 1:2]
-    batch = torch.arange(n, device=x.device).view(n, 1, 1)
-    return padded.permute(0, 2, 3, 1)[batch, rows.view(n, h, 1), cols.view(n, 1, w)].permute(0, 3, 1, 2)
+    offsets = torch.randint(0, 2 * pad + 1, (len(x), 2), generator=generator).to(x.device)
+    return shift_crop(x, pad, offsets[:, 0], offsets[:, 1])
 
 
 def select(x, y, omit_classes=(), keep_classes=()):

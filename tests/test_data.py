@@ -46,3 +46,14 @@ def test_synthetic_is_fixed_by_its_own_seed():
     a, b = load_dataset("synthetic", n_train=32, n_test=16), load_dataset("synthetic", n_train=32, n_test=16, seed=1)
     assert torch.equal(a.train_x, load_dataset("synthetic", n_train=32, n_test=16).train_x)
     assert not torch.equal(a.train_x, b.train_x)
+
+
+def test_random_crop_agrees_with_torchvision_pad_then_crop():
+    import torchvision.transforms.functional as TF
+    from repro.data import random_crop
+    x = torch.rand(6, 3, 32, 32)
+    out = random_crop(x, 4, torch.Generator().manual_seed(5))
+    offsets = torch.randint(0, 9, (6, 2), generator=torch.Generator().manual_seed(5))
+    for i in range(6):
+        top, left = offsets[i].tolist()
+        torch.testing.assert_close(out[i], TF.crop(TF.pad(x[i], 4), top, left, 32, 32))
