@@ -49,8 +49,8 @@ def cmd_validate(args) -> int:
 
 def cmd_run(args) -> int:
     import torch
+    from .executors import make_executor
     from .plan import plan, resolve_profile
-    from .run import LocalExecutor
     from .store import Store
     profile = resolve_profile(args.profile)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -61,10 +61,17 @@ def cmd_run(args) -> int:
             if profile in c.profiles}
     store = Store(args.results)
     jobs = plan(list(claims.values()), profile, store)
-    print(f"profile {profile} on {device}: {len(jobs)} runs planned over {len(claims)} claim(s)", flush=True)
+    try:
+        executor = make_executor(args.executor, store, device, force=args.force, address=args.address)
+    except ImportError as err:
+        print(f"error: --executor {args.executor} needs {err.name}: pip install 'kd-repro[{args.executor}]'",
+              file=sys.stderr)
+        return 2
+    via = "" if args.executor == "local" else f" via {args.executor}"
+    print(f"profile {profile} on {device}{via}: {len(jobs)} runs planned over {len(claims)} claim(s)", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's kill stops as cleanly as Ctrl-C
     try:
-        summary = LocalExecutor(store, device, force=args.force).submit(jobs)
+        summary = executor.submit(jobs)
     except KeyboardInterrupt:
         print("\ninterrupted: every finished run is saved, and the run in progress keeps its last finished "
               "epoch; run the same command again to resume", file=sys.stderr)
@@ -108,6 +115,9 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, help="use only the first N seeds of the profile")
     p.add_argument("--device", choices=["cpu", "cuda"])
     p.add_argument("--force", action="store_true", help="re-run runs that are already stored")
+    p.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="local: in this process (default); ray: one Ray task per run (needs kd-repro[ray])")
+    p.add_argument("--address", help="with --executor ray: the cluster to join (default: start a local one)")
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("report", help="render reports/index.html from verdicts.json and the results")
