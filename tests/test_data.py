@@ -57,3 +57,13 @@ def test_random_crop_agrees_with_torchvision_pad_then_crop():
     for i in range(6):
         top, left = offsets[i].tolist()
         torch.testing.assert_close(out[i], TF.crop(TF.pad(x[i], 4), top, left, 32, 32))
+
+
+@pytest.mark.skipif(availability("hymenoptera") is not None, reason="needs REPRO_DATA with hymenoptera_data/ (CI sets ../shared/data)")
+def test_hymenoptera_folder_with_the_source_transforms():
+    data = load_dataset("hymenoptera", resolution=64)
+    assert (len(data.train), len(data.test)) == (244, 153)  # ImageFolder skips the .gif, as in the source
+    x, y, idx = next(data.train_batches(8, None, torch.Generator().manual_seed(0), "cpu"))
+    assert x.shape == (8, 3, 64, 64) and idx is None and set(y.tolist()) <= {0, 1}
+    x, y = next(data.eval_batches("test", None, "cpu"))
+    assert x.shape[1:] == (3, 64, 64)

@@ -58,3 +58,28 @@ def test_same_seed_gives_identical_results(tmp_path):
         outs.append({p.relative_to(tmp_path / f"r{i}"): json.loads(p.read_text())["epochs"]
                      for p in (tmp_path / f"r{i}").rglob("*.json")})
     assert outs[0] == outs[1]
+
+
+def test_one_claim_of_each_source_runs_at_smoke(tmp_path):
+    """mnist-course, hymenoptera (from_scratch; the ImageNet variants stop as NOT RUN), vit-cifar, through the CLI."""
+    env = {**os.environ, "REPRO_RESULTS": str(tmp_path / "results"), "REPRO_CACHE": str(tmp_path / "cache"),
+           "OMP_NUM_THREADS": "1"}
+    claims = ["course-student-beats-teacher", "hym-ce-stabler", "vit-learns-faster"]
+    out = repro("run", *claims, "--profile", "smoke", env=env)
+    assert out.returncode == 0, out.stderr
+    for claim in claims:
+        assert list((tmp_path / "results" / "smoke" / claim).rglob("*.json")), claim
+    assert "NOT RUN hym-ce-stabler [as_written]: ImageNet weights for resnet50" in out.stdout
+    assert list((tmp_path / "results" / "smoke" / "hym-ce-stabler" / "from_scratch").rglob("*.json"))
+
+
+def test_a_corrupt_result_is_reported_and_re_run(tmp_path):
+    env = {**os.environ, "REPRO_RESULTS": str(tmp_path / "results"), "REPRO_CACHE": str(tmp_path / "cache"),
+           "OMP_NUM_THREADS": "1"}
+    assert repro("run", "hinton-teacher", "--profile", "smoke", env=env).returncode == 0
+    victim = sorted((tmp_path / "results").rglob("*.json"))[0]
+    good = json.loads(victim.read_text())
+    victim.write_text(victim.read_text()[:100])  # truncated
+    out = repro("run", "hinton-teacher", "--profile", "smoke", env=env)
+    assert f"{victim}: not readable as JSON" in out.stdout and "re-running it" in out.stdout
+    assert json.loads(victim.read_text())["epochs"] == good["epochs"]  # same seed, same numbers
