@@ -206,7 +206,8 @@ def spec_hashes(claims_dir: Path, claim_id: str) -> list[tuple[str, str]]:
 def git_commit() -> str:
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        # reports/ is what `make reproduce` is writing right now: only changes elsewhere make the code dirty
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports"],
                                capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown (git not available)"
