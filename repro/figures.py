@@ -35,7 +35,7 @@ def finite(values) -> list[float]:
 
 def to_png(fig) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")  # keeps the committed page under 2 MB
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
