@@ -24,9 +24,6 @@ from .registry import CHECKS, DATASETS, LOSSES, MODELS
 # run key, so results from the old code stop counting as done (and are reported as stale).
 TRAIN_VERSION = 1
 
-PROFILES = ("smoke", "quick", "paper")
-
-
 class SpecError(ValueError):
     """A spec is malformed. str() is one line: `file: key: what was expected`."""
 

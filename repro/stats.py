@@ -584,27 +584,6 @@ def at_least(values, check) -> dict:
     return _finish(out, batch)
 
 
-# --- helpers kept for callers and tests ----------------------------------------------------------
-
-def t_interval(diff: float, se: float, df: float, alpha: float) -> tuple[float, float]:
-    if se == 0:
-        return diff, diff
-    half = sps.t.ppf(1 - alpha, df) * se
-    return diff - half, diff + half
-
-
-def difference_test(a, b, paired: bool, alpha: float) -> dict:
-    """Mean difference a - b with a one-sided test of "a > b" (paired t or Welch t), as scalars."""
-    r = _difference(np.asarray(a, float), np.asarray(b, float), paired)
-    p, t = _p_above(r["diff"], r["se"], r["df"])
-    diff, se, df = float(r["diff"]), float(r["se"]), float(r["df"])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        effect = float(r["diff"] / r["sd_effect"])
-    return {"test": "paired t" if paired else "Welch t", "diff": diff, "statistic": float(t), "p_greater": float(p),
-            "df": df, "ci": t_interval(diff, se, df, alpha) if math.isfinite(se) else (math.nan, math.nan),
-            "effect_size": effect, "se": se}
-
-
 def holm(pvalues: list[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values (NaN stays NaN and is not counted)."""
     finite = [(p, i) for i, p in enumerate(pvalues) if not math.isnan(p)]
