@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from repro.data import Augment, load_dataset
 from repro.losses import hinton
 from repro.models import create_model
-from repro.train import autocast
+from repro.train import autocast, cast_teacher
 
 BATCH, BATCHES, EPOCH = 128, 60, 60_000
 TEACHER = dict(hidden=[1200, 1200], input_dropout=0.2, hidden_dropout=0.5)
@@ -59,6 +59,7 @@ def step(student, teacher, optimizer, x, y, precision):
 
 def engine_epoch(student, teacher, jitter_px, precision) -> float:
     data = load_dataset("mnist")
+    teacher = cast_teacher(teacher, precision) if teacher is not None else None
     g = torch.Generator().manual_seed(0)
     opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9)
     start = time.perf_counter()

@@ -7,6 +7,7 @@ killed at epoch k and resumed ends with the same numbers as an uninterrupted one
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import tempfile
@@ -46,6 +47,15 @@ def autocast(precision: str, device: torch.device):
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
+
+
+def cast_teacher(teacher: torch.nn.Module, precision: str) -> torch.nn.Module:
+    """Under bf16 autocast a frozen teacher's weights would be re-cast every step (a quarter of a KD
+    step's time on CPU). Cast them once instead: for Linear/ReLU/dropout nets this gives bit-identical
+    logits (tests/test_train.py). Nets with batch norm keep autocast's own handling."""
+    if precision != "bf16" or any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in teacher.modules()):
+        return teacher
+    return copy.deepcopy(teacher).to(torch.bfloat16)
 
 
 def lr_at(arm: Arm, epoch: int, plateau_lr: float) -> float:
@@ -153,6 +163,7 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
     loss_fn, loss_params = LOSSES.get(arm.loss.name), arm.loss.params
     teacher_test_logits = teacher_train_logits = None
     if teacher is not None:
+        teacher = cast_teacher(teacher, arm.precision)
         teacher_test_logits, _ = predict(teacher, dataset, arm, device)  # for the logit gap, once
         if arm.cache_teacher_logits:
             teacher_train_logits, _ = predict(teacher, dataset, arm, device, split="train")

@@ -91,3 +91,20 @@ def test_cached_teacher_logits_are_refused_where_soft_targets_change_every_epoch
     run = smoke_run("distilled")
     with pytest.raises(ValidationError, match="cache_teacher_logits needs a teacher in eval mode and no augmentation"):
         type(run.arm).model_validate({**run.arm.model_dump(), "cache_teacher_logits": True, "jitter_px": 2})
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_a_teacher_cast_once_to_bf16_gives_the_same_logits_as_autocast(mode):
+    from repro.models import create_model
+    from repro.train import autocast, cast_teacher
+    teacher = create_model("mlp", (1, 28, 28), 10, hidden=[64, 64], input_dropout=0.2, hidden_dropout=0.5)
+    teacher.train(mode == "train")
+    cast = cast_teacher(teacher, "bf16")
+    x = torch.randn(32, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    outs = []
+    for model in (teacher, cast):
+        torch.manual_seed(1)  # the same dropout masks
+        with torch.no_grad(), autocast("bf16", CPU):
+            outs.append(model(x))
+    assert torch.equal(*outs)
+    assert cast_teacher(teacher, "fp32") is teacher
