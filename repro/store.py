@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -37,6 +38,9 @@ def atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # the mode a plain open() would give, not mkstemp's private 0600
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -45,6 +49,13 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_torch_save(path: Path, obj) -> None:
+    """torch.save through atomic_write: a kill mid-save leaves the previous file whole."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(path, buffer.getvalue())
 
 
 class Store:
@@ -112,13 +123,7 @@ class Store:
         return None
 
     def save_weights(self, run: RunSpec, model: torch.nn.Module) -> None:
-        path = self.checkpoint_path(run)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        atomic_torch_save(self.checkpoint_path(run), {k: v.detach().cpu() for k, v in model.state_dict().items()})
 
     def load_weights(self, run: RunSpec, model: torch.nn.Module) -> bool:
         path = self.checkpoint_path(run)

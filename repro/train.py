@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -22,6 +20,7 @@ from .data import Augment, load_dataset
 from .models import create_model
 from .registry import LOSSES
 from .spec import Arm, RunSpec
+from .store import atomic_torch_save
 
 
 def hashable(params: dict) -> dict:
@@ -140,14 +139,6 @@ def bias_shift_metrics(model, dataset, arm: Arm, device, test_logits, test_label
     return out
 
 
-def save_state(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: a kill mid-save leaves the previous epoch's state
-
-
 def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = None,
           on_epoch=None, resume_path: Path | None = None, init: dict | None = None) -> tuple[dict, torch.nn.Module]:
     arm = run.arm
@@ -229,7 +220,7 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
             status = "diverged"  # the verdict counts it; the seed is not silently dropped
             break
         if resume_path is not None:
-            save_state(resume_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            atomic_torch_save(resume_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                      "plateau": [plateau.lr, plateau.best, plateau.bad], "rng": torch.get_rng_state(),
                                      "order_rng": order.get_state(), "history": history, "best": best,
                                      "best_state": best_state,
