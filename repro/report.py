@@ -10,7 +10,6 @@ import datetime
 import hashlib
 import json
 import math
-import os
 import subprocess
 from pathlib import Path
 
@@ -243,7 +242,4 @@ def write_report(verdicts_path: Path, results: Path, out: Path, claims: dict,
                  claims_dir: Path = Path("claims")) -> Path:
     html = render(load_verdicts(verdicts_path), claims, results, claims_dir)
     atomic_write(out, html.encode())
-    umask = os.umask(0)
-    os.umask(umask)
-    out.chmod(0o666 & ~umask)  # a page to share, not the private temp file atomic_write made
     return out

@@ -52,3 +52,11 @@ def test_a_run_stored_for_another_claim_is_found_by_key(tmp_path):
     found = store.done(RUN.key)
     assert found is not None and found["key"] == RUN.key
     assert store.done("0" * 64) is None
+
+
+def test_stored_files_get_the_ordinary_file_mode(tmp_path):
+    import os
+    store, path = saved(tmp_path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
