@@ -31,15 +31,23 @@ def init_normal(model: nn.Module, std: float) -> None:
             nn.init.zeros_(m.bias)
 
 
-class AlwaysDropout(nn.Module):
-    """F.dropout(x, p) with its default training=True: active in eval mode too (the mnist-course teacher)."""
+class Dropout(nn.Module):
+    """Inverted dropout, its mask drawn as `torch.rand(...) >= p`: the distribution of nn.Dropout, whose
+    bernoulli_ draws one double per element serially and took 30% of a 1200-1200 teacher's CPU step
+    (torch.profiler; this draw is 3.5x faster, `make bench`). `always_on` keeps it active in eval mode,
+    as F.dropout's default training=True does in the mnist-course teacher."""
 
-    def __init__(self, p: float):
+    def __init__(self, p: float, always_on: bool = False):
         super().__init__()
-        self.p = p
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p, self.always_on = p, always_on
 
     def forward(self, x):
-        return F.dropout(x, self.p, training=True)
+        if self.p == 0 or not (self.training or self.always_on):
+            return x
+        keep = torch.rand(x.shape, device=x.device) >= self.p
+        return x * keep * (1 / (1 - self.p))
 
 
 class MLP(nn.Module):
@@ -48,11 +56,11 @@ class MLP(nn.Module):
     def __init__(self, in_features: int, hidden: list[int], num_classes: int, input_dropout: float = 0.0,
                  hidden_dropout: float = 0.0, batch_norm: bool = False, dropout_always_on: bool = False):
         super().__init__()
-        drop = AlwaysDropout if dropout_always_on else nn.Dropout
-        layers: list[nn.Module] = [nn.Flatten(), drop(input_dropout)]
+        layers: list[nn.Module] = [nn.Flatten(), Dropout(input_dropout, dropout_always_on)]
         width = in_features
         for h in hidden:
-            layers += [nn.Linear(width, h)] + ([nn.BatchNorm1d(h)] if batch_norm else []) + [nn.ReLU(), drop(hidden_dropout)]
+            layers += [nn.Linear(width, h)] + ([nn.BatchNorm1d(h)] if batch_norm else [])
+            layers += [nn.ReLU(), Dropout(hidden_dropout, dropout_always_on)]
             width = h
         layers.append(nn.Linear(width, num_classes))
         self.net = nn.Sequential(*layers)
