@@ -4,15 +4,17 @@ Three MNIST workloads from Hinton sec. 3, each done two ways with the same math:
   engine   kd-repro: uint8 tensors in memory, jitter as one batched gather, kd-repro's loss
   source   hinton-repro's style: torch DataLoader over torchvision MNIST, per-image PIL
            RandomAffine jitter, ToTensor/Normalize, a teacher forward per batch
+The 800-800 student is also timed as SEEDS seeds stacked into one model (repro.stacked, per seed).
 Prints per-epoch seconds, samples/s, achieved GFLOP/s (forward 2 FLOPs per MAC, backward 4) against
 the measured matmul peak of this machine, and the speed-up. The source-style loop is timed over
 BATCHES batches and scaled to a 60,000-image epoch (it is the slow one); the engine runs a full epoch.
-Needs REPRO_DATA with MNIST. Prints only; asserts nothing.
+Needs REPRO_DATA with MNIST. Prints only; asserts nothing. `--profile`: where a bf16 KD step's time goes.
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -22,9 +24,10 @@ import torch.nn.functional as F
 from repro.data import Augment, load_dataset
 from repro.losses import hinton
 from repro.models import create_model
+from repro.stacked import stack
 from repro.train import autocast, cast_teacher
 
-BATCH, BATCHES, EPOCH = 128, 60, 60_000
+BATCH, BATCHES, EPOCH, SEEDS = 128, 60, 60_000, 5
 TEACHER = dict(hidden=[1200, 1200], input_dropout=0.2, hidden_dropout=0.5)
 STUDENT = dict(hidden=[800, 800])
 
@@ -45,6 +48,34 @@ def source_mlp(hidden, input_dropout=0.0, hidden_dropout=0.0):
         layers += [torch.nn.Linear(width, h), torch.nn.ReLU(), torch.nn.Dropout(hidden_dropout)]
         width = h
     return torch.nn.Sequential(*layers, torch.nn.Linear(width, 10))
+
+
+def matmul_at_batch(dtype, reps=50) -> float:
+    """GFLOP/s of the 800-800 student's own matmuls at batch BATCH: the ceiling of an MLP step here."""
+    shapes = [(BATCH, 784, 800), (BATCH, 800, 800)]
+    mats = [(torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)) for m, k, n in shapes]
+    start = time.perf_counter()
+    for _ in range(reps):
+        for a, b in mats:
+            a @ b
+    return sum(2 * m * k * n for m, k, n in shapes) * reps / (time.perf_counter() - start) / 1e9
+
+
+def profile_kd_step(steps=100):
+    """Where a bf16 KD step's time goes (torch.profiler, self CPU time per op)."""
+    from torch.profiler import ProfilerActivity, profile
+    mk = lambda p: create_model("mlp", (1, 28, 28), 10, **p)  # noqa: E731
+    student, teacher = mk(STUDENT), cast_teacher(mk(TEACHER).eval(), "bf16")
+    opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, fused=True)
+    batches = load_dataset("mnist").train_batches(BATCH, Augment(jitter_px=2), torch.Generator().manual_seed(0), "cpu")
+    for _ in range(10):
+        x, y, _ = next(batches)
+        step(student, teacher, opt, x, y, "bf16")
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            x, y, _ = next(batches)
+            step(student, teacher, opt, x, y, "bf16")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
 
 
 def macs(model) -> int:
@@ -77,6 +108,22 @@ def engine_epoch(student, teacher, jitter_px, precision) -> float:
     return time.perf_counter() - start
 
 
+def stacked_epoch(make, seeds, precision) -> float:
+    """One epoch of `seeds` students trained as one stacked model (repro.stacked), per seed."""
+    data = load_dataset("mnist")
+    params, forward = stack([make() for _ in range(seeds)], precision)
+    opt = torch.optim.SGD(params.values(), lr=0.01, momentum=0.9, fused=True)
+    orders = [torch.Generator().manual_seed(s) for s in range(seeds)]
+    start = time.perf_counter()
+    for batches in zip(*(data.train_batches(BATCH, Augment(), g, "cpu") for g in orders)):
+        logits = forward(torch.stack([b[0] for b in batches]))
+        loss = sum(F.cross_entropy(logits[s].float(), b[1]) for s, b in enumerate(batches))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return (time.perf_counter() - start) / seeds
+
+
 def source_epoch(student, teacher, jitter) -> float:
     import torchvision
     from torchvision import transforms
@@ -97,17 +144,26 @@ def main():
     torch.manual_seed(0)
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; 2048^2 matmul peak: "
-          f"fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s\n")
+          f"fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
+    for dtype, p in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+        at = matmul_at_batch(dtype)
+        print(f"  {p} matmuls of the 800-800 student at batch {BATCH}: {at:.0f} GFLOP/s = {100 * at / peaks[p]:.0f}% "
+              "of peak (no MLP step can beat its own matmuls)")
+    print()
     mk = lambda p: create_model("mlp", (1, 28, 28), 10, **p)  # noqa: E731
     workloads = [("(a) teacher 1200-1200, jitter", TEACHER, None, True),
                  ("(b) student 800-800", STUDENT, None, False),
                  ("(c) KD student + teacher fwd, jitter", STUDENT, TEACHER, True)]
-    print(f"{'workload':38s} {'impl':13s} {'s/epoch':>8s} {'samples/s':>10s} {'GFLOP/s':>8s} {'% peak':>7s} {'speed-up':>8s}")
+    print(f"{'workload':38s} {'impl':13s} {'s/epoch':>8s} {'samples/s':>10s} {'GFLOP/s':>8s} {'% peak':>7s} "
+          f"{'speed-up':>8s}")
     for name, student, teacher, jit in workloads:
         base = source_epoch(source_mlp(**student), teacher and source_mlp(**teacher).eval(), jit)
         rows = [("source-style", base, "fp32")]
         rows += [(f"engine {p}", engine_epoch(mk(student), teacher and mk(teacher).eval(), 2 if jit else 0, p), p)
                  for p in ("fp32", "bf16")]
+        if teacher is None and not jit:  # the seeds of a dropout-free student, as one model (per seed)
+            rows += [(f"stacked x{SEEDS} {p}", stacked_epoch(lambda: mk(student), SEEDS, p), p)
+                     for p in ("fp32", "bf16")]
         flops = flops_per_sample(mk(student), teacher and mk(teacher)) * EPOCH
         for impl, seconds, p in rows:
             gflops = flops / seconds / 1e9
@@ -123,4 +179,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    profile_kd_step() if sys.argv[1:] == ["--profile"] else main()

@@ -62,7 +62,11 @@ def cmd_run(args) -> int:
     store = Store(args.results)
     jobs = plan(list(claims.values()), profile, store)
     try:
-        executor = make_executor(args.executor, store, device, force=args.force, address=args.address)
+        executor = make_executor(args.executor, store, device, force=args.force, address=args.address,
+                                 stack_seeds=args.stack_seeds)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except ImportError as err:
         print(f"error: --executor {args.executor} needs {err.name}: pip install 'kd-repro[{args.executor}]'",
               file=sys.stderr)
@@ -117,6 +121,10 @@ def main(argv=None) -> int:
     p.add_argument("--force", action="store_true", help="re-run runs that are already stored")
     p.add_argument("--executor", default="local", choices=["local", "ray"],
                    help="local: in this process (default); ray: one Ray task per run (needs kd-repro[ray])")
+    p.add_argument("--stack-seeds", action="store_true",
+                   help="train an arm's seeds as one batched model where it can (dropout-free MLPs): for GPUs, "
+                        "where a step is launch-bound; slower on a 2-core CPU (make bench); same numbers to "
+                        "float rounding")
     p.add_argument("--address", help="with --executor ray: the cluster to join (default: start a local one)")
     p.set_defaults(fn=cmd_run)
 

@@ -25,9 +25,11 @@ class Executor(Protocol):
 
 
 def make_executor(name: str, store: Store, device: torch.device, force: bool = False,
-                  address: str | None = None) -> Executor:
+                  address: str | None = None, stack_seeds: bool = False) -> Executor:
     if name == "local":
-        return LocalExecutor(store, device, force=force)
+        return LocalExecutor(store, device, force=force, stack_seeds=stack_seeds)
+    if stack_seeds:
+        raise ValueError("--stack-seeds works with the local executor only (Ray runs one seed per task)")
     if name == "ray":
         return RayExecutor(store, device, force=force, address=address)
     raise ValueError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")

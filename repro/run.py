@@ -5,6 +5,7 @@ claim as not runnable and the rest of the plan goes on.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import platform
 import subprocess
@@ -18,6 +19,7 @@ from .data import DataMissing
 from .models import WeightsMissing
 from .plan import Job
 from .spec import RunSpec
+from .stacked import train_stacked, why_not_stackable
 from .store import RESULT_FIELDS, CorruptResult, Store
 from .train import build_model, train
 
@@ -35,8 +37,8 @@ def provenance() -> dict:
 
 
 class LocalExecutor:
-    def __init__(self, store: Store, device: torch.device, force: bool = False, log=None):
-        self.store, self.device, self.force = store, device, force
+    def __init__(self, store: Store, device: torch.device, force: bool = False, log=None, stack_seeds: bool = False):
+        self.store, self.device, self.force, self.stack_seeds = store, device, force, stack_seeds
         self.log = log or (lambda msg: print(msg, flush=True))
 
     def trained_model(self, run: RunSpec) -> torch.nn.Module:
@@ -68,13 +70,17 @@ class LocalExecutor:
         """Run every job not yet stored; returns counts and the (claim, variant)s that could not run, with why."""
         counts = {"trained": 0, "cached": 0, "failed": 0}
         not_runnable: dict[tuple[str, str], str] = {}
+        stacked: set[str] = set()  # run keys trained as part of a stacked group
         bar = tqdm(jobs, desc="plan", unit="run", disable=not sys.stderr.isatty())
         for job in bar:
             if (job.claim, job.variant) in not_runnable:
                 continue
             bar.set_postfix_str(f"{job.claim}/{job.variant}/{job.arm}/seed{job.run.seed}")
+            if self.stack_seeds and job.run.key not in stacked and not self._stored(job):
+                arm_of = lambda j: (j.claim, j.variant, j.arm)  # noqa: E731
+                stacked |= self._run_stacked([j for j in jobs if arm_of(j) == arm_of(job)])
             if self._stored(job):
-                counts["cached"] += 1
+                counts["trained" if job.run.key in stacked else "cached"] += 1
                 continue
             # One process per run key: a second `repro run` on the same store waits here, then finds it done.
             with self.store.lock(job.run.key):
@@ -97,6 +103,33 @@ class LocalExecutor:
                 self.store.mark_done(job.run.key, job.path)
             counts["trained"] += 1
         return {"counts": counts, "not_runnable": not_runnable}
+
+    def _run_stacked(self, group: list[Job]) -> set[str]:
+        """Train an arm's pending seeds as one stacked model (stacked.py) when they allow it; their
+        run keys, or nothing (then they train one by one, which also reports missing data)."""
+        group = [j for j in group if not self._stored(j) and (self.force or self.store.done(j.run.key) is None)]
+        runs = [j.run for j in group]
+        try:
+            if not runs or why_not_stackable(runs):
+                return set()
+        except (DataMissing, WeightsMissing):
+            return set()
+        started = time.perf_counter()
+        with contextlib.ExitStack() as locks:
+            for run in sorted(runs, key=lambda r: r.key):
+                locks.enter_context(self.store.lock(run.key))
+            teachers = [self.trained_model(r.teacher) for r in runs] if runs[0].teacher else None
+            states = [self.store.cache / "state" / f"{r.key}.pt" for r in runs]
+            results = train_stacked(runs, self.device, teachers, states)
+            for job, state, (result, model) in zip(group, states, results):
+                self.store.save_weights(job.run, model)
+                self.store.save(job.path, job.run, result, provenance())
+                self.store.mark_done(job.run.key, job.path)
+                state.unlink(missing_ok=True)
+        first = group[0]
+        self.log(f"{first.claim}/{first.variant}/{first.arm} seeds {[r.seed for r in runs]}, stacked: test errors "
+                 f"{[r['final']['test_errors'] for r, _ in results]}, {time.perf_counter() - started:.0f}s")
+        return {r.key for r in runs}
 
     def _run_one(self, job: Job) -> dict:
         started = time.perf_counter()

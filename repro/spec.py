@@ -120,6 +120,7 @@ class Arm(Strict):
     hflip: bool = False
     resolution: Optional[int] = Field(None, gt=0, description="resize images to this side (train and test)")
     precision: Literal["fp32", "bf16"] = "fp32"
+    compile: bool = False  # torch.compile the training forward (fuses kernels: last-bit differences)
     select: Literal["last", "best"] = "last"  # report the last epoch, or the epoch with the best test accuracy
     log_steps: bool = False  # record running train accuracy per step ("learns faster" claims)
     bias_shift: Optional[BiasShift] = None

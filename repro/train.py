@@ -57,6 +57,14 @@ def cast_teacher(teacher: torch.nn.Module, precision: str) -> torch.nn.Module:
     return copy.deepcopy(teacher).to(torch.bfloat16)
 
 
+def device_layout(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """On CUDA a convnet (more than one convolution: a ViT has one, its patch embedding) runs in
+    channels_last, which tensor-core convolutions want; inputs follow the weights' layout. Same math."""
+    if device.type == "cuda" and sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) > 1:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
 def lr_at(arm: Arm, epoch: int, plateau_lr: float) -> float:
     s, base = arm.schedule, arm.optimizer.lr
     if s.name == "halve_every":
@@ -114,6 +122,25 @@ def error_metrics(logits, labels, num_classes) -> dict:
             "test_loss": float(F.cross_entropy(logits, labels))}
 
 
+def epoch_metrics(epoch: int, lr: float, sums: dict, seen: int, test_logits, test_labels, num_classes: int,
+                  teacher_test_logits=None, step_acc: list | None = None) -> dict:
+    metrics = {"epoch": epoch + 1, "lr": lr, "train_loss": sums["loss"] / seen, "train_hard": sums["hard"] / seen,
+               "train_soft": sums["soft"] / seen, "train_acc": sums["correct"] / seen,
+               **error_metrics(test_logits, test_labels, num_classes)}
+    if teacher_test_logits is not None:  # mean |teacher - student| logit, on the test set
+        metrics["logit_gap"] = float((teacher_test_logits - test_logits).abs().mean())
+    if step_acc is not None:
+        metrics["step_acc"] = step_acc
+    return metrics
+
+
+def final_metrics(history: list[dict], best: int, status: str, arm: Arm) -> dict:
+    """The reported epoch: the last, or with `select: best` the best test accuracy (what several sources report)."""
+    final = dict(history[best if arm.select == "best" and status == "done" else -1])
+    final.pop("step_acc", None)
+    return final
+
+
 def bias_shift_metrics(model, dataset, arm: Arm, device, test_logits, test_labels) -> dict:
     """Errors before and after adding b to the chosen classes' logits, with b tuned on held-out
     training images and, as the paper did, on the test set itself."""
@@ -148,15 +175,16 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
     order = torch.Generator().manual_seed(run.seed)  # data order and batch augmentation
 
     dataset = dataset_of(arm)
-    model = build_model(run).to(device)
+    model = device_layout(build_model(run).to(device), device)
     if init is not None:  # continue from another run's weights (the vit-cifar code's "student")
         model.load_state_dict(init)
     optimizer = make_optimizer(arm, model.parameters())
     plateau = Plateau(arm)
+    forward = torch.compile(model) if arm.compile else model  # shares the parameters; state_dict keeps plain keys
     loss_fn, loss_params = LOSSES.get(arm.loss.name), arm.loss.params
     teacher_test_logits = teacher_train_logits = None
     if teacher is not None:
-        teacher = cast_teacher(teacher, arm.precision)
+        teacher = device_layout(cast_teacher(teacher, arm.precision), device)
         teacher_test_logits, _ = predict(teacher, dataset, arm, device)  # for the logit gap, once
         if arm.cache_teacher_logits:
             teacher_train_logits, _ = predict(teacher, dataset, arm, device, split="train")
@@ -183,7 +211,7 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
         sums, seen, step_acc = {"loss": 0.0, "hard": 0.0, "soft": 0.0, "correct": 0}, 0, []
         for xb, yb, idx in dataset.train_batches(arm.batch_size, augment_of(arm), order, device):
             with autocast(arm.precision, device):
-                logits = model(xb)
+                logits = forward(xb)
                 with torch.no_grad():
                     if teacher_train_logits is not None:
                         teacher_logits = teacher_train_logits[idx].to(device)
@@ -203,13 +231,8 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
                 step_acc.append(correct / len(yb))
 
         test_logits, test_labels = predict(model, dataset, arm, device)
-        metrics = {"epoch": epoch + 1, "lr": lr, "train_loss": sums["loss"] / seen, "train_hard": sums["hard"] / seen,
-                   "train_soft": sums["soft"] / seen, "train_acc": sums["correct"] / seen,
-                   **error_metrics(test_logits, test_labels, dataset.num_classes)}
-        if teacher_test_logits is not None:  # mean |teacher - student| logit, on the test set
-            metrics["logit_gap"] = float((teacher_test_logits - test_logits).abs().mean())
-        if arm.log_steps:
-            metrics["step_acc"] = step_acc
+        metrics = epoch_metrics(epoch, lr, sums, seen, test_logits, test_labels, dataset.num_classes,
+                                teacher_test_logits, step_acc if arm.log_steps else None)
         history.append(metrics)
         plateau.step(metrics["test_loss"])
         if best is None or metrics["test_acc"] > history[best]["test_acc"]:
@@ -228,11 +251,9 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
                                      "best_state": best_state,
                                      "elapsed": time.perf_counter() - started})
 
-    # "best" is what several sources report (the epoch with the best test accuracy); say which.
-    final = dict(history[best if arm.select == "best" and status == "done" else -1])
+    final = final_metrics(history, best, status, arm)
     if arm.select == "best" and status == "done":
         model.load_state_dict(best_state)  # a teacher chosen this way teaches with these weights
-    final.pop("step_acc", None)
     if arm.bias_shift is not None and status == "done":
         final.update(bias_shift_metrics(model, dataset, arm, device, *predict(model, dataset, arm, device)))
     result = {"status": status, "epochs": history, "final": final,

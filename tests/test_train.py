@@ -1,6 +1,8 @@
 """The training loop: repeatable, resumable to the same numbers, and honest about divergence."""
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 
@@ -108,3 +110,29 @@ def test_a_teacher_cast_once_to_bf16_gives_the_same_logits_as_autocast(mode):
             outs.append(model(x))
     assert torch.equal(*outs)
     assert cast_teacher(teacher, "fp32") is teacher
+
+
+def test_convnets_run_channels_last_on_cuda_with_the_same_outputs():
+    from repro.models import create_model
+    from repro.train import device_layout
+    torch.manual_seed(0)
+    cnn = create_model("small_cnn", (3, 32, 32), 10, width=8).eval()
+    x = torch.randn(4, 3, 32, 32)
+    before = cnn(x)
+    assert device_layout(cnn, CPU) is cnn and cnn[0].weight.is_contiguous()
+    device_layout(cnn, torch.device("cuda"))  # only the layout changes: the weights stay where they are
+    assert cnn[0].weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(cnn(x), before, rtol=1e-5, atol=1e-5)
+    mlp = create_model("mlp", (1, 28, 28), 10, hidden=[8])
+    assert all(p.is_contiguous() for p in device_layout(mlp, torch.device("cuda")).parameters())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("c++"), reason="torch.compile on CPU needs a C++ compiler")
+def test_compile_is_a_speed_setting_with_the_same_numbers():
+    plain, _ = train(smoke_run(epochs=2), CPU)
+    compiled, model = train(smoke_run(epochs=2, compile=True), CPU)
+    assert not any(k.startswith("_orig_mod") for k in model.state_dict())  # weights save as a plain model
+    for a, b in zip(compiled["epochs"], plain["epochs"]):
+        assert a["test_errors"] == b["test_errors"]
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)

@@ -1,0 +1,52 @@
+"""Models: dropout keeps nn.Dropout's distribution and scaling; unknown settings fail clearly."""
+from __future__ import annotations
+
+import pytest
+import torch
+from scipy import stats
+
+from repro.models import Dropout, create_model
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.8])
+def test_dropout_keeps_1_minus_p_of_units_and_scales_them_by_1_over_1_minus_p(p):
+    torch.manual_seed(0)
+    x = torch.ones(200, 500)
+    out = Dropout(p)(x)
+    kept = out != 0
+    # the kept count is Binomial(n, 1 - p): a two-sided exact test, not a fixed tolerance
+    assert stats.binomtest(int(kept.sum()), kept.numel(), 1 - p).pvalue > 1e-3
+    torch.testing.assert_close(out[kept], torch.full_like(out[kept], 1 / (1 - p)))
+
+
+def test_dropout_is_off_in_eval_mode_unless_always_on():
+    x = torch.randn(64, 32)
+    assert torch.equal(Dropout(0.5).eval()(x), x)
+    assert (Dropout(0.5, always_on=True).eval()(x) == 0).any()  # the mnist-course teacher's F.dropout
+    assert Dropout(0.0)(x) is x
+
+
+def test_dropout_gradient_flows_through_kept_units_only():
+    torch.manual_seed(1)
+    x = torch.randn(16, 40, requires_grad=True)
+    out = Dropout(0.5)(x)
+    out.sum().backward()
+    torch.testing.assert_close(x.grad, (out != 0).float() * 2.0)
+
+
+def test_dropout_masks_follow_the_seed():
+    x = torch.ones(8, 100)
+    torch.manual_seed(3)
+    a = Dropout(0.5)(x)
+    torch.manual_seed(3)
+    assert torch.equal(Dropout(0.5)(x), a)
+
+
+def test_dropout_probability_out_of_range_is_refused():
+    with pytest.raises(ValueError, match=r"dropout probability must be in \[0, 1\), got 1.0"):
+        Dropout(1.0)
+
+
+def test_mlp_dropout_layers_are_repro_dropout():
+    mlp = create_model("mlp", (1, 28, 28), 10, hidden=[16, 16], input_dropout=0.2, hidden_dropout=0.5)
+    assert [m.p for m in mlp.modules() if isinstance(m, Dropout)] == [0.2, 0.5, 0.5]
