@@ -4,7 +4,7 @@ Three MNIST workloads from Hinton sec. 3, each done two ways with the same math:
   engine   kd-repro: uint8 tensors in memory, jitter as one batched gather, kd-repro's loss
   source   hinton-repro's style: torch DataLoader over torchvision MNIST, per-image PIL
            RandomAffine jitter, ToTensor/Normalize, a teacher forward per batch
-The 800-800 student is also timed as SEEDS seeds stacked into one model (repro.stacked, per seed).
+The dropout-free students are also timed as SEEDS seeds stacked into one model (repro.stacked, per seed).
 Prints per-epoch seconds, samples/s, achieved GFLOP/s (forward 2 FLOPs per MAC, backward 4) against
 the measured matmul peak of this machine, and the speed-up. The source-style loop is timed over
 BATCHES batches and scaled to a 60,000-image epoch (it is the slow one); the engine runs a full epoch.
@@ -30,6 +30,7 @@ from repro.train import autocast, cast_teacher
 BATCH, BATCHES, EPOCH, SEEDS = 128, 60, 60_000, 5
 TEACHER = dict(hidden=[1200, 1200], input_dropout=0.2, hidden_dropout=0.5)
 STUDENT = dict(hidden=[800, 800])
+TINY = dict(hidden=[30, 30])  # the smallest student of the temperature sweep (Hinton sec. 3)
 
 
 def matmul_peak(dtype, n=2048, reps=10) -> float:
@@ -153,7 +154,8 @@ def main():
     mk = lambda p: create_model("mlp", (1, 28, 28), 10, **p)  # noqa: E731
     workloads = [("(a) teacher 1200-1200, jitter", TEACHER, None, True),
                  ("(b) student 800-800", STUDENT, None, False),
-                 ("(c) KD student + teacher fwd, jitter", STUDENT, TEACHER, True)]
+                 ("(c) KD student + teacher fwd, jitter", STUDENT, TEACHER, True),
+                 ("(d) student 30-30", TINY, None, False)]
     print(f"{'workload':38s} {'impl':13s} {'s/epoch':>8s} {'samples/s':>10s} {'GFLOP/s':>8s} {'% peak':>7s} "
           f"{'speed-up':>8s}")
     for name, student, teacher, jit in workloads:
