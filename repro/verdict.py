@@ -10,7 +10,6 @@ NOT RUN         no usable results for this profile (missing data, missing or sta
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from .data import availability
 from .models import weights_availability
