@@ -122,9 +122,9 @@ def main(argv=None) -> int:
     p.add_argument("--executor", default="local", choices=["local", "ray"],
                    help="local: in this process (default); ray: one Ray task per run (needs kd-repro[ray])")
     p.add_argument("--stack-seeds", action="store_true",
-                   help="train an arm's seeds as one batched model where it can (dropout-free MLPs): for GPUs, "
-                        "where a step is launch-bound; slower on a 2-core CPU (make bench); same numbers to "
-                        "float rounding")
+                   help="train an arm's seeds as one batched model where it can (dropout-free MLPs): for GPUs "
+                        "and tiny nets, whose steps wait on per-op overhead; slower for 800-wide nets on a 2-core "
+                        "CPU (make bench); same numbers to float rounding")
     p.add_argument("--address", help="with --executor ray: the cluster to join (default: start a local one)")
     p.set_defaults(fn=cmd_run)
 
