@@ -8,7 +8,8 @@ The dropout-free students are also timed as SEEDS seeds stacked into one model (
 Prints per-epoch seconds, samples/s, achieved GFLOP/s (forward 2 FLOPs per MAC, backward 4) against
 the measured matmul peak of this machine, and the speed-up. The source-style loop is timed over
 BATCHES batches and scaled to a 60,000-image epoch (it is the slow one); the engine runs a full epoch.
-Needs REPRO_DATA with MNIST. Prints only; asserts nothing. `--profile`: where a bf16 KD step's time goes.
+Needs REPRO_DATA with MNIST. Prints only; asserts nothing.
+`--profile`: where the time of an fp32 teacher step and of a bf16 KD step goes.
 """
 from __future__ import annotations
 
@@ -62,21 +63,26 @@ def matmul_at_batch(dtype, reps=50) -> float:
     return sum(2 * m * k * n for m, k, n in shapes) * reps / (time.perf_counter() - start) / 1e9
 
 
-def profile_kd_step(steps=100):
-    """Where a bf16 KD step's time goes (torch.profiler, self CPU time per op)."""
+def profile_steps(steps=100):
+    """Where the time goes (torch.profiler, self CPU time per op): an fp32 teacher step, a bf16 KD step."""
     from torch.profiler import ProfilerActivity, profile
     mk = lambda p: create_model("mlp", (1, 28, 28), 10, **p)  # noqa: E731
-    student, teacher = mk(STUDENT), cast_teacher(mk(TEACHER).eval(), "bf16")
-    opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, fused=True)
-    batches = load_dataset("mnist").train_batches(BATCH, Augment(jitter_px=2), torch.Generator().manual_seed(0), "cpu")
-    for _ in range(10):
-        x, y, _ = next(batches)
-        step(student, teacher, opt, x, y, "bf16")
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(steps):
+    cases = [("(a) teacher 1200-1200, jitter, fp32", mk(TEACHER), None, "fp32"),
+             ("(c) KD student + teacher fwd, jitter, bf16", mk(STUDENT), cast_teacher(mk(TEACHER).eval(), "bf16"),
+              "bf16")]
+    for name, student, teacher, precision in cases:
+        opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, fused=True)
+        batches = load_dataset("mnist").train_batches(BATCH, Augment(jitter_px=2), torch.Generator().manual_seed(0),
+                                                      "cpu")
+        for _ in range(10):
             x, y, _ = next(batches)
-            step(student, teacher, opt, x, y, "bf16")
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
+            step(student, teacher, opt, x, y, precision)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(steps):
+                x, y, _ = next(batches)
+                step(student, teacher, opt, x, y, precision)
+        print(f"\n{name}: {steps} steps")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 
 def macs(model) -> int:
@@ -181,4 +187,4 @@ def main():
 
 
 if __name__ == "__main__":
-    profile_kd_step() if sys.argv[1:] == ["--profile"] else main()
+    profile_steps() if sys.argv[1:] == ["--profile"] else main()
