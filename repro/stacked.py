@@ -3,8 +3,8 @@
 The same math as training each seed with train.train: each seed keeps its own init, data order and
 augmentation, and the loss is the sum of the per-seed losses, so each seed's weights get exactly its
 own gradient (tests/test_stacked.py trains both ways and compares). It pays where a step waits on
-per-op overhead rather than arithmetic: on a GPU, and on a 2-core CPU for tiny nets (bf16: 1.4-1.8x
-for the 30-30 and 300-300 students), while the 800-800 student's compute-bound step measured slower
+per-op overhead rather than arithmetic: on a GPU, and on a 2-core CPU for tiny nets (the 30-30
+student: 1.7x in bf16, 1.3x in fp32), while the 800-800 student's compute-bound step measured slower
 stacked (`make bench`). So `repro run` stacks only when asked (--stack-seeds).
 
 Arms with dropout, batch norm, a plateau schedule, bias-shift metrics or a per-step teacher forward
