@@ -53,7 +53,7 @@ class LocalExecutor:
         teacher = self.trained_model(run.teacher) if run.teacher else None
         init = self.trained_model(run.init_from).state_dict() if run.init_from else None
         # Per-epoch state lets a killed run resume where it stopped, with the same numbers.
-        state = self.store.cache / "state" / f"{run.key}.pt"
+        state = self.store.state_path(run)
         result, model = train(run, self.device, teacher, on_epoch, resume_path=state, init=init)
         self.store.save_weights(run, model)
         state.unlink(missing_ok=True)
@@ -71,14 +71,16 @@ class LocalExecutor:
         counts = {"trained": 0, "cached": 0, "failed": 0}
         not_runnable: dict[tuple[str, str], str] = {}
         stacked: set[str] = set()  # run keys trained as part of a stacked group
+        tried: set[tuple[str, str, str]] = set()  # (claim, variant, arm)s already offered for stacking
         bar = tqdm(jobs, desc="plan", unit="run", disable=not sys.stderr.isatty())
         for job in bar:
             if (job.claim, job.variant) in not_runnable:
                 continue
             bar.set_postfix_str(f"{job.claim}/{job.variant}/{job.arm}/seed{job.run.seed}")
-            if self.stack_seeds and job.run.key not in stacked and not self._stored(job):
-                arm_of = lambda j: (j.claim, j.variant, j.arm)  # noqa: E731
-                stacked |= self._run_stacked([j for j in jobs if arm_of(j) == arm_of(job)])
+            arm = (job.claim, job.variant, job.arm)
+            if self.stack_seeds and arm not in tried:
+                tried.add(arm)
+                stacked |= self._run_stacked([j for j in jobs if (j.claim, j.variant, j.arm) == arm])
             if self._stored(job):
                 counts["trained" if job.run.key in stacked else "cached"] += 1
                 continue
@@ -99,10 +101,13 @@ class LocalExecutor:
                     self.log(f"NOT RUN {job.claim} [{job.variant}]: {err}")
                     counts["failed"] += 1
                     continue
-                self.store.save(job.path, job.run, result, provenance())
-                self.store.mark_done(job.run.key, job.path)
+                self._keep(job, result)
             counts["trained"] += 1
         return {"counts": counts, "not_runnable": not_runnable}
+
+    def _keep(self, job: Job, result: dict) -> None:
+        self.store.save(job.path, job.run, result, provenance())
+        self.store.mark_done(job.run.key, job.path)
 
     def _run_stacked(self, group: list[Job]) -> set[str]:
         """Train an arm's pending seeds as one stacked model (stacked.py) when they allow it; their
@@ -119,13 +124,12 @@ class LocalExecutor:
             for run in sorted(runs, key=lambda r: r.key):
                 locks.enter_context(self.store.lock(run.key))
             teachers = [self.trained_model(r.teacher) for r in runs] if runs[0].teacher else None
-            states = [self.store.cache / "state" / f"{r.key}.pt" for r in runs]
+            states = [self.store.state_path(r) for r in runs]
             results = train_stacked(runs, self.device, teachers, states)
             for job, state, (result, model) in zip(group, states, results):
                 self.store.save_weights(job.run, model)
-                self.store.save(job.path, job.run, result, provenance())
-                self.store.mark_done(job.run.key, job.path)
                 state.unlink(missing_ok=True)
+                self._keep(job, result)
         first = group[0]
         self.log(f"{first.claim}/{first.variant}/{first.arm} seeds {[r.seed for r in runs]}, stacked: test errors "
                  f"{[r['final']['test_errors'] for r, _ in results]}, {time.perf_counter() - started:.0f}s")

@@ -25,6 +25,7 @@ from .registry import CHECKS, DATASETS, LOSSES, MODELS
 # 2: dropout masks drawn with torch.rand (models.Dropout), fused optimiser steps.
 TRAIN_VERSION = 2
 
+
 class SpecError(ValueError):
     """A spec is malformed. str() is one line: `file: key: what was expected`."""
 

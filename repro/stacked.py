@@ -23,8 +23,8 @@ import torch
 from .registry import LOSSES
 from .spec import RunSpec
 from .store import atomic_torch_save
-from .train import augment_of, build_model, cast_teacher, dataset_of, describe_device, epoch_metrics, \
-    final_metrics, lr_at, make_optimizer, predict
+from .train import add_step, augment_of, build_model, cast_teacher, dataset_of, describe_device, epoch_metrics, \
+    epoch_state, final_metrics, lr_at, make_optimizer, predict, track_best
 
 
 def why_not_stackable(runs: list[RunSpec]) -> str | None:
@@ -122,9 +122,7 @@ def train_stacked(runs: list[RunSpec], device: torch.device, teachers: list[torc
 
             correct = (logits.argmax(-1) == yb).sum(1).tolist()
             for s in range(n):
-                for k in ("loss", "hard", "soft"):
-                    sums[s][k] += float(parts[s][k].detach()) * yb.shape[1]
-                sums[s]["correct"] += correct[s]
+                add_step(sums[s], parts[s], correct[s], yb.shape[1])
                 if arm.log_steps:
                     step_acc[s].append(correct[s] / yb.shape[1])
             seen += yb.shape[1]
@@ -138,21 +136,17 @@ def train_stacked(runs: list[RunSpec], device: torch.device, teachers: list[torc
             metrics = epoch_metrics(epoch, lr, sums[s], seen, *predict(model, dataset, arm, device),
                                     dataset.num_classes, teacher_test[s], step_acc[s] if arm.log_steps else None)
             histories[s].append(metrics)
-            if best[s] is None or metrics["test_acc"] > histories[s][best[s]]["test_acc"]:
-                best[s] = epoch
-                if arm.select == "best":
-                    best_state[s] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best[s], best_state[s] = track_best(histories[s], best[s], best_state[s], model, arm)
             if not math.isfinite(metrics["train_loss"]):
                 status[s] = "diverged"
         if state_paths is not None:
             optimizer_state = optimizer.state_dict()
             for s, model in enumerate(models):
-                atomic_torch_save(state_paths[s], {
-                    "model": model.state_dict(), "plateau": [arm.optimizer.lr, math.inf, 0], "rng": rng_states[s],
-                    "optimizer": {**optimizer_state, "state": {i: {k: unstack(v, s) for k, v in entry.items()}
-                                                               for i, entry in optimizer_state["state"].items()}},
-                    "order_rng": orders[s].get_state(), "history": histories[s], "best": best[s],
-                    "best_state": best_state[s], "elapsed": time.perf_counter() - started})
+                seed_optimizer = {**optimizer_state, "state": {i: {k: unstack(v, s) for k, v in entry.items()}
+                                                               for i, entry in optimizer_state["state"].items()}}
+                atomic_torch_save(state_paths[s], epoch_state(
+                    model, seed_optimizer, [arm.optimizer.lr, math.inf, 0], rng_states[s], orders[s], histories[s],
+                    best[s], best_state[s], time.perf_counter() - started))
         if all(st != "done" for st in status):
             break
 

@@ -69,6 +69,10 @@ class Store:
     def checkpoint_path(self, run: RunSpec) -> Path:
         return self.cache / "checkpoints" / f"{run.key}.pt"
 
+    def state_path(self, run: RunSpec) -> Path:
+        """The per-epoch resume file of a run in progress (removed once its weights are saved)."""
+        return self.cache / "state" / f"{run.key}.pt"
+
     def save(self, path: Path, run: RunSpec, result: dict, provenance: dict) -> dict:
         payload = {"key": run.key, "run": run.model_dump(mode="json"), **result, "provenance": provenance}
         payload["checksum"] = checksum(payload)

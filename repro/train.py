@@ -134,6 +134,30 @@ def epoch_metrics(epoch: int, lr: float, sums: dict, seen: int, test_logits, tes
     return metrics
 
 
+def add_step(sums: dict, parts: dict, correct: int, n: int) -> None:
+    """Accumulate one step's loss parts (weighted by its batch size) and correct count into the epoch sums."""
+    for k in ("loss", "hard", "soft"):
+        sums[k] += float(parts[k].detach()) * n
+    sums["correct"] += correct
+
+
+def track_best(history: list[dict], best: int | None, best_state, model, arm: Arm):
+    """(best epoch, its weights if the arm reports its best epoch) after the epoch just appended."""
+    if best is None or history[-1]["test_acc"] > history[best]["test_acc"]:
+        best = len(history) - 1
+        if arm.select == "best":
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return best, best_state
+
+
+def epoch_state(model, optimizer_state: dict, plateau: list, rng, order: torch.Generator, history: list[dict],
+                best, best_state, elapsed: float) -> dict:
+    """What a resume file holds (train() and stacked.train_stacked write the same format)."""
+    return {"model": model.state_dict(), "optimizer": optimizer_state, "plateau": plateau, "rng": rng,
+            "order_rng": order.get_state(), "history": history, "best": best, "best_state": best_state,
+            "elapsed": elapsed}
+
+
 def final_metrics(history: list[dict], best: int, status: str, arm: Arm) -> dict:
     """The reported epoch: the last, or with `select: best` the best test accuracy (what several sources report)."""
     final = dict(history[best if arm.select == "best" and status == "done" else -1])
@@ -223,9 +247,7 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
             optimizer.step()
 
             correct = int((logits.argmax(1) == yb).sum())
-            for k in ("loss", "hard", "soft"):
-                sums[k] += float(parts[k].detach()) * len(yb)
-            sums["correct"] += correct
+            add_step(sums, parts, correct, len(yb))
             seen += len(yb)
             if arm.log_steps:
                 step_acc.append(correct / len(yb))
@@ -235,21 +257,16 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
                                 teacher_test_logits, step_acc if arm.log_steps else None)
         history.append(metrics)
         plateau.step(metrics["test_loss"])
-        if best is None or metrics["test_acc"] > history[best]["test_acc"]:
-            best = epoch
-            if arm.select == "best":
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        best, best_state = track_best(history, best, best_state, model, arm)
         if on_epoch:
             on_epoch(metrics)
         if not math.isfinite(metrics["train_loss"]):
             status = "diverged"  # the verdict counts it; the seed is not silently dropped
             break
         if resume_path is not None:
-            atomic_torch_save(resume_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                     "plateau": [plateau.lr, plateau.best, plateau.bad], "rng": torch.get_rng_state(),
-                                     "order_rng": order.get_state(), "history": history, "best": best,
-                                     "best_state": best_state,
-                                     "elapsed": time.perf_counter() - started})
+            atomic_torch_save(resume_path, epoch_state(
+                model, optimizer.state_dict(), [plateau.lr, plateau.best, plateau.bad], torch.get_rng_state(), order,
+                history, best, best_state, time.perf_counter() - started))
 
     final = final_metrics(history, best, status, arm)
     if arm.select == "best" and status == "done":
