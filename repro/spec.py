@@ -13,10 +13,11 @@ import hashlib
 import inspect
 import json
 from pathlib import Path
-from typing import Any, Literal, Optional
+import math
+from typing import Annotated, Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 from .registry import CHECKS, DATASETS, LOSSES, MODELS
 
@@ -154,7 +155,7 @@ class Check(Strict):
     metric: str
     arms: list[str] = Field(min_length=1)
     alpha: float = Field(gt=0, lt=0.5, description="the test's level; the report shows (1 - 2 alpha) intervals")
-    margin: Optional[float] = Field(None, ge=0, validate_default=True)
+    margin: Optional[float] = Field(None, gt=0, validate_default=True)
     value: Optional[float | list[float]] = Field(None, validate_default=True)
     tolerance: Optional[float] = Field(None, gt=0, validate_default=True)
     better: Optional[Literal["lower", "higher"]] = Field(None, validate_default=True)
@@ -169,6 +170,15 @@ class Check(Strict):
     def _known_kind(cls, v):
         if v not in CHECKS:
             raise ValueError(f"unknown check '{v}'; known: {', '.join(CHECKS.names())}")
+        return v
+
+    @field_validator("margin", "value", "tolerance", "bound", mode="before")
+    @classmethod
+    def _finite(cls, v):
+        """A test against inf or NaN (or a YAML `true` read as 1.0) decides nothing honestly: refuse it."""
+        for x in v if isinstance(v, list) else [v]:
+            if x is not None and (isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x)):
+                raise ValueError("expected a finite number" + (f" per arm, found {x!r}" if isinstance(v, list) else ""))
         return v
 
     @field_validator("margin", "value", "tolerance", "better", "top", "derived", "bound", "paired")
@@ -226,10 +236,22 @@ class Variant(Overrides):
     description: str = ""
 
 
+Seed = Annotated[StrictInt, Field(ge=0, lt=2 ** 31)]  # no bools, no floats: what torch.manual_seed takes
+
+
 class Profile(Overrides):
-    seeds: list[int] = Field(min_length=1)
+    seeds: list[Seed] = Field(min_length=1)
     scale: str = Field(min_length=1, description="one line for the report, e.g. 'reduced: 20 of 1000 epochs'")
     deviations: list[str] = []  # how this profile departs from the source's protocol
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, v):
+        # a repeated seed trains one run and counts it twice: pseudo-replication, not evidence
+        repeated = sorted({s for s in v if v.count(s) > 1})
+        if repeated:
+            raise ValueError(f"seeds must be distinct; repeated: {repeated}")
+        return v
 
 
 class Source(Strict):
