@@ -61,7 +61,7 @@ class LocalExecutor:
 
     def _stored(self, job: Job) -> bool:
         try:
-            return not self.force and self.store.find(job.path) is not None
+            return not self.force and self.store.find(job.path, job.run.key) is not None
         except CorruptResult as err:
             self.log(f"  {err}: re-running it")
             return False

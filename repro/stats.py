@@ -47,6 +47,9 @@ POWER = 0.8  # seeds_to_decide: the power at which a decision counts as reachabl
 SEEDS_CAP = 10_000  # beyond this, seeds_to_decide is None ("no practical number of seeds")
 EXACT_LIMIT = 4096  # permutation tests enumerate up to this many arrangements (sign flips: n <= 12 seeds) ...
 MC_PERMUTATIONS = 1999  # ... else draw this many with a fixed seed (p floor 1/2000)
+# A standard deviation at or below this share of the values' magnitude is no spread at all (float noise):
+# the seeds agree, and no t test (nor any other) can then tell a certainty from too few distinct runs.
+SPREAD_TOL = 1e-9
 
 
 # --- specs: what each kind needs (read by repro.spec.Check's validators) --------------------------
@@ -101,20 +104,35 @@ def _var(x: np.ndarray) -> np.ndarray:
     return x.var(axis=-1, ddof=1)
 
 
-def _p_above(num, se, df):
+def _p_above(num, se, df, no_spread=False):
     """One-sided t test that the quantity estimated by `num` (standard error `se`, `df`) is > 0.
 
-    Returns (p, t). se == 0 means every seed agreed exactly: the sign is then certain (p 0 if num > 0, else 1).
+    Returns (p, t). Without spread (se 0, or `no_spread`: the seeds agree) there is no valid test: NaN,
+    never p = 0, so the decision is undecided rather than a certainty no correction could demote.
     """
-    num, se, df = np.broadcast_arrays(*(np.asarray(x, float) for x in (num, se, df)))
+    num, se, df, no_spread = np.broadcast_arrays(*(np.asarray(x, float) for x in (num, se, df)),
+                                                 np.asarray(no_spread, bool))
     with np.errstate(divide="ignore", invalid="ignore"):
         t = num / se
         p = sps.t.sf(t, df)
-    certain = se == 0
-    t = np.where(certain, np.where(num > 0, np.inf, np.where(num < 0, -np.inf, 0.0)), t)
-    p = np.where(certain, np.where(num > 0, 0.0, 1.0), p)
-    bad = np.isnan(num) | np.isnan(se)
+    bad = np.isnan(num) | ~(se > 0) | no_spread
     return np.where(bad, np.nan, p), np.where(bad, np.nan, t)
+
+
+def _rounding_var(*xs: np.ndarray) -> np.ndarray:
+    """h^2 / 12 with h = 1 where every value is an integer (counts such as test errors, epochs), else 0.
+
+    Counts are rounded quantities: with a spread of about one unit, ties make the sample variance too
+    small too often and the t test rejects a true null more often than alpha (0.06 at alpha 0.05 with
+    sd 0.7 and 5 seeds). Adding the rounding variance (Sheppard's h^2/12) per value restores the level;
+    against a spread of several units it changes nothing that matters."""
+    integral = np.all(np.stack([np.all(x == np.round(x), -1) for x in xs], 0), 0)
+    return np.where(integral, 1 / 12, 0.0)
+
+
+def _scale(*xs: np.ndarray) -> np.ndarray:
+    """The values' magnitude (the largest |value| per data set), for SPREAD_TOL."""
+    return np.max(np.stack([np.max(np.abs(x), -1) for x in xs], 0), 0)
 
 
 def _quantile(alpha: float, df) -> np.ndarray:
@@ -125,24 +143,28 @@ def _difference(a: np.ndarray, b: np.ndarray, paired: bool) -> dict:
     """Mean difference a - b: paired t on per-seed differences, or Welch's unequal-variance t.
 
     sd_unit: se = sd_unit / sqrt(n) with n seeds per arm (for seeds_to_decide); sd_effect standardises
-    the effect size (sd of the differences when paired, pooled sd otherwise).
+    the effect size (sd of the differences when paired, pooled sd otherwise). no_spread: the per-seed
+    differences (paired) or an arm (unpaired) do not vary, so the spread is unmeasured and nothing is tested.
     """
+    q, tiny = _rounding_var(a, b), (SPREAD_TOL * _scale(a, b)) ** 2
     if paired:
         if a.shape[-1] != b.shape[-1]:
             raise ValueError(f"paired: the arms have different numbers of seeds ({a.shape[-1]}, {b.shape[-1]})")
         d = a - b
         n = d.shape[-1]
-        sd = np.sqrt(_var(d))
+        raw = _var(d)
+        sd = np.sqrt(raw + 2 * q)
         return {"diff": d.mean(-1), "se": sd / math.sqrt(n), "df": np.full(sd.shape, n - 1.0),
-                "sd_unit": sd, "sd_effect": sd}
+                "sd_unit": sd, "sd_effect": sd, "no_spread": ~(raw > tiny)}
     na, nb = a.shape[-1], b.shape[-1]
-    va_raw, vb_raw = _var(a), _var(b)
+    no_spread = ~(np.minimum(_var(a), _var(b)) > tiny)
+    va_raw, vb_raw = _var(a) + q, _var(b) + q
     va, vb = va_raw / na, vb_raw / nb
     se = np.sqrt(va + vb)
     with np.errstate(divide="ignore", invalid="ignore"):
         df = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
     df = np.where(se == 0, na + nb - 2.0, df)
-    return {"diff": a.mean(-1) - b.mean(-1), "se": se, "df": df,
+    return {"diff": a.mean(-1) - b.mean(-1), "se": se, "df": df, "no_spread": no_spread,
             "sd_unit": np.sqrt(va_raw + vb_raw), "sd_effect": np.sqrt((va_raw + vb_raw) / 2)}
 
 
@@ -269,35 +291,43 @@ def _directional_part(a, b, paired, sign, margin, alpha, label) -> dict:
     """Claim sign * (a - b) > 0; refuted when sign * (a - b) is confidently below `margin`."""
     r = _difference(a, b, paired)
     e = sign * r["diff"]
-    p, t = _p_above(e, r["se"], r["df"])
-    p_ref, _ = _p_above(margin - e, r["se"], r["df"])
+    p, t = _p_above(e, r["se"], r["df"], r["no_spread"])
+    p_ref, _ = _p_above(margin - e, r["se"], r["df"], r["no_spread"])
     half = _quantile(alpha, r["df"]) * r["se"]
     with np.errstate(divide="ignore", invalid="ignore"):
         effect = r["diff"] / r["sd_effect"]
     comp = sign_flip(sign * (a - b)) if paired else two_sample_permutation(sign * a, sign * b)
     return {"label": label, "p": p, "p_refute": p_ref, "statistic": sign * t, "df": r["df"],
             "estimate": r["diff"], "estimate_ci": (r["diff"] - half, r["diff"] + half), "reference": 0.0,
-            "effect_size": effect, "se": r["se"], "companion": comp,
+            "effect_size": effect, "se": r["se"], "companion": comp, "no_spread": r["no_spread"],
             "seeds_support": _seeds_needed(e, r["sd_unit"], alpha, not paired),
             "seeds_refute": _seeds_needed(margin - e, r["sd_unit"], alpha, not paired)}
 
 
-def _tost_part(estimate, se, df, sd_unit, margin, alpha, alpha_refute, welch, label, reference, companion) -> dict:
-    """TOST: |estimate - reference| < margin. estimate has standard error se with df."""
+def _tost_part(estimate, se, df, sd_unit, margin, alpha, alpha_refute, welch, label, reference, companion,
+               no_spread) -> dict:
+    """TOST: |estimate - reference| < margin. estimate has standard error se with df.
+
+    Refuting it (|true - reference| >= margin) is the union of two one-sided tests, e > margin or
+    e < -margin: each at half the level (p_refute = 2 x the smaller p), so that when the margin is small
+    against the standard error the two sides together still refute a true claim at most alpha of the
+    time (each side at alpha would reach 2 alpha). Dual: refuted iff the two-sided (1 - alpha) interval
+    lies outside the band."""
     e = estimate - reference
-    p_low, t_low = _p_above(e + margin, se, df)  # H1: e > -margin
-    p_upp, t_upp = _p_above(margin - e, se, df)  # H1: e < +margin
+    p_low, t_low = _p_above(e + margin, se, df, no_spread)  # H1: e > -margin
+    p_upp, t_upp = _p_above(margin - e, se, df, no_spread)  # H1: e < +margin
     p = np.maximum(p_low, p_upp)
-    p_out = np.fmin(_p_above(e - margin, se, df)[0], _p_above(-margin - e, se, df)[0])
+    p_out = np.minimum(1.0, 2 * np.fmin(_p_above(e - margin, se, df, no_spread)[0],
+                                        _p_above(-margin - e, se, df, no_spread)[0]))
     half = _quantile(alpha, df) * se
     with np.errstate(divide="ignore", invalid="ignore"):
         effect = e / (sd_unit / math.sqrt(2) if welch else sd_unit)
     distance = margin - np.abs(e)
     return {"label": label, "p": p, "p_refute": p_out, "statistic": np.where(p_low >= p_upp, t_low, -t_upp),
             "df": df, "estimate": estimate, "estimate_ci": (estimate - half, estimate + half),
-            "reference": reference, "effect_size": effect, "se": se, "companion": companion,
+            "reference": reference, "effect_size": effect, "se": se, "companion": companion, "no_spread": no_spread,
             "seeds_support": _seeds_needed(distance, sd_unit, alpha, welch),
-            "seeds_refute": _seeds_needed(-distance, sd_unit, alpha_refute, welch)}
+            "seeds_refute": _seeds_needed(-distance, sd_unit, alpha_refute / 2, welch)}
 
 
 def _combine(parts: list[dict], alpha: float, batch: bool, **fields) -> dict:
@@ -338,6 +368,7 @@ def _combine(parts: list[dict], alpha: float, batch: bool, **fields) -> dict:
         "decision": np.where(supported, "supported", np.where(refuted, "refuted", "undecided")),
         "seeds_to_decide": np.fmin(support_route, refute_route),
         "companion": _companion_max([q["companion"] for q in parts]),
+        "no_spread": np.any(np.stack([np.broadcast_to(q["no_spread"], shape) for q in parts], -1), -1),
     }
     if k > 1:
         out["pairs"] = [{"comparison": q["label"], "p": q["p"], "p_refute": q["p_refute"],
@@ -414,7 +445,7 @@ def equivalent(values, check) -> dict:
             comp = _companion_max([two_sample_permutation(a + m, b), two_sample_permutation(b, a - m)])
         comp["test"] = "TOST by " + comp["test"].split(" (largest")[0]
         parts.append(_tost_part(r["diff"], r["se"], r["df"], r["sd_unit"], m, alpha, alpha / len(pairs),
-                                not paired, f"{check.arms[i]} - {check.arms[j]}", 0.0, comp))
+                                not paired, f"{check.arms[i]} - {check.arms[j]}", 0.0, comp, r["no_spread"]))
     return _combine(parts, alpha, batch, test=("TOST paired t" if paired else "TOST Welch t"), paired=paired,
                     hypothesis=f"|difference| < {m} for every pair of {', '.join(check.arms)}")
 
@@ -430,11 +461,13 @@ def matches(values, check) -> dict:
     parts = []
     for arm, x, target in zip(check.arms, xs, targets):
         n = x.shape[-1]
-        sd = np.sqrt(_var(x))
+        raw = _var(x)
+        sd = np.sqrt(raw + _rounding_var(x))
         comp = _companion_max([sign_flip(x - (target - tol)), sign_flip((target + tol) - x)])
         comp["test"] = "TOST by sign-flip permutation" + ("" if comp["exact"] else " (Monte Carlo)")
         parts.append(_tost_part(x.mean(-1), sd / math.sqrt(n), np.full(sd.shape, n - 1.0), sd, tol, alpha,
-                                alpha / len(xs), False, f"mean({arm})", float(target), comp))
+                                alpha / len(xs), False, f"mean({arm})", float(target), comp,
+                                ~(raw > (SPREAD_TOL * _scale(x)) ** 2)))
     return _combine(parts, alpha, batch, test="TOST one-sample t", paired=False,
                     hypothesis=" and ".join(f"|mean({arm}) - {t:g}| < {tol:g}" for arm, t in zip(check.arms, targets)))
 
@@ -479,6 +512,9 @@ def best_of(values, check) -> dict:
         hypothesis = f"the best of {', '.join(check.arms[:top])} {word} each of {rest} ({check.better} is better)"
     # refuted only when every candidate leader is (the claim needs just one of them to win)
     refuted = np.all(np.stack([np.asarray(r["decision"]) == "refuted" for r in results], -1), -1)
+    # each leader refutes at alpha / top: so p_refute < alpha exactly when every leader refutes (Holm reads it)
+    out["p_refute"] = np.minimum(1.0, top * np.max(np.stack([np.asarray(r["p_refute"]) for r in results], -1), -1))
+    out["no_spread"] = np.any(np.stack([np.asarray(r["no_spread"]) for r in results], -1), -1)
     out["decision"] = np.where(out["p"] < check.alpha, "supported", np.where(refuted, "refuted", "undecided"))
     return _finish({**out, "test": test, "hypothesis": hypothesis, "paired": paired}, batch)
 
@@ -512,22 +548,26 @@ def at_least(values, check) -> dict:
     alpha, b = check.alpha, check.bound
     cn, cd, d0 = np.array(spec.numerator, float), np.array(spec.denominator, float), spec.constant
     has_den = bool(np.any(cd != 0))
+    q, tiny = _rounding_var(*xs), (SPREAD_TOL * _scale(*xs)) ** 2  # see _difference
+    cl = cn - b * cd
     if paired:
         stack = np.stack(xs, -1)  # (..., seeds, arms)
         n = stack.shape[-2]
         num_i, den_i = stack @ cn, stack @ cd + d0
         num, den = num_i.mean(-1), den_i.mean(-1)
         lin_i = num_i - b * den_i
-        sd_l = np.sqrt(_var(lin_i))
+        sd_l = np.sqrt(_var(lin_i) + (cl @ cl) * q)
+        no_spread = ~(_var(lin_i) > tiny * (1 + b * b)) | (has_den & ~(_var(den_i) > tiny))
         with np.errstate(invalid="ignore"):
             cov = ((num_i - num[..., None]) * (den_i - den[..., None])).sum(-1) / (n - 1) if n > 1 else np.nan
-        a0, a1, a2 = _var(num_i) / n, cov / n, _var(den_i) / n
+        a0, a1, a2 = (_var(num_i) + (cn @ cn) * q) / n, (cov + (cn @ cd) * q) / n, (_var(den_i) + (cd @ cd) * q) / n
         se_l, df_l = sd_l / math.sqrt(n), np.full(np.shape(num), n - 1.0)
         se_d, df_d = np.sqrt(a2), df_l
         sd_unit = sd_l
     else:
         means = [x.mean(-1) for x in xs]
-        raw = [_var(x) for x in xs]
+        no_spread = ~(np.min(np.stack([_var(x) for x in xs], 0), 0) > tiny)
+        raw = [_var(x) + q for x in xs]
         v = [r / x.shape[-1] for r, x in zip(raw, xs)]
         ns = [x.shape[-1] for x in xs]
         num = sum(c * m for c, m in zip(cn, means))
@@ -546,9 +586,9 @@ def at_least(values, check) -> dict:
         se_d, df_d = satterthwaite(cd) if has_den else (np.zeros(np.shape(num)), df_l)
         sd_unit = np.sqrt(sum((c ** 2) * r for c, r in zip(cn - b * cd, raw)))
     lin = num - b * den
-    p_l, t_l = _p_above(lin, se_l, df_l)
-    p_l_ref, _ = _p_above(-lin, se_l, df_l)
-    p_d, t_d = _p_above(den, se_d, df_d) if has_den else (np.zeros(np.shape(lin)), np.full(np.shape(lin), np.inf))
+    p_l, t_l = _p_above(lin, se_l, df_l, no_spread)
+    p_l_ref, _ = _p_above(-lin, se_l, df_l, no_spread)
+    p_d, t_d = _p_above(den, se_d, df_d, no_spread) if has_den else (np.zeros(np.shape(lin)), np.full(np.shape(lin), np.inf))
     p = np.maximum(p_l, p_d)
     l_binds = np.isnan(p_l) | (p_l >= p_d)
     supported = p < alpha
@@ -580,7 +620,7 @@ def at_least(values, check) -> dict:
            "decision": np.where(supported, "supported", np.where(refuted, "refuted", "undecided")),
            "seeds_to_decide": np.fmin(_seeds_needed(lin, sd_unit, alpha, not paired),
                                       _seeds_needed(-lin, sd_unit, alpha, not paired)),
-           "companion": comp, "numerator": num, "denominator": den}
+           "companion": comp, "numerator": num, "denominator": den, "no_spread": no_spread}
     return _finish(out, batch)
 
 

@@ -11,7 +11,9 @@ import fcntl
 import hashlib
 import io
 import json
+import math
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -26,6 +28,45 @@ class CorruptResult(ValueError):
 
 RESULT_FIELDS = ("status", "epochs", "final", "wall_s", "device")  # what `train` returns
 RESULT_KEYS = {"key", "run", *RESULT_FIELDS, "provenance", "checksum"}
+STATUSES = ("done", "diverged")  # train(): finished, or stopped on a non-finite loss
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _metric_value(x) -> bool:
+    """A stored metric: a number, null (a NaN written as JSON null), or a list of those (per class, per step)."""
+    return x is None or _number(x) or (isinstance(x, list) and all(v is None or _number(v) for v in x))
+
+
+def _metrics(x) -> bool:
+    return isinstance(x, dict) and all(isinstance(k, str) and _metric_value(v) for k, v in x.items())
+
+
+def schema_error(payload: dict) -> str | None:
+    """What is wrong with a result's fields (checksum aside), or None. A checksum anyone can recompute
+    proves nothing, so every field the verdict reads is checked for its type here."""
+    checks = [
+        ("key", isinstance(payload["key"], str) and len(payload["key"]) == 64, "a 64-character run key"),
+        ("run", isinstance(payload["run"], dict) and isinstance(payload["run"].get("seed"), int)
+         and not isinstance(payload["run"].get("seed"), bool), "the run's spec with an integer seed"),
+        ("status", payload["status"] in STATUSES, f"one of {list(STATUSES)}"),
+        ("epochs", isinstance(payload["epochs"], list) and all(_metrics(e) for e in payload["epochs"]),
+         "a list of per-epoch metric mappings"),
+        ("final", _metrics(payload["final"]), "a mapping of metric name to number, null or list of numbers"),
+        ("wall_s", _number(payload["wall_s"]) and math.isfinite(payload["wall_s"]) and payload["wall_s"] >= 0,
+         "a finite number of seconds >= 0"),
+        ("device", isinstance(payload["device"], str), "a string"),
+        ("provenance", isinstance(payload["provenance"], dict)
+         and all(isinstance(payload["provenance"].get(k), str) for k in ("torch", "python")),
+         "a mapping with the torch and python versions"),
+        ("checksum", isinstance(payload["checksum"], str), "a sha256 hex string"),
+    ]
+    for key, ok, expected in checks:
+        if not ok:
+            return f"{key}: expected {expected}, got {json.dumps(payload[key])[:60]}"
+    return None
 
 
 def checksum(payload: dict) -> str:
@@ -80,7 +121,10 @@ class Store:
         return payload
 
     @staticmethod
-    def load(path: Path) -> dict:
+    def load(path: Path, key: str | None = None) -> dict:
+        """The result stored at `path`, checked: JSON with exactly the result keys, the checksum, each
+        field's type, the file name's seed and key prefix against the content, and (given `key`) the run
+        key it must be the result of. Anything else raises CorruptResult naming the file and the fault."""
         try:
             payload = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as err:
@@ -90,11 +134,22 @@ class Store:
             raise CorruptResult(f"{path}: expected a result with keys {sorted(RESULT_KEYS)}, found {found}")
         if payload["checksum"] != checksum(payload):
             raise CorruptResult(f"{path}: checksum mismatch (file was edited or truncated); delete it to re-run")
+        wrong = schema_error(payload)
+        if wrong:
+            raise CorruptResult(f"{path}: {wrong}; delete it to re-run")
+        named = re.fullmatch(r"seed(\d+)-([0-9a-f]{12})\.json", Path(path).name)
+        if named and (int(named[1]) != payload["run"]["seed"] or named[2] != payload["key"][:12]):
+            raise CorruptResult(f"{path}: holds the result of seed {payload['run']['seed']} run "
+                                f"{payload['key'][:12]}, not the one its name says (a misfiled copy); delete it to re-run")
+        if key is not None and payload["key"] != key:
+            raise CorruptResult(f"{path}: holds run {payload['key'][:12]}..., not the run {key[:12]}... filed "
+                                "under this name; delete it to re-run")
         return payload
 
-    def find(self, path: Path) -> dict | None:
-        """The stored result at `path`, or None if absent. Corrupt files raise."""
-        return self.load(path) if path.exists() else None
+    def find(self, path: Path, key: str | None = None) -> dict | None:
+        """The stored result at `path` (of run `key`, when given), or None if absent. Corrupt or misfiled
+        files raise CorruptResult."""
+        return self.load(path, key) if path.exists() else None
 
     @contextlib.contextmanager
     def lock(self, key: str):

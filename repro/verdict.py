@@ -28,25 +28,25 @@ class Missing(Exception):
 
 
 def collect(claim: Claim, variant: str, profile: str, store: Store) -> dict[str, list[dict]]:
-    """Arm -> stored result per seed, for exactly the runs the current spec asks for."""
+    """Arm -> stored result per seed, for exactly the runs the current spec asks for. Decided from the
+    stored results alone: a missing dataset or missing weights are the NOT RUN reason only for a result
+    that is missing too."""
     if profile not in claim.profiles:
         raise Missing(f"the spec has no '{profile}' profile")
     results: dict[str, list[dict]] = {}
     for arm, runs in plan_claim(claim, variant, profile).items():
-        reason = availability(runs[0].arm.data.name)
-        if reason:
-            raise Missing(reason)
         results[arm] = []
         for run in runs:
             path = store.path(profile, claim.id, variant, arm, run)
             try:
-                found = store.find(path)
+                found = store.find(path, run.key)
             except CorruptResult as err:
                 raise Missing(f"corrupt result, re-run it: {err}") from None
-            if found is None:
-                weights = weights_availability(run.arm.model.name, run.arm.model.params)
-                if weights:
-                    raise Missing(weights)
+            if found is None:  # only now do the data and weights matter: they say why it could not run
+                unavailable = availability(run.arm.data.name) or weights_availability(run.arm.model.name,
+                                                                                       run.arm.model.params)
+                if unavailable:
+                    raise Missing(unavailable)
                 stale = list(path.parent.glob(f"seed{run.seed}-*.json"))
                 why = "stale (spec or code changed since)" if stale else "missing"
                 raise Missing(f"results for arm '{arm}' seed {run.seed} are {why}: run "

@@ -24,9 +24,11 @@ def check(kind="less", arms=("a", "b"), **kw) -> Check:
     return Check(**{"kind": kind, "metric": "m", "arms": list(arms), "alpha": 0.05, "justification": "test", **kw})
 
 
-A = [101.0, 98, 104, 99, 103]
-B = [110.0, 105, 108, 101, 104]
-B_LONG = [110.0, 115, 108, 113, 109, 111]
+# One value of each constant off the integers: all-integer data get the rounding variance (see
+# test_integer_data_get_the_rounding_variance), and these tests compare with the plain scipy tests.
+A = [101.5, 98, 104, 99, 103]
+B = [110.5, 105, 108, 101, 104]
+B_LONG = [110.5, 115, 108, 113, 109, 111]
 
 
 # --- references ------------------------------------------------------------------------------------
@@ -64,7 +66,7 @@ def test_equivalent_matches_statsmodels_ttost(b, margin):
 
 
 def test_equivalent_of_several_arms_is_the_largest_pairwise_tost():
-    c = [104.0, 100, 103, 100, 106]
+    c = [104.5, 100, 103, 100, 106]
     out = equivalent({"a": A, "b": B, "c": c}, check("equivalent", arms="abc", margin=8.0))
     refs = [ttost_paired(np.array(x), np.array(y), -8.0, 8.0)[0] for x, y in [(A, B), (A, c), (B, c)]]
     assert out["p"] == pytest.approx(max(refs), **TIGHT)
@@ -88,7 +90,7 @@ def test_matches_of_several_arms_with_their_own_values():
 
 @pytest.mark.parametrize("better", ["lower", "higher"])
 def test_best_of_is_the_largest_pairwise_one_sided_p(better):
-    c = [107.0, 104, 109, 100, 108]
+    c = [107.5, 104, 109, 100, 108]
     out = best_of({"a": A, "b": B, "c": c}, check("best_of", arms="abc", better=better))
     alternative = "less" if better == "lower" else "greater"
     refs = [sps.ttest_rel(A, x, alternative=alternative).pvalue for x in (B, c)]
@@ -96,8 +98,8 @@ def test_best_of_is_the_largest_pairwise_one_sided_p(better):
 
 
 def test_best_of_top_k_tests_the_best_by_mean_with_bonferroni():
-    lead2 = [97.0, 96, 101, 97, 100]  # better (lower) mean than A: it is the one tested
-    c = [107.0, 104, 109, 100, 108]
+    lead2 = [97.5, 96, 101, 97, 100]  # better (lower) mean than A: it is the one tested
+    c = [107.5, 104, 109, 100, 108]
     out = best_of({"a": A, "l": lead2, "b": B, "c": c}, check("best_of", arms="albc", better="lower", top=2))
     refs = [sps.ttest_rel(lead2, x, alternative="less").pvalue for x in (B, c)]
     assert out["chosen"] == "l"
@@ -112,9 +114,9 @@ def test_at_least_mean_is_a_one_sample_t():
     assert out["estimate_ci"][0] == pytest.approx(ref.confidence_interval(0.95).low, **TIGHT)
 
 
-TEACHER = [67.0, 70, 64, 69, 66]
-SMALL = [146.0, 140, 151, 143, 149]
-DISTILLED = [80.0, 74, 85, 79, 78]
+TEACHER = [67.5, 70, 64, 69, 66]
+SMALL = [146.5, 140, 151, 143, 149]
+DISTILLED = [80.5, 74, 85, 79, 78]
 
 
 def test_recovered_fraction_paired_is_a_t_test_on_the_linear_contrast():
@@ -217,11 +219,37 @@ def test_equivalent_matches_best_of_at_least_decide_all_three_ways():
     assert out["decision"] == "undecided" and out["estimate_ci"] == (-math.inf, math.inf)
 
 
-def test_identical_runs_give_certain_signs_not_nan():
-    out = less({"a": [1.0, 1.0, 1.0], "b": [2.0, 2.0, 2.0]}, check())
-    assert out["decision"] == "supported" and out["p"] == 0.0 and out["statistic"] == -math.inf
+def test_no_spread_is_undecided_never_p_zero():
+    """Seeds that agree exactly (or to float noise) measure no spread: issue 14 found
+    less([70, 70], [71, 71]) at p = 0, a certainty no Holm family could demote. Every kind says undecided."""
+    for paired in (None, False):
+        out = less({"a": [70.0, 70.0], "b": [71.0, 71.0]}, check(paired=paired))
+        assert out["decision"] == "undecided" and math.isnan(out["p"]) and out["no_spread"], paired
+    noise = greater({"a": [0.5, 0.5, 0.5], "b": [0.4, 0.4 + 1e-15, 0.4]}, check("greater"))
+    assert noise["decision"] == "undecided" and noise["no_spread"]
+    assert matches({"a": [55.0] * 3}, check("matches", arms="a", value=55.0, tolerance=1.0))["decision"] == "undecided"
+    assert equivalent({"a": [7.5] * 3, "b": [7.5] * 3}, check("equivalent", margin=1.0))["decision"] == "undecided"
+    assert at_least({"a": [3.0] * 3}, check("at_least", arms="a", bound=1.0))["decision"] == "undecided"
+    out = best_of({"a": [1.0] * 3, "b": [5.0] * 3, "c": [9.0, 9.5, 9.25]}, check("best_of", arms="abc", better="lower"))
+    assert out["decision"] == "undecided" and math.isnan(out["p"])
     same = less({"a": [1.0, 1.0], "b": [1.0, 1.0]}, check())
     assert same["decision"] == "undecided" and same["seeds_to_decide"] is None
+    # an arm with no spread in an unpaired comparison: its variance is unmeasured, not zero
+    assert math.isnan(less({"a": [70.0, 70.0, 70.0], "b": [71.5, 73, 72]}, check(paired=False))["p"])
+
+
+def test_integer_data_get_the_rounding_variance():
+    """Counts (test errors) carry h^2/12 per value on top of their sample variance (Sheppard); without it
+    ties make the t test reject a true null more often than alpha (test_calibration covers the rates)."""
+    a, b = [70.0, 72, 71, 73], [74.0, 73, 75, 77]
+    out = less({"a": a, "b": b}, check(paired=False))
+    va, vb = np.var(a, ddof=1) + 1 / 12, np.var(b, ddof=1) + 1 / 12
+    assert out["statistic"] == pytest.approx((np.mean(a) - np.mean(b)) / math.sqrt(va / 4 + vb / 4), **TIGHT)
+    paired = less({"a": a, "b": b}, check())
+    d = np.subtract(a, b)
+    assert paired["statistic"] == pytest.approx(d.mean() / math.sqrt((d.var(ddof=1) + 2 / 12) / 4), **TIGHT)
+    off = less({"a": [70.5, 72, 71, 73], "b": b}, check(paired=False))  # not all integers: a plain Welch test
+    assert off["statistic"] == pytest.approx(sps.ttest_ind([70.5, 72, 71, 73], b, equal_var=False).statistic, **TIGHT)
 
 
 def test_too_few_seeds_is_undecided():
