@@ -193,6 +193,33 @@ def _seeds_needed(distance, sd_unit, alpha: float, welch: bool = False, power: f
     return np.where(ok, n, np.nan)
 
 
+def _seeds_all(distances: list, sds: list, alpha: float, welch: bool, power: float = POWER) -> np.ndarray:
+    """Smallest n (seeds per arm) with which several one-sided tests at `alpha` all pass together with
+    `power` (true effects `distances` from their boundaries, per-seed sds `sds`): their misses, each
+    P(T_df < t_{1-alpha} - distance sqrt(n) / sd), may sum to at most 1 - power (Bonferroni; nearly exact
+    for TOST's two sides, a little conservative for best_of's correlated pairs). One test: _seeds_needed.
+    NaN where some distance <= 0 or sd is undefined, or beyond SEEDS_CAP."""
+    d = np.stack(np.broadcast_arrays(*[np.asarray(x, float) for x in distances]), -1)
+    sd = np.stack(np.broadcast_arrays(*[np.asarray(x, float) for x in sds]), -1)
+    d, sd = np.broadcast_arrays(d, sd)
+    ok = np.all(d > 0, -1) & np.all(sd >= 0, -1)
+    d, sd = np.where(ok[..., None], d, 1.0), np.where(ok[..., None], sd, 1.0)
+
+    def misses(n):
+        df = (2 * (n - 1) if welch else n - 1)[..., None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = d / sd * np.sqrt(n)[..., None] - sps.t.ppf(1 - alpha, df)
+        return np.sum(sps.t.sf(np.where(np.isnan(x), np.inf, x), df), -1)
+
+    lo, hi = np.full(ok.shape, 2.0), np.full(ok.shape, float(SEEDS_CAP))
+    reachable = misses(hi) <= 1 - power
+    while np.any(lo < hi):
+        mid = np.floor((lo + hi) / 2)
+        good = misses(mid) <= 1 - power
+        hi, lo = np.where(good, mid, hi), np.where(good, lo, mid + 1)
+    return np.where(ok & reachable, lo, np.nan)
+
+
 def seeds_to_decide(distance: float, sd_unit: float, alpha: float, welch: bool = False,
                     power: float = POWER) -> int | None:
     """Scalar form of _seeds_needed."""
@@ -300,6 +327,7 @@ def _directional_part(a, b, paired, sign, margin, alpha, label) -> dict:
     return {"label": label, "p": p, "p_refute": p_ref, "statistic": sign * t, "df": r["df"],
             "estimate": r["diff"], "estimate_ci": (r["diff"] - half, r["diff"] + half), "reference": 0.0,
             "effect_size": effect, "se": r["se"], "companion": comp, "no_spread": r["no_spread"],
+            "sides": [e], "sd_unit": r["sd_unit"], "welch": not paired,
             "seeds_support": _seeds_needed(e, r["sd_unit"], alpha, not paired),
             "seeds_refute": _seeds_needed(margin - e, r["sd_unit"], alpha, not paired)}
 
@@ -326,6 +354,7 @@ def _tost_part(estimate, se, df, sd_unit, margin, alpha, alpha_refute, welch, la
     return {"label": label, "p": p, "p_refute": p_out, "statistic": np.where(p_low >= p_upp, t_low, -t_upp),
             "df": df, "estimate": estimate, "estimate_ci": (estimate - half, estimate + half),
             "reference": reference, "effect_size": effect, "se": se, "companion": companion, "no_spread": no_spread,
+            "sides": [margin - e, margin + e], "sd_unit": sd_unit, "welch": welch,  # both must pass
             "seeds_support": _seeds_needed(distance, sd_unit, alpha, welch),
             "seeds_refute": _seeds_needed(-distance, sd_unit, alpha_refute / 2, welch)}
 
@@ -352,9 +381,12 @@ def _combine(parts: list[dict], alpha: float, batch: bool, **fields) -> dict:
     estimate = pick(lambda q: q["estimate"])
     reference = pick(lambda q: q["reference"])
     lo, hi = pick(lambda q: q["estimate_ci"][0]), pick(lambda q: q["estimate_ci"][1])
-    seeds_support = stack(lambda q: q["seeds_support"])
-    support_route = np.where(np.isnan(seeds_support).any(-1), np.nan, np.max(seeds_support, -1))
-    refute_route = np.fmin.reduce(stack(lambda q: q["seeds_refute"]), -1)
+    # support: every one-sided test of every comparison must pass together; refute: any one comparison
+    no_spread = np.any(np.stack([np.broadcast_to(q["no_spread"], shape) for q in parts], -1), -1)
+    support_route = _seeds_all([side for q in parts for side in q["sides"]],
+                               [q["sd_unit"] for q in parts for _ in q["sides"]], alpha, parts[0]["welch"])
+    support_route = np.where(no_spread, np.nan, support_route)
+    refute_route = np.where(no_spread, np.nan, np.fmin.reduce(stack(lambda q: q["seeds_refute"]), -1))
     labels = np.array([q["label"] for q in parts])
     out = {
         **fields,
@@ -367,8 +399,9 @@ def _combine(parts: list[dict], alpha: float, batch: bool, **fields) -> dict:
         "effect_size": pick(lambda q: q["effect_size"]),
         "decision": np.where(supported, "supported", np.where(refuted, "refuted", "undecided")),
         "seeds_to_decide": np.fmin(support_route, refute_route),
+        "seeds_support": support_route, "seeds_refute": refute_route,
         "companion": _companion_max([q["companion"] for q in parts]),
-        "no_spread": np.any(np.stack([np.broadcast_to(q["no_spread"], shape) for q in parts], -1), -1),
+        "no_spread": no_spread,
     }
     if k > 1:
         out["pairs"] = [{"comparison": q["label"], "p": q["p"], "p_refute": q["p_refute"],
@@ -392,8 +425,9 @@ def _finish(out: dict, batch: bool) -> dict:
         return v
 
     out = plain(out)
-    seeds = out.get("seeds_to_decide")
-    out["seeds_to_decide"] = None if seeds is None or math.isnan(seeds) else int(seeds)
+    for key in ("seeds_to_decide", "seeds_support", "seeds_refute"):
+        seeds = out.get(key)
+        out[key] = None if seeds is None or math.isnan(seeds) else int(seeds)
     return out
 
 
@@ -515,6 +549,8 @@ def best_of(values, check) -> dict:
     # each leader refutes at alpha / top: so p_refute < alpha exactly when every leader refutes (Holm reads it)
     out["p_refute"] = np.minimum(1.0, top * np.max(np.stack([np.asarray(r["p_refute"]) for r in results], -1), -1))
     out["no_spread"] = np.any(np.stack([np.asarray(r["no_spread"]) for r in results], -1), -1)
+    out["seeds_refute"] = np.max(np.stack([np.asarray(r["seeds_refute"], float) for r in results], -1), -1)
+    out["seeds_to_decide"] = np.fmin(np.asarray(out["seeds_support"], float), out["seeds_refute"])
     out["decision"] = np.where(out["p"] < check.alpha, "supported", np.where(refuted, "refuted", "undecided"))
     return _finish({**out, "test": test, "hypothesis": hypothesis, "paired": paired}, batch)
 
@@ -618,9 +654,10 @@ def at_least(values, check) -> dict:
            "statistic": np.where(l_binds, t_l, t_d), "df": np.where(l_binds, df_l, df_d), "p": p,
            "p_refute": p_l_ref, "effect_size": effect,
            "decision": np.where(supported, "supported", np.where(refuted, "refuted", "undecided")),
-           "seeds_to_decide": np.fmin(_seeds_needed(lin, sd_unit, alpha, not paired),
-                                      _seeds_needed(-lin, sd_unit, alpha, not paired)),
+           "seeds_support": np.where(no_spread, np.nan, _seeds_needed(lin, sd_unit, alpha, not paired)),
+           "seeds_refute": np.where(no_spread, np.nan, _seeds_needed(-lin, sd_unit, alpha, not paired)),
            "companion": comp, "numerator": num, "denominator": den, "no_spread": no_spread}
+    out["seeds_to_decide"] = np.fmin(out["seeds_support"], out["seeds_refute"])
     return _finish(out, batch)
 
 

@@ -1,7 +1,8 @@
 """Stored results -> Verdicts. Reads results, never trains; the numbers go through stats.py.
 
 REPRODUCED      the check supports the claim at alpha, after Holm across the report's tested claims
-NOT REPRODUCED  the interval rules the claimed effect out (the refuting one-sided test at alpha)
+NOT REPRODUCED  the interval rules the claimed effect out (the refuting test at alpha, after Holm across
+                the same claims: a refutation is as strong a statement as a reproduction)
 INCONCLUSIVE    the interval still spans the decision (with about how many seeds would decide it), a
                 precondition failed (with its numbers), or runs diverged (counted per arm)
 NOT RUN         no usable results for this profile (missing data, missing or stale runs, corrupt files,
@@ -90,8 +91,16 @@ def _distinct(results: dict[str, list[dict]], values: dict[str, list[float]], ch
 
 def run_check(results, check: Check) -> dict:
     """The check on the stored runs: the stats result plus `values` and `diverged` (runs per arm that did
-    not finish with a finite metric). With any diverged run the check is not computed: undecided."""
+    not finish with a finite metric). With any diverged run, or an arm with fewer than two distinct runs
+    (one fixed-seed run reused for every seed), the check is not computed: undecided, with the reason."""
     values = metric_values(results, check)
+    distinct = {arm: len({r["key"] for r in results[arm]}) for arm in check.arms}
+    single = [arm for arm, n in distinct.items() if n < 2]
+    if single:
+        return {"decision": "undecided", "p": math.nan, "values": values, "diverged": {arm: 0 for arm in values},
+                "reason": "too few distinct runs: " + ", ".join(
+                    f"arm '{arm}' has {distinct[arm]} distinct run for its {len(results[arm])} seeds" for arm in single)
+                + " (one run reused, e.g. a fixed_seed arm): its spread is unmeasured, so nothing can be tested"}
     diverged = {arm: sum(math.isnan(v) for v in vs) for arm, vs in values.items()}
     if any(diverged.values()):
         total = {arm: len(vs) for arm, vs in values.items()}
@@ -100,10 +109,12 @@ def run_check(results, check: Check) -> dict:
                     f"{arm} {diverged[arm]} of {total[arm]}" for arm in values)
                 + "; a diverged run is an outcome, so the check waits for the spec's protocol to finish every seed"}
     try:
-        outcome = CHECKS.get(check.kind)(_distinct(results, values, check), check)
+        tested = _distinct(results, values, check)
+        outcome = CHECKS.get(check.kind)(tested, check)
     except ValueError as err:  # e.g. paired: true with arms of different sizes
         raise Missing(f"check '{check.kind}' cannot run on these results: {err}") from None
-    return {**outcome, "values": values, "diverged": diverged}
+    # _rerun: finalize recomputes seeds_to_decide at the Holm thresholds the claim faces (then drops it)
+    return {**outcome, "values": values, "diverged": diverged, "_rerun": (tested, check)}
 
 
 def _pre_text(pre: dict) -> str:
@@ -142,9 +153,9 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
                "wall_s": sum(r["wall_s"] for rs in results.values() for r in rs),
                "run_keys": {arm: [r["key"] for r in rs] for arm, rs in results.items()},
                "devices": sorted({r["device"] for rs in results.values() for r in rs}),
-               "versions": sorted({f"torch {r['provenance']['torch']}, python {r['provenance']['python']}"
+               "versions": sorted({f"torch {r['provenance'].get('torch')}, python {r['provenance'].get('python')}"
                                    for rs in results.values() for r in rs}),
-               "commits": sorted({str(r["provenance"]["git_commit"]) for rs in results.values() for r in rs})}
+               "commits": sorted({str(r["provenance"].get("git_commit")) for rs in results.values() for r in rs})}
     failed = [p for p in preconditions if not p["held"]]
     if failed:  # nothing was tested: never NOT REPRODUCED, and not part of the Holm family
         verdict["status"] = "INCONCLUSIVE"
@@ -152,26 +163,64 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
     return verdict
 
 
+HOLM_POLICY = ("Holm across the family: REPRODUCED needs the claim's p, and NOT REPRODUCED the p against it, "
+               "below alpha after Holm's correction over the family's tested claims (each side its own ordering)")
+
+
+def _holm_thresholds(pvalues: list[float], alpha: list[float]) -> list[float]:
+    """Per p-value, the level Holm compares it with where it now ranks: alpha / (m - rank)."""
+    finite = sorted((p, i) for i, p in enumerate(pvalues) if not math.isnan(p))
+    out = [math.nan] * len(pvalues)
+    for rank, (_, i) in enumerate(finite):
+        out[i] = alpha[i] / (len(finite) - rank)
+    return out
+
+
 def finalize(verdicts: list[dict]) -> list[dict]:
-    """Holm across every tested claim of the report (shown beside the raw p), then map decisions to
-    verdict names. Claims not tested (NOT RUN, failed precondition, diverged runs) are not in the family."""
-    adjusted = holm([v["p"] if "status" not in v else math.nan for v in verdicts])
-    family = sum(not math.isnan(p) for p in adjusted)
-    for v, p_holm in zip(verdicts, adjusted):
-        v["p_holm"] = p_holm
+    """Holm across the tested claims of the report being produced (the verdicts given here; the family is
+    named in each verdict), for reproductions and refutations alike, then map decisions to verdict names.
+    Claims not tested (NOT RUN, failed precondition, diverged runs, no spread) are not in the family.
+    seeds_to_decide is recomputed at the Holm threshold the claim faces on each side."""
+    tested = ["status" not in v and not math.isnan(v["p"]) for v in verdicts]
+    p_support = [v["p"] if t else math.nan for v, t in zip(verdicts, tested)]
+    p_refute = [v.get("p_refute", math.nan) if t else math.nan for v, t in zip(verdicts, tested)]
+    p_refute = [math.nan if p is None else p for p in p_refute]
+    adjusted, adjusted_refute = holm(p_support), holm(p_refute)
+    alphas = [v.get("alpha", math.nan) for v in verdicts]
+    level, level_refute = _holm_thresholds(p_support, alphas), _holm_thresholds(p_refute, alphas)
+    family = [f"{v['claim']}[{v['variant']}]" for v, t in zip(verdicts, tested) if t]
+    for i, v in enumerate(verdicts):
+        rerun = v.pop("_rerun", None)
+        v["p_holm"], v["p_refute_holm"] = adjusted[i], adjusted_refute[i]
         v["holm_family"] = family
+        v["holm_policy"] = HOLM_POLICY
         if "status" in v:
             continue
-        decision = v["decision"]
-        demoted = decision == "supported" and not p_holm < v["alpha"]
-        if demoted:
+        if rerun is not None and not math.isnan(level[i]):
+            v["seeds_to_decide"] = _seeds_at(rerun, level[i], level_refute[i])
+        decision, why = v["decision"], ""
+        if decision == "supported" and not adjusted[i] < v["alpha"]:
             decision = "undecided"  # significant alone, not after correcting for the other claims
+            why = f"; p < alpha alone, but not after Holm across {len(family)} tested claims"
+        if decision == "refuted" and not adjusted_refute[i] < v["alpha"]:
+            decision = "undecided"
+            why = f"; ruled out at alpha alone, but not after Holm across {len(family)} tested claims"
         v["status"] = DECISION_TO_STATUS[decision]
         if "reason" not in v:
-            v["reason"] = explain(v)
-            if demoted:
-                v["reason"] += f"; p < alpha alone, but not after Holm across {family} tested claims"
+            v["reason"] = explain(v) + why
     return verdicts
+
+
+def _seeds_at(rerun, alpha_support: float, alpha_refute: float) -> int | None:
+    """Seeds per arm that decide the observed effect with 80% power at the levels the claim faces: the
+    support route at its Holm threshold, the refuting route at its own (the check's own design for each)."""
+    values, check = rerun
+    support = CHECKS.get(check.kind)(values, check.model_copy(update={"alpha": alpha_support}))["seeds_support"]
+    refute = None
+    if not math.isnan(alpha_refute):
+        refute = CHECKS.get(check.kind)(values, check.model_copy(update={"alpha": alpha_refute}))["seeds_refute"]
+    routes = [n for n in (support, refute) if n is not None]
+    return min(routes) if routes else None
 
 
 def explain(v: dict) -> str:
@@ -180,20 +229,39 @@ def explain(v: dict) -> str:
     if "estimand" not in v:
         return v.get("reason", "")
     lo, hi = v["estimate_ci"]
+    level = v.get("ci_level") or 1 - 2 * v["alpha"]  # best_of with top k: computed at alpha / k
     text = (f"{v['estimand']} on {v['metric']} = {_num(v['estimate'])} [{_num(lo)}, {_num(hi)}] "
-            f"({round(100 * (1 - 2 * v['alpha']))}% CI); claim {v['hypothesis']}: {v['test']} "
+            f"({100 * level:.3g}% CI); claim {v['hypothesis']}: {v['test']} "
             f"p = {_num(v['p'], '.3g')} (Holm {_num(v.get('p_holm'), '.3g')})")
+    if v.get("no_spread"):
+        text += ("; no spread between the seeds (they agree exactly): no test is valid, so it is undecided "
+                 "whatever the means say")
+    if v.get("status") == "NOT REPRODUCED" or (v.get("decision") == "refuted" and v.get("p_refute") is not None):
+        text += (f"; p against the claim {_num(v.get('p_refute'), '.3g')} "
+                 f"(Holm {_num(v.get('p_refute_holm'), '.3g')})")
     companion = v.get("companion") or {}
     if companion.get("p") is not None and not math.isnan(companion["p"]):
         floor = companion["p_floor"]
         text += (f"; {companion['test']} p = {_num(companion['p'], '.3g')} (floor {_num(floor, '.3g')}"
                  + (", cannot reach alpha with these seeds)" if floor >= v["alpha"] else ")"))
-    if v.get("status") == "INCONCLUSIVE":
+    if v.get("status") == "INCONCLUSIVE" and not v.get("no_spread"):
         seeds = v.get("seeds_to_decide")
         text += (f"; about {seeds} seeds per arm would decide it at the observed effect" if seeds else
                  "; at the observed effect no practical number of seeds would decide it (it sits on the boundary)")
     return text
 
 
+def decide_guarded(claim: Claim, variant: str, profile: str, store: Store) -> dict:
+    """decide(), but an unexpected failure on one claim (a bug, or a stored file no check foresaw) makes
+    that claim NOT RUN with the error, never the whole session: every other claim is still decided."""
+    try:
+        return decide(claim, variant, profile, store)
+    except Exception as err:  # noqa: BLE001 -- reported in the verdict, not swallowed
+        return {"claim": claim.id, "variant": variant, "profile": profile, "check": claim.check.kind,
+                "metric": claim.check.metric, "arms": claim.check.arms, "alpha": claim.check.alpha,
+                "margin": claim.check.margin, "justification": claim.check.justification, "status": "NOT RUN",
+                "reason": f"could not be decided: {type(err).__name__}: {err}", "p": math.nan, "preconditions": []}
+
+
 def decide_all(claims: dict[str, Claim], profile: str, store: Store) -> list[dict]:
-    return finalize([decide(c, variant, profile, store) for c in claims.values() for variant in c.variants])
+    return finalize([decide_guarded(c, variant, profile, store) for c in claims.values() for variant in c.variants])

@@ -60,3 +60,44 @@ def test_stored_files_get_the_ordinary_file_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
+
+
+def forged(path, **fields):
+    """Rewrite a stored result with `fields` changed and a recomputed checksum (anyone can do that)."""
+    from repro.store import checksum
+    payload = {**json.loads(path.read_text()), **fields}
+    payload["checksum"] = checksum(payload)
+    path.write_text(json.dumps(payload))
+
+
+@pytest.mark.parametrize("fields,fault", [
+    ({"final": "oops"}, "final: expected a mapping"),
+    ({"final": {"test_errors": "3"}}, "final: expected a mapping"),
+    ({"wall_s": "slow"}, "wall_s: expected a finite number"),
+    ({"wall_s": -1.0}, "wall_s: expected a finite number"),
+    ({"status": "great"}, "status: expected one of"),
+    ({"epochs": {"1": {}}}, "epochs: expected a list"),
+    ({"device": 3}, "device: expected a string"),
+    ({"provenance": "x"}, "provenance: expected a mapping"),
+])
+def test_retyped_results_with_a_recomputed_checksum_are_corrupt(tmp_path, fields, fault):
+    store, path = saved(tmp_path)
+    forged(path, **fields)
+    with pytest.raises(CorruptResult, match=fault) as err:
+        store.find(path, RUN.key)
+    assert str(path) in str(err.value)
+
+
+def test_a_result_is_only_used_for_the_run_it_is_filed_under(tmp_path):
+    """Issue 14: a valid result copied over another seed's name was used silently (seed 0 counted twice)."""
+    store, path = saved(tmp_path)
+    other = plan_claim(load_claim("claims/hinton-kd-helps.yaml"), "as_described", "smoke")["small"][1]
+    misfiled = store.path("smoke", "c", "v", "small", other)
+    misfiled.write_text(path.read_text())  # seed 0's file under seed 1's name
+    with pytest.raises(CorruptResult, match="not the one its name says"):
+        store.find(misfiled, other.key)
+    # a forged key (and recomputed checksum) under the right name is still not that run's result
+    forged(path, key=RUN.key[:12] + "0" * 52)
+    with pytest.raises(CorruptResult, match="not the run"):
+        store.find(path, RUN.key)
+    assert store.done(other.key) is None  # done() skips it too

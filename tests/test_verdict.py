@@ -45,7 +45,7 @@ def results(**arms):
             for arm, vs in arms.items()}
 
 
-GOOD = dict(teacher=[67.0, 70, 64], small=[146.0, 140, 151], distilled=[80.0, 74, 85], other=[150.0, 141, 155])
+GOOD = dict(teacher=[67.0, 70, 64], small=[146.0, 141, 151], distilled=[80.0, 74, 85], other=[150.0, 141, 155])
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_reproduced_has_every_key_the_report_reads(tmp_path, stored):
     [v] = verdicts_for([claim])
     assert v["status"] == "REPRODUCED", v["reason"]
     assert REPORT_KEYS <= set(v)
-    assert v["p_holm"] == pytest.approx(v["p"]) and v["holm_family"] == 1
+    assert v["p_holm"] == pytest.approx(v["p"]) and v["holm_family"] == ["toy[default]"]
     assert v["preconditions"][0]["held"] and v["diverged"] == {"distilled": 0, "small": 0}
     assert "distilled - small on test_errors = " in v["reason"] and "sign-flip permutation p = 0.125" in v["reason"]
     assert "cannot reach alpha" in v["reason"]  # 3 seeds: the companion's floor is 1/8
@@ -91,7 +91,7 @@ def test_holm_across_the_report_and_shown_beside_raw_p(tmp_path, stored):
     out = {v["claim"]: v for v in verdicts_for(claims)}
     raw = [out[n]["p"] for n in ("c-strong", "c-medium", "c-weak")]
     assert all(p < 0.05 for p in raw), raw
-    assert out["c-strong"]["holm_family"] == 3 and math.isnan(out["c-missing"]["p_holm"])
+    assert out["c-strong"]["holm_family"] == ["c-strong[default]", "c-medium[default]", "c-weak[default]"] and math.isnan(out["c-missing"]["p_holm"])
     for n in ("c-strong", "c-medium", "c-weak"):
         assert out[n]["p_holm"] >= out[n]["p"]
         assert f"(Holm {out[n]['p_holm']:.3g})" in out[n]["reason"]
@@ -236,3 +236,94 @@ def test_pytest_prints_one_line_per_claim(monkeypatch):
     conftest.pytest_terminal_summary(Reporter())
     assert sections == ["claim verdicts (smoke profile)"]
     assert lines == ["REPRODUCED     a [x]: fine", "NOT RUN        b [y]: no data"]
+
+
+# --- real stored files (issue 14): verdicts from stored results alone, one bad file never stops the rest ---
+
+def store_all(tmp_path, claim, per_arm: dict):
+    """Save a result for every run the claim's smoke profile plans; returns the Store and the paths."""
+    from repro.plan import plan_claim
+    from repro.store import Store
+    store, paths = Store(tmp_path / "results", tmp_path / "cache"), {}
+    for arm, runs in plan_claim(claim, "default", "smoke").items():
+        for i, r in enumerate(runs):
+            path = store.path("smoke", claim.id, "default", arm, r)
+            value = per_arm.get(arm, [100.0, 103, 101])[i]
+            store.save(path, r, {"status": "done", "epochs": [{"test_errors": value}], "final": {"test_errors": value},
+                                 "wall_s": 1.0, "device": "cpu"}, {"torch": "2.x", "python": "3.x", "git_commit": None})
+            paths[(arm, i)] = path
+    return store, paths
+
+
+def test_one_forged_file_is_not_run_with_its_path_and_the_rest_is_decided(tmp_path):
+    """Issue 14: `wall_s: "slow"` with a recomputed checksum made the whole claims session error."""
+    from repro.store import checksum
+    import json
+    bad = make_claim(tmp_path, {"kind": "less", "arms": ["distilled", "small"]}, name="bad")
+    good = make_claim(tmp_path, {"kind": "less", "arms": ["distilled", "small"]}, name="good")
+    values = {"distilled": [80.0, 74, 85], "small": [146.0, 141, 151]}
+    store, paths = store_all(tmp_path, bad, values)
+    store_all(tmp_path, good, values)
+    path = paths[("small", 1)]
+    payload = {**json.loads(path.read_text()), "wall_s": "slow"}
+    payload["checksum"] = checksum(payload)
+    path.write_text(json.dumps(payload))
+    out = {v["claim"]: v for v in V.decide_all({"bad": bad, "good": good}, "smoke", store)}
+    assert out["bad"]["status"] == "NOT RUN" and str(path) in out["bad"]["reason"] and "wall_s" in out["bad"]["reason"]
+    assert out["good"]["status"] == "REPRODUCED", out["good"]["reason"]
+    # a copy of seed 0's file under seed 2's name is not seed 2's result
+    good_paths = store_all(tmp_path, good, values)[1]
+    good_paths[("small", 2)].write_text(good_paths[("small", 0)].read_text())
+    v = V.decide(good, "default", "smoke", store)
+    assert v["status"] == "NOT RUN" and "corrupt result" in v["reason"] and "not the one its name says" in v["reason"]
+
+
+def test_unexpected_errors_make_one_claim_not_run(tmp_path, monkeypatch):
+    claim = make_claim(tmp_path, {"kind": "less", "arms": ["distilled", "small"]})
+    monkeypatch.setattr(V, "collect", lambda *a: (_ for _ in ()).throw(TypeError("boom")))
+    [v] = V.decide_all({"toy": claim}, "smoke", None)
+    assert v["status"] == "NOT RUN" and v["reason"] == "could not be decided: TypeError: boom"
+
+
+def test_missing_data_matters_only_for_missing_results(tmp_path, monkeypatch):
+    """Issue 14: with REPRO_DATA unset every verdict became NOT RUN although every result was stored."""
+    claim = make_claim(tmp_path, {"kind": "less", "arms": ["distilled", "small"]})
+    store, paths = store_all(tmp_path, claim, {"distilled": [80.0, 74, 85], "small": [146.0, 141, 151]})
+    monkeypatch.setattr(V, "availability", lambda name: f"dataset '{name}' not found")
+    monkeypatch.setattr(V, "weights_availability", lambda *a: "no ImageNet weights")
+    [v] = V.finalize([V.decide(claim, "default", "smoke", store)])
+    assert v["status"] == "REPRODUCED", v["reason"]
+    paths[("small", 0)].unlink()
+    [v] = V.finalize([V.decide(claim, "default", "smoke", store)])
+    assert v["status"] == "NOT RUN" and v["reason"] == "dataset 'synthetic' not found"
+
+
+def test_a_reused_run_in_a_paired_check_is_undecided(tmp_path, stored):
+    """Issue 14: one fixed_seed run reused for every seed of a paired check came out REPRODUCED at p = 0."""
+    claim = make_claim(tmp_path, {"kind": "less", "arms": ["distilled", "teacher"]})
+    stored["toy"] = {"distilled": [run(60.0, key="d0"), run(61.0, key="d1"), run(59.0, key="d2")],
+                     "teacher": [run(67.0, key="same")] * 3}
+    [v] = verdicts_for([claim])
+    assert v["status"] == "INCONCLUSIVE" and "too few distinct runs: arm 'teacher' has 1 distinct run" in v["reason"]
+
+
+def test_holm_family_is_named_refutations_corrected_and_seeds_at_the_holm_level(tmp_path, stored):
+    """The family is the claims being decided, named in every verdict; a refutation needs Holm too; and
+    seeds_to_decide is computed at the threshold the claim faces in the family, not at raw alpha."""
+    claims = []
+    for name, small in [("c-a", [146.0, 141, 151]), ("c-b", [146.0, 141, 151]), ("c-weak", [83.0, 80, 87])]:
+        claims.append(make_claim(tmp_path, {"kind": "less", "arms": ["distilled", "small"]}, name=name))
+        stored[name] = results(distilled=GOOD["distilled"], small=small)
+    refuting = make_claim(tmp_path, {"kind": "less", "arms": ["small", "distilled"]}, name="c-ref")
+    stored["c-ref"] = results(distilled=[80.0, 76, 85], small=[83.0, 83, 91])
+    out = {v["claim"]: v for v in verdicts_for(claims + [refuting])}
+    family = ["c-a[default]", "c-b[default]", "c-weak[default]", "c-ref[default]"]
+    assert all(v["holm_family"] == family for v in out.values())
+    ref = out["c-ref"]
+    assert ref["decision"] == "refuted" and ref["p_refute"] < 0.05 <= ref["p_refute_holm"]
+    assert ref["status"] == "INCONCLUSIVE" and "ruled out at alpha alone, but not after Holm" in ref["reason"]
+    weak = out["c-weak"]
+    assert weak["status"] == "INCONCLUSIVE"
+    from repro.stats import less
+    raw = less(V.metric_values(stored["c-weak"], claims[2].check), claims[2].check)
+    assert weak["seeds_to_decide"] > raw["seeds_to_decide"]  # its Holm level is below alpha
