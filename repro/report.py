@@ -25,7 +25,8 @@ SHOWN = {"claim", "variant", "profile", "check", "metric", "arms", "alpha", "mar
          "reason", "decision", "p", "p_greater", "p_holm", "test", "statistic", "df", "diff", "ci", "ci_level",
          "effect_size", "se", "seeds_to_decide", "value", "tolerance", "values", "seeds", "preconditions",
          "wall_s", "run_keys", "devices", "versions", "commits", "hypothesis", "estimand", "estimate", "estimate_ci",
-         "reference", "p_refute", "paired", "companion", "pairs"}
+         "reference", "p_refute", "paired", "companion", "pairs", "p_refute_holm", "holm_family", "holm_policy",
+         "seeds_support", "seeds_refute"}
 LABELS = {"holm_family": "Holm family (p-values corrected together)", "diverged": "diverged runs per arm"}
 # Keys every verdict from verdict.py has; a hand-made or older verdicts.json may lack them.
 DEFAULTS = {"check": "", "metric": "", "arms": [], "alpha": None, "margin": None, "justification": "",
@@ -99,7 +100,13 @@ def stat_rows(v: dict) -> list[tuple[str, str]]:
     if "p" in v:
         rows.append(("p raw / Holm", f"{num(v.get('p'))} / {num(v.get('p_holm'))}"))
     if "p_refute" in v:
-        rows.append(("p against the claim", f"{num(v['p_refute'])} (small = the claimed effect is ruled out)"))
+        holm = f" / Holm {num(v['p_refute_holm'])}" if "p_refute_holm" in v else " (not corrected for multiplicity)"
+        rows.append(("p against the claim", f"{num(v['p_refute'])}{holm} (small = the claimed effect is ruled out)"))
+    if isinstance(v.get("holm_family"), list):
+        rows.append(("Holm family", f"{len(v['holm_family'])} tested claims of this report: "
+                     + ", ".join(v["holm_family"])))
+    if v.get("holm_policy"):
+        rows.append(("multiplicity", v["holm_policy"]))
     if isinstance(v.get("companion"), dict):
         c = v["companion"]
         detail = [f"smallest possible p {num(c['p_floor'])}" if "p_floor" in c else "",
@@ -122,7 +129,8 @@ def stat_rows(v: dict) -> list[tuple[str, str]]:
         rows.append(("tolerance", num(v["tolerance"])))
     rows.append(("margin", f"{num(v['margin'])}" if v.get("margin") is not None else "none: any effect counts"))
     if v.get("seeds_to_decide"):
-        rows.append(("seeds to decide", f"about {num(v['seeds_to_decide'])} per arm at this effect size"))
+        rows.append(("seeds to decide", f"about {num(v['seeds_to_decide'])} per arm at this effect size, at the "
+                     "Holm level the claim faces"))
     for pair in v.get("pairs") or []:
         if isinstance(pair, dict):
             rows.append((f"pair {pair.get('comparison', '')}", num({k: x for k, x in pair.items() if k != "comparison"})))
