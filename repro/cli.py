@@ -83,7 +83,51 @@ def cmd_run(args) -> int:
     print(f"done: {summary['counts']}")
     for (claim, variant), why in summary["not_runnable"].items():
         print(f"NOT RUN {claim} [{variant}]: {why}")
+    if args.until_decided:
+        try:
+            return until_decided(claims, profile, store, executor, args.max_minutes)
+        except KeyboardInterrupt:
+            print("\ninterrupted: every finished run is saved; run the same command again to go on", file=sys.stderr)
+            return 130
     return 0
+
+
+def until_decided(claims: dict, profile: str, store, executor, max_minutes: float | None) -> int:
+    """Group-sequential runs: judge every claim whose profile declares `sequential:`, train the next look's
+    seeds for the check arms of those still undecided for lack of evidence (not a failed precondition, a
+    missing dataset or a diverged run), and again, until each is decided or at its cap. Stops starting new
+    looks after `max_minutes`."""
+    import time
+    from .plan import Job, plan_claim
+    from .verdict import decide_all
+    sequential = {k: c for k, c in claims.items() if c.profiles.get(profile) and c.profiles[profile].sequential}
+    if not sequential:
+        print(f"--until-decided: no claim here declares `sequential:` in its '{profile}' profile", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    while True:
+        verdicts = decide_all(sequential, profile, store)
+        todo = [v for v in verdicts if v.get("next_look") and v["status"] == "INCONCLUSIVE"]
+        for v in verdicts:
+            look = f"look {len(v['looks'])}, {v['sequential']['seeds_used']} seeds" if v.get("looks") else "no look"
+            print(f"  {v['status']:<14} {v['claim']} [{v['variant']}] ({look})"
+                  + (f" -> next look at {v['next_look']} seeds" if v in todo else ""), flush=True)
+        if not todo:
+            print("until-decided: every sequential claim is decided, at its cap, or not testable for another reason")
+            return 0
+        if max_minutes is not None and time.monotonic() - started > 60 * max_minutes:
+            print(f"until-decided: stopped after {max_minutes:g} minutes with {len(todo)} claim(s) undecided; "
+                  "run the same command again to go on", flush=True)
+            return 0
+        jobs = []
+        for v in todo:
+            claim = sequential[v["claim"]]
+            seeds = claim.profiles[profile].seeds_for(v["next_look"])
+            for arm, runs in plan_claim(claim, v["variant"], profile, seeds, claim.check.arms).items():
+                jobs += [Job(profile, claim.id, v["variant"], arm, run,
+                             store.path(profile, claim.id, v["variant"], arm, run)) for run in runs]
+        print(f"until-decided: next looks for {len(todo)} claim(s), {len(jobs)} runs (stored ones skipped)", flush=True)
+        executor.submit(jobs)
 
 
 def _interrupt(signum, frame):
@@ -126,6 +170,10 @@ def main(argv=None) -> int:
                         "and tiny nets, whose steps wait on per-op overhead; slower for 800-wide nets on a 2-core "
                         "CPU (make bench); same numbers to float rounding")
     p.add_argument("--address", help="with --executor ray: the cluster to join (default: start a local one)")
+    p.add_argument("--until-decided", action="store_true",
+                   help="claims whose profile declares `sequential:`: add seeds a group at a time until each is "
+                        "decided or at its cap, with alpha spent across the looks (repro/sequential.py)")
+    p.add_argument("--max-minutes", type=float, help="with --until-decided: start no new look after this long")
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("report", help="render reports/index.html from verdicts.json and the results")

@@ -19,12 +19,14 @@ class Job:
     path: Path  # where its result is stored
 
 
-def plan_claim(claim: Claim, variant: str, profile: str) -> dict[str, list[RunSpec]]:
-    """Arm name -> one RunSpec per seed. A student's teacher is the teacher arm's RunSpec for the same
-    seed, or its single run when the teacher arm has a `fixed_seed`."""
-    seeds = claim.profiles[profile].seeds
+def plan_claim(claim: Claim, variant: str, profile: str, seeds: list[int] | None = None,
+               arms: list[str] | None = None) -> dict[str, list[RunSpec]]:
+    """Arm name -> one RunSpec per seed (the profile's, or `seeds`). A student's teacher is the teacher arm's
+    RunSpec for the same seed, or its single run when the teacher arm has a `fixed_seed`. `arms`: only
+    these arms and what they learn from (a sequential look adds seeds to the check's arms alone)."""
+    seeds = claim.profiles[profile].seeds if seeds is None else seeds
     specs: dict[str, list[RunSpec]] = {}
-    needed = needed_arms(claim, variant, profile)
+    needed = needed_arms(claim, variant, profile, arms)
     for name in [a for a in claim.teacher_order() if a in needed]:
         arm = claim.resolve(name, variant, profile)
         specs[name] = [RunSpec(arm=arm, seed=seed if arm.fixed_seed is None else arm.fixed_seed,
@@ -34,10 +36,10 @@ def plan_claim(claim: Claim, variant: str, profile: str) -> dict[str, list[RunSp
     return specs
 
 
-def needed_arms(claim: Claim, variant: str, profile: str) -> set[str]:
-    """The arms the check and preconditions compare, and the arms they learn from; a shared base
-    file may define arms a claim never looks at, and those are not trained for it."""
-    todo = [a for c in [claim.check, *claim.preconditions] for a in c.arms]
+def needed_arms(claim: Claim, variant: str, profile: str, roots: list[str] | None = None) -> set[str]:
+    """The arms the check and preconditions compare (or `roots`), and the arms they learn from; a shared
+    base file may define arms a claim never looks at, and those are not trained for it."""
+    todo = list(roots) if roots is not None else [a for c in [claim.check, *claim.preconditions] for a in c.arms]
     needed: set[str] = set()
     while todo:
         name = todo.pop()

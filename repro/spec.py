@@ -239,10 +239,38 @@ class Variant(Overrides):
 Seed = Annotated[StrictInt, Field(ge=0, lt=2 ** 31)]  # no bools, no floats: what torch.manual_seed takes
 
 
+class Sequential(Strict):
+    """Judge the claims group-sequentially (repro/sequential.py): a look after the profile's seeds, then after
+    every `group` more (`repro run --until-decided` trains them) up to `max_seeds`, alpha spent across the
+    looks. Declared in the spec, before any result: the first look is already tested at its own boundary."""
+
+    max_seeds: int = Field(ge=2, le=1000, description="the cap on seeds per arm")
+    group: int = Field(1, ge=1, description="seeds added per look")
+    spending: Literal["obf", "pocock"] = Field("obf", description="alpha-spending function across the looks")
+
+
 class Profile(Overrides):
     seeds: list[Seed] = Field(min_length=1)
     scale: str = Field(min_length=1, description="one line for the report, e.g. 'reduced: 20 of 1000 epochs'")
     deviations: list[str] = []  # how this profile departs from the source's protocol
+    sequential: Optional[Sequential] = None
+
+    @model_validator(mode="after")
+    def _cap_above_seeds(self):
+        if self.sequential and self.sequential.max_seeds < len(self.seeds):
+            raise ValueError(f"sequential.max_seeds ({self.sequential.max_seeds}) is below the profile's "
+                             f"{len(self.seeds)} seeds")
+        return self
+
+    def seeds_for(self, n: int) -> list[int]:
+        """The first n seeds in the spec's order: its own, then the next unused integers (so added seeds
+        are the same for every claim of the profile, and their runs are shared)."""
+        seeds, nxt = list(self.seeds[:n]), max(self.seeds) + 1
+        while len(seeds) < n:
+            if nxt not in self.seeds:
+                seeds.append(nxt)
+            nxt += 1
+        return seeds
 
     @field_validator("seeds")
     @classmethod

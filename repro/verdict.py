@@ -17,6 +17,7 @@ from .models import weights_availability
 from .metrics import run_value
 from .plan import plan_claim
 from .registry import CHECKS
+from .sequential import Design, judge
 from .spec import Check, Claim
 from .stats import holm
 from .store import CorruptResult, Store
@@ -28,14 +29,15 @@ class Missing(Exception):
     """No usable results; the message is the NOT RUN reason."""
 
 
-def collect(claim: Claim, variant: str, profile: str, store: Store) -> dict[str, list[dict]]:
-    """Arm -> stored result per seed, for exactly the runs the current spec asks for. Decided from the
-    stored results alone: a missing dataset or missing weights are the NOT RUN reason only for a result
-    that is missing too."""
+def collect(claim: Claim, variant: str, profile: str, store: Store, seeds: list[int] | None = None,
+            arms: list[str] | None = None) -> dict[str, list[dict]]:
+    """Arm -> stored result per seed, for exactly the runs the current spec asks for (`seeds`, `arms`: those
+    of a sequential look). Decided from the stored results alone: a missing dataset or missing weights are
+    the NOT RUN reason only for a result that is missing too."""
     if profile not in claim.profiles:
         raise Missing(f"the spec has no '{profile}' profile")
     results: dict[str, list[dict]] = {}
-    for arm, runs in plan_claim(claim, variant, profile).items():
+    for arm, runs in plan_claim(claim, variant, profile, seeds, arms).items():
         results[arm] = []
         for run in runs:
             path = store.path(profile, claim.id, variant, arm, run)
@@ -89,7 +91,21 @@ def _distinct(results: dict[str, list[dict]], values: dict[str, list[float]], ch
     return out
 
 
-def run_check(results, check: Check) -> dict:
+def looked_at(claim: Claim, variant: str, profile: str, store: Store, results: dict) -> tuple[dict, Design]:
+    """A sequential profile: the check arms' results at the last look whose seeds are all stored (the first
+    look is the profile's own seeds, already in `results`), and the design."""
+    seq, seeds = claim.profiles[profile].sequential, claim.profiles[profile].seeds
+    design = Design.of(len(seeds), seq.max_seeds, seq.group, claim.check.alpha, seq.spending)
+    for n in design.looks[1:]:
+        try:  # the other arms (preconditions, teachers) keep the first look's runs
+            results = {**results, **collect(claim, variant, profile, store, claim.profiles[profile].seeds_for(n),
+                                            claim.check.arms)}
+        except Missing:
+            break
+    return results, design
+
+
+def run_check(results, check: Check, design: Design | None = None) -> dict:
     """The check on the stored runs: the stats result plus `values` and `diverged` (runs per arm that did
     not finish with a finite metric). With any diverged run, or an arm with fewer than two distinct runs
     (one fixed-seed run reused for every seed), the check is not computed: undecided, with the reason."""
@@ -110,11 +126,46 @@ def run_check(results, check: Check) -> dict:
                 + "; a diverged run is an outcome, so the check waits for the spec's protocol to finish every seed"}
     try:
         tested = _distinct(results, values, check)
+        if design is not None:
+            return {**sequential_outcome(tested, check, design), "values": values, "diverged": diverged}
         outcome = CHECKS.get(check.kind)(tested, check)
     except ValueError as err:  # e.g. paired: true with arms of different sizes
         raise Missing(f"check '{check.kind}' cannot run on these results: {err}") from None
     # _rerun: finalize recomputes seeds_to_decide at the Holm thresholds the claim faces (then drops it)
     return {**outcome, "values": values, "diverged": diverged, "_rerun": (tested, check)}
+
+
+def sequential_outcome(values: dict, check: Check, design: Design) -> dict:
+    """The check at every look taken (repro.sequential.judge): the deciding (or last) look's numbers, with the
+    sequential decision and p-values (what Holm reads) and the path, look by look."""
+    judged = judge(values, check, design)
+    outcome = dict(judged["outcomes"][judged["stopped_at"]])
+    looks, last = judged["looks"], judged["looks"][-1]
+    next_look = None
+    if judged["decision"] == "undecided" and not judged["complete"]:
+        next_look = design.looks[len(looks)]
+    outcome.update(decision=judged["decision"], p=judged["p_seq"], p_refute=judged["p_refute_seq"],
+                   p_look=outcome["p"], p_refute_look=outcome.get("p_refute"), looks=looks, next_look=next_look,
+                   seeds_to_decide=None,
+                   sequential={"looks": list(design.looks), "boundaries": design.boundaries.tolist(),
+                               "spending": design.spending, "seeds_used": last["seeds"],
+                               "decided_at": judged["stopped_at"] + 1 if judged["decision"] != "undecided" else None})
+    return outcome
+
+
+def _sequential_text(v: dict) -> str:
+    seq, look = v["sequential"], v["looks"][-1]
+    where = (f"decided at look {seq['decided_at']} of {len(seq['looks'])} with {seq['seeds_used']} seeds per arm"
+             if seq["decided_at"] else f"look {len(v['looks'])} of {len(seq['looks'])} at {seq['seeds_used']} seeds per arm")
+    text = (f"; group-sequential ({seq['spending']} spending over looks at {', '.join(map(str, seq['looks']))} "
+            f"seeds): {where}, p = {_num(look['p'], '.3g')} against boundary {_num(look['boundary'], '.3g')} "
+            "(the p above is the sequential one, what Holm reads; the interval is that look's own, not widened "
+            "for the looks)")
+    if v.get("next_look"):
+        text += f"; `repro run --until-decided` trains up to {v['next_look']} seeds for the next look"
+    elif not seq["decided_at"]:
+        text += "; the cap is reached"
+    return text
 
 
 def _pre_text(pre: dict) -> str:
@@ -146,10 +197,15 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
                      **{k: outcome[k] for k in ("p", "values", "diverged", "reason", "estimand", "estimate",
                                                 "estimate_ci", "hypothesis", "test") if k in outcome}}
             preconditions.append(entry)
-        outcome = run_check(results, check)
+        design = None
+        if claim.profiles[profile].sequential is not None:
+            results, design = looked_at(claim, variant, profile, store, results)
+        outcome = run_check(results, check, design)
     except Missing as why:
         return {**base, "status": "NOT RUN", "reason": str(why), "p": math.nan, "preconditions": []}
-    verdict = {**base, **outcome, "seeds": claim.profiles[profile].seeds, "preconditions": preconditions,
+    seeds = claim.profiles[profile].seeds_for(outcome["sequential"]["seeds_used"]) if design else \
+        claim.profiles[profile].seeds
+    verdict = {**base, **outcome, "seeds": seeds, "preconditions": preconditions,
                "wall_s": sum(r["wall_s"] for rs in results.values() for r in rs),
                "run_keys": {arm: [r["key"] for r in rs] for arm, rs in results.items()},
                "devices": sorted({r["device"] for rs in results.values() for r in rs}),
@@ -244,6 +300,8 @@ def explain(v: dict) -> str:
         floor = companion["p_floor"]
         text += (f"; {companion['test']} p = {_num(companion['p'], '.3g')} (floor {_num(floor, '.3g')}"
                  + (", cannot reach alpha with these seeds)" if floor >= v["alpha"] else ")"))
+    if v.get("sequential"):
+        return text + _sequential_text(v)
     if v.get("status") == "INCONCLUSIVE" and not v.get("no_spread"):
         seeds = v.get("seeds_to_decide")
         text += (f"; about {seeds} seeds per arm would decide it at the observed effect" if seeds else

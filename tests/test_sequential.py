@@ -8,6 +8,7 @@ and the expected number of seeds. `pytest -s` prints the table."""
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -140,3 +141,61 @@ def test_one_data_set_gives_its_path_look_by_look():
 
 def test_print_table():
     print("\n" + "\n".join(TABLE))
+
+
+# --- the procedure wired in: spec -> verdict -> `repro run --until-decided` -------------------------------
+
+SPEC = {"id": "seq-toy", "source": {"file": "x.txt", "quote": "q"}, "statement": "a trained net beats a barely trained one",
+        "defaults": {"data": {"name": "synthetic", "n_train": 256, "n_test": 256, "noise": 1.2},
+                     "model": {"name": "mlp", "hidden": [16]}, "optimizer": {"name": "sgd", "lr": 0.1},
+                     "epochs": 2, "batch_size": 32},
+        "arms": {"good": {}, "bad": {"optimizer": {"name": "sgd", "lr": 0.0001}, "epochs": 1}},
+        "check": {"kind": "greater", "metric": "test_acc", "arms": ["good", "bad"], "alpha": 0.05,
+                  "justification": "toy"},
+        "profiles": {"smoke": {"seeds": [0, 1, 2], "scale": "toy",
+                               "sequential": {"max_seeds": 6, "group": 1}}}}
+
+
+def write_spec(folder, spec=SPEC):
+    import yaml
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{spec['id']}.yaml").write_text(yaml.safe_dump(spec))
+    return folder
+
+
+def test_seeds_are_added_in_the_spec_order_and_the_cap_is_checked(tmp_path):
+    from repro.spec import SpecError, load_claim
+    claim = load_claim(write_spec(tmp_path) / "seq-toy.yaml")
+    profile = claim.profiles["smoke"]
+    assert profile.seeds_for(3) == [0, 1, 2] and profile.seeds_for(6) == [0, 1, 2, 3, 4, 5]
+    assert profile.model_copy(update={"seeds": [7, 2, 9]}).seeds_for(5) == [7, 2, 9, 10, 11]
+    bad = {**SPEC, "profiles": {"smoke": {**SPEC["profiles"]["smoke"], "sequential": {"max_seeds": 2}}}}
+    with pytest.raises(SpecError, match=r"sequential.max_seeds \(2\) is below the profile's 3 seeds"):
+        load_claim(write_spec(tmp_path / "bad", bad) / "seq-toy.yaml")
+
+
+def test_until_decided_trains_looks_until_the_claim_is_decided(tmp_path):
+    import json
+    from repro.cli import main
+    from repro.spec import load_claims
+    from repro.store import Store
+    from repro.verdict import decide_all
+    claims, results = write_spec(tmp_path / "claims"), tmp_path / "results"
+    os.environ["REPRO_CACHE"] = str(tmp_path / "cache")
+    try:
+        code = main(["--claims", str(claims), "--results", str(results), "run", "--profile", "smoke", "--until-decided"])
+    finally:
+        del os.environ["REPRO_CACHE"]
+    assert code == 0
+    [v] = decide_all(load_claims(claims), "smoke", Store(results))
+    seq = v["sequential"]
+    assert v["status"] == "REPRODUCED", v["reason"]
+    assert seq["looks"] == [3, 4, 5, 6] and seq["decided_at"] == len(v["looks"])
+    assert [look["seeds"] for look in v["looks"]] == seq["looks"][:seq["decided_at"]]
+    assert v["seeds"] == list(range(seq["seeds_used"]))
+    assert "group-sequential (obf spending over looks at 3, 4, 5, 6 seeds): decided at look" in v["reason"]
+    stored = {json.loads(p.read_text())["run"]["seed"] for p in results.rglob("*.json")}
+    assert stored == set(range(seq["seeds_used"]))  # no seed beyond the deciding look was trained
+    # the deciding look crossed its boundary, no earlier one did
+    assert v["looks"][-1]["p"] < v["looks"][-1]["boundary"]
+    assert all(look["p"] >= look["boundary"] for look in v["looks"][:-1])
