@@ -233,3 +233,31 @@ def by_temperature(verdict: dict, temperatures: dict[str, float], colors: dict[s
         ax.legend(frameon=False, loc="best")
         fig.tight_layout()
         return to_png(fig)
+
+
+def sequential_path(verdict: dict) -> str | None:
+    """A group-sequential claim's looks: the p for and against the claim at each look's seeds, on a log
+    scale, against the boundary each look was tested at (crossing it decides)."""
+    looks, seq = verdict.get("looks") or [], verdict.get("sequential") or {}
+    if not looks or not seq:
+        return None
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(3.4, 2.3))
+        planned = seq.get("looks", [])
+        bounds = seq.get("boundaries", [])
+        ax.step(planned, bounds, where="mid", color="black", lw=1.2, label="boundary (alpha spent at the look)")
+        for key, color, label in (("p", PALETTE[2], "p for the claim"), ("p_refute", PALETTE[1], "p against it")):
+            pts = [(look["seeds"], look[key]) for look in looks if number(look.get(key)) and look[key] > 0]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", ms=4, color=color, lw=1.2, label=label)
+        ax.set_yscale("log")
+        ax.set_xticks(planned)
+        ax.set_xlabel("seeds per arm at the look")
+        ax.set_ylabel("p")
+        decided = seq.get("decided_at")
+        ax.set_title(f"decided at look {decided} ({seq.get('seeds_used')} seeds)" if decided else
+                     f"undecided after {len(looks)} of {len(planned)} looks")
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, loc="lower left")
+        fig.tight_layout()
+        return to_png(fig)

@@ -165,6 +165,8 @@ def variant_block(v: dict, claim, runs: dict, colors: dict) -> dict:
     figs = []
     if (uri := figures.per_seed(v, colors)):
         figs.append(("Per-seed values; right: the tested quantity with its interval", uri))
+    if (uri := figures.sequential_path(v)):
+        figs.append(("Group-sequential looks: p at each look against the boundary it was tested at", uri))
     if claim is not None and (uri := figures.by_temperature(v, temperatures(claim, v), colors)):
         figs.append(("The check's metric against the distillation temperature", uri))
     curves = {arm: [r["epochs"] for r in rs] for arm, rs in runs.items() if rs}

@@ -199,3 +199,12 @@ def test_until_decided_trains_looks_until_the_claim_is_decided(tmp_path):
     # the deciding look crossed its boundary, no earlier one did
     assert v["looks"][-1]["p"] < v["looks"][-1]["boundary"]
     assert all(look["p"] >= look["boundary"] for look in v["looks"][:-1])
+
+
+def test_the_report_draws_the_path_against_the_boundaries():
+    from repro.figures import sequential_path
+    v = {"looks": [{"seeds": 3, "p": 0.04, "p_refute": 0.9, "boundary": 0.005},
+                   {"seeds": 5, "p": 0.003, "p_refute": 0.99, "boundary": 0.012}],
+         "sequential": {"looks": [3, 5, 7], "boundaries": [0.005, 0.012, 0.033], "decided_at": 2, "seeds_used": 5}}
+    assert sequential_path(v).startswith("data:image/png;base64,")
+    assert sequential_path({"looks": []}) is None
