@@ -214,6 +214,7 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
                "commits": sorted({str(r["provenance"].get("git_commit")) for rs in results.values() for r in rs})}
     failed = [p for p in preconditions if not p["held"]]
     if failed:  # nothing was tested: never NOT REPRODUCED, and not part of the Holm family
+        verdict["next_look"] = None  # more seeds of the check's arms cannot mend a precondition
         verdict["status"] = "INCONCLUSIVE"
         verdict["reason"] = "precondition failed: " + " | ".join(_pre_text(p) for p in failed)
     return verdict
