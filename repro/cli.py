@@ -107,6 +107,8 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
     started = time.monotonic()
     while True:
         verdicts = decide_all(sequential, profile, store)
+        # INCONCLUSIVE for lack of evidence (undecided, or past its own boundary but not Holm's) with a look
+        # left: a failed precondition, a diverged run or no spread has no next look
         todo = [v for v in verdicts if v.get("next_look") and v["status"] == "INCONCLUSIVE"]
         for v in verdicts:
             look = f"look {len(v['looks'])}, {v['sequential']['seeds_used']} seeds" if v.get("looks") else "no look"

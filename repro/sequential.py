@@ -22,9 +22,10 @@ a Fieller ratio); tests/test_sequential.py measures it.
 
 Holm across a report's claims: a sequentially judged claim carries the sequential p-value
 p_seq = min over the looks taken of p_l alpha / a_l (capped at 1). It is valid (P(p_seq <= u) <= u, by the
-same union bound), and p_seq < alpha exactly when some look crossed its boundary, so Holm treats it as any
-other claim's p. A claim stops adding seeds when it crosses its own boundary; Holm may still hold it
-INCONCLUSIVE in a large family (the report says so in its reason). Refutations likewise (p_refute_seq).
+same union bound over all L looks, whichever of them were taken and why), and p_seq < alpha exactly when some
+look crossed its boundary, so Holm treats it as any other claim's p. `repro run --until-decided` goes on
+while a claim is INCONCLUSIVE after Holm, so one that crossed its own boundary but not Holm's threshold gets
+further looks too. Refutations likewise (p_refute_seq).
 """
 from __future__ import annotations
 
@@ -84,9 +85,10 @@ def judge(values: dict, check, design: Design) -> dict:
     """The sequential decision on `values` (arm -> per-seed numbers in the spec's seed order, or a batch of
     simulations: arm -> (sims, seeds)), looking at every look whose seeds are there, in order.
 
-    Returns: decision (supported / refuted / undecided), stopped_at (the look index that decided, or the
-    last look taken), seeds (seeds per arm used), complete (all looks taken), p_seq / p_refute_seq, and
-    looks: per look the check's p, p_refute, statistic and estimate with the boundary a_l."""
+    Returns: decision (supported / refuted / undecided, at the first look that crossed), stopped_at (that
+    look's index, or the last look taken), seeds (seeds per arm at it), complete (all looks taken),
+    p_seq / p_refute_seq (over every look taken), and looks: per look the check's p, p_refute, statistic and
+    estimate with the boundary a_l."""
     fn = CHECKS.get(check.kind)
     have = min(np.shape(v)[-1] for arm, v in values.items() if arm in check.arms)
     taken = [n for n in design.looks if n <= have] or [have]
@@ -100,12 +102,12 @@ def judge(values: dict, check, design: Design) -> dict:
     stop = np.where(any_crossed, np.argmax(crossed, -1), len(taken) - 1)
     up = np.take_along_axis(crossed_up, stop[..., None], -1)[..., 0] & any_crossed
     down = np.take_along_axis(crossed_down, stop[..., None], -1)[..., 0] & any_crossed & ~up
-    # p_seq over the looks taken up to the stopping one (later looks were never run)
-    until = np.arange(len(taken)) <= stop[..., None]
+    # p_seq over every look taken: valid whatever made them be taken (the union bound covers all L looks),
+    # so a claim that crossed its own boundary but not Holm's may go on to further looks
     scale = design.alpha / bounds
     with np.errstate(invalid="ignore"):
-        p_seq = np.fmin.reduce(np.where(until, p * scale, np.nan), -1).clip(max=1.0)
-        p_ref_seq = np.fmin.reduce(np.where(until, p_ref * scale, np.nan), -1).clip(max=1.0)
+        p_seq = np.fmin.reduce(p * scale, -1).clip(max=1.0)
+        p_ref_seq = np.fmin.reduce(p_ref * scale, -1).clip(max=1.0)
     out = {"decision": np.where(up, "supported", np.where(down, "refuted", "undecided")),
            "stopped_at": stop, "seeds": np.asarray(taken)[stop],
            "complete": len(taken) == len(design.looks), "p_seq": p_seq, "p_refute_seq": p_ref_seq,

@@ -139,31 +139,34 @@ def sequential_outcome(values: dict, check: Check, design: Design) -> dict:
     """The check at every look taken (repro.sequential.judge): the deciding (or last) look's numbers, with the
     sequential decision and p-values (what Holm reads) and the path, look by look."""
     judged = judge(values, check, design)
-    outcome = dict(judged["outcomes"][judged["stopped_at"]])
+    outcome = dict(judged["outcomes"][-1])  # the numbers of every seed stored; the decision from p_seq
     looks, last = judged["looks"], judged["looks"][-1]
-    next_look = None
-    if judged["decision"] == "undecided" and not judged["complete"]:
-        next_look = design.looks[len(looks)]
+    # the next look's size, while there is one (--until-decided takes it if the claim is still INCONCLUSIVE
+    # after Holm: undecided, or past its own boundary but not the family's)
+    next_look = None if judged["complete"] else design.looks[len(looks)]
     outcome.update(decision=judged["decision"], p=judged["p_seq"], p_refute=judged["p_refute_seq"],
                    p_look=outcome["p"], p_refute_look=outcome.get("p_refute"), looks=looks, next_look=next_look,
                    seeds_to_decide=None,
                    sequential={"looks": list(design.looks), "boundaries": design.boundaries.tolist(),
                                "spending": design.spending, "seeds_used": last["seeds"],
+                               "stopped_at": judged["stopped_at"] + 1,
                                "decided_at": judged["stopped_at"] + 1 if judged["decision"] != "undecided" else None})
     return outcome
 
 
 def _sequential_text(v: dict) -> str:
-    seq, look = v["sequential"], v["looks"][-1]
-    where = (f"decided at look {seq['decided_at']} of {len(seq['looks'])} with {seq['seeds_used']} seeds per arm"
-             if seq["decided_at"] else f"look {len(v['looks'])} of {len(seq['looks'])} at {seq['seeds_used']} seeds per arm")
+    seq, looks = v["sequential"], v["looks"]
+    crossed = looks[seq["decided_at"] - 1] if seq["decided_at"] else looks[-1]
     text = (f"; group-sequential ({seq['spending']} spending over looks at {', '.join(map(str, seq['looks']))} "
-            f"seeds): {where}, p = {_num(look['p'], '.3g')} against boundary {_num(look['boundary'], '.3g')} "
-            "(the p above is the sequential one, what Holm reads; the interval is that look's own, not widened "
-            "for the looks)")
-    if v.get("next_look"):
+            f"seeds, {len(looks)} taken): ")
+    text += (f"crossed its boundary at look {seq['decided_at']} ({crossed['seeds']} seeds per arm: "
+             if seq["decided_at"] else f"no boundary crossed yet (last look, {crossed['seeds']} seeds per arm: ")
+    text += (f"p {_num(crossed['p'], '.3g')} / against {_num(crossed['p_refute'], '.3g')}, boundary "
+             f"{_num(crossed['boundary'], '.3g')}); the p above is the sequential one (what Holm reads) and the "
+             "interval is from all stored seeds, not widened for the looks")
+    if v.get("status") == "INCONCLUSIVE" and v.get("next_look"):
         text += f"; `repro run --until-decided` trains up to {v['next_look']} seeds for the next look"
-    elif not seq["decided_at"]:
+    elif v.get("status") == "INCONCLUSIVE":
         text += "; the cap is reached"
     return text
 

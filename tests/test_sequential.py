@@ -192,8 +192,9 @@ def test_until_decided_trains_looks_until_the_claim_is_decided(tmp_path):
     assert v["status"] == "REPRODUCED", v["reason"]
     assert seq["looks"] == [3, 4, 5, 6] and seq["decided_at"] == len(v["looks"])
     assert [look["seeds"] for look in v["looks"]] == seq["looks"][:seq["decided_at"]]
-    assert v["seeds"] == list(range(seq["seeds_used"]))
-    assert "group-sequential (obf spending over looks at 3, 4, 5, 6 seeds): decided at look" in v["reason"]
+    assert v["seeds"] == list(range(seq["seeds_used"])) and v["next_look"] in (None, seq["looks"][seq["decided_at"]])
+    assert (f"group-sequential (obf spending over looks at 3, 4, 5, 6 seeds, {len(v['looks'])} taken): crossed its "
+            f"boundary at look {seq['decided_at']}") in v["reason"]
     stored = {json.loads(p.read_text())["run"]["seed"] for p in results.rglob("*.json")}
     assert stored == set(range(seq["seeds_used"]))  # no seed beyond the deciding look was trained
     # the deciding look crossed its boundary, no earlier one did
