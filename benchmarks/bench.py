@@ -8,7 +8,14 @@ The dropout-free students are also timed as SEEDS seeds stacked into one model (
 Prints per-epoch seconds, samples/s, achieved GFLOP/s (forward 2 FLOPs per MAC, backward 4) against
 the measured matmul peak of this machine, and the speed-up. The source-style loop is timed over
 BATCHES batches and scaled to a 60,000-image epoch (it is the slow one); the engine runs a full epoch.
-Needs REPRO_DATA with MNIST. Prints only; asserts nothing.
+Two CIFAR-10 workloads of the vit-cifar quick profile (`--cifar` runs only these):
+  engine   kd-repro: uint8 tensors, batched crop/flip, bf16 autocast; the ViT student reads its soft
+           targets from the teacher's cached logits (no augmentation: they cannot change)
+  source   the source's style: a torchvision dataset with per-image PIL transforms behind a DataLoader,
+           fp32, the teacher run on every batch
+Both CIFAR loops are timed over CIFAR_BATCHES batches and scaled to a 50,000-image epoch; FLOPs are
+counted by torch's FlopCounterMode (training = 3x forward).
+Needs REPRO_DATA with MNIST and CIFAR-10. Prints only; asserts nothing.
 `--profile`: where the time of an fp32 teacher step and of a bf16 KD step goes.
 """
 from __future__ import annotations
@@ -147,11 +154,115 @@ def source_epoch(student, teacher, jitter) -> float:
     return (time.perf_counter() - start) * EPOCH / (BATCHES * BATCH)
 
 
-def main():
+CIFAR_EPOCH, CIFAR_BATCHES = 50_000, int(os.environ.get("BENCH_CIFAR_BATCHES", 25))
+RESNET = dict(depth=20)  # the vit-cifar quick profile's teacher
+VIT = dict(patch_size=8)  # its students, at 32 px
+
+
+def forward_flops(model, shape) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+    model.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, *shape))
+    model.train()
+    return counter.get_total_flops()
+
+
+class PickleCIFAR(torch.utils.data.Dataset):
+    """torchvision's CIFAR10 (the local copy fails its md5 check, so the same arrays, read as it reads them):
+    one PIL image per item through the given transforms."""
+
+    def __init__(self, data, transform):
+        self.x, self.y, self.transform = data.train_x.permute(0, 2, 3, 1).numpy(), data.train_y.tolist(), transform
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        from PIL import Image
+        return self.transform(Image.fromarray(self.x[i])), self.y[i]
+
+
+def cifar_source_epoch(student, teacher, augment: bool) -> float:
+    from torchvision import transforms as T
+    data = load_dataset("cifar10")
+    aug = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if augment else []
+    loader = torch.utils.data.DataLoader(PickleCIFAR(data, T.Compose(aug + [T.ToTensor(), T.Normalize(data.mean, data.std)])),
+                                         batch_size=BATCH, shuffle=True, num_workers=0)
+    opt = torch.optim.AdamW(student.parameters(), lr=1e-3) if teacher is not None else \
+        torch.optim.SGD(student.parameters(), lr=0.1, momentum=0.9)
+    start = time.perf_counter()
+    for i, (x, y) in enumerate(loader):
+        if i == CIFAR_BATCHES:
+            break
+        logits = student(x)
+        with torch.no_grad():
+            soft = teacher(x) if teacher is not None else None
+        loss = hinton(logits, y, soft, alpha=0.5, T=0.5)["loss"] if soft is not None else F.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return (time.perf_counter() - start) * CIFAR_EPOCH / (CIFAR_BATCHES * BATCH)
+
+
+def cifar_engine_epoch(student, teacher, augment: bool) -> float:
+    data = load_dataset("cifar10")
+    device = torch.device("cpu")
+    cached = None
+    if teacher is not None:  # repro.train's cache_teacher_logits: one pass over the transfer set, timed
+        start = time.perf_counter()
+        teacher.eval()
+        with torch.inference_mode(), autocast("bf16", device):
+            cached = torch.cat([teacher(x).float() for x, _ in data.eval_batches("train", Augment(), device, 1024)])
+        cache_s = time.perf_counter() - start
+    opt = torch.optim.AdamW(student.parameters(), lr=1e-3, fused=True) if teacher is not None else \
+        torch.optim.SGD(student.parameters(), lr=0.1, momentum=0.9, fused=True)
+    batches = data.train_batches(BATCH, Augment(crop_pad=4 if augment else 0, hflip=augment), torch.Generator().manual_seed(0),
+                                 device)
+    start = time.perf_counter()
+    for i, (x, y, idx) in enumerate(batches):
+        if i == CIFAR_BATCHES:
+            break
+        with autocast("bf16", device):
+            logits = student(x)
+        loss = hinton(logits, y, cached[idx], alpha=0.5, T=0.5)["loss"] if cached is not None else \
+            F.cross_entropy(logits.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    epoch = (time.perf_counter() - start) * CIFAR_EPOCH / (CIFAR_BATCHES * BATCH)
+    return epoch + (cache_s / 5 if teacher is not None else 0)  # the cache serves the run's 5 epochs
+
+
+def cifar_rows(peaks):
+    print(f"\nCIFAR-10 (vit-cifar quick profile), per 50,000-image epoch, {CIFAR_BATCHES} batches of {BATCH} timed:")
+    print(f"{'workload':38s} {'impl':13s} {'s/epoch':>8s} {'images/s':>10s} {'GFLOP/s':>8s} {'% peak':>7s} "
+          f"{'speed-up':>8s}")
+    resnet = lambda: create_model("resnet_cifar", (3, 32, 32), 10, **RESNET)  # noqa: E731
+    vit = lambda: create_model("vit_tiny", (3, 32, 32), 10, **VIT)  # noqa: E731
+    resnet_flops, vit_flops = forward_flops(resnet(), (3, 32, 32)), forward_flops(vit(), (3, 32, 32))
+    workloads = [("(e) ResNet-20 teacher, crop + flip", lambda: (resnet(), None), True, 3 * resnet_flops, 3 * resnet_flops),
+                 ("(f) ViT-tiny p8 KD student", lambda: (vit(), resnet().eval()), False,
+                  3 * vit_flops + resnet_flops, 3 * vit_flops + resnet_flops / 5)]
+    for name, make, augment, source_flops, engine_flops in workloads:
+        torch.manual_seed(0)
+        base = cifar_source_epoch(*make(), augment)
+        torch.manual_seed(0)
+        engine = cifar_engine_epoch(*make(), augment)
+        for impl, seconds, p, flops in (("source-style", base, "fp32", source_flops),
+                                        ("engine bf16", engine, "bf16", engine_flops)):
+            gflops = flops * CIFAR_EPOCH / seconds / 1e9
+            print(f"{name:38s} {impl:13s} {seconds:8.1f} {CIFAR_EPOCH / seconds:10.0f} {gflops:8.0f} "
+                  f"{100 * gflops / peaks[p]:6.0f}% {base / seconds:7.1f}x")
+
+
+def main(cifar_only: bool = False):
     torch.manual_seed(0)
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; 2048^2 matmul peak: "
           f"fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
+    if cifar_only:
+        return cifar_rows(peaks)
     for dtype, p in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
         at = matmul_at_batch(dtype)
         print(f"  {p} matmuls of the 800-800 student at batch {BATCH}: {at:.0f} GFLOP/s = {100 * at / peaks[p]:.0f}% "
@@ -184,7 +295,8 @@ def main():
             result = json.loads(path.read_text())
             runs[result["key"]] = result["wall_s"]
         print(f"  {prefix}*: {len(runs)} runs, {sum(runs.values()) / 60:.1f} min of training wall time")
+    cifar_rows(peaks)
 
 
 if __name__ == "__main__":
-    profile_steps() if sys.argv[1:] == ["--profile"] else main()
+    profile_steps() if sys.argv[1:] == ["--profile"] else main(cifar_only=sys.argv[1:] == ["--cifar"])

@@ -138,3 +138,43 @@ def create_small_cnn(in_shape, num_classes, width=32):
     return nn.Sequential(*block(in_shape[0], w), *block(w, w), nn.MaxPool2d(2),
                          *block(w, 2 * w), *block(2 * w, 2 * w), nn.MaxPool2d(2),
                          *block(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * w, num_classes))
+
+
+class BasicBlock(nn.Module):
+    """He et al. 2016's CIFAR block: two 3x3 convs with batch norm; a 1x1 conv shortcut where the shape changes."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+@MODELS.register("resnet_cifar")
+def create_resnet_cifar(in_shape, num_classes, depth: int = 20, width: int = 16):
+    """The CIFAR ResNets of He et al. 2016 (sec. 4.2): a 3x3 stem, three stages of (depth - 2) / 6 basic
+    blocks at width, 2 width and 4 width channels (32, 16, 8 px), global average pooling, one linear
+    layer. depth 20 at width 16 is ResNet-20 (0.27M parameters, 41 MFLOPs per 32 px image)."""
+    if (depth - 2) % 6:
+        raise ValueError(f"depth must be 6n + 2 (20, 32, 44, 56, 110), got {depth}")
+    n = (depth - 2) // 6
+    layers: list[nn.Module] = [nn.Conv2d(in_shape[0], width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+    cin = width
+    for stage in range(3):
+        cout = width * 2 ** stage
+        for i in range(n):
+            layers.append(BasicBlock(cin, cout, 2 if stage and i == 0 else 1))
+            cin = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes)]
+    model = nn.Sequential(*layers)
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return model

@@ -206,6 +206,12 @@ class Check(Strict):
             raise ValueError("justification is blank: say in one line why this alpha and margin/tolerance/bound")
         return v.strip()
 
+    @property
+    def against_source_number(self) -> bool:
+        """Does this check hold a measured number against an absolute number from the source (its value, or
+        a bound on one arm's mean), rather than compare arms run here with each other?"""
+        return self.kind == "matches" or (self.kind == "at_least" and (self.derived or "mean") == "mean")
+
     @model_validator(mode="after")
     def _arm_count(self):
         from .stats import DERIVED
@@ -227,6 +233,14 @@ class Check(Strict):
         return self
 
 
+class Comparable(Strict):
+    """Whether a profile's absolute numbers can be set beside the source's (a reduced-scale profile's error
+    count cannot reach a number the source got with 50x the epochs), with the one-line reason."""
+
+    numbers: bool
+    why: str = Field(min_length=1)
+
+
 class Overrides(Strict):
     all: dict[str, Any] = {}
     arms: dict[str, dict[str, Any]] = {}
@@ -234,6 +248,7 @@ class Overrides(Strict):
 
 class Variant(Overrides):
     description: str = ""
+    comparable: Optional[Comparable] = None  # e.g. from_scratch: no ImageNet weights, at any profile
 
 
 Seed = Annotated[StrictInt, Field(ge=0, lt=2 ** 31)]  # no bools, no floats: what torch.manual_seed takes
@@ -254,6 +269,7 @@ class Profile(Overrides):
     scale: str = Field(min_length=1, description="one line for the report, e.g. 'reduced: 20 of 1000 epochs'")
     deviations: list[str] = []  # how this profile departs from the source's protocol
     sequential: Optional[Sequential] = None
+    comparable: Optional[Comparable] = None  # unstated: comparable
 
     @model_validator(mode="after")
     def _cap_above_seeds(self):
@@ -315,6 +331,14 @@ class Claim(Strict):
         for layer in (self.defaults, self.arms[arm], v.all, v.arms.get(arm, {}), p.all, p.arms.get(arm, {})):
             merged = deep_merge(merged, layer)
         return Arm.model_validate(merged)
+
+    def numbers_comparable(self, variant: str, profile: str) -> tuple[bool, str]:
+        """Can this variant at this profile be held against the source's own numbers? (and why not). A check
+        against the source's number (Check.against_source_number) where they cannot is never NOT REPRODUCED."""
+        for stated in (self.variants[variant].comparable, self.profiles[profile].comparable):
+            if stated is not None and not stated.numbers:
+                return False, stated.why
+        return True, ""
 
     def teacher_order(self) -> list[str]:
         """Arm names with every teacher before its students."""

@@ -50,3 +50,16 @@ def test_dropout_probability_out_of_range_is_refused():
 def test_mlp_dropout_layers_are_repro_dropout():
     mlp = create_model("mlp", (1, 28, 28), 10, hidden=[16, 16], input_dropout=0.2, hidden_dropout=0.5)
     assert [m.p for m in mlp.modules() if isinstance(m, Dropout)] == [0.2, 0.5, 0.5]
+
+
+@pytest.mark.parametrize("depth,params", [(20, 272_474), (32, 466_906)])
+def test_resnet_cifar_has_the_parameter_count_of_he_et_al(depth, params):
+    # He et al. 2016 Table 6: ResNet-20 0.27M, ResNet-32 0.46M (1x1 projection shortcuts add a few thousand)
+    model = create_model("resnet_cifar", (3, 32, 32), 10, depth=depth)
+    assert sum(p.numel() for p in model.parameters()) == params
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_resnet_cifar_refuses_a_depth_that_is_not_6n_plus_2():
+    with pytest.raises(ValueError, match=r"depth must be 6n \+ 2"):
+        create_model("resnet_cifar", (3, 32, 32), 10, depth=21)

@@ -244,3 +244,14 @@ def test_cli_writes_a_readable_report(smoke_doc, tmp_path):
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not the private mode of atomic_write's temp file
     assert f'id="claim-{CLAIM_ID}"' in out.read_text()
     assert write_report(tmp / "verdicts.json", tmp / "results", out, {}).exists()  # no specs: still renders
+
+
+def test_a_verdict_at_a_scale_not_comparable_with_the_source_is_marked(claim):
+    why = "30 of the paper's 1000 epochs <b>"
+    v = verdict(status="INCONCLUSIVE", check="matches", profile="quick", not_comparable=why)
+    page = render({"profile": "quick", "verdicts": [v]}, {CLAIM_ID: claim}, Path("/nonexistent"))
+    assert page.count("scale not comparable") == 2  # the summary row and the claim's own section
+    assert "30 of the paper&#39;s 1000 epochs &lt;b&gt;" in page and "never NOT REPRODUCED" in page
+    plain = render({"profile": "quick", "verdicts": [verdict(status="INCONCLUSIVE", profile="quick")]},
+                   {CLAIM_ID: claim}, Path("/nonexistent"))
+    assert "scale not comparable" not in plain

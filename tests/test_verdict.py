@@ -327,3 +327,27 @@ def test_holm_family_is_named_refutations_corrected_and_seeds_at_the_holm_level(
     from repro.stats import less
     raw = less(V.metric_values(stored["c-weak"], claims[2].check), claims[2].check)
     assert weak["seeds_to_decide"] > raw["seeds_to_decide"]  # its Holm level is below alpha
+
+
+@pytest.mark.parametrize("check,comparable,status", [
+    ({"kind": "matches", "arms": ["teacher"], "value": 146, "tolerance": 20}, None, "NOT REPRODUCED"),
+    ({"kind": "matches", "arms": ["teacher"], "value": 146, "tolerance": 20}, False, "INCONCLUSIVE"),
+    ({"kind": "matches", "arms": ["teacher"], "value": 67, "tolerance": 20}, False, "REPRODUCED"),
+    ({"kind": "at_least", "arms": ["small"], "bound": 200}, False, "INCONCLUSIVE"),
+    ({"kind": "less", "arms": ["small", "distilled"]}, False, "NOT REPRODUCED"),  # relative: keeps its verdict
+])
+def test_a_check_against_the_source_number_is_never_refuted_where_the_scale_is_not_comparable(
+        tmp_path, stored, check, comparable, status):
+    claim = make_claim(tmp_path, check)
+    if comparable is not None:  # the profile states it
+        doc = yaml.safe_load((tmp_path / "toy.yaml").read_text())
+        doc["profiles"]["smoke"]["comparable"] = {"numbers": comparable, "why": "20 of 1000 epochs"}
+        (tmp_path / "toy.yaml").write_text(yaml.safe_dump(doc))
+        claim = load_claim(tmp_path / "toy.yaml")
+    stored["toy"] = results(**GOOD)
+    [v] = verdicts_for([claim])
+    assert v["status"] == status, v["reason"]
+    if status == "INCONCLUSIVE":
+        assert v["not_comparable"] == "20 of 1000 epochs"
+        assert "not comparable with the source at the smoke profile (20 of 1000 epochs): measured" in v["reason"]
+        assert "against the source's " in v["reason"]
