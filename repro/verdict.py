@@ -218,6 +218,7 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
     comparable, why = claim.numbers_comparable(variant, profile)
     if check.against_source_number and not comparable:
         verdict["not_comparable"] = why
+        verdict["next_look"] = None  # more seeds at this scale cannot make its numbers the source's
         if verdict["decision"] == "refuted":  # the profile could never have reached the source's number
             verdict["decision"], verdict["p_refute"], verdict["next_look"] = "undecided", math.nan, None
             verdict["reason"] = (f"not comparable with the source at the {profile} profile ({why}): measured "
