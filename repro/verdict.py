@@ -112,7 +112,12 @@ def run_check(results, check: Check, design: Design | None = None) -> dict:
     values = metric_values(results, check)
     distinct = {arm: len({r["key"] for r in results[arm]}) for arm in check.arms}
     single = [arm for arm, n in distinct.items() if n < 2]
-    if single:
+    # One run reused for every seed (a fixed-seed teacher, as a source ships one pretrained model) is a
+    # constant, not a sample: compared seed by seed with arms that vary, the paired differences carry their
+    # spread, and the test is valid conditionally on that one run. Alone, or unpaired, nothing can be tested.
+    paired = check.paired is not False and len({len(results[arm]) for arm in check.arms}) == 1
+    conditional = single and len(single) < len(check.arms) and paired and check.kind != "matches"
+    if single and not conditional:
         return {"decision": "undecided", "p": math.nan, "values": values, "diverged": {arm: 0 for arm in values},
                 "reason": "too few distinct runs: " + ", ".join(
                     f"arm '{arm}' has {distinct[arm]} distinct run for its {len(results[arm])} seeds" for arm in single)
@@ -127,10 +132,13 @@ def run_check(results, check: Check, design: Design | None = None) -> dict:
     try:
         tested = _distinct(results, values, check)
         if design is not None:
-            return {**sequential_outcome(tested, check, design), "values": values, "diverged": diverged}
+            return {**sequential_outcome(tested, check, design), "values": values, "diverged": diverged,
+                    **({"conditional_on": single} if conditional else {})}
         outcome = CHECKS.get(check.kind)(tested, check)
     except ValueError as err:  # e.g. paired: true with arms of different sizes
         raise Missing(f"check '{check.kind}' cannot run on these results: {err}") from None
+    if conditional:
+        outcome["conditional_on"] = single
     # _rerun: finalize recomputes seeds_to_decide at the Holm thresholds the claim faces (then drops it)
     return {**outcome, "values": values, "diverged": diverged, "_rerun": (tested, check)}
 
@@ -303,6 +311,9 @@ def explain(v: dict) -> str:
     text = (f"{v['estimand']} on {v['metric']} = {_num(v['estimate'])} [{_num(lo)}, {_num(hi)}] "
             f"({100 * level:.3g}% CI); claim {v['hypothesis']}: {v['test']} "
             f"p = {_num(v['p'], '.3g')} (Holm {_num(v.get('p_holm'), '.3g')})")
+    if v.get("conditional_on"):
+        text += (f"; conditional on the one run of {', '.join(v['conditional_on'])} (reused for every seed, so a "
+                 "constant here: the test says nothing about other runs of it)")
     if v.get("no_spread"):
         text += ("; no spread between the seeds (they agree exactly): no test is valid, so it is undecided "
                  "whatever the means say")

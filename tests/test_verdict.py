@@ -298,13 +298,19 @@ def test_missing_data_matters_only_for_missing_results(tmp_path, monkeypatch):
     assert v["status"] == "NOT RUN" and v["reason"] == "dataset 'synthetic' not found"
 
 
-def test_a_reused_run_in_a_paired_check_is_undecided(tmp_path, stored):
-    """Issue 14: one fixed_seed run reused for every seed of a paired check came out REPRODUCED at p = 0."""
+def test_a_reused_run_in_a_paired_check_is_tested_conditionally_on_it_and_alone_is_undecided(tmp_path, stored):
+    """Issue 14: one fixed_seed run reused for every seed of a paired check came out REPRODUCED at p = 0. Against
+    an arm that varies it is a constant: the paired differences carry that arm's spread (a one-sample t on the
+    other arm, valid given that one run), and the reason says so. Two reused runs leave nothing to test."""
     claim = make_claim(tmp_path, {"kind": "less", "arms": ["distilled", "teacher"]})
-    stored["toy"] = {"distilled": [run(60.0, key="d0"), run(61.0, key="d1"), run(59.0, key="d2")],
+    stored["toy"] = {"distilled": [run(60.0, key="d0"), run(61.5, key="d1"), run(59.0, key="d2")],
                      "teacher": [run(67.0, key="same")] * 3}
     [v] = verdicts_for([claim])
-    assert v["status"] == "INCONCLUSIVE" and "too few distinct runs: arm 'teacher' has 1 distinct run" in v["reason"]
+    assert v["status"] == "REPRODUCED" and 0 < v["p"] < 0.05, v["reason"]
+    assert v["conditional_on"] == ["teacher"] and "conditional on the one run of teacher" in v["reason"]
+    stored["toy"]["distilled"] = [run(60.0, key="d")] * 3
+    [v] = verdicts_for([claim])
+    assert v["status"] == "INCONCLUSIVE" and "too few distinct runs: arm 'distilled' has 1 distinct run" in v["reason"]
 
 
 def test_holm_family_is_named_refutations_corrected_and_seeds_at_the_holm_level(tmp_path, stored):
