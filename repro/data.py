@@ -13,11 +13,13 @@ import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
-from .registry import DATASETS
+from .registry import DATASETS, Examples, NonNegative, Pixels, Positive, limited
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -158,6 +160,13 @@ def split_holdout(x, y, holdout: int):
     return (x[keep], y[keep]), (x[held], y[held])
 
 
+# Parameter types of the dataset builders (spec validation; see registry.py).
+Digit = Annotated[int, Field(ge=0, le=9)]     # a class of MNIST / CIFAR-10
+Class = Annotated[int, Field(ge=0)]
+Held = Annotated[int, Field(ge=0), limited("examples")]
+Finite01 = Annotated[float, Field(ge=0, le=1)]
+
+
 @functools.lru_cache(maxsize=4)
 def load_dataset(name: str, **params):
     """Loaded once per process per (name, params): runs of one plan share it."""
@@ -176,8 +185,8 @@ def tensor_dataset(train, test, num_classes, mean, std, omit_classes, keep_class
 
 
 @DATASETS.register("mnist")
-def mnist(mean=(0.5,), std=(0.5,), omit_classes=(), keep_classes=(), holdout: int = 0,
-          train_subset: int | None = None) -> TensorDataset:
+def mnist(mean: Sequence[Finite01] = (0.5,), std: Sequence[Positive] = (0.5,), omit_classes: Sequence[Digit] = (),
+          keep_classes: Sequence[Digit] = (), holdout: Held = 0, train_subset: Optional[Examples] = None) -> TensorDataset:
     """MNIST; default normalisation is the sources' Normalize((0.5,), (0.5,))."""
     import torchvision
 
@@ -200,8 +209,8 @@ def mnist(mean=(0.5,), std=(0.5,), omit_classes=(), keep_classes=(), holdout: in
 
 
 @DATASETS.register("cifar10")
-def cifar10(omit_classes=(), keep_classes=(), holdout: int = 0, train_subset: int | None = None,
-            test_subset: int | None = None) -> TensorDataset:
+def cifar10(omit_classes: Sequence[Digit] = (), keep_classes: Sequence[Digit] = (), holdout: Held = 0,
+            train_subset: Optional[Examples] = None, test_subset: Optional[Examples] = None) -> TensorDataset:
     """CIFAR-10 read from the python pickle batches directly (torchvision's md5 check rejects the
     local copy, whose pixels are exact but whose `filenames` field differs)."""
     folder = data_root() / "cifar-10-batches-py"
@@ -227,9 +236,10 @@ def cifar10(omit_classes=(), keep_classes=(), holdout: int = 0, train_subset: in
 
 
 @DATASETS.register("synthetic")
-def synthetic(n_train: int = 512, n_test: int = 256, num_classes: int = 10,
-              shape: tuple[int, ...] = (1, 28, 28), noise: float = 0.35, seed: int = 0,
-              omit_classes=(), keep_classes=(), holdout: int = 0) -> TensorDataset:
+def synthetic(n_train: Examples = 512, n_test: Examples = 256, num_classes: Annotated[int, Field(ge=2, le=1000)] = 10,
+              shape: Annotated[Sequence[Pixels], Field(min_length=3, max_length=3)] = (1, 28, 28),
+              noise: NonNegative = 0.35, seed: int = 0, omit_classes: Sequence[Class] = (),
+              keep_classes: Sequence[Class] = (), holdout: Held = 0) -> TensorDataset:
     """Class prototypes plus noise, quantised to uint8 like real images. Fixed by `seed`,
     independent of the run seed (the data is the same for every run; order and init vary)."""
     g = torch.Generator().manual_seed(seed)
@@ -269,7 +279,7 @@ class FolderDataset:
 
 
 @DATASETS.register("hymenoptera")
-def hymenoptera(resolution: int = 224) -> FolderDataset:
+def hymenoptera(resolution: Pixels = 224) -> FolderDataset:
     """The source's transforms: RandomResizedCrop + flip for train, Resize(256/224 of the side) +
     CenterCrop for val, ImageNet normalisation; `resolution` < 224 scales both for CPU profiles."""
     from torchvision import datasets, transforms as T

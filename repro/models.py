@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Literal, Optional
 
 import torch
 from torch import nn
 
-from .registry import MODELS
+from .registry import MODELS, Count, DropRate, Positive, Width
 
 
 class WeightsMissing(RuntimeError):
@@ -69,8 +70,9 @@ class MLP(nn.Module):
 
 
 @MODELS.register("mlp")
-def create_mlp(in_shape, num_classes, hidden, input_dropout=0.0, hidden_dropout=0.0, batch_norm=False,
-               dropout_always_on=False, init_std=None):
+def create_mlp(in_shape, num_classes, hidden: list[Width], input_dropout: DropRate = 0.0,
+               hidden_dropout: DropRate = 0.0, batch_norm: bool = False, dropout_always_on: bool = False,
+               init_std: Optional[Positive] = None):
     model = MLP(math.prod(in_shape), list(hidden), num_classes, input_dropout, hidden_dropout, batch_norm,
                 dropout_always_on)
     if init_std is not None:
@@ -111,17 +113,17 @@ def torchvision_resnet(arch: str, num_classes: int, weights: str) -> nn.Module:
 
 
 @MODELS.register("resnet18")
-def create_resnet18(in_shape, num_classes, weights="none"):
+def create_resnet18(in_shape, num_classes, weights: Literal["imagenet", "none"] = "none"):
     return torchvision_resnet("resnet18", num_classes, weights)
 
 
 @MODELS.register("resnet50")
-def create_resnet50(in_shape, num_classes, weights="none"):
+def create_resnet50(in_shape, num_classes, weights: Literal["imagenet", "none"] = "none"):
     return torchvision_resnet("resnet50", num_classes, weights)
 
 
 @MODELS.register("vit_tiny")
-def create_vit_tiny(in_shape, num_classes, patch_size=16, drop_path_rate=0.0):
+def create_vit_tiny(in_shape, num_classes, patch_size: Count = 16, drop_path_rate: DropRate = 0.0):
     """timm's ViT-Ti (192 wide, 12 blocks, 3 heads); patch 16 at 224 px as in the source, or patch 4
     at native 32 px CIFAR. No pretrained weights: the sources train it from scratch."""
     import timm
@@ -130,7 +132,7 @@ def create_vit_tiny(in_shape, num_classes, patch_size=16, drop_path_rate=0.0):
 
 
 @MODELS.register("small_cnn")
-def create_small_cnn(in_shape, num_classes, width=32):
+def create_small_cnn(in_shape, num_classes, width: Width = 32):
     """A small CIFAR convnet (~0.3M parameters at width 32): a teacher a 2-core CPU can train in minutes."""
     def block(cin, cout):
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
