@@ -77,6 +77,11 @@ def cmd_run(args) -> int:
             update={"seeds": c.profiles[profile].seeds[: args.seeds]})}}) for k, c in claims.items()
             if profile in c.profiles}
     store = Store(args.results)
+    try:
+        store.probe()  # an unwritable results or cache folder fails now, not after the first run has trained
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     jobs = plan(list(claims.values()), profile, store)
     try:
         executor = make_executor(args.executor, store, device, force=args.force, address=args.address,
