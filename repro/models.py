@@ -90,8 +90,8 @@ def weights_availability(name: str, params: dict) -> str | None:
     path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
     if path.exists():
         return None
-    return (f"ImageNet weights for {name} are not on this machine ({path} is missing and they cannot be "
-            "downloaded offline): the source's protocol needs them; see the from_scratch variant")
+    return (f"ImageNet weights for {name} are not on this machine ($TORCH_HOME/hub/checkpoints/{path.name} is missing "
+            "and they cannot be downloaded offline): the source's protocol needs them; see the from_scratch variant")
 
 
 def torchvision_resnet(arch: str, num_classes: int, weights: str) -> nn.Module:
