@@ -34,7 +34,7 @@ class SpecError(ValueError):
     """A spec is malformed. Each of `lines` is one line, `file: key: what was expected`; str() joins them."""
 
     def __init__(self, *lines: str):
-        self.lines = [clip(line, 400) for line in lines]
+        self.lines = [clip(line, 1000) for line in lines]  # inputs are clipped where echoed; this is a backstop
         super().__init__("\n".join(self.lines))
 
 
@@ -364,10 +364,11 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 
 def _message(error: dict) -> str:
-    """pydantic's message for one error, with the offending value (clipped to a few words)."""
-    got = error.get("input")
-    got_text = "" if isinstance(got, dict) or error["type"] == "missing" else f" (got {clip(repr(got))})"
-    return f"{error['msg'].removeprefix('Value error, ')}{got_text}"
+    """pydantic's message for one error, with the offending value (clipped to a few words) unless it says it."""
+    got, message = error.get("input"), error["msg"].removeprefix("Value error, ")
+    shown = isinstance(got, dict) or error["type"] == "missing" or message.startswith(f"{got} ") or \
+        (isinstance(got, str) and (repr(got) in message or clip(repr(got), 40) in message))
+    return message if shown else f"{message} (got {clip(repr(got))})"
 
 
 def _valid_keys(model, loc: tuple) -> list[str]:
@@ -394,7 +395,8 @@ def _format(err: ValidationError, prefix: str = "", model=None) -> list[str]:
     """One line per error: `key: what was expected (got value)`."""
     lines = []
     for error in err.errors():
-        key = ".".join(clip(part, 40) for part in map(str, error["loc"]))
+        loc = error["loc"][:-2] if error["loc"][-1:] == ("[key]",) else error["loc"]  # a bad dict key: its dict
+        key = ".".join(clip(part, 40) for part in map(str, loc))
         cause = (error.get("ctx") or {}).get("error")
         if isinstance(cause, ParamErrors):
             lines += [f"{prefix}{key}.{sub}: {message}" for sub, message in cause.errors]
@@ -414,6 +416,10 @@ MAX_DEPTH = 32
 MAX_VALUES = 100_000  # scalars, lists and mappings, aliases expanded
 
 
+class SpecYAMLError(yaml.YAMLError):
+    """A YAML document beyond what a spec may be (duplicate keys, too deep, an alias bomb): str() is the line."""
+
+
 class SpecLoader(yaml.SafeLoader):
     """yaml.SafeLoader that refuses duplicate keys and bounds nesting depth and alias expansion."""
 
@@ -422,7 +428,7 @@ class SpecLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         if self.depth >= MAX_DEPTH:
             mark = self.peek_event().start_mark
-            raise yaml.YAMLError(f"line {mark.line + 1}: nested more than {MAX_DEPTH} levels deep")
+            raise SpecYAMLError(f"line {mark.line + 1}: nested more than {MAX_DEPTH} levels deep")
         self.depth += 1
         try:
             return super().compose_node(parent, index)
@@ -441,8 +447,8 @@ class SpecLoader(yaml.SafeLoader):
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
                 key = self.construct_object(key_node)
                 if key in seen:
-                    raise yaml.YAMLError(f"line {key_node.start_mark.line + 1}: key '{clip(key, 40)}' appears twice "
-                                         "in one mapping (the second would silently replace the first)")
+                    raise SpecYAMLError(f"line {key_node.start_mark.line + 1}: duplicate key '{clip(key, 40)}' "
+                                        "(its second value would silently replace the first)")
                 seen.add(key)
         return super().construct_mapping(node, deep)
 
@@ -453,13 +459,13 @@ def expanded_size(node, sizes=None, open_=None) -> int:
     if id(node) in sizes:
         return sizes[id(node)]
     if id(node) in open_:
-        raise yaml.YAMLError(f"line {node.start_mark.line + 1}: an alias refers to a block that contains it")
+        raise SpecYAMLError(f"line {node.start_mark.line + 1}: an alias refers to a block that contains it")
     open_.add(id(node))
     children = node.value if isinstance(node, yaml.SequenceNode) else \
         [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else []
     size = 1 + sum(expanded_size(child, sizes, open_) for child in children)
     if size > MAX_VALUES:
-        raise yaml.YAMLError(f"more than {MAX_VALUES} values once aliases are expanded (an alias bomb?)")
+        raise SpecYAMLError(f"more than {MAX_VALUES} values once aliases are expanded (an alias bomb?)")
     open_.discard(id(node))
     sizes[id(node)] = size
     return size
@@ -485,6 +491,8 @@ def read_yaml(path: Path) -> dict:
         raise SpecError(f"{path}: not a text file (it contains NUL bytes)")
     try:
         raw = yaml.load(text, Loader=SpecLoader)
+    except SpecYAMLError as err:
+        raise SpecError(f"{path}: {err}") from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"line {mark.line + 1}" if mark else "YAML"
@@ -493,6 +501,8 @@ def read_yaml(path: Path) -> dict:
         raise SpecError(f"{path}: not valid YAML ({clip(err, 120)})") from None
     except RecursionError:
         raise SpecError(f"{path}: not valid YAML (nested too deep)") from None
+    if raw is None:
+        raise SpecError(f"{path}: the file is empty; expected a mapping of claim fields")
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: (top level): expected a mapping of claim fields, got {type(raw).__name__}")
     return raw
@@ -503,7 +513,7 @@ def base_file(path: Path, base) -> Path:
     folder = path.parent.resolve()
     target = (path.parent / base).resolve() if isinstance(base, str) and base and not Path(base).is_absolute() else None
     if target is None or not target.is_relative_to(folder) or not target.is_file():
-        raise SpecError(f"{path}: base: expected the relative path of a file inside {path.parent}/ "
+        raise SpecError(f"{path}: base: expected the relative path of a file inside the spec's folder "
                         f"(e.g. _shared/source.yaml), got {clip(repr(base))}")
     return path.parent / target.relative_to(folder)
 
@@ -523,14 +533,14 @@ def load_claim(path: str | Path) -> Claim:
     try:
         claim = Claim.model_validate(raw)
     except ValidationError as err:
-        raise SpecError(*(f"{path}: {line}" for line in _format(err, model=Claim))) from None
+        raise SpecError(*capped([f"{path}: {line}" for line in _format(err, model=Claim)], path)) from None
+    errors: dict[str, str] = {}  # one line per distinct problem, with the first combination that shows it
     if claim.id != path.stem:
-        raise SpecError(f"{path}: id: expected '{clip(path.stem)}' (the file name), got '{claim.id}'")
+        errors["id"] = f"{path}: id: expected '{clip(path.stem)}' (the file name), got '{claim.id}'"
     try:
         order = claim.teacher_order()
     except ValueError as err:
-        raise SpecError(f"{path}: {err}") from None
-    errors: dict[str, str] = {}  # one line per distinct problem, with the first combination that shows it
+        raise SpecError(*errors.values(), f"{path}: {clip(err, 200)}") from None
     resolved: dict[tuple[str, str, str], Arm] = {}
     for variant in claim.variants:
         for profile in claim.profiles:
@@ -539,8 +549,10 @@ def load_claim(path: str | Path) -> Claim:
                     resolved[arm, variant, profile] = claim.resolve(arm, variant, profile)
                 except ValidationError as err:
                     context = f"arms.{arm} (variant '{variant}', profile '{profile}')."
-                    for line in _format(err, model=Arm):
-                        errors.setdefault(line, f"{path}: {context}{line}")
+                    for line in _format(err, model=Arm):  # "(top level)" of an arm: a rule across its keys
+                        where = context.removesuffix(".") + line.removeprefix("(top level)") \
+                            if line.startswith("(top level):") else context + line
+                        errors.setdefault(line, f"{path}: {where}")
     for where, check in [("check", claim.check)] + [(f"preconditions.{i}", c) for i, c in enumerate(claim.preconditions)]:
         for (arm, variant, profile), spec in resolved.items():
             problem = metric_problem(check.metric, spec) if arm in check.arms else None
@@ -548,8 +560,17 @@ def load_claim(path: str | Path) -> Claim:
                 errors.setdefault(f"{where}.{problem}", f"{path}: {where}.metric: {problem} "
                                                         f"(arm '{arm}', variant '{variant}', profile '{profile}')")
     if errors:
-        raise SpecError(*errors.values())
+        raise SpecError(*capped(list(errors.values()), path))
     return claim
+
+
+MAX_ERRORS = 20  # per file: beyond that, a count (a 5000-item list of wrong values is one mistake)
+
+
+def capped(lines: list[str], path: Path) -> list[str]:
+    if len(lines) <= MAX_ERRORS:
+        return lines
+    return lines[:MAX_ERRORS] + [f"{path}: ... and {len(lines) - MAX_ERRORS} more errors"]
 
 
 def metric_problem(metric: str, arm: Arm) -> str | None:
