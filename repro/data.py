@@ -276,6 +276,8 @@ def cifar10(omit_classes: Sequence[Digit] = (), keep_classes: Sequence[Digit] = 
     """CIFAR-10 read from the python pickle batches directly (torchvision's md5 check rejects the
     local copy, whose pixels are exact but whose `filenames` field differs)."""
     folder = data_root() / "cifar-10-batches-py"
+    if root_missing():
+        raise DataMissing(f"CIFAR-10 not found: {root_missing()}")
     if availability("cifar10"):
         raise DataMissing(f"CIFAR-10 not found: expected data_batch_1..5 and test_batch (python pickle "
                           f"batches) in {shown('cifar-10-batches-py/')}; set REPRO_DATA to the folder that holds "
