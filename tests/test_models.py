@@ -50,3 +50,14 @@ def test_dropout_probability_out_of_range_is_refused():
 def test_mlp_dropout_layers_are_repro_dropout():
     mlp = create_model("mlp", (1, 28, 28), 10, hidden=[16, 16], input_dropout=0.2, hidden_dropout=0.5)
     assert [m.p for m in mlp.modules() if isinstance(m, Dropout)] == [0.2, 0.5, 0.5]
+
+
+def test_missing_imagenet_weights_are_reported_without_a_local_absolute_path(tmp_path, monkeypatch):
+    """The reason lands in the published report: it names $TORCH_HOME, not this machine's home folder."""
+    import torch.hub
+
+    from repro.models import weights_availability
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    why = weights_availability("resnet18", {"weights": "imagenet"})
+    assert why.startswith("ImageNet weights for resnet18 are not on this machine ($TORCH_HOME/hub/checkpoints/resnet18-")
+    assert str(tmp_path) not in why
