@@ -351,6 +351,18 @@ class FolderDataset:
             yield x.to(device), y.to(device)
 
 
+def check_images(root: Path) -> None:
+    """Raise DataDamaged naming the first image file PIL cannot read (it would otherwise fail mid-training)."""
+    from PIL import Image
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg", ".png")):
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except Exception as err:  # truncated, not an image, unsupported
+            raise DataDamaged(f"{shown(path.relative_to(data_root()))}: damaged image ({type(err).__name__}: "
+                              f"{str(err)[:80]})") from None
+
+
 @DATASETS.register("hymenoptera")
 def hymenoptera(resolution: Pixels = 224) -> FolderDataset:
     """The source's transforms: RandomResizedCrop + flip for train, Resize(256/224 of the side) +
@@ -360,6 +372,7 @@ def hymenoptera(resolution: Pixels = 224) -> FolderDataset:
     if availability("hymenoptera"):
         raise DataMissing(availability("hymenoptera") + "; expected hymenoptera_data/{train,val}/{ants,bees}/*.jpg")
     root = data_root() / "hymenoptera_data"
+    check_images(root)
     normalize = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
     train = datasets.ImageFolder(root / "train", T.Compose([
         T.RandomResizedCrop(resolution), T.RandomHorizontalFlip(), T.ToTensor(), normalize]))

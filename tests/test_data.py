@@ -185,3 +185,19 @@ def test_a_claim_with_damaged_data_is_not_run_and_the_others_go_on(tmp_path, mon
                                        "damaged MNIST file: 0 bytes, expected an idx file with magic number 2049 "
                                        "(labels; are the files swapped?)"}
     assert summary["counts"]["trained"] == 4 and len(list((tmp_path / "results").rglob("*.json"))) == 4
+
+
+def test_a_damaged_hymenoptera_image_is_named(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from repro.data import hymenoptera
+    for split in ("train", "val"):
+        for label in ("ants", "bees"):
+            folder = tmp_path / "hymenoptera_data" / split / label
+            folder.mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(folder / "whole.jpg")
+    (tmp_path / "hymenoptera_data" / "val" / "bees" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    monkeypatch.setenv("REPRO_DATA", str(tmp_path))
+    with pytest.raises(DataDamaged, match=r"^\$REPRO_DATA/hymenoptera_data/val/bees/broken.jpg: damaged image "
+                                          r"\(UnidentifiedImageError: "):
+        hymenoptera()
