@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .spec import SpecError, load_claim, load_claims
+from .spec import SpecError, load_claim, load_claims, spec_files
 
 
 def _claims(args) -> dict:
@@ -34,17 +34,34 @@ def cmd_list(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    paths = [Path(p) for p in args.paths] or sorted(Path(args.claims).glob("*.yaml"))
+    """Every spec file of every folder given (*.yaml and *.yml), every error of each file, one per line."""
+    paths = [Path(p) for p in args.paths] or [Path(args.claims)]
     failed = 0
     for path in paths:
-        for file in sorted(path.glob("*.yaml")) if path.is_dir() else [path]:
+        for file in spec_files(path) if path.is_dir() else [path]:
             try:
                 load_claim(file)
                 print(f"ok    {file}")
             except SpecError as err:
-                print(f"error {err}")
+                for line in err.lines:
+                    print(f"error {line}")
                 failed += 1
+        if path.is_dir():
+            others = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix not in (".yaml", ".yml"))
+            if others:
+                print(f"note  {path}: not specs (not .yaml/.yml), not checked: {', '.join(others)}")
     return 1 if failed else 0
+
+
+def positive(text: str) -> int:
+    """--seeds N: a count, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of seeds, at least 1, got {text[:20]!r}")
+    return value
 
 
 def cmd_run(args) -> int:
@@ -60,6 +77,11 @@ def cmd_run(args) -> int:
             update={"seeds": c.profiles[profile].seeds[: args.seeds]})}}) for k, c in claims.items()
             if profile in c.profiles}
     store = Store(args.results)
+    try:
+        store.probe()  # an unwritable results or cache folder fails now, not after the first run has trained
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     jobs = plan(list(claims.values()), profile, store)
     try:
         executor = make_executor(args.executor, store, device, force=args.force, address=args.address,
@@ -162,7 +184,7 @@ def main(argv=None) -> int:
     p.add_argument("claim", nargs="*", help="claim ids (default: all)")
     p.add_argument("--profile", default="auto", choices=["smoke", "quick", "paper", "auto"],
                    help="auto = paper on a GPU, quick on a CPU")
-    p.add_argument("--seeds", type=int, help="use only the first N seeds of the profile")
+    p.add_argument("--seeds", type=positive, help="use only the first N seeds of the profile")
     p.add_argument("--device", choices=["cpu", "cuda"])
     p.add_argument("--force", action="store_true", help="re-run runs that are already stored")
     p.add_argument("--executor", default="local", choices=["local", "ray"],

@@ -9,15 +9,19 @@ training loop passes in, so the run's seed fixes data order and augmentation.
 from __future__ import annotations
 
 import functools
+import gzip
+import math
 import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
-from .registry import DATASETS
+from .registry import DATASETS, Examples, NonNegative, Pixels, Positive, limited
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -26,8 +30,55 @@ class DataMissing(RuntimeError):
     """A dataset is not on disk and could not be downloaded; the message says where it looked."""
 
 
+class DataDamaged(DataMissing):
+    """A dataset file is on disk but is not what it should be; the message names it and says what is wrong."""
+
+
 def data_root() -> Path:
     return Path(os.environ.get("REPRO_DATA", "./data"))
+
+
+def shown(relative: str | Path) -> str:
+    """A dataset path as reports show it: relative to $REPRO_DATA, never this machine's absolute path."""
+    return f"$REPRO_DATA/{relative}"
+
+
+def root_missing() -> str | None:
+    """Why $REPRO_DATA cannot hold any dataset (it is not a folder), or None. It is never created."""
+    if not data_root().is_dir():
+        return ("the data folder $REPRO_DATA does not exist (set REPRO_DATA to the folder that holds MNIST/, "
+                "cifar-10-batches-py/ and hymenoptera_data/)")
+    return None
+
+
+# MNIST's idx files: (magic number, shape) of each; the magic says ubyte data and the number of dims.
+MNIST_FILES = {"train-images-idx3-ubyte": (2051, (60000, 28, 28)), "train-labels-idx1-ubyte": (2049, (60000,)),
+               "t10k-images-idx3-ubyte": (2051, (10000, 28, 28)), "t10k-labels-idx1-ubyte": (2049, (10000,))}
+
+
+def check_idx(folder: Path, name: str) -> None:
+    """Raise DataDamaged unless MNIST/raw/<name> (or its .gz) has the right header and length."""
+    magic, shape = MNIST_FILES[name]
+    path = folder / name if (folder / name).exists() else folder / f"{name}.gz"
+    where = shown(path.relative_to(data_root()))
+    try:
+        if path.suffix == ".gz":
+            data = gzip.decompress(path.read_bytes())
+            head, size = data[:16], len(data)
+        else:
+            with open(path, "rb") as f:
+                head, size = f.read(16), os.fstat(f.fileno()).st_size
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise DataDamaged(f"{where}: damaged MNIST file (not readable: {type(err).__name__})") from None
+    header = [int.from_bytes(head[i: i + 4], "big") for i in range(0, 4 * (1 + len(shape)), 4)]
+    if size < 4 or header[0] != magic:
+        found = f"magic number {header[0]}" if size >= 4 else f"{size} bytes"
+        raise DataDamaged(f"{where}: damaged MNIST file: {found}, expected an idx file with magic number {magic} "
+                          f"({'images' if magic == 2051 else 'labels'}; are the files swapped?)")
+    want = 4 * (1 + len(shape)) + math.prod(shape)
+    if tuple(header[1:]) != shape or size != want:
+        raise DataDamaged(f"{where}: damaged MNIST file: {size} bytes with header {header[1:]}, expected "
+                          f"{want} bytes holding {list(shape)} (truncated?)")
 
 
 # Files each on-disk dataset needs under $REPRO_DATA (plain or .gz), for a cheap availability check.
@@ -43,10 +94,12 @@ REQUIRED_FILES = {
 def availability(name: str) -> str | None:
     """None if the dataset is on disk (or needs no disk), else the reason it is not."""
     root = data_root()
+    if name in REQUIRED_FILES and root_missing():
+        return f"dataset '{name}' not found: {root_missing()}"
     missing = [f for f in REQUIRED_FILES.get(name, [])
                if not (root / f).exists() and not (root / f"{f}.gz").exists()]
     if missing:
-        return f"dataset '{name}' not found: {root.resolve()} lacks {', '.join(missing)} (set REPRO_DATA)"
+        return f"dataset '{name}' not found: $REPRO_DATA lacks {', '.join(missing)} (set REPRO_DATA)"
     return None
 
 
@@ -158,6 +211,13 @@ def split_holdout(x, y, holdout: int):
     return (x[keep], y[keep]), (x[held], y[held])
 
 
+# Parameter types of the dataset builders (spec validation; see registry.py).
+Digit = Annotated[int, Field(ge=0, le=9)]     # a class of MNIST / CIFAR-10
+Class = Annotated[int, Field(ge=0)]
+Held = Annotated[int, Field(ge=0), limited("examples")]
+Finite01 = Annotated[float, Field(ge=0, le=1)]
+
+
 @functools.lru_cache(maxsize=4)
 def load_dataset(name: str, **params):
     """Loaded once per process per (name, params): runs of one plan share it."""
@@ -166,22 +226,33 @@ def load_dataset(name: str, **params):
 
 def tensor_dataset(train, test, num_classes, mean, std, omit_classes, keep_classes, holdout, train_subset) -> TensorDataset:
     """Common transfer-set options: a held-out slice of the training set, classes omitted or kept, a subset."""
+    if holdout >= len(train[1]):
+        raise DataMissing(f"holdout {holdout} leaves no training images (the training set has {len(train[1])})")
     (train_x, train_y), held = split_holdout(*train, holdout) if holdout else (train, (None, None))
     train_x, train_y = select(train_x, train_y, tuple(omit_classes), tuple(keep_classes))
     if train_subset and train_subset < len(train_y):
         keep = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(0))[:train_subset]
         train_x, train_y = train_x[keep], train_y[keep]
+    if len(train_y) == 0 or len(test[1]) == 0:
+        raise DataMissing(f"the {'training' if len(train_y) == 0 else 'test'} set is empty after omit_classes/"
+                          f"keep_classes {list(omit_classes)}/{list(keep_classes)}: nothing to train or test on")
     return TensorDataset(train_x, train_y, *test, num_classes=num_classes, mean=tuple(mean), std=tuple(std),
                          holdout_x=held[0], holdout_y=held[1])
 
 
 @DATASETS.register("mnist")
-def mnist(mean=(0.5,), std=(0.5,), omit_classes=(), keep_classes=(), holdout: int = 0,
-          train_subset: int | None = None) -> TensorDataset:
+def mnist(mean: Sequence[Finite01] = (0.5,), std: Sequence[Positive] = (0.5,), omit_classes: Sequence[Digit] = (),
+          keep_classes: Sequence[Digit] = (), holdout: Held = 0, train_subset: Optional[Examples] = None) -> TensorDataset:
     """MNIST; default normalisation is the sources' Normalize((0.5,), (0.5,))."""
     import torchvision
 
     root, splits = data_root(), []
+    if root_missing():
+        raise DataMissing(f"MNIST not found: {root_missing()}")
+    raw = root / "MNIST" / "raw"
+    for name in MNIST_FILES:  # files that are there must be whole: damage is named, not "not found"
+        if (raw / name).exists() or (raw / f"{name}.gz").exists():
+            check_idx(raw, name)
     for train in (True, False):
         try:
             ds = torchvision.datasets.MNIST(root, train=train, download=False)
@@ -190,7 +261,7 @@ def mnist(mean=(0.5,), std=(0.5,), omit_classes=(), keep_classes=(), holdout: in
                 ds = torchvision.datasets.MNIST(root, train=train, download=True)
             except Exception as err:
                 raise DataMissing(
-                    f"MNIST not found in {root.resolve()}/MNIST/raw/ and could not be downloaded "
+                    f"MNIST not found in {shown('MNIST/raw/')} and could not be downloaded "
                     f"({type(err).__name__}). Expected train-images-idx3-ubyte, train-labels-idx1-ubyte, "
                     "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (or their .gz) there; "
                     "set REPRO_DATA to the folder that holds MNIST/."
@@ -200,22 +271,33 @@ def mnist(mean=(0.5,), std=(0.5,), omit_classes=(), keep_classes=(), holdout: in
 
 
 @DATASETS.register("cifar10")
-def cifar10(omit_classes=(), keep_classes=(), holdout: int = 0, train_subset: int | None = None,
-            test_subset: int | None = None) -> TensorDataset:
+def cifar10(omit_classes: Sequence[Digit] = (), keep_classes: Sequence[Digit] = (), holdout: Held = 0,
+            train_subset: Optional[Examples] = None, test_subset: Optional[Examples] = None) -> TensorDataset:
     """CIFAR-10 read from the python pickle batches directly (torchvision's md5 check rejects the
     local copy, whose pixels are exact but whose `filenames` field differs)."""
     folder = data_root() / "cifar-10-batches-py"
+    if root_missing():
+        raise DataMissing(f"CIFAR-10 not found: {root_missing()}")
     if availability("cifar10"):
         raise DataMissing(f"CIFAR-10 not found: expected data_batch_1..5 and test_batch (python pickle "
-                          f"batches) in {folder.resolve()}; set REPRO_DATA to the folder that holds cifar-10-batches-py/.")
+                          f"batches) in {shown('cifar-10-batches-py/')}; set REPRO_DATA to the folder that holds "
+                          "cifar-10-batches-py/.")
 
     def read(names):
         xs, ys = [], []
         for name in names:
-            with open(folder / name, "rb") as f:
-                batch = pickle.load(f, encoding="latin1")
-            xs.append(torch.as_tensor(batch["data"]).view(-1, 3, 32, 32))
-            ys.append(torch.as_tensor(batch["labels"]))
+            try:
+                with open(folder / name, "rb") as f:
+                    batch = pickle.load(f, encoding="latin1")
+                data, labels = batch["data"], batch["labels"]
+                if getattr(data, "shape", None) is None or data.shape[1:] != (3072,) or len(labels) != len(data):
+                    raise ValueError(f"data of shape {getattr(data, 'shape', '?')} and {len(labels)} labels, "
+                                     "expected (N, 3072) and N")
+            except Exception as err:  # truncated, not a pickle, or another pickle
+                raise DataDamaged(f"{shown(f'cifar-10-batches-py/{name}')}: damaged CIFAR-10 batch "
+                                  f"({type(err).__name__}: {str(err)[:100]})") from None
+            xs.append(torch.as_tensor(data).view(-1, 3, 32, 32))
+            ys.append(torch.as_tensor(labels))
         return torch.cat(xs), torch.cat(ys).long()
 
     test_x, test_y = read(["test_batch"])
@@ -227,9 +309,10 @@ def cifar10(omit_classes=(), keep_classes=(), holdout: int = 0, train_subset: in
 
 
 @DATASETS.register("synthetic")
-def synthetic(n_train: int = 512, n_test: int = 256, num_classes: int = 10,
-              shape: tuple[int, ...] = (1, 28, 28), noise: float = 0.35, seed: int = 0,
-              omit_classes=(), keep_classes=(), holdout: int = 0) -> TensorDataset:
+def synthetic(n_train: Examples = 512, n_test: Examples = 256, num_classes: Annotated[int, Field(ge=2, le=1000)] = 10,
+              shape: Annotated[Sequence[Pixels], Field(min_length=3, max_length=3)] = (1, 28, 28),
+              noise: NonNegative = 0.35, seed: int = 0, omit_classes: Sequence[Class] = (),
+              keep_classes: Sequence[Class] = (), holdout: Held = 0) -> TensorDataset:
     """Class prototypes plus noise, quantised to uint8 like real images. Fixed by `seed`,
     independent of the run seed (the data is the same for every run; order and init vary)."""
     g = torch.Generator().manual_seed(seed)
@@ -268,8 +351,20 @@ class FolderDataset:
             yield x.to(device), y.to(device)
 
 
+def check_images(root: Path) -> None:
+    """Raise DataDamaged naming the first image file PIL cannot read (it would otherwise fail mid-training)."""
+    from PIL import Image
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg", ".png")):
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except Exception as err:  # truncated, not an image, unsupported
+            raise DataDamaged(f"{shown(path.relative_to(data_root()))}: damaged image ({type(err).__name__}: "
+                              f"{str(err)[:80]})") from None
+
+
 @DATASETS.register("hymenoptera")
-def hymenoptera(resolution: int = 224) -> FolderDataset:
+def hymenoptera(resolution: Pixels = 224) -> FolderDataset:
     """The source's transforms: RandomResizedCrop + flip for train, Resize(256/224 of the side) +
     CenterCrop for val, ImageNet normalisation; `resolution` < 224 scales both for CPU profiles."""
     from torchvision import datasets, transforms as T
@@ -277,6 +372,7 @@ def hymenoptera(resolution: int = 224) -> FolderDataset:
     if availability("hymenoptera"):
         raise DataMissing(availability("hymenoptera") + "; expected hymenoptera_data/{train,val}/{ants,bees}/*.jpg")
     root = data_root() / "hymenoptera_data"
+    check_images(root)
     normalize = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
     train = datasets.ImageFolder(root / "train", T.Compose([
         T.RandomResizedCrop(resolution), T.RandomHorizontalFlip(), T.ToTensor(), normalize]))

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .registry import LOSSES
+from .registry import LOSSES, Fraction, NonNegative, Positive
 
 
 def at_least_fp32(x: torch.Tensor) -> torch.Tensor:
@@ -70,7 +70,7 @@ def cross_entropy(student_logits, targets, teacher_logits=None):
 
 
 @LOSSES.register("hinton")
-def hinton(student_logits, targets, teacher_logits, alpha: float, T: float):
+def hinton(student_logits, targets, teacher_logits, alpha: Fraction, T: Positive):
     """Hinton et al. 2015 / torchdistill: (1 - alpha) CE + alpha T^2 KL(p_T || q_T), KL batchmean.
 
     Follows torchdistill `losses/single.py` KDLoss (reduction='batchmean'), except for the name of
@@ -83,7 +83,7 @@ def hinton(student_logits, targets, teacher_logits, alpha: float, T: float):
 
 
 @LOSSES.register("hinton_repro")
-def hinton_repro(student_logits, targets, teacher_logits, alpha: float, T: float):
+def hinton_repro(student_logits, targets, teacher_logits, alpha: Fraction, T: Positive):
     """hinton-repro (source 004) as written: nn.KLDivLoss() with its default elementwise 'mean'
     (= batchmean / number of classes) times alpha T^2, plus (1 - alpha) CE."""
     return combine(hard_ce(student_logits, targets), soft_kl_mean(student_logits, teacher_logits, T),
@@ -91,7 +91,8 @@ def hinton_repro(student_logits, targets, teacher_logits, alpha: float, T: float
 
 
 @LOSSES.register("deit_soft")
-def deit_soft(student_logits, targets, teacher_logits, alpha: float, T: float, label_smoothing: float = 0.0):
+def deit_soft(student_logits, targets, teacher_logits, alpha: Fraction, T: Positive,
+              label_smoothing: Fraction = 0.0):
     """DeiT soft distillation (facebookresearch/deit `losses.py` DistillationLoss, 'soft'):
     (1 - alpha) CE + alpha T^2 KL, the KL reduced as sum / numel (= batchmean / classes).
 
@@ -104,7 +105,7 @@ def deit_soft(student_logits, targets, teacher_logits, alpha: float, T: float, l
 
 
 @LOSSES.register("deit_hard")
-def deit_hard(student_logits, targets, teacher_logits, alpha: float = 0.5, label_smoothing: float = 0.0):
+def deit_hard(student_logits, targets, teacher_logits, alpha: Fraction = 0.5, label_smoothing: Fraction = 0.0):
     """DeiT hard distillation (facebookresearch/deit `losses.py`, 'hard'; the paper weights both by 1/2):
     (1 - alpha) CE(y) + alpha CE(argmax teacher). `soft` is the teacher term (a hard-label CE).
 
@@ -116,7 +117,8 @@ def deit_hard(student_logits, targets, teacher_logits, alpha: float = 0.5, label
 
 
 @LOSSES.register("mdistiller")
-def mdistiller(student_logits, targets, teacher_logits, ce_weight: float, kd_weight: float, T: float):
+def mdistiller(student_logits, targets, teacher_logits, ce_weight: NonNegative, kd_weight: NonNegative,
+               T: Positive):
     """mdistiller (`mdistiller/distillers/KD.py` kd_loss) / RepDistiller (`distiller_zoo/KD.py` DistillKL):
     ce_weight CE + kd_weight T^2 KL, the KL summed over classes and averaged over the batch.
 
@@ -127,7 +129,7 @@ def mdistiller(student_logits, targets, teacher_logits, ce_weight: float, kd_wei
 
 
 @LOSSES.register("mnist_course")
-def mnist_course(student_logits, targets, teacher_logits, alpha: float, T: float):
+def mnist_course(student_logits, targets, teacher_logits, alpha: Fraction, T: Positive):
     """mnist-course (source 002) exactly as written:
     `nn.KLDivLoss()(F.log_softmax(y/T), F.softmax(teacher/T)) * (T*T*2.0 + alpha) + CE * (1 - alpha)`.
 
@@ -139,7 +141,7 @@ def mnist_course(student_logits, targets, teacher_logits, alpha: float, T: float
 
 
 @LOSSES.register("hymenoptera")
-def hymenoptera(student_logits, targets, teacher_logits, alpha: float):
+def hymenoptera(student_logits, targets, teacher_logits, alpha: Fraction):
     """hymenoptera (source 001): alpha CE + (1 - alpha) MSE(student logits, teacher logits).
 
     alpha weights the CE (alpha=1: plain CE; alpha=0: pure logit matching). The MSE is

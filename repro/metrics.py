@@ -51,3 +51,19 @@ def run_value(result: dict, metric: str) -> float:
         tail = values[-LAST:]
         return statistics.pstdev(tail) / abs(statistics.fmean(tail))
     raise KeyError(f"unknown metric reducer '{reducer}' in '{metric}'; known: first, mean, settle, spread")
+
+
+REDUCERS = ("first", "mean", "settle", "spread")
+EPOCH_KEYS = ("train_loss", "train_hard", "train_soft", "train_acc", "test_errors", "test_acc", "test_loss", "lr", "epoch")
+
+
+def recorded_keys(teacher: bool, bias_shift: bool, holdout: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(per-epoch keys, keys only in `final`) that train.train records for a run of this shape."""
+    epoch = EPOCH_KEYS + (("logit_gap",) if teacher else ())
+    final: tuple[str, ...] = ()
+    if bias_shift:
+        final = ("shift_classes_test_count", "errors_before", "class_errors_before")
+        for where in ("test", "holdout") if holdout else ("test",):
+            final += tuple(f"{k}_{where}" for k in ("bias_tuned_on", "errors_after", "class_errors_after",
+                                                    "class_acc_after", "error_reduction"))
+    return epoch, final

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Annotated, Literal, Optional
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from .registry import MODELS
+from .registry import MODELS, Count, DropRate, Positive, Width
 
 
 class WeightsMissing(RuntimeError):
@@ -69,8 +71,9 @@ class MLP(nn.Module):
 
 
 @MODELS.register("mlp")
-def create_mlp(in_shape, num_classes, hidden, input_dropout=0.0, hidden_dropout=0.0, batch_norm=False,
-               dropout_always_on=False, init_std=None):
+def create_mlp(in_shape, num_classes, hidden: list[Width], input_dropout: DropRate = 0.0,
+               hidden_dropout: DropRate = 0.0, batch_norm: bool = False, dropout_always_on: bool = False,
+               init_std: Optional[Positive] = None):
     model = MLP(math.prod(in_shape), list(hidden), num_classes, input_dropout, hidden_dropout, batch_norm,
                 dropout_always_on)
     if init_std is not None:
@@ -88,8 +91,8 @@ def weights_availability(name: str, params: dict) -> str | None:
     path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
     if path.exists():
         return None
-    return (f"ImageNet weights for {name} are not on this machine ({path} is missing and they cannot be "
-            "downloaded offline): the source's protocol needs them; see the from_scratch variant")
+    return (f"ImageNet weights for {name} are not on this machine ($TORCH_HOME/hub/checkpoints/{path.name} is missing "
+            "and they cannot be downloaded offline): the source's protocol needs them; see the from_scratch variant")
 
 
 def torchvision_resnet(arch: str, num_classes: int, weights: str) -> nn.Module:
@@ -111,17 +114,17 @@ def torchvision_resnet(arch: str, num_classes: int, weights: str) -> nn.Module:
 
 
 @MODELS.register("resnet18")
-def create_resnet18(in_shape, num_classes, weights="none"):
+def create_resnet18(in_shape, num_classes, weights: Literal["imagenet", "none"] = "none"):
     return torchvision_resnet("resnet18", num_classes, weights)
 
 
 @MODELS.register("resnet50")
-def create_resnet50(in_shape, num_classes, weights="none"):
+def create_resnet50(in_shape, num_classes, weights: Literal["imagenet", "none"] = "none"):
     return torchvision_resnet("resnet50", num_classes, weights)
 
 
 @MODELS.register("vit_tiny")
-def create_vit_tiny(in_shape, num_classes, patch_size=16, drop_path_rate=0.0):
+def create_vit_tiny(in_shape, num_classes, patch_size: Count = 16, drop_path_rate: DropRate = 0.0):
     """timm's ViT-Ti (192 wide, 12 blocks, 3 heads); patch 16 at 224 px as in the source, or patch 4
     at native 32 px CIFAR. No pretrained weights: the sources train it from scratch."""
     import timm
@@ -130,7 +133,7 @@ def create_vit_tiny(in_shape, num_classes, patch_size=16, drop_path_rate=0.0):
 
 
 @MODELS.register("small_cnn")
-def create_small_cnn(in_shape, num_classes, width=32):
+def create_small_cnn(in_shape, num_classes, width: Width = 32):
     """A small CIFAR convnet (~0.3M parameters at width 32): a teacher a 2-core CPU can train in minutes."""
     def block(cin, cout):
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
@@ -158,7 +161,7 @@ class BasicBlock(nn.Module):
 
 
 @MODELS.register("resnet_cifar")
-def create_resnet_cifar(in_shape, num_classes, depth: int = 20, width: int = 16):
+def create_resnet_cifar(in_shape, num_classes, depth: Annotated[int, Field(ge=8, le=1202)] = 20, width: Width = 16):
     """The CIFAR ResNets of He et al. 2016 (sec. 4.2): a 3x3 stem, three stages of (depth - 2) / 6 basic
     blocks at width, 2 width and 4 width channels (32, 16, 8 px), global average pooling, one linear
     layer. depth 20 at width 16 is ResNet-20 (0.27M parameters, 41 MFLOPs per 32 px image)."""

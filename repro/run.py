@@ -47,16 +47,18 @@ class LocalExecutor:
         if not self.store.load_weights(run, model):
             self.log(f"  weights of {run.key[:12]} not cached: retraining them (same seed, same numbers)")
             _, model = self._train(run)
+            self.store.state_path(run).unlink(missing_ok=True)  # the weights are saved: nothing left to resume
         return model.to(self.device)
 
     def _train(self, run: RunSpec, on_epoch=None):
+        """Train (or resume) a run and save its weights. Its resume file stays until the caller has
+        stored what it needs (the result), so no moment of a kill loses a finished run."""
         teacher = self.trained_model(run.teacher) if run.teacher else None
         init = self.trained_model(run.init_from).state_dict() if run.init_from else None
         # Per-epoch state lets a killed run resume where it stopped, with the same numbers.
         state = self.store.state_path(run)
         result, model = train(run, self.device, teacher, on_epoch, resume_path=state, init=init)
         self.store.save_weights(run, model)
-        state.unlink(missing_ok=True)
         return result, model
 
     def _stored(self, job: Job) -> bool:
@@ -102,6 +104,7 @@ class LocalExecutor:
                     counts["failed"] += 1
                     continue
                 self._keep(job, result)
+                self.store.state_path(job.run).unlink(missing_ok=True)  # only now: the result is durable
             counts["trained"] += 1
         return {"counts": counts, "not_runnable": not_runnable}
 
@@ -128,8 +131,8 @@ class LocalExecutor:
             results = train_stacked(runs, self.device, teachers, states)
             for job, state, (result, model) in zip(group, states, results):
                 self.store.save_weights(job.run, model)
-                state.unlink(missing_ok=True)
                 self._keep(job, result)
+                state.unlink(missing_ok=True)  # after the result is durable
         first = group[0]
         self.log(f"{first.claim}/{first.variant}/{first.arm} seeds {[r.seed for r in runs]}, stacked: test errors "
                  f"{[r['final']['test_errors'] for r, _ in results]}, {time.perf_counter() - started:.0f}s")

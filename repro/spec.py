@@ -9,17 +9,21 @@ is resolved once at load time, so a bad override fails `repro validate`, not a r
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import inspect
 import json
+import re
+import typing
 from pathlib import Path
 import math
 from typing import Annotated, Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError, create_model,
+                      field_validator, model_validator)
 
-from .registry import CHECKS, DATASETS, LOSSES, MODELS
+from .registry import CHECKS, DATASETS, LIMITS, LOSSES, MODELS, limited
 
 # Bump when a change alters what training computes for an unchanged spec: it is part of every
 # run key, so results from the old code stop counting as done (and are reported as stale).
@@ -28,7 +32,34 @@ TRAIN_VERSION = 2
 
 
 class SpecError(ValueError):
-    """A spec is malformed. str() is one line: `file: key: what was expected`."""
+    """A spec is malformed. Each of `lines` is one line, `file: key: what was expected`; str() joins them."""
+
+    def __init__(self, *lines: str):
+        self.lines = [clip(line, 1000) for line in lines]  # inputs are clipped where echoed; this is a backstop
+        super().__init__("\n".join(self.lines))
+
+
+def clip(text: str, width: int = 60) -> str:
+    """At most `width` characters on one line: an error never prints more than a line of the input."""
+    text = " ".join(str(text).split()) if "\n" in str(text) or "\r" in str(text) else str(text)
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+# One pattern for every name that becomes a folder of the results store (claim ids, arms, variants,
+# profiles): letters, digits, '_', '.', '-', starting with a letter or digit (so no '.', '..', '',
+# hidden or absolute names), at most 64 characters.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+NAME_RULE = "letters, digits, '_', '.', '-', starting with a letter or digit, at most 64 characters"
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"{clip(repr(name), 40)} is not a safe name ({NAME_RULE})")
+    return name
+
+
+Name = Annotated[str, AfterValidator(check_name)]
 
 
 class Strict(BaseModel):
@@ -51,27 +82,49 @@ class Component(Strict):
         return value
 
 
-def _check_component(component: Component, registry, reserved: tuple[str, ...]) -> Component:
-    """Refuse unknown names, and parameters the builder does not take."""
+class ParamErrors(ValueError):
+    """Errors in a component's parameters, each (key path, message): _format prints one line per error."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {m}" for k, m in errors))
+
+
+@functools.cache
+def _params_model(builder, reserved: tuple[str, ...]):
+    """A pydantic model of a builder's keyword parameters, from its annotated signature (strict: a
+    string is not a number, a float is not an int); unannotated parameters take anything."""
+    hints = typing.get_type_hints(builder, include_extras=True)
+    fields = {name: (hints.get(name, Any), ... if p.default is inspect.Parameter.empty else p.default)
+              for name, p in inspect.signature(builder).parameters.items() if name not in reserved}
+    return create_model(f"{builder.__name__}_params", __config__=ConfigDict(strict=True), **fields)
+
+
+def _check_component(component: Component, registry, reserved: tuple[str, ...], context=None) -> Component:
+    """Refuse unknown names, parameters the builder does not take, and values of the wrong type or range."""
     if component.name not in registry:
-        raise ValueError(f"unknown {registry.kind} '{component.name}'; known: {', '.join(registry.names())}")
+        raise ValueError(f"unknown {registry.kind} '{clip(component.name, 40)}'; known: {', '.join(registry.names())}")
     signature = inspect.signature(registry.get(component.name))
     accepted = [p for p in signature.parameters if p not in reserved]
-    unknown = sorted(set(component.params) - set(accepted))
+    unknown = sorted(clip(k, 40) for k in set(component.params) - set(accepted))
     if unknown:
         raise ValueError(f"{registry.kind} '{component.name}' takes no parameter {unknown}; it takes {accepted}")
     missing = [p for p, v in signature.parameters.items()
                if p not in reserved and v.default is inspect.Parameter.empty and p not in component.params]
     if missing:
         raise ValueError(f"{registry.kind} '{component.name}' needs parameter(s) {missing}")
+    try:
+        _params_model(registry.get(component.name), reserved).model_validate(component.params, context=context)
+    except ValidationError as err:
+        raise ParamErrors([(".".join(str(part) for part in e["loc"]), _message(e)) for e in err.errors()]) from None
     return component
 
 
 class Optimizer(Strict):
     name: Literal["sgd", "adam", "adamw"]
-    lr: float = Field(gt=0)
+    lr: float = Field(gt=0, allow_inf_nan=False)
     momentum: float = Field(0.0, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
 
 
 class Schedule(Strict):
@@ -99,8 +152,9 @@ class BiasShift(Strict):
     tuned on held-out training images (data param `holdout`) and, separately, on the test set as the
     paper did; both are recorded."""
 
-    classes: list[int] = Field(min_length=1)
-    grid: list[float] = Field(default_factory=lambda: [x / 2 for x in range(0, 41)], min_length=1)
+    classes: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
+    grid: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(
+        default_factory=lambda: [x / 2 for x in range(0, 41)], min_length=1, max_length=10_000)
 
 
 class Arm(Strict):
@@ -115,12 +169,13 @@ class Arm(Strict):
     init_from: Optional[str] = None  # another arm whose final weights this one starts from
     optimizer: Optimizer
     schedule: Schedule = Schedule()
-    epochs: int = Field(gt=0)
-    batch_size: int = Field(gt=0)
-    jitter_px: int = Field(0, ge=0)
-    crop_pad: int = Field(0, ge=0)
+    epochs: Annotated[int, Field(gt=0), limited("epochs")]
+    batch_size: Annotated[int, Field(gt=0), limited("batch_size")]
+    jitter_px: Annotated[int, Field(ge=0), limited("resolution")] = 0
+    crop_pad: Annotated[int, Field(ge=0), limited("resolution")] = 0
     hflip: bool = False
-    resolution: Optional[int] = Field(None, gt=0, description="resize images to this side (train and test)")
+    resolution: Optional[Annotated[int, Field(gt=0), limited("resolution")]] = Field(
+        None, description="resize images to this side (train and test)")
     precision: Literal["fp32", "bf16"] = "fp32"
     compile: bool = False  # torch.compile the training forward (fuses kernels: last-bit differences)
     select: Literal["last", "best"] = "last"  # report the last epoch, or the epoch with the best test accuracy
@@ -139,10 +194,18 @@ class Arm(Strict):
                              "(jitter_px, crop_pad, hflip): otherwise the soft targets change every epoch")
         return self
 
-    _model = field_validator("model")(lambda v: _check_component(v, MODELS, ("in_shape", "num_classes")))
-    _data = field_validator("data")(lambda v: _check_component(v, DATASETS, ()))
-    _loss = field_validator("loss")(lambda v: _check_component(
-        v, LOSSES, ("student_logits", "targets", "teacher_logits")))
+    @model_validator(mode="after")
+    def _kd_needs_teacher(self):
+        teacher_logits = inspect.signature(LOSSES.get(self.loss.name)).parameters["teacher_logits"]
+        if self.teacher is None and teacher_logits.default is inspect.Parameter.empty:
+            raise ValueError(f"loss '{self.loss.name}' distils from a teacher, but this arm has no 'teacher'")
+        return self
+
+    _model = field_validator("model")(lambda v, info: _check_component(
+        v, MODELS, ("in_shape", "num_classes"), info.context))
+    _data = field_validator("data")(lambda v, info: _check_component(v, DATASETS, (), info.context))
+    _loss = field_validator("loss")(lambda v, info: _check_component(
+        v, LOSSES, ("student_logits", "targets", "teacher_logits"), info.context))
 
 
 class Check(Strict):
@@ -304,15 +367,17 @@ class Source(Strict):
 
 
 class Claim(Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
     source: Source
     statement: str
     defaults: dict[str, Any] = {}
-    arms: dict[str, dict[str, Any]] = Field(min_length=1)
+    arms: dict[Name, dict[str, Any]] = Field(min_length=1)
     check: Check
     preconditions: list[Check] = []
-    variants: dict[str, Variant] = {"default": Variant()}
+    variants: dict[Name, Variant] = Field({"default": Variant()}, min_length=1)
     profiles: dict[Literal["smoke", "quick", "paper"], Profile]
+    # Raised size limits (registry.LIMITS), for a claim that really means a size over the default.
+    limits: dict[Literal[tuple(LIMITS)], Annotated[int, Field(gt=0)]] = {}
 
     @model_validator(mode="after")
     def _arms_exist(self):
@@ -330,7 +395,7 @@ class Claim(Strict):
         merged: dict = {}
         for layer in (self.defaults, self.arms[arm], v.all, v.arms.get(arm, {}), p.all, p.arms.get(arm, {})):
             merged = deep_merge(merged, layer)
-        return Arm.model_validate(merged)
+        return Arm.model_validate(merged, context={"limits": self.limits})
 
     def numbers_comparable(self, variant: str, profile: str) -> tuple[bool, str]:
         """Can this variant at this profile be held against the source's own numbers? (and why not). A check
@@ -372,35 +437,169 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def _format(err: ValidationError, prefix: str = "") -> str:
-    first = err.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    got = first.get("input")
-    got_text = "" if isinstance(got, dict) or first["type"] == "missing" else f" (got {got!r})"
-    return f"{prefix}{key}: {first['msg'].removeprefix('Value error, ')}{got_text}"
+def _message(error: dict) -> str:
+    """pydantic's message for one error, with the offending value (clipped to a few words) unless it says it."""
+    got, message = error.get("input"), error["msg"].removeprefix("Value error, ")
+    shown = isinstance(got, dict) or error["type"] == "missing" or message.startswith(f"{got} ") or \
+        (isinstance(got, str) and (repr(got) in message or clip(repr(got), 40) in message))
+    return message if shown else f"{message} (got {clip(repr(got))})"
+
+
+def _valid_keys(model, loc: tuple) -> list[str]:
+    """The keys a model accepts at `loc` (its last part is the unknown key), for an 'Extra inputs' error."""
+    annotation = model
+    for part in loc[:-1]:
+        while typing.get_origin(annotation) in (typing.Union, Annotated) or str(annotation).startswith("typing.Optional"):
+            annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return []
+            annotation = field.annotation
+        elif typing.get_origin(annotation) in (dict, list):
+            annotation = typing.get_args(annotation)[-1]
+        else:
+            return []
+    while typing.get_origin(annotation) in (typing.Union, Annotated):
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    return list(annotation.model_fields) if isinstance(annotation, type) and issubclass(annotation, BaseModel) else []
+
+
+def _format(err: ValidationError, prefix: str = "", model=None) -> list[str]:
+    """One line per error: `key: what was expected (got value)`."""
+    lines = []
+    for error in err.errors():
+        loc = error["loc"][:-2] if error["loc"][-1:] == ("[key]",) else error["loc"]  # a bad dict key: its dict
+        key = ".".join(clip(part, 40) for part in map(str, loc))
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, ParamErrors):
+            lines += [f"{prefix}{key}.{sub}: {message}" for sub, message in cause.errors]
+            continue
+        message = _message(error)
+        if error["type"] == "extra_forbidden" and model is not None:
+            valid = _valid_keys(model, error["loc"])
+            message += f"; valid keys: {', '.join(valid)}" if valid else ""
+        lines.append(f"{prefix}{key or '(top level)'}: {message}")
+    return lines
+
+
+# Bounds on what a spec file may make the YAML reader build: a spec is a page of text, and a few
+# aliases may share a block; an alias bomb or 10^5 nesting levels fail at once instead of eating memory.
+MAX_BYTES = 1 << 20
+MAX_DEPTH = 32
+MAX_VALUES = 100_000  # scalars, lists and mappings, aliases expanded
+
+
+class SpecYAMLError(yaml.YAMLError):
+    """A YAML document beyond what a spec may be (duplicate keys, too deep, an alias bomb): str() is the line."""
+
+
+class SpecLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses duplicate keys and bounds nesting depth and alias expansion."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        if self.depth >= MAX_DEPTH:
+            mark = self.peek_event().start_mark
+            raise SpecYAMLError(f"line {mark.line + 1}: nested more than {MAX_DEPTH} levels deep")
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def get_single_node(self):
+        node = super().get_single_node()
+        if node is not None:
+            expanded_size(node)
+        return node
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise SpecYAMLError(f"line {key_node.start_mark.line + 1}: duplicate key '{clip(key, 40)}' "
+                                        "(its second value would silently replace the first)")
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def expanded_size(node, sizes=None, open_=None) -> int:
+    """How many values the document has with its aliases expanded (each shared node counted per use)."""
+    sizes, open_ = ({}, set()) if sizes is None else (sizes, open_)
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if id(node) in open_:
+        raise SpecYAMLError(f"line {node.start_mark.line + 1}: an alias refers to a block that contains it")
+    open_.add(id(node))
+    children = node.value if isinstance(node, yaml.SequenceNode) else \
+        [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else []
+    size = 1 + sum(expanded_size(child, sizes, open_) for child in children)
+    if size > MAX_VALUES:
+        raise SpecYAMLError(f"more than {MAX_VALUES} values once aliases are expanded (an alias bomb?)")
+    open_.discard(id(node))
+    sizes[id(node)] = size
+    return size
 
 
 def read_yaml(path: Path) -> dict:
+    """A spec file as a dict; any problem reading it (missing, not a file, too big, not UTF-8 text,
+    not YAML, duplicate keys, too deep) is one line naming the file."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SpecError(f"{path}: no such file") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
+    except OSError as err:
+        raise SpecError(f"{path}: not readable ({clip(err.strerror or type(err).__name__)})") from None
+    if len(data) > MAX_BYTES:
+        raise SpecError(f"{path}: {len(data)} bytes; a spec is at most {MAX_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{path}: not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}); "
+                        "save the spec as UTF-8") from None
+    if "\x00" in text:
+        raise SpecError(f"{path}: not a text file (it contains NUL bytes)")
+    try:
+        raw = yaml.load(text, Loader=SpecLoader)
+    except SpecYAMLError as err:
+        raise SpecError(f"{path}: {err}") from None
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
         where = f"line {mark.line + 1}" if mark else "YAML"
-        raise SpecError(f"{path}: {where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+        raise SpecError(f"{path}: {where}: not valid YAML ({clip(err.problem or err.context, 100)})") from None
+    except yaml.YAMLError as err:
+        raise SpecError(f"{path}: not valid YAML ({clip(err, 120)})") from None
+    except RecursionError:
+        raise SpecError(f"{path}: not valid YAML (nested too deep)") from None
+    if raw is None:
+        raise SpecError(f"{path}: the file is empty; expected a mapping of claim fields")
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: (top level): expected a mapping of claim fields, got {type(raw).__name__}")
     return raw
 
 
+def base_file(path: Path, base) -> Path:
+    """`base:` names a file inside the claims folder (the spec's folder), by a relative path."""
+    folder = path.parent.resolve()
+    target = (path.parent / base).resolve() if isinstance(base, str) and base and not Path(base).is_absolute() else None
+    if target is None or not target.is_relative_to(folder) or not target.is_file():
+        raise SpecError(f"{path}: base: expected the relative path of a file inside the spec's folder "
+                        f"(e.g. _shared/source.yaml), got {clip(repr(base))}")
+    return path.parent / target.relative_to(folder)
+
+
 def load_claim(path: str | Path) -> Claim:
     """`base: _shared/x.yaml` (relative to the spec) merges the claim over a shared file, so claims of
-    one source define their common arms (and hence share teacher runs) once. One level, no logic."""
+    one source define their common arms (and hence share teacher runs) once. One level, no logic.
+    Raises SpecError with one line per error found."""
     path = Path(path)
     raw = read_yaml(path)
     if "base" in raw:
-        base_path = path.parent / str(raw.pop("base"))
+        base_path = base_file(path, raw.pop("base"))
         base = read_yaml(base_path)
         if "base" in base:
             raise SpecError(f"{base_path}: base: a shared file cannot have a base itself")
@@ -408,29 +607,87 @@ def load_claim(path: str | Path) -> Claim:
     try:
         claim = Claim.model_validate(raw)
     except ValidationError as err:
-        raise SpecError(f"{path}: {_format(err)}") from None
+        raise SpecError(*capped([f"{path}: {line}" for line in _format(err, model=Claim)], path)) from None
+    errors: dict[str, str] = {}  # one line per distinct problem, with the first combination that shows it
     if claim.id != path.stem:
-        raise SpecError(f"{path}: id: expected '{path.stem}' (the file name), got '{claim.id}'")
+        errors["id"] = f"{path}: id: expected '{clip(path.stem)}' (the file name), got '{claim.id}'"
     try:
         order = claim.teacher_order()
     except ValueError as err:
-        raise SpecError(f"{path}: {err}") from None
+        raise SpecError(*errors.values(), f"{path}: {clip(err, 200)}") from None
+    resolved: dict[tuple[str, str, str], Arm] = {}
     for variant in claim.variants:
         for profile in claim.profiles:
             for arm in order:
                 try:
-                    claim.resolve(arm, variant, profile)
+                    resolved[arm, variant, profile] = claim.resolve(arm, variant, profile)
                 except ValidationError as err:
                     context = f"arms.{arm} (variant '{variant}', profile '{profile}')."
-                    raise SpecError(f"{path}: {_format(err, context)}") from None
+                    for line in _format(err, model=Arm):  # "(top level)" of an arm: a rule across its keys
+                        where = context.removesuffix(".") + line.removeprefix("(top level)") \
+                            if line.startswith("(top level):") else context + line
+                        errors.setdefault(line, f"{path}: {where}")
+    for where, check in [("check", claim.check)] + [(f"preconditions.{i}", c) for i, c in enumerate(claim.preconditions)]:
+        for (arm, variant, profile), spec in resolved.items():
+            problem = metric_problem(check.metric, spec) if arm in check.arms else None
+            if problem:
+                errors.setdefault(f"{where}.{problem}", f"{path}: {where}.metric: {problem} "
+                                                        f"(arm '{arm}', variant '{variant}', profile '{profile}')")
+    if errors:
+        raise SpecError(*capped(list(errors.values()), path))
     return claim
 
 
+MAX_ERRORS = 20  # per file: beyond that, a count (a 5000-item list of wrong values is one mistake)
+
+
+def capped(lines: list[str], path: Path) -> list[str]:
+    if len(lines) <= MAX_ERRORS:
+        return lines
+    return lines[:MAX_ERRORS] + [f"{path}: ... and {len(lines) - MAX_ERRORS} more errors"]
+
+
+def metric_problem(metric: str, arm: Arm) -> str | None:
+    """Why a run of `arm` will not record `metric` (repro.metrics), or None."""
+    from .metrics import REDUCERS, recorded_keys
+    reducer, _, key = metric.rpartition(":")
+    epoch_keys, final_keys = recorded_keys(teacher=arm.teacher is not None, bias_shift=arm.bias_shift is not None,
+                                           holdout=bool(arm.data.params.get("holdout")))
+    if reducer and reducer not in REDUCERS:
+        return f"unknown reducer '{clip(reducer, 30)}' in '{clip(metric, 40)}'; known: {', '.join(REDUCERS)}"
+    known = epoch_keys if reducer else epoch_keys + final_keys
+    if key not in known:
+        return f"'{clip(key, 40)}' is not recorded by this run{' per epoch' if reducer else ''}; known: {', '.join(known)}"
+    return None
+
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+def spec_files(folder: str | Path) -> list[Path]:
+    return sorted(p for p in Path(folder).iterdir() if p.suffix in SPEC_SUFFIXES and not p.name.startswith("."))
+
+
 def load_claims(folder: str | Path = "claims") -> dict[str, Claim]:
-    paths = sorted(Path(folder).glob("*.yaml"))
+    """Every claim of a folder (*.yaml and *.yml); a bad file is reported with every other bad file."""
+    if not Path(folder).is_dir():
+        raise SpecError(f"{folder}: not a folder of claim specs")
+    paths = spec_files(folder)
     if not paths:
         raise SpecError(f"{folder}: no claim specs (*.yaml) found")
-    return {claim.id: claim for claim in map(load_claim, paths)}
+    claims, errors = {}, []
+    for path in paths:
+        try:
+            claim = load_claim(path)
+        except SpecError as err:
+            errors += err.lines
+            continue
+        if claim.id in claims:
+            errors.append(f"{path}: id: '{claim.id}' is also the id of another spec in {folder}")
+        claims[claim.id] = claim
+    if errors:
+        raise SpecError(*errors)
+    return claims
 
 
 class RunSpec(Strict):

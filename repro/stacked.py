@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from .registry import LOSSES
-from .spec import RunSpec
-from .store import atomic_torch_save
+from .spec import RunSpec, clip
+from .store import atomic_torch_save, warn
 from .train import add_step, augment_of, build_model, cast_teacher, dataset_of, describe_device, epoch_metrics, \
     epoch_state, final_metrics, lr_at, make_optimizer, predict, track_best
 
@@ -90,18 +90,25 @@ def train_stacked(runs: list[RunSpec], device: torch.device, teachers: list[torc
         teacher_train = [predict(t, dataset, arm, device, split="train")[0] for t in teachers]
 
     histories, best, best_state, status, elapsed = [[] for _ in runs], [None] * n, [None] * n, ["done"] * n, 0.0
-    states = [torch.load(p, weights_only=True) for p in state_paths if p.exists()] if state_paths else []
-    if len(states) == n and len({len(s["history"]) for s in states}) == 1:  # all seeds stopped at one epoch
-        for name, value in params.items():
-            value.data.copy_(torch.stack([s["model"][name] for s in states]))
-        seed_states = [s["optimizer"]["state"] for s in states]
-        optimizer.load_state_dict({**optimizer.state_dict(), "state": {
-            i: {k: restack([st[i][k] for st in seed_states]) for k in entry} for i, entry in seed_states[0].items()}})
-        for o, s in zip(orders, states):
-            o.set_state(s["order_rng"])
-        histories, best, best_state = [s["history"] for s in states], [s["best"] for s in states], \
-            [s["best_state"] for s in states]
-        elapsed = states[0]["elapsed"]
+    try:
+        states = [torch.load(p, weights_only=True) for p in state_paths if p.exists()] if state_paths else []
+        if len(states) == n and len({len(s["history"]) for s in states}) == 1:  # all seeds stopped at one epoch
+            for name, value in params.items():
+                value.data.copy_(torch.stack([s["model"][name] for s in states]))
+            seed_states = [s["optimizer"]["state"] for s in states]
+            optimizer.load_state_dict({**optimizer.state_dict(), "state": {
+                i: {k: restack([st[i][k] for st in seed_states]) for k in entry} for i, entry in seed_states[0].items()}})
+            for o, s in zip(orders, states):
+                o.set_state(s["order_rng"])
+            histories, best, best_state = [s["history"] for s in states], [s["best"] for s in states], \
+                [s["best_state"] for s in states]
+            elapsed = states[0]["elapsed"]
+    except Exception as err:  # a truncated or mismatched resume file: start the group over, same seeds
+        warn(f"{', '.join(str(p) for p in state_paths if p.exists())}: damaged resume file(s) "
+             f"({clip(f'{type(err).__name__}: {err}', 100)}); retraining these runs from epoch 1 (same seeds, same numbers)")
+        for p in state_paths:
+            p.unlink(missing_ok=True)
+        return train_stacked(runs, device, teachers, state_paths)
 
     started = time.perf_counter() - elapsed
     for epoch in range(len(histories[0]), arm.epochs):

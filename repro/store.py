@@ -14,16 +14,25 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-from .spec import RunSpec
+from .spec import RunSpec, check_name, clip
 
 
 class CorruptResult(ValueError):
     """A result file is truncated, hand-edited or not a result at all."""
+
+
+class OutsideStore(ValueError):
+    """A path the store was asked to write does not resolve inside its results root or cache."""
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 RESULT_FIELDS = ("status", "epochs", "final", "wall_s", "device")  # what `train` returns
@@ -105,7 +114,34 @@ class Store:
         self.cache = Path(cache or os.environ.get("REPRO_CACHE", ".cache"))
 
     def path(self, profile: str, claim: str, variant: str, arm: str, run: RunSpec) -> Path:
-        return self.root / profile / claim / variant / arm / f"seed{run.seed}-{run.key[:12]}.json"
+        try:
+            for name in (profile, claim, variant, arm):
+                check_name(name)
+        except ValueError as err:
+            raise OutsideStore(f"result path: {err}") from None
+        return self.inside(self.root / profile / claim / variant / arm / f"seed{run.seed}-{run.key[:12]}.json")
+
+    def inside(self, path: Path, folder: Path | None = None) -> Path:
+        """`path` if it resolves inside `folder` (the results root, or else the cache); refuses any other write."""
+        folders = [folder] if folder is not None else [self.root, self.cache]
+        resolved = Path(path).resolve()
+        if not any(resolved.is_relative_to(f.resolve()) for f in folders):
+            raise OutsideStore(f"{clip(str(path), 120)}: outside the results folder {self.root} and cache {self.cache}; "
+                               "refusing to write there")
+        return Path(path)
+
+    def probe(self) -> None:
+        """Create the results and cache folders and write a file in each, before any training: an
+        unwritable folder is one line now, not a lost run later. Raises OSError naming the folder."""
+        for folder in (self.root, self.cache):
+            if folder.exists() and not folder.is_dir():
+                raise NotADirectoryError(f"{folder}: is a file, not a folder (results and cache are folders)")
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryFile(dir=folder):
+                    pass
+            except OSError as err:
+                raise OSError(f"{folder}: not writable ({err.strerror or type(err).__name__})") from None
 
     def checkpoint_path(self, run: RunSpec) -> Path:
         return self.cache / "checkpoints" / f"{run.key}.pt"
@@ -117,7 +153,7 @@ class Store:
     def save(self, path: Path, run: RunSpec, result: dict, provenance: dict) -> dict:
         payload = {"key": run.key, "run": run.model_dump(mode="json"), **result, "provenance": provenance}
         payload["checksum"] = checksum(payload)
-        atomic_write(path, json.dumps(payload, indent=1, sort_keys=True).encode())
+        atomic_write(self.inside(path, self.root), json.dumps(payload, indent=1, sort_keys=True).encode())
         return payload
 
     @staticmethod
@@ -165,12 +201,18 @@ class Store:
 
     def mark_done(self, key: str, path: Path) -> None:
         """Remember where the result of `key` is, so other claims needing the same run reuse it."""
-        atomic_write(self.cache / "done" / key, str(Path(path).resolve()).encode())
+        atomic_write(self.inside(self.cache / "done" / key, self.cache), str(Path(path).resolve()).encode())
 
     def done(self, key: str) -> dict | None:
-        """A stored result of run `key` anywhere in the store (a fresh clone has results but no cache)."""
+        """A stored result of run `key` anywhere in the store (a fresh clone has results but no cache).
+        A damaged pointer, or one leading out of the results folder, is warned about and not followed."""
         pointer = self.cache / "done" / key
-        candidates = [Path(pointer.read_text())] if pointer.exists() else []
+        candidates = []
+        if pointer.exists():
+            try:
+                candidates.append(self.inside(Path(pointer.read_bytes().decode("utf-8")), self.root))
+            except (OSError, UnicodeDecodeError, ValueError) as err:
+                warn(f"{pointer}: not a usable pointer to a result ({clip(err, 80)}); looking for the result instead")
         candidates += sorted(self.root.glob(f"*/*/*/*/seed*-{key[:12]}.json"))
         for path in candidates:
             try:
@@ -182,11 +224,19 @@ class Store:
         return None
 
     def save_weights(self, run: RunSpec, model: torch.nn.Module) -> None:
-        atomic_torch_save(self.checkpoint_path(run), {k: v.detach().cpu() for k, v in model.state_dict().items()})
+        atomic_torch_save(self.inside(self.checkpoint_path(run), self.cache),
+                          {k: v.detach().cpu() for k, v in model.state_dict().items()})
 
     def load_weights(self, run: RunSpec, model: torch.nn.Module) -> bool:
+        """Whether the run's final weights were loaded into `model`; a damaged or mismatched file is warned
+        about, removed and reported as absent (the caller retrains it: same seed, same numbers)."""
         path = self.checkpoint_path(run)
         if not path.exists():
             return False
-        model.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
+        try:
+            model.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
+        except Exception as err:  # truncated, garbage or another model's weights: all mean "not there"
+            warn(f"{path}: damaged weights ({clip(f'{type(err).__name__}: {err}', 100)}); retraining the run")
+            path.unlink(missing_ok=True)
+            return False
         return True

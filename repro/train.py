@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from .data import Augment, load_dataset
 from .models import create_model
 from .registry import LOSSES
-from .spec import Arm, RunSpec
-from .store import atomic_torch_save
+from .spec import Arm, RunSpec, clip
+from .store import atomic_torch_save, warn
 
 
 def hashable(params: dict) -> dict:
@@ -217,13 +217,21 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
 
     history, status, best, best_state, elapsed = [], "done", None, None, 0.0
     if resume_path is not None and resume_path.exists():
-        state = torch.load(resume_path, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        plateau.lr, plateau.best, plateau.bad = state["plateau"]
-        torch.set_rng_state(state["rng"])
-        order.set_state(state["order_rng"])
-        history, best, best_state, elapsed = state["history"], state["best"], state["best_state"], state["elapsed"]
+        try:
+            state = torch.load(resume_path, weights_only=True)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            plateau.lr, plateau.best, plateau.bad = state["plateau"]
+            torch.set_rng_state(state["rng"])
+            order.set_state(state["order_rng"])
+            history, best, best_state, elapsed = state["history"], state["best"], state["best_state"], state["elapsed"]
+            if not isinstance(history, list) or len(history) > arm.epochs:
+                raise ValueError(f"its history has {len(history)} epochs, the run {arm.epochs}")
+        except Exception as err:  # truncated, garbage or another run's state: start this run over, same seed
+            warn(f"{resume_path}: damaged resume file ({clip(f'{type(err).__name__}: {err}', 100)}); "
+                 "retraining the run from epoch 1 (same seed, same numbers)")
+            resume_path.unlink(missing_ok=True)
+            return train(run, device, teacher, on_epoch, resume_path, init)
 
     started = time.perf_counter() - elapsed
     for epoch in range(len(history), arm.epochs):

@@ -1,6 +1,8 @@
 """The report in a real browser: headless Chromium loads a smoke-profile report from file:// and the
 test asserts on the rendered page (every claim and badge present, no console errors, every image
-decoded, nothing fetched from the network), then saves reports/screenshot-smoke.png.
+decoded, nothing fetched from the network), then saves a screenshot to .cache/screenshot-smoke.png
+(git-ignored: `make test` leaves the work tree as it found it; reports/screenshot-smoke.png is the
+committed copy, refreshed by hand).
 
 Chromium is driven over the Chrome DevTools Protocol; the few lines of websocket client below are
 all it needs (the stdlib has none, and no extra dependency is worth it for one test).
@@ -203,7 +205,7 @@ def test_smoke_report_renders_in_chromium(browser, smoke_report):
 
     shot = browser.call("Page.captureScreenshot", session, format="png", captureBeyondViewport=True,
                         clip={"x": 0, "y": 0, "width": 1280, "height": min(page["height"], 4000), "scale": 1})
-    out = ROOT / "reports" / "screenshot-smoke.png"
+    out = ROOT / ".cache" / "screenshot-smoke.png"
     out.parent.mkdir(exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")  # renamed into place: never a half-written PNG
     tmp.write_bytes(base64.b64decode(shot["data"]))

@@ -1,10 +1,16 @@
 """Datasets and batched augmentation."""
 from __future__ import annotations
 
+import math
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
-from repro.data import DataMissing, availability, jitter, load_dataset, mnist
+from repro.data import MNIST_FILES, DataDamaged, DataMissing, availability, cifar10, jitter, load_dataset, mnist
 
 
 def test_jitter_is_an_integer_translation_within_max_px_filled_with_zero():
@@ -38,8 +44,9 @@ def test_missing_mnist_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_DATA", str(tmp_path))
     monkeypatch.setattr("torchvision.datasets.MNIST.mirrors", ["http://127.0.0.1:9/"])  # offline, fast
     assert "MNIST/raw/train-images-idx3-ubyte" in availability("mnist")
-    with pytest.raises(DataMissing, match=rf"MNIST not found in {tmp_path}/MNIST/raw/.*set REPRO_DATA"):
+    with pytest.raises(DataMissing, match=r"MNIST not found in \$REPRO_DATA/MNIST/raw/.*set REPRO_DATA") as err:
         mnist()
+    assert str(tmp_path) not in str(err.value)  # reports show no local absolute path
 
 
 def test_synthetic_is_fixed_by_its_own_seed():
@@ -67,3 +74,130 @@ def test_hymenoptera_folder_with_the_source_transforms():
     assert x.shape == (8, 3, 64, 64) and idx is None and set(y.tolist()) <= {0, 1}
     x, y = next(data.eval_batches("test", None, "cpu"))
     assert x.shape[1:] == (3, 64, 64)
+
+
+def idx_file(magic: int, shape: tuple[int, ...], fill: int | None = None) -> bytes:
+    """An MNIST idx file: header, then (by default) every byte the shape needs; `fill` bytes instead."""
+    body = bytes(math.prod(shape) if fill is None else fill)
+    return b"".join(n.to_bytes(4, "big") for n in (magic, *shape)) + body
+
+
+def mnist_folder(root, **replace) -> Path:
+    """$REPRO_DATA/MNIST/raw with four whole idx files, some replaced by the given bytes (name -> bytes)."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name, (magic, shape) in MNIST_FILES.items():
+        (raw / name).write_bytes(replace.get(name.replace("-", "_"), idx_file(magic, shape)))
+    return raw
+
+
+@pytest.mark.parametrize("damage,expected", [
+    ({"train_images_idx3_ubyte": b""}, "$REPRO_DATA/MNIST/raw/train-images-idx3-ubyte: damaged MNIST file: 0 bytes, "
+     "expected an idx file with magic number 2051 (images; are the files swapped?)"),
+    ({"t10k_labels_idx1_ubyte": idx_file(2049, (10000,), fill=5000)}, "$REPRO_DATA/MNIST/raw/t10k-labels-idx1-ubyte: "
+     "damaged MNIST file: 5008 bytes with header [10000], expected 10008 bytes holding [10000] (truncated?)"),
+    ({"train_images_idx3_ubyte": idx_file(2049, (60000,)), "train_labels_idx1_ubyte": idx_file(2051, (60000, 28, 28))},
+     "$REPRO_DATA/MNIST/raw/train-images-idx3-ubyte: damaged MNIST file: magic number 2049, expected an idx file "
+     "with magic number 2051 (images; are the files swapped?)"),
+    ({"t10k_images_idx3_ubyte": idx_file(2051, (10000, 28, 27))}, "$REPRO_DATA/MNIST/raw/t10k-images-idx3-ubyte: "
+     "damaged MNIST file: 7560016 bytes with header [10000, 28, 27], expected 7840016 bytes holding "
+     "[10000, 28, 28] (truncated?)"),
+    ({"train_labels_idx1_ubyte": b"garbage!" * 3}, "$REPRO_DATA/MNIST/raw/train-labels-idx1-ubyte: damaged MNIST "
+     "file: magic number 1734439522, expected an idx file with magic number 2049 (labels; are the files swapped?)"),
+], ids=["zero-bytes", "truncated", "swapped", "wrong-shape", "garbage"])
+def test_damaged_mnist_files_are_named_with_what_is_wrong(damage, expected, tmp_path, monkeypatch):
+    mnist_folder(tmp_path, **damage)
+    monkeypatch.setenv("REPRO_DATA", str(tmp_path))
+    with pytest.raises(DataDamaged) as err:
+        mnist()
+    assert str(err.value) == expected
+
+
+def test_a_damaged_gz_mnist_file_is_named(tmp_path, monkeypatch):
+    raw = mnist_folder(tmp_path)
+    (raw / "t10k-images-idx3-ubyte").unlink()
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b not really gzip")
+    monkeypatch.setenv("REPRO_DATA", str(tmp_path))
+    with pytest.raises(DataDamaged, match=r"^\$REPRO_DATA/MNIST/raw/t10k-images-idx3-ubyte.gz: damaged MNIST file "
+                                          r"\(not readable: BadGzipFile\)$"):
+        mnist()
+
+
+def cifar_folder(root, **replace) -> Path:
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    whole = pickle.dumps({"data": np.zeros((10, 3072), np.uint8), "labels": [0] * 10})
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (folder / name).write_bytes(replace.get(name, whole))
+    return folder
+
+
+@pytest.mark.parametrize("name,content,expected", [
+    ("data_batch_3", b"", "EOFError: Ran out of input"),
+    ("test_batch", pickle.dumps({"data": np.zeros((10, 3072), np.uint8), "labels": [0] * 10})[:200],
+     "UnpicklingError: pickle data was truncated"),
+    ("data_batch_1", b"\x80\x04garbage", "UnpicklingError: "),
+    ("data_batch_5", pickle.dumps({"pixels": []}), "KeyError: 'data'"),
+    ("data_batch_2", pickle.dumps({"data": np.zeros((10, 1024), np.uint8), "labels": [0] * 10}),
+     "ValueError: data of shape (10, 1024) and 10 labels, expected (N, 3072) and N"),
+], ids=["empty", "truncated", "garbage", "not-a-batch", "wrong-shape"])
+def test_damaged_cifar_batches_are_named_with_what_is_wrong(name, content, expected, tmp_path, monkeypatch):
+    cifar_folder(tmp_path, **{name: content})
+    monkeypatch.setenv("REPRO_DATA", str(tmp_path))
+    with pytest.raises(DataDamaged) as err:
+        cifar10()
+    assert str(err.value).startswith(f"$REPRO_DATA/cifar-10-batches-py/{name}: damaged CIFAR-10 batch ({expected}")
+
+
+def test_a_data_folder_that_does_not_exist_is_not_created(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setattr("torchvision.datasets.MNIST.mirrors", ["http://127.0.0.1:9/"])
+    for name, load in (("mnist", mnist), ("cifar10", cifar10)):
+        assert availability(name) == f"dataset '{name}' not found: the data folder $REPRO_DATA does not exist " \
+                                     "(set REPRO_DATA to the folder that holds MNIST/, cifar-10-batches-py/ and hymenoptera_data/)"
+        with pytest.raises(DataMissing, match="does not exist"):
+            load()
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_claim_with_damaged_data_is_not_run_and_the_others_go_on(tmp_path, monkeypatch):
+    """One claim's dataset file is damaged: that claim is NOT RUN with the file named, the next trains."""
+    import yaml
+
+    from repro.plan import plan
+    from repro.run import LocalExecutor
+    from repro.spec import load_claim
+    from repro.store import Store
+    sys.path.insert(0, str(Path(__file__).parent / "bad-inputs"))
+    import cases
+
+    mnist_folder(tmp_path / "data", train_labels_idx1_ubyte=b"")
+    monkeypatch.setenv("REPRO_DATA", str(tmp_path / "data"))
+    specs = {"on-mnist": cases.both(cases.edit(id="on-mnist"), lambda d: d["defaults"].update(data={"name": "mnist"})),
+             "on-synthetic": cases.edit(id="on-synthetic")}
+    claims = []
+    for name, spec in specs.items():
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(cases.build(spec)))
+        claims.append(load_claim(tmp_path / f"{name}.yaml"))
+    store = Store(tmp_path / "results", tmp_path / "cache")
+    summary = LocalExecutor(store, torch.device("cpu"), log=lambda m: None).submit(plan(claims, "smoke", store))
+    assert summary["not_runnable"] == {("on-mnist", "default"): "$REPRO_DATA/MNIST/raw/train-labels-idx1-ubyte: "
+                                       "damaged MNIST file: 0 bytes, expected an idx file with magic number 2049 "
+                                       "(labels; are the files swapped?)"}
+    assert summary["counts"]["trained"] == 4 and len(list((tmp_path / "results").rglob("*.json"))) == 4
+
+
+def test_a_damaged_hymenoptera_image_is_named(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from repro.data import hymenoptera
+    for split in ("train", "val"):
+        for label in ("ants", "bees"):
+            folder = tmp_path / "hymenoptera_data" / split / label
+            folder.mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(folder / "whole.jpg")
+    (tmp_path / "hymenoptera_data" / "val" / "bees" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    monkeypatch.setenv("REPRO_DATA", str(tmp_path))
+    with pytest.raises(DataDamaged, match=r"^\$REPRO_DATA/hymenoptera_data/val/bees/broken.jpg: damaged image "
+                                          r"\(UnidentifiedImageError: "):
+        hymenoptera()

@@ -63,3 +63,14 @@ def test_resnet_cifar_has_the_parameter_count_of_he_et_al(depth, params):
 def test_resnet_cifar_refuses_a_depth_that_is_not_6n_plus_2():
     with pytest.raises(ValueError, match=r"depth must be 6n \+ 2"):
         create_model("resnet_cifar", (3, 32, 32), 10, depth=21)
+
+
+def test_missing_imagenet_weights_are_reported_without_a_local_absolute_path(tmp_path, monkeypatch):
+    """The reason lands in the published report: it names $TORCH_HOME, not this machine's home folder."""
+    import torch.hub
+
+    from repro.models import weights_availability
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    why = weights_availability("resnet18", {"weights": "imagenet"})
+    assert why.startswith("ImageNet weights for resnet18 are not on this machine ($TORCH_HOME/hub/checkpoints/resnet18-")
+    assert str(tmp_path) not in why

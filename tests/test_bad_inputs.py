@@ -1,0 +1,125 @@
+"""The broken-input corpus (tests/bad-inputs/cases.py): every case gets exactly its expected lines from
+`repro validate`, no traceback, in well under 5 s; plus the command-line and folder-level cases.
+
+Stored-state faults are in tests/test_faults.py, dataset damage in tests/test_data.py.
+"""
+from __future__ import annotations
+
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent / "bad-inputs"))
+import cases  # noqa: E402
+
+from repro.cli import main  # noqa: E402
+from repro.spec import SpecError, load_claim, load_claims  # noqa: E402
+
+SECRET = "hunter2-secret"
+ALL = cases.CASES + cases.BASE_CASES
+
+
+def claims_folder(root: Path) -> Path:
+    """claims/ with a valid shared file and a sub-folder; a file with a secret next to it (outside)."""
+    claims = root / "claims"
+    (claims / "_shared" / "dir").mkdir(parents=True)
+    (claims / "_shared" / "ok.yaml").write_text("statement: shared\n")
+    (root / "outside.yaml").write_text(f"password: {SECRET}\n")
+    return claims
+
+
+def write_spec(path: Path, spec) -> Path:
+    if callable(spec):
+        path.write_text(yaml.safe_dump(cases.build(spec), allow_unicode=True))
+    elif isinstance(spec, bytes):
+        path.write_bytes(spec)
+    else:
+        path.write_text(spec)
+    return path
+
+
+def test_the_corpus_covers_every_class_with_at_least_80_cases():
+    counts = {cls: sum(c[1] == cls for c in ALL) for cls in {c[1] for c in ALL}}
+    assert len(ALL) >= 80 and len({c[0] for c in ALL}) == len(ALL), counts
+    assert set(counts) == {cases.NAMES, cases.PARAMS, cases.LIMITS, cases.YAML, cases.MESSAGES}
+
+
+@pytest.mark.parametrize("case", ALL, ids=[c[0] for c in ALL])
+def test_bad_input_gets_exactly_its_lines_and_no_traceback(case, tmp_path, capsys):
+    case_id, _, spec, expected = case
+    path = write_spec(claims_folder(tmp_path) / "bad.yaml", spec)
+    started = time.process_time()  # this process's CPU time: other jobs on a shared machine do not count
+    assert main(["validate", str(path)]) == 1
+    elapsed = time.process_time() - started
+    out = capsys.readouterr()
+    expected = [expected] if isinstance(expected, str) else expected
+    assert out.out.splitlines() == [f"error {path}: {line}" for line in expected]
+    assert "Traceback" not in out.out + out.err and SECRET not in out.out + out.err
+    assert all(len(line) - len(str(path)) < 400 for line in out.out.splitlines())  # never more than a line of the input
+    assert elapsed < 5, f"{case_id}: validate took {elapsed:.1f}s"
+
+
+@pytest.mark.parametrize("case_id", ["alias-bomb", "deep-flow-nesting", "too-big", "huge-list-clipped"])
+def test_hostile_yaml_fails_fast_and_small(case_id, tmp_path):
+    """An alias bomb (10^9 values expanded), 10^5 nesting levels, a 1 MB file: refused in well under
+    5 s and 1 GB (peak Python allocations, measured)."""
+    spec = next(c[2] for c in ALL if c[0] == case_id)
+    path = write_spec(claims_folder(tmp_path) / "bad.yaml", spec)
+    tracemalloc.start()
+    started = time.process_time()  # CPU time, as above
+    with pytest.raises(SpecError):
+        load_claim(path)
+    elapsed = time.process_time() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert elapsed < 5 and peak < 200 * 2**20, (elapsed, peak)
+
+
+def test_validate_reports_every_file_of_a_folder_and_every_error_of_a_file(tmp_path, capsys):
+    claims = claims_folder(tmp_path)
+    write_spec(claims / "latin.yaml", "id: x\nstatement: caf\xe9\n".encode("latin-1"))
+    write_spec(claims / "two-errors.yml", cases.both(cases.edit(id="two-errors"), cases.model(hidden=[-4]),
+                                                     cases.arm(epochs=0)))
+    good = cases.build(cases.edit(id="good"))
+    (claims / "good.yaml").write_text(yaml.safe_dump(good))
+    (claims / "notes.txt").write_text("not a spec")
+    assert main(["validate", str(claims)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        f"ok    {claims}/good.yaml",
+        f"error {claims}/latin.yaml: not UTF-8 text (byte 0xe9 at offset 20); save the spec as UTF-8",
+        f"error {claims}/two-errors.yml: arms.a (variant 'default', profile 'smoke').model.hidden.0: "
+        "Input should be greater than or equal to 1 (got -4)",
+        f"error {claims}/two-errors.yml: arms.a (variant 'default', profile 'smoke').epochs: "
+        "Input should be greater than 0 (got 0)",
+        f"note  {claims}: not specs (not .yaml/.yml), not checked: notes.txt",
+    ]
+    with pytest.raises(SpecError) as err:  # `repro run` and `pytest -m claims` see every bad file too
+        load_claims(claims)
+    assert [line.split(":")[0] for line in err.value.lines] == [f"{claims}/latin.yaml"] + [f"{claims}/two-errors.yml"] * 2
+
+
+@pytest.mark.parametrize("seeds", ["0", "-1", "-5", "abc"])
+def test_seeds_must_be_a_positive_count(seeds, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--seeds", seeds, "--profile", "smoke"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.splitlines()[-1] == f"repro run: error: argument --seeds: expected a whole number of seeds, " \
+                                   f"at least 1, got {seeds!r}"
+
+
+@pytest.mark.parametrize("results", ["a-file", "a-file/results"])
+def test_an_unwritable_results_folder_fails_before_any_training(results, tmp_path, capsys, monkeypatch):
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    trained = []
+    monkeypatch.setattr("repro.run.LocalExecutor.submit", lambda self, jobs: trained.append(jobs))
+    assert main(["--results", str(tmp_path / results), "run", "hinton-kd-helps", "--profile", "smoke"]) == 2
+    err = capsys.readouterr().err
+    assert not trained and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"error: {tmp_path / results}: ")
