@@ -66,8 +66,9 @@ class Store:
     def path(self, profile: str, claim: str, variant: str, arm: str, run: RunSpec) -> Path:
         return self.root / profile / claim / variant / arm / f"seed{run.seed}-{run.key[:12]}.json"
 
-    def checkpoint_path(self, run: RunSpec) -> Path:
-        return self.cache / "checkpoints" / f"{run.key}.pt"
+    def checkpoint_path(self, run: RunSpec, epoch: int | None = None) -> Path:
+        """Final weights, or with `epoch` the weights at the end of that epoch (kept for Arm.teacher_epoch)."""
+        return self.cache / "checkpoints" / (f"{run.key}.pt" if epoch is None else f"{run.key}-epoch{epoch}.pt")
 
     def state_path(self, run: RunSpec) -> Path:
         """The per-epoch resume file of a run in progress (removed once its weights are saved)."""
@@ -126,11 +127,12 @@ class Store:
                 return payload
         return None
 
-    def save_weights(self, run: RunSpec, model: torch.nn.Module) -> None:
-        atomic_torch_save(self.checkpoint_path(run), {k: v.detach().cpu() for k, v in model.state_dict().items()})
+    def save_weights(self, run: RunSpec, model: torch.nn.Module, epoch: int | None = None) -> None:
+        atomic_torch_save(self.checkpoint_path(run, epoch),
+                          {k: v.detach().cpu() for k, v in model.state_dict().items()})
 
-    def load_weights(self, run: RunSpec, model: torch.nn.Module) -> bool:
-        path = self.checkpoint_path(run)
+    def load_weights(self, run: RunSpec, model: torch.nn.Module, epoch: int | None = None) -> bool:
+        path = self.checkpoint_path(run, epoch)
         if not path.exists():
             return False
         model.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))

@@ -30,7 +30,7 @@ def test_two_processes_on_one_store_train_each_run_once(tmp_path):
     procs = [repro_process(env, "hinton-kd-helps") for _ in range(2)]
     outputs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
-    trained = sum(out.count(": done, test errors") for out, _ in outputs)
+    trained = sum(out.count(": done, test_errors") for out, _ in outputs)
     files = list((tmp_path / "results").rglob("*.json"))
     keys = {json.loads(f.read_text())["key"] for f in files}
     assert trained == len(keys) == 12  # 3 teacher + 3 small + 3 x 2 distilled variants, each once
