@@ -71,6 +71,9 @@ class MLP(nn.Module):
 @MODELS.register("mlp")
 def create_mlp(in_shape, num_classes, hidden, input_dropout=0.0, hidden_dropout=0.0, batch_norm=False,
                dropout_always_on=False, init_std=None):
+    """A ReLU MLP on flattened images: `hidden` widths (e.g. [800, 800]); dropout on the input and after
+    each hidden layer; optional batch norm; `dropout_always_on` keeps dropout on at evaluation too (a
+    source's F.dropout bug); `init_std` draws the weights from N(0, init_std) instead of PyTorch's default."""
     model = MLP(math.prod(in_shape), list(hidden), num_classes, input_dropout, hidden_dropout, batch_norm,
                 dropout_always_on)
     if init_std is not None:
@@ -112,11 +115,13 @@ def torchvision_resnet(arch: str, num_classes: int, weights: str) -> nn.Module:
 
 @MODELS.register("resnet18")
 def create_resnet18(in_shape, num_classes, weights="none"):
+    """torchvision ResNet-18 with a new head; `weights`: 'none' (from scratch) or 'imagenet'."""
     return torchvision_resnet("resnet18", num_classes, weights)
 
 
 @MODELS.register("resnet50")
 def create_resnet50(in_shape, num_classes, weights="none"):
+    """torchvision ResNet-50 with a new head; `weights`: 'none' (from scratch) or 'imagenet'."""
     return torchvision_resnet("resnet50", num_classes, weights)
 
 
