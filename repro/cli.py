@@ -106,7 +106,8 @@ def _interrupt(signum, frame):
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
+    from .report import load_verdicts, render
+    from .store import atomic_write
     if args.report_out and args.report_out.endswith(".html"):  # `report --out FILE.html`, as before
         html = Path(args.report_out)
     else:
@@ -114,7 +115,13 @@ def cmd_report(args) -> int:
         html = None
     results, reports = _outputs(args)
     verdicts = Path(args.verdicts or os.environ.get("REPRO_VERDICTS") or reports / "verdicts.json")
-    out = write_report(verdicts, results, html or reports / "index.html", _claims(args), Path(args.claims))
+    claims, out = _claims(args), html or reports / "index.html"
+    doc = load_verdicts(verdicts)
+    dropped = [v["claim"] for v in doc["verdicts"] if v["claim"] not in claims]
+    if dropped:  # verdicts of claims outside --claims (another set, or deleted specs) are not this set's report
+        print(f"note: left out {len(set(dropped))} claim(s) not in {args.claims}: {', '.join(sorted(set(dropped)))}")
+    doc["verdicts"] = [v for v in doc["verdicts"] if v["claim"] in claims]
+    atomic_write(out, render(doc, claims, results, Path(args.claims)).encode())
     print(f"wrote {out}")
     return 0
 
