@@ -47,6 +47,13 @@ CHECK_HELP = {"kind": "the check kind (see Check kinds)", "metric": "the per-run
               "bound": "at_least: the value the derived quantity must reach or exceed; at_most: the value it must "
                        "not exceed"}
 OVERRIDE_HELP = {"arms": "arm name -> arm keys applied to that arm only"}
+FIELD_HELP = {  # per schema model, for fields without a description in repro/spec.py
+    "Check": CHECK_HELP, "Variant": OVERRIDE_HELP, "Profile": OVERRIDE_HELP,
+    "Optimizer": {"name": "sgd, adam or adamw (fused steps)", "lr": "learning rate", "momentum": "sgd momentum",
+                  "weight_decay": "L2 weight decay"},
+    "Schedule": {"name": "which schedule"},
+    "BiasShift": {"classes": "the classes whose output biases are raised", "grid": "the bias values tried"},
+}
 RESERVED = {"in_shape", "num_classes", "student_logits", "targets", "teacher_logits"}
 
 
@@ -88,13 +95,16 @@ def cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def fields_table(model: type[BaseModel], help: dict | None = None, skip: tuple[str, ...] = ()) -> list[str]:
+def meaning(model: type[BaseModel], name: str) -> str:
+    """A schema field's meaning: its description in spec.py, else the tables here, else stats.KEY_HELP."""
+    return (model.model_fields[name].description or FIELD_HELP.get(model.__name__, {}).get(name)
+            or CLAIM_HELP.get(name) or stats.KEY_HELP.get(name, ""))
+
+
+def fields_table(model: type[BaseModel]) -> list[str]:
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for name, field in model.model_fields.items():
-        if name in skip:
-            continue
-        meaning = field.description or (help or {}).get(name) or CLAIM_HELP.get(name) or stats.KEY_HELP.get(name, "")
-        rows.append(f"| `{name}` | {type_name(field.annotation)} | {default_text(field)} | {cell(meaning)} |")
+        rows.append(f"| `{name}` | {type_name(field.annotation)} | {default_text(field)} | {cell(meaning(model, name))} |")
     return rows
 
 
@@ -148,9 +158,9 @@ def reference_markdown() -> str:
            "",
            "`source`:", "", *fields_table(Source),
            "",
-           "A variant (`variants.<name>`):", "", *fields_table(Variant, OVERRIDE_HELP),
+           "A variant (`variants.<name>`):", "", *fields_table(Variant),
            "",
-           "A profile (`profiles.<name>`):", "", *fields_table(Profile, OVERRIDE_HELP),
+           "A profile (`profiles.<name>`):", "", *fields_table(Profile),
            "",
            "Merge order for one arm: `defaults` <- `arms.<arm>` <- variant `all` <- variant `arms.<arm>` <- profile "
            "`all` <- profile `arms.<arm>`. Mappings merge key by key; a component (model, data, loss) written with "
@@ -160,13 +170,11 @@ def reference_markdown() -> str:
            "",
            *fields_table(Arm),
            "",
-           "`optimizer`:", "", *fields_table(Optimizer, {"name": "sgd, adam or adamw (fused steps)", "lr": "learning rate",
-                                                         "momentum": "sgd momentum", "weight_decay": "L2 weight decay"}),
+           "`optimizer`:", "", *fields_table(Optimizer),
            "",
-           "`schedule` (" + cell(inspect.getdoc(Schedule)) + "):", "", *fields_table(Schedule, {"name": "which schedule"}),
+           "`schedule` (" + cell(inspect.getdoc(Schedule)) + "):", "", *fields_table(Schedule),
            "",
-           "`bias_shift`:", "", *fields_table(BiasShift, {"classes": "the classes whose output biases are raised",
-                                                          "grid": "the bias values tried"}),
+           "`bias_shift`:", "", *fields_table(BiasShift),
            "",
            "## Datasets (`data: {name: ..., <parameter>: ...}`)",
            "",
@@ -186,7 +194,7 @@ def reference_markdown() -> str:
            "",
            "## Check keys (`check:` and each of `preconditions:`)",
            "",
-           *fields_table(Check, CHECK_HELP),
+           *fields_table(Check),
            "",
            "### Check kinds",
            "",
