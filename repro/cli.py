@@ -106,7 +106,7 @@ def _interrupt(signum, frame):
 
 
 def cmd_report(args) -> int:
-    from .report import load_verdicts, render
+    from .report import ReportError, load_verdicts, render
     from .store import atomic_write
     if args.report_out and args.report_out.endswith(".html"):  # `report --out FILE.html`, as before
         html = Path(args.report_out)
@@ -116,7 +116,11 @@ def cmd_report(args) -> int:
     results, reports = _outputs(args)
     verdicts = Path(args.verdicts or os.environ.get("REPRO_VERDICTS") or reports / "verdicts.json")
     claims, out = _claims(args), html or reports / "index.html"
-    doc = load_verdicts(verdicts)
+    try:
+        doc = load_verdicts(verdicts)
+    except ReportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     dropped = [v["claim"] for v in doc["verdicts"] if v["claim"] not in claims]
     if dropped:  # verdicts of claims outside --claims (another set, or deleted specs) are not this set's report
         print(f"note: left out {len(set(dropped))} claim(s) not in {args.claims}: {', '.join(sorted(set(dropped)))}")

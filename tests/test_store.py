@@ -60,3 +60,14 @@ def test_stored_files_get_the_ordinary_file_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
+
+
+def test_smoke_results_are_git_ignored_and_quick_results_are_not():
+    """smoke runs are a machinery check (synthetic data): they must never end up committed as evidence."""
+    import shutil
+    import subprocess
+    if shutil.which("git") is None or subprocess.run(["git", "rev-parse"], capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(["git", "check-ignore", "-q", "results/smoke/c/v/a/seed0-0123456789ab.json"])
+    assert ignored.returncode == 0
+    assert subprocess.run(["git", "check-ignore", "-q", "results/quick/c/v/a/seed0-0123456789ab.json"]).returncode == 1
