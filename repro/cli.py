@@ -113,9 +113,12 @@ def cmd_report(args) -> int:
     else:
         args.out_dir = args.report_out or args.out_dir
         html = None
-    results, reports = _outputs(args)
-    verdicts = Path(args.verdicts or os.environ.get("REPRO_VERDICTS") or reports / "verdicts.json")
-    claims, out = _claims(args), html or reports / "index.html"
+    verdicts = args.verdicts or os.environ.get("REPRO_VERDICTS")
+    results = args.results or os.environ.get("REPRO_RESULTS")
+    if not (html and verdicts and results):  # some output is not named: it goes under the set's output folder
+        results, reports = _outputs(args)
+        verdicts, html = verdicts or reports / "verdicts.json", html or reports / "index.html"
+    claims, out, verdicts, results = _claims(args), html, Path(verdicts), Path(results)
     try:
         doc = load_verdicts(verdicts)
     except ReportError as err:
