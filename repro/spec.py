@@ -226,7 +226,7 @@ class Check(Strict):
         from .stats import DERIVED
         low, high = getattr(CHECKS.get(self.kind), "arm_count", (1, None))
         roles = ""
-        if self.kind == "at_least":  # the derived quantity fixes the arms (default 'mean': one arm)
+        if self.kind in ("at_least", "at_most"):  # the derived quantity fixes the arms (default 'mean': one arm)
             derived = DERIVED[self.derived or "mean"]
             low = high = len(derived.roles)
             roles = f" for '{self.derived or 'mean'}' ({', '.join(derived.roles)})"

@@ -390,3 +390,9 @@ def test_at_most_refuses_a_ratio_it_cannot_mirror():
     from repro.stats import at_most
     with pytest.raises(ValueError, match="at_most takes derived 'mean'"):
         at_most({"a": A, "b": B}, check("at_most", arms=("a", "b"), derived="relative_change", bound=0.1))
+
+
+def test_at_most_arms_follow_the_derived_quantity_at_validation():
+    with pytest.raises(ValueError, match=r"check 'at_most' compares exactly 1 arms for 'mean'"):
+        check("at_most", arms=("a", "b"), bound=0.9)
+    assert check("at_most", arms=("a", "b"), derived="difference", bound=0.0).arms == ["a", "b"]
