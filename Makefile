@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 PROFILE ?= auto
 export REPRO_DATA ?= ./data
 
-.PHONY: venv test reproduce run claims report bench clean
+.PHONY: venv test reproduce run claims report reference examples bench clean
 
 venv: $(VENV)/.installed
 
@@ -32,6 +32,17 @@ reproduce: venv
 	$(BIN)/repro run --profile $(PROFILE)
 	-REPRO_PROFILE=$(PROFILE) $(BIN)/pytest -m claims -q
 	$(BIN)/repro report
+
+# docs/spec-reference.md from the schema and registries (tests/test_reference.py fails when it is stale).
+reference: venv
+	$(BIN)/python -m repro.cli reference
+
+# The worked examples (examples/claims, profile tiny: real MNIST, small MLPs, minutes on a CPU), kept apart
+# from the shipped claims: results, verdicts and report under examples/.
+examples: venv
+	$(BIN)/repro run --claims examples/claims --out examples --profile tiny
+	-REPRO_CLAIMS=examples/claims REPRO_OUT=examples REPRO_PROFILE=tiny $(BIN)/pytest -m claims -q tests/test_claims.py
+	$(BIN)/repro report --claims examples/claims --out examples
 
 bench: venv
 	$(BIN)/python benchmarks/bench.py

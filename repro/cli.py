@@ -10,6 +10,14 @@ from pathlib import Path
 from .spec import SpecError, load_claim, load_claims, spec_files
 
 
+def _outputs(args) -> tuple[Path, Path]:
+    """(results folder, reports folder) for the chosen claims folder: --results / $REPRO_RESULTS win, else
+    OUT/results; reports go to OUT/reports (store.output_dir says what OUT is)."""
+    from .store import output_dir
+    out = output_dir(args.claims, args.out_dir)
+    return Path(args.results or os.environ.get("REPRO_RESULTS") or out / "results"), out / "reports"
+
+
 def _claims(args) -> dict:
     claims = load_claims(args.claims)
     unknown = [c for c in getattr(args, "claim", []) or [] if c not in claims]
@@ -21,7 +29,7 @@ def _claims(args) -> dict:
 def cmd_list(args) -> int:
     from .plan import plan_claim
     from .store import Store
-    store = Store(args.results)
+    store = Store(args.results or os.environ.get("REPRO_RESULTS") or (Path(args.out_dir or ".") / "results"))
     for claim in _claims(args).values():
         print(f"{claim.id}: {claim.check.kind} {claim.check.metric} {claim.check.arms}  [{claim.source.file}]")
         for profile, prof in claim.profiles.items():
@@ -72,11 +80,18 @@ def cmd_run(args) -> int:
     profile = resolve_profile(args.profile)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     claims = _claims(args)
+    lacking = {k: c for k, c in claims.items() if profile not in c.profiles}
+    for k, c in lacking.items():
+        print(f"warning: {k} has no '{profile}' profile (it has {', '.join(c.profiles)}); nothing to run for it",
+              file=sys.stderr)
+    if lacking and len(lacking) == len(claims):
+        print(f"error: no chosen claim has a '{profile}' profile: 0 runs to plan", file=sys.stderr)
+        return 2
     if args.seeds:
         claims = {k: c.model_copy(update={"profiles": {**c.profiles, profile: c.profiles[profile].model_copy(
             update={"seeds": c.profiles[profile].seeds[: args.seeds]})}}) for k, c in claims.items()
             if profile in c.profiles}
-    store = Store(args.results)
+    store = Store(_outputs(args)[0])
     try:
         store.probe()  # an unwritable results or cache folder fails now, not after the first run has trained
     except OSError as err:
@@ -159,31 +174,74 @@ def _interrupt(signum, frame):
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
-    out = write_report(Path(args.verdicts), Path(args.results), Path(args.out), _claims(args))
+    from .report import ReportError, load_verdicts, render
+    from .store import atomic_write
+    if args.report_out and args.report_out.endswith(".html"):  # `report --out FILE.html`, as before
+        html = Path(args.report_out)
+    else:
+        args.out_dir = args.report_out or args.out_dir
+        html = None
+    verdicts = args.verdicts or os.environ.get("REPRO_VERDICTS")
+    results = args.results or os.environ.get("REPRO_RESULTS")
+    if not (html and verdicts and results):  # some output is not named: it goes under the set's output folder
+        results, reports = _outputs(args)
+        verdicts, html = verdicts or reports / "verdicts.json", html or reports / "index.html"
+    claims, out, verdicts, results = _claims(args), html, Path(verdicts), Path(results)
+    try:
+        doc = load_verdicts(verdicts)
+    except ReportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    dropped = [v["claim"] for v in doc["verdicts"] if v["claim"] not in claims]
+    if dropped:  # verdicts of claims outside --claims (another set, or deleted specs) are not this set's report
+        print(f"note: left out {len(set(dropped))} claim(s) not in {args.claims}: {', '.join(sorted(set(dropped)))}")
+    doc["verdicts"] = [v for v in doc["verdicts"] if v["claim"] in claims]
+    atomic_write(out, render(doc, claims, results, Path(args.claims)).encode())
     print(f"wrote {out}")
     return 0
 
 
+def cmd_reference(args) -> int:
+    from .reference import reference_markdown
+    path, text = Path(args.path), reference_markdown()
+    if args.check:
+        current = path.read_text() if path.exists() else ""
+        print(f"{path}: {'up to date' if current == text else 'OUT OF DATE: run `repro reference`'}")
+        return 0 if current == text else 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="repro", description=__doc__)
-    parser.add_argument("--claims", default="claims", help="folder of claim specs (default: claims)")
-    parser.add_argument("--results", default=os.environ.get("REPRO_RESULTS", "results"),
-                        help="results folder (default: $REPRO_RESULTS or results)")
+    # The folder options work before or after the command (`repro --claims X run`, `repro run --claims X`).
+    folders = argparse.ArgumentParser(add_help=False)
+    folders.add_argument("--claims", default=argparse.SUPPRESS,
+                         help="folder of claim specs (default: $REPRO_CLAIMS or claims)")
+    folders.add_argument("--out", dest="out_dir", default=argparse.SUPPRESS,
+                         help="output folder of that claims set: OUT/results, OUT/reports (default: $REPRO_OUT; "
+                              "required for a claims folder other than ./claims, whose outputs are ./results, ./reports)")
+    folders.add_argument("--results", default=argparse.SUPPRESS,
+                         help="results folder (default: $REPRO_RESULTS or OUT/results)")
+    parser = argparse.ArgumentParser(prog="repro", description=__doc__, parents=[folders])
+    parser.set_defaults(claims=os.environ.get("REPRO_CLAIMS", "claims"), out_dir=os.environ.get("REPRO_OUT"),
+                        results=None)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("list", help="claims, arms, seeds and which results exist")
+    p = sub.add_parser("list", help="claims, arms, seeds and which results exist", parents=[folders])
     p.add_argument("claim", nargs="*")
     p.set_defaults(fn=cmd_list)
 
-    p = sub.add_parser("validate", help="check specs without running anything")
+    p = sub.add_parser("validate", help="check specs without running anything", parents=[folders])
     p.add_argument("paths", nargs="*", help="spec files or folders (default: the claims folder)")
     p.set_defaults(fn=cmd_validate)
 
-    p = sub.add_parser("run", help="train every run the claims need that is not stored yet")
+    p = sub.add_parser("run", help="train every run the claims need that is not stored yet", parents=[folders])
     p.add_argument("claim", nargs="*", help="claim ids (default: all)")
-    p.add_argument("--profile", default="auto", choices=["smoke", "quick", "paper", "auto"],
-                   help="auto = paper on a GPU, quick on a CPU")
+    p.add_argument("--profile", default="auto",
+                   help="a profile of the claims (this project's: smoke, quick, paper); auto = paper on a GPU, "
+                        "quick on a CPU")
     p.add_argument("--seeds", type=positive, help="use only the first N seeds of the profile")
     p.add_argument("--device", choices=["cpu", "cuda"])
     p.add_argument("--force", action="store_true", help="re-run runs that are already stored")
@@ -200,10 +258,17 @@ def main(argv=None) -> int:
     p.add_argument("--max-minutes", type=float, help="with --until-decided: start no new look after this long")
     p.set_defaults(fn=cmd_run)
 
-    p = sub.add_parser("report", help="render reports/index.html from verdicts.json and the results")
-    p.add_argument("--verdicts", default="reports/verdicts.json")
-    p.add_argument("--out", default="reports/index.html")
+    p = sub.add_parser("report", help="render OUT/reports/index.html from OUT/reports/verdicts.json and the results")
+    p.add_argument("--claims", default=argparse.SUPPRESS, help="folder of claim specs (as before the command)")
+    p.add_argument("--results", default=argparse.SUPPRESS, help="results folder (as before the command)")
+    p.add_argument("--verdicts", help="default: $REPRO_VERDICTS or OUT/reports/verdicts.json")
+    p.add_argument("--out", dest="report_out", help="output folder (as before the command), or a .html file to write")
     p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("reference", help="write the spec reference (docs/spec-reference.md) from the schema and registries")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if the file is out of date")
+    p.add_argument("path", nargs="?", default="docs/spec-reference.md")
+    p.set_defaults(fn=cmd_reference)
 
     args = parser.parse_args(argv)
     try:

@@ -5,18 +5,25 @@ dict with `loss` (what is backpropagated), `hard` and `soft` (its two terms, unw
 can log them). The spec names the convention explicitly; nothing here applies T^2 "sometimes".
 Always log_softmax, never log(softmax): the latter underflows to -inf for large logits.
 
-| name           | params (as a spec writes them)        | loss                                          |
-|----------------|---------------------------------------|-----------------------------------------------|
-| `ce`           | -                                     | CE                                            |
-| `hinton`       | alpha, T                              | (1-alpha) CE + alpha T^2 KL_batchmean         |
-| `hinton_repro` | alpha, T                              | (1-alpha) CE + alpha T^2 KL_mean              |
-| `deit_soft`    | alpha, T, label_smoothing=0           | (1-alpha) CE + alpha T^2 KL_mean              |
-| `deit_hard`    | alpha=0.5, label_smoothing=0          | (1-alpha) CE(y) + alpha CE(argmax teacher)    |
-| `mdistiller`   | ce_weight, kd_weight, T               | ce_weight CE + kd_weight T^2 KL_batchmean     |
-| `mnist_course` | alpha, T                              | (2 T^2 + alpha) KL_mean + (1-alpha) CE        |
-| `hymenoptera`  | alpha                                 | alpha CE + (1-alpha) MSE(logits)              |
+Each loss has a source name (how a source's code calls it) and a name that says what it computes
+(an alias: `LOSSES.get` gives the same function for both). A run's key holds the name as the spec
+wrote it, so existing specs keep their keys; prefer one spelling within one claims folder.
 
-alpha is the weight of the teacher term everywhere except `hymenoptera`, where the source uses it
+| name            | descriptive alias   | params (as a spec writes them)  | loss                                       |
+|-----------------|---------------------|---------------------------------|--------------------------------------------|
+| `ce`            | -                   | -                               | CE                                         |
+| `hinton`        | `kd_batchmean`      | alpha, T                        | (1-alpha) CE + alpha T^2 KL_batchmean      |
+| `hinton_repro`  | `kd_classmean`      | alpha, T                        | (1-alpha) CE + alpha T^2 KL_mean           |
+| `deit_soft`     | `kd_classmean_deit` | alpha, T                        | (1-alpha) CE + alpha T^2 KL_mean           |
+| `deit_hard`     | `teacher_argmax_ce` | alpha=0.5                       | (1-alpha) CE(y) + alpha CE(argmax teacher) |
+| `mdistiller`    | `kd_weighted`       | ce_weight, kd_weight, T         | ce_weight CE + kd_weight T^2 KL_batchmean  |
+| `mnist_course`  | `kd_classmean_2t2`  | alpha, T                        | (2 T^2 + alpha) KL_mean + (1-alpha) CE     |
+| `hymenoptera`   | `logit_mse`         | alpha                           | alpha CE + (1-alpha) MSE(logits)           |
+
+Every loss also takes `label_smoothing` (default 0): the smoothing of its hard-label CE term only
+(a label-smoothed teacher is `loss: {name: ce, label_smoothing: 0.1}`).
+
+alpha is the weight of the teacher term everywhere except `hymenoptera` (`logit_mse`), where the source uses it
 as the weight of the CE (alpha=1 is plain CE). KL = KL(p_T || q_T), p_T = softmax(teacher / T),
 q_T = softmax(student / T); KL_batchmean sums over classes and averages over the batch;
 KL_mean is nn.KLDivLoss()'s default elementwise mean = KL_batchmean / number of classes.
@@ -63,14 +70,14 @@ def combine(hard: torch.Tensor, soft: torch.Tensor, w_hard: float, w_soft: float
 
 
 @LOSSES.register("ce")
-def cross_entropy(student_logits, targets, teacher_logits=None):
-    """Plain cross-entropy on the hard labels; no teacher."""
-    hard = hard_ce(student_logits, targets)
+def cross_entropy(student_logits, targets, teacher_logits=None, label_smoothing: Fraction = 0.0):
+    """Plain cross-entropy on the hard labels (optionally label-smoothed); no teacher."""
+    hard = hard_ce(student_logits, targets, label_smoothing)
     return combine(hard, torch.zeros_like(hard), 1.0, 0.0)
 
 
-@LOSSES.register("hinton")
-def hinton(student_logits, targets, teacher_logits, alpha: Fraction, T: Positive):
+@LOSSES.register("hinton", aliases=("kd_batchmean",))
+def hinton(student_logits, targets, teacher_logits, alpha: Fraction, T: Positive, label_smoothing: Fraction = 0.0):
     """Hinton et al. 2015 / torchdistill: (1 - alpha) CE + alpha T^2 KL(p_T || q_T), KL batchmean.
 
     Follows torchdistill `losses/single.py` KDLoss (reduction='batchmean'), except for the name of
@@ -78,23 +85,25 @@ def hinton(student_logits, targets, teacher_logits, alpha: Fraction, T: Positive
     the soft weight, as in Hinton and sources 003/004. The T^2 keeps the soft term's gradient
     magnitude roughly independent of T (Hinton, sec. 2).
     """
-    return combine(hard_ce(student_logits, targets), soft_kl(student_logits, teacher_logits, T),
+    return combine(hard_ce(student_logits, targets, label_smoothing), soft_kl(student_logits, teacher_logits, T),
                    1 - alpha, alpha * T * T)
 
 
-@LOSSES.register("hinton_repro")
-def hinton_repro(student_logits, targets, teacher_logits, alpha: Fraction, T: Positive):
+@LOSSES.register("hinton_repro", aliases=("kd_classmean",))
+def hinton_repro(student_logits, targets, teacher_logits, alpha: Fraction, T: Positive,
+                 label_smoothing: Fraction = 0.0):
     """hinton-repro (source 004) as written: nn.KLDivLoss() with its default elementwise 'mean'
     (= batchmean / number of classes) times alpha T^2, plus (1 - alpha) CE."""
-    return combine(hard_ce(student_logits, targets), soft_kl_mean(student_logits, teacher_logits, T),
+    return combine(hard_ce(student_logits, targets, label_smoothing), soft_kl_mean(student_logits, teacher_logits, T),
                    1 - alpha, alpha * T * T)
 
 
-@LOSSES.register("deit_soft")
+@LOSSES.register("deit_soft", aliases=("kd_classmean_deit",))
 def deit_soft(student_logits, targets, teacher_logits, alpha: Fraction, T: Positive,
               label_smoothing: Fraction = 0.0):
     """DeiT soft distillation (facebookresearch/deit `losses.py` DistillationLoss, 'soft'):
-    (1 - alpha) CE + alpha T^2 KL, the KL reduced as sum / numel (= batchmean / classes).
+    (1 - alpha) CE + alpha T^2 KL, the KL reduced as sum / numel (= batchmean / classes): the same
+    computation as `kd_classmean`, kept apart because DeiT's code is a separate source.
 
     DeiT calls T `tau` and applies the KL to a separate distillation-token head; this student has
     one head, so both terms act on the same logits. DeiT's base criterion smooths the true labels
@@ -104,7 +113,7 @@ def deit_soft(student_logits, targets, teacher_logits, alpha: Fraction, T: Posit
                    soft_kl_mean(student_logits, teacher_logits, T), 1 - alpha, alpha * T * T)
 
 
-@LOSSES.register("deit_hard")
+@LOSSES.register("deit_hard", aliases=("teacher_argmax_ce",))
 def deit_hard(student_logits, targets, teacher_logits, alpha: Fraction = 0.5, label_smoothing: Fraction = 0.0):
     """DeiT hard distillation (facebookresearch/deit `losses.py`, 'hard'; the paper weights both by 1/2):
     (1 - alpha) CE(y) + alpha CE(argmax teacher). `soft` is the teacher term (a hard-label CE).
@@ -116,36 +125,37 @@ def deit_hard(student_logits, targets, teacher_logits, alpha: Fraction = 0.5, la
                    1 - alpha, alpha)
 
 
-@LOSSES.register("mdistiller")
+@LOSSES.register("mdistiller", aliases=("kd_weighted",))
 def mdistiller(student_logits, targets, teacher_logits, ce_weight: NonNegative, kd_weight: NonNegative,
-               T: Positive):
+               T: Positive, label_smoothing: Fraction = 0.0):
     """mdistiller (`mdistiller/distillers/KD.py` kd_loss) / RepDistiller (`distiller_zoo/KD.py` DistillKL):
     ce_weight CE + kd_weight T^2 KL, the KL summed over classes and averaged over the batch.
 
     Two independent weights (mdistiller's CIFAR-100 default: CE_WEIGHT 0.1, KD_WEIGHT 0.9, T 4).
     """
-    return combine(hard_ce(student_logits, targets), soft_kl(student_logits, teacher_logits, T),
+    return combine(hard_ce(student_logits, targets, label_smoothing), soft_kl(student_logits, teacher_logits, T),
                    ce_weight, kd_weight * T * T)
 
 
-@LOSSES.register("mnist_course")
-def mnist_course(student_logits, targets, teacher_logits, alpha: Fraction, T: Positive):
+@LOSSES.register("mnist_course", aliases=("kd_classmean_2t2",))
+def mnist_course(student_logits, targets, teacher_logits, alpha: Fraction, T: Positive,
+                 label_smoothing: Fraction = 0.0):
     """mnist-course (source 002) exactly as written:
     `nn.KLDivLoss()(F.log_softmax(y/T), F.softmax(teacher/T)) * (T*T*2.0 + alpha) + CE * (1 - alpha)`.
 
     The elementwise-mean KL is batchmean / classes, and alpha never switches the soft term off:
     at alpha=0 the loss is still CE + 2 T^2 KL_mean. (Implicit softmax dim on 2-d logits = classes.)
     """
-    return combine(hard_ce(student_logits, targets), soft_kl_mean(student_logits, teacher_logits, T),
+    return combine(hard_ce(student_logits, targets, label_smoothing), soft_kl_mean(student_logits, teacher_logits, T),
                    1 - alpha, T * T * 2.0 + alpha)
 
 
-@LOSSES.register("hymenoptera")
-def hymenoptera(student_logits, targets, teacher_logits, alpha: Fraction):
+@LOSSES.register("hymenoptera", aliases=("logit_mse",))
+def hymenoptera(student_logits, targets, teacher_logits, alpha: Fraction, label_smoothing: Fraction = 0.0):
     """hymenoptera (source 001): alpha CE + (1 - alpha) MSE(student logits, teacher logits).
 
     alpha weights the CE (alpha=1: plain CE; alpha=0: pure logit matching). The MSE is
     nn.MSELoss()'s default mean over batch x classes; no temperature.
     """
     soft = F.mse_loss(at_least_fp32(student_logits), at_least_fp32(teacher_logits.detach()))
-    return combine(hard_ce(student_logits, targets), soft, alpha, 1 - alpha)
+    return combine(hard_ce(student_logits, targets, label_smoothing), soft, alpha, 1 - alpha)

@@ -1,11 +1,9 @@
 """One number per run from its stored result: what a check's `metric` names.
 
-`test_errors`           the selected epoch's value (the last one, or the best if the arm says `select: best`)
-`first:train_acc`       epoch 1's value (e.g. area under the running train accuracy in epoch 1)
-`mean:train_acc`        the mean over all epochs (area under the whole curve, per epoch)
-`settle:train_loss`     the first epoch from which the value stays within 10% of its final value
-`spread:train_loss`     std / |mean| over the last 5 epochs (how much the loss still moves)
-Keys of `final` that are not per-epoch (bias-shift results such as `errors_after_holdout`) work as plain names.
+A metric is a per-epoch key (EPOCH_KEYS), optionally behind a reducer (REDUCERS) as `reducer:key`;
+without a reducer it is the selected epoch's value (the last one, or the best with `select: best`).
+Keys of `final` that are not per-epoch (FINAL_KEYS: bias-shift results) work as plain names.
+docs/spec-reference.md lists all three (`repro reference` writes it from these tables).
 """
 from __future__ import annotations
 
@@ -14,6 +12,37 @@ import statistics
 
 BAND = 0.10  # settle: relative band around the final value
 LAST = 5     # spread: epochs at the end
+
+# What train.py records for every epoch (tests/test_train.py checks a run records exactly these).
+EPOCH_KEYS = {
+    "epoch": "the epoch number, from 1",
+    "lr": "the learning rate used in the epoch",
+    "train_loss": "mean training loss over the epoch (what was backpropagated)",
+    "train_hard": "mean hard-label term of the loss (unweighted)",
+    "train_soft": "mean teacher term of the loss (unweighted; 0 without a teacher)",
+    "train_acc": "running training accuracy over the epoch (on augmented batches, in train mode)",
+    "test_errors": "misclassified test images",
+    "test_acc": "test accuracy (1 - test_errors / test images)",
+    "test_loss": "cross-entropy on the test set",
+    "test_errors_per_class": "misclassified test images per true class (a list; not a check metric)",
+    "logit_gap": "arms with a teacher: mean |teacher logit - student logit| on the test set",
+    "fidelity": "arms with a teacher: top-1 agreement with the teacher on the test set (Stanton et al. 2021); "
+                "recorded by runs trained since it was added",
+    "step_acc": "with log_steps: training accuracy of every step (a list; not in `final`)",
+}
+REDUCERS = {
+    "first": "epoch 1's value (e.g. first:train_acc, the area under the running accuracy in epoch 1)",
+    "mean": "the mean over all epochs (e.g. mean:train_acc, the area under the whole curve, per epoch)",
+    "settle": f"the first epoch from which the value stays within {BAND:.0%} of its final value",
+    "spread": f"std / |mean| over the last {LAST} epochs (how much the value still moves)",
+}
+FINAL_KEYS = {
+    "errors_before": "with bias_shift: test errors before the shift",
+    "errors_after_holdout": "with bias_shift: test errors after the shift tuned on held-out training images",
+    "errors_after_test": "with bias_shift: test errors after the shift tuned on the test set (as the paper did)",
+    "class_acc_after_holdout": "with bias_shift: accuracy on the shifted classes after the held-out-tuned shift",
+    "error_reduction_holdout": "with bias_shift: 1 - errors_after_holdout / errors_before",
+}
 
 
 def _series(result: dict, key: str) -> list[float]:
@@ -50,16 +79,16 @@ def run_value(result: dict, metric: str) -> float:
     if reducer == "spread":
         tail = values[-LAST:]
         return statistics.pstdev(tail) / abs(statistics.fmean(tail))
-    raise KeyError(f"unknown metric reducer '{reducer}' in '{metric}'; known: first, mean, settle, spread")
+    raise KeyError(f"unknown metric reducer '{reducer}' in '{metric}'; known: {', '.join(REDUCERS)}")
 
 
-REDUCERS = ("first", "mean", "settle", "spread")
-EPOCH_KEYS = ("train_loss", "train_hard", "train_soft", "train_acc", "test_errors", "test_acc", "test_loss", "lr", "epoch")
+TEACHER_KEYS = ("logit_gap", "fidelity")  # recorded only by arms with a teacher
+LIST_KEYS = ("test_errors_per_class", "step_acc")  # lists: not a check metric
 
 
 def recorded_keys(teacher: bool, bias_shift: bool, holdout: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(per-epoch keys, keys only in `final`) that train.train records for a run of this shape."""
-    epoch = EPOCH_KEYS + (("logit_gap",) if teacher else ())
+    epoch = tuple(k for k in EPOCH_KEYS if k not in LIST_KEYS and (teacher or k not in TEACHER_KEYS))
     final: tuple[str, ...] = ()
     if bias_shift:
         final = ("shift_classes_test_count", "errors_before", "class_errors_before")

@@ -74,6 +74,9 @@ class MLP(nn.Module):
 def create_mlp(in_shape, num_classes, hidden: list[Width], input_dropout: DropRate = 0.0,
                hidden_dropout: DropRate = 0.0, batch_norm: bool = False, dropout_always_on: bool = False,
                init_std: Optional[Positive] = None):
+    """A ReLU MLP on flattened images: `hidden` widths (e.g. [800, 800]); dropout on the input and after
+    each hidden layer; optional batch norm; `dropout_always_on` keeps dropout on at evaluation too (a
+    source's F.dropout bug); `init_std` draws the weights from N(0, init_std) instead of PyTorch's default."""
     model = MLP(math.prod(in_shape), list(hidden), num_classes, input_dropout, hidden_dropout, batch_norm,
                 dropout_always_on)
     if init_std is not None:
@@ -115,11 +118,13 @@ def torchvision_resnet(arch: str, num_classes: int, weights: str) -> nn.Module:
 
 @MODELS.register("resnet18")
 def create_resnet18(in_shape, num_classes, weights: Literal["imagenet", "none"] = "none"):
+    """torchvision ResNet-18 with a new head; `weights`: 'none' (from scratch) or 'imagenet'."""
     return torchvision_resnet("resnet18", num_classes, weights)
 
 
 @MODELS.register("resnet50")
 def create_resnet50(in_shape, num_classes, weights: Literal["imagenet", "none"] = "none"):
+    """torchvision ResNet-50 with a new head; `weights`: 'none' (from scratch) or 'imagenet'."""
     return torchvision_resnet("resnet50", num_classes, weights)
 
 

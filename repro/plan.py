@@ -17,6 +17,7 @@ class Job:
     arm: str
     run: RunSpec
     path: Path  # where its result is stored
+    metric: str = "test_errors"  # the claim's check metric, which `repro run` prints per finished run
 
 
 def plan_claim(claim: Claim, variant: str, profile: str, seeds: list[int] | None = None,
@@ -64,6 +65,6 @@ def plan(claims: list[Claim], profile: str, store) -> list[Job]:
             continue
         for variant in claim.variants:
             for arm, runs in plan_claim(claim, variant, profile).items():
-                jobs += [Job(profile, claim.id, variant, arm, run, store.path(profile, claim.id, variant, arm, run))
-                         for run in runs]
+                jobs += [Job(profile, claim.id, variant, arm, run, store.path(profile, claim.id, variant, arm, run),
+                             claim.check.metric) for run in runs]
     return jobs

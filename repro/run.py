@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from .data import DataMissing
+from .metrics import run_value
 from .models import WeightsMissing
 from .plan import Job
 from .spec import RunSpec
@@ -36,28 +37,45 @@ def provenance() -> dict:
             "command": " ".join(["repro"] + sys.argv[1:])}
 
 
+PROGRESS_EVERY_S = 10.0  # without a TTY (logs, CI), a progress line at most this often
+
+
 class LocalExecutor:
     def __init__(self, store: Store, device: torch.device, force: bool = False, log=None, stack_seeds: bool = False):
         self.store, self.device, self.force, self.stack_seeds = store, device, force, stack_seeds
         self.log = log or (lambda msg: print(msg, flush=True))
+        self.keep_epochs: dict[str, set[int]] = {}  # run key -> epochs whose weights a student asks for
 
-    def trained_model(self, run: RunSpec) -> torch.nn.Module:
-        """The teacher's final weights from the cache; retrained (same seed, same numbers) if the cache lacks them."""
+    def trained_model(self, run: RunSpec, epoch: int | None = None) -> torch.nn.Module:
+        """The run's final weights (or those at the end of `epoch`) from the cache; retrained (same seed, same
+        numbers) if the cache lacks them."""
         model = build_model(run)
-        if not self.store.load_weights(run, model):
-            self.log(f"  weights of {run.key[:12]} not cached: retraining them (same seed, same numbers)")
+        if not self.store.load_weights(run, model, epoch):
+            what = "weights" if epoch is None else f"epoch-{epoch} weights"
+            self.log(f"  {what} of {run.key[:12]} not cached: retraining it (same seed, same numbers)")
+            if epoch is not None:
+                self.keep_epochs.setdefault(run.key, set()).add(epoch)
             _, model = self._train(run)
             self.store.state_path(run).unlink(missing_ok=True)  # the weights are saved: nothing left to resume
+            if epoch is not None:
+                self.store.load_weights(run, model, epoch)
         return model.to(self.device)
 
     def _train(self, run: RunSpec, on_epoch=None):
         """Train (or resume) a run and save its weights. Its resume file stays until the caller has
         stored what it needs (the result), so no moment of a kill loses a finished run."""
-        teacher = self.trained_model(run.teacher) if run.teacher else None
+        teacher = self.trained_model(run.teacher, run.arm.teacher_epoch) if run.teacher else None
         init = self.trained_model(run.init_from).state_dict() if run.init_from else None
+        keep = self.keep_epochs.get(run.key, set())
+
+        def on_weights(epoch, model):  # a student distils from this run's weights at `epoch`
+            if epoch in keep:
+                self.store.save_weights(run, model, epoch)
+
         # Per-epoch state lets a killed run resume where it stopped, with the same numbers.
         state = self.store.state_path(run)
-        result, model = train(run, self.device, teacher, on_epoch, resume_path=state, init=init)
+        result, model = train(run, self.device, teacher, on_epoch, resume_path=state, init=init,
+                              on_weights=on_weights if keep else None)
         self.store.save_weights(run, model)
         return result, model
 
@@ -71,6 +89,9 @@ class LocalExecutor:
     def submit(self, jobs: list[Job]) -> dict:
         """Run every job not yet stored; returns counts and the (claim, variant)s that could not run, with why."""
         counts = {"trained": 0, "cached": 0, "failed": 0}
+        for job in jobs:  # teachers keep the weights of the epochs their students distil from
+            if job.run.teacher is not None and job.run.arm.teacher_epoch is not None:
+                self.keep_epochs.setdefault(job.run.teacher.key, set()).add(job.run.arm.teacher_epoch)
         not_runnable: dict[tuple[str, str], str] = {}
         stacked: set[str] = set()  # run keys trained as part of a stacked group
         tried: set[tuple[str, str, str]] = set()  # (claim, variant, arm)s already offered for stacking
@@ -84,6 +105,8 @@ class LocalExecutor:
                 tried.add(arm)
                 stacked |= self._run_stacked([j for j in jobs if (j.claim, j.variant, j.arm) == arm])
             if self._stored(job):
+                if job.run.key not in stacked:
+                    self.log(f"  stored, skipped: {job.claim}/{job.variant}/{job.arm} seed {job.run.seed} ({job.path})")
                 counts["trained" if job.run.key in stacked else "cached"] += 1
                 continue
             # One process per run key: a second `repro run` on the same store waits here, then finds it done.
@@ -93,6 +116,8 @@ class LocalExecutor:
                     continue
                 done = None if self.force else self.store.done(job.run.key)
                 if done is not None:  # the same run finished for another claim or variant (a shared teacher)
+                    self.log(f"  stored for another claim, copied: {job.claim}/{job.variant}/{job.arm} "
+                             f"seed {job.run.seed}")
                     self.store.save(job.path, job.run, {k: done[k] for k in RESULT_FIELDS}, done["provenance"])
                     counts["cached"] += 1
                     continue
@@ -117,6 +142,8 @@ class LocalExecutor:
         run keys, or nothing (then they train one by one, which also reports missing data)."""
         group = [j for j in group if not self._stored(j) and (self.force or self.store.done(j.run.key) is None)]
         runs = [j.run for j in group]
+        if any(r.key in self.keep_epochs for r in runs):  # a student wants weights of an epoch: one by one
+            return set()
         try:
             if not runs or why_not_stackable(runs):
                 return set()
@@ -126,7 +153,7 @@ class LocalExecutor:
         with contextlib.ExitStack() as locks:
             for run in sorted(runs, key=lambda r: r.key):
                 locks.enter_context(self.store.lock(run.key))
-            teachers = [self.trained_model(r.teacher) for r in runs] if runs[0].teacher else None
+            teachers = [self.trained_model(r.teacher, r.arm.teacher_epoch) for r in runs] if runs[0].teacher else None
             states = [self.store.state_path(r) for r in runs]
             results = train_stacked(runs, self.device, teachers, states)
             for job, state, (result, model) in zip(group, states, results):
@@ -134,24 +161,42 @@ class LocalExecutor:
                 self._keep(job, result)
                 state.unlink(missing_ok=True)  # after the result is durable
         first = group[0]
-        self.log(f"{first.claim}/{first.variant}/{first.arm} seeds {[r.seed for r in runs]}, stacked: test errors "
-                 f"{[r['final']['test_errors'] for r, _ in results]}, {time.perf_counter() - started:.0f}s")
+        self.log(f"{first.claim}/{first.variant}/{first.arm} seeds {[r.seed for r in runs]}, stacked: {first.metric} "
+                 f"{[metric_text(r, first.metric) for r, _ in results]}, {time.perf_counter() - started:.0f}s")
         return {r.key for r in runs}
 
     def _run_one(self, job: Job) -> dict:
         started = time.perf_counter()
+        tty = sys.stderr.isatty()
         epochs = tqdm(total=job.run.arm.epochs, desc=f"  {job.arm} seed {job.run.seed}", unit="ep",
-                      leave=False, disable=not sys.stderr.isatty())
+                      leave=False, disable=not tty)
+        name = f"{job.claim}/{job.variant}/{job.arm} seed {job.run.seed}"
+        if not tty:
+            self.log(f"training {name}: {job.run.arm.epochs} epochs")
+        last = [time.perf_counter()]
 
         def on_epoch(m):
             epochs.update(1)
             epochs.set_postfix(loss=f"{m['train_loss']:.4f}", test_acc=f"{m['test_acc']:.4f}")
+            # Without a TTY there is no bar: a line per epoch, at most every PROGRESS_EVERY_S seconds.
+            now = time.perf_counter()
+            if not tty and (now - last[0] >= PROGRESS_EVERY_S or m["epoch"] in (1, job.run.arm.epochs)):
+                last[0] = now
+                self.log(f"  {name} epoch {m['epoch']}/{job.run.arm.epochs}: train_loss {m['train_loss']:.4f}, "
+                         f"test_acc {m['test_acc']:.4f}, {now - started:.0f}s")
 
         try:
             result, _ = self._train(job.run, on_epoch)
         finally:
             epochs.close()
-        f = result["final"]
-        self.log(f"{job.claim}/{job.variant}/{job.arm} seed {job.run.seed}: {result['status']}, "
-                 f"test errors {f['test_errors']}, {time.perf_counter() - started:.0f}s")
+        self.log(f"{name}: {result['status']}, {job.metric} {metric_text(result, job.metric)}, "
+                 f"{time.perf_counter() - started:.0f}s")
         return result
+
+
+def metric_text(result: dict, metric: str) -> str:
+    """The claim's metric for one finished run, as `repro run` prints it (a teacher may lack it: '-')."""
+    try:
+        return f"{run_value(result, metric):.6g}"
+    except (KeyError, IndexError, TypeError, ValueError):
+        return "-"

@@ -20,8 +20,8 @@ import math
 from typing import Annotated, Any, Literal, Optional
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError, create_model,
-                      field_validator, model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError,
+                      create_model, field_validator, model_validator)
 
 from .registry import CHECKS, DATASETS, LIMITS, LOSSES, MODELS, limited
 
@@ -158,33 +158,44 @@ class BiasShift(Strict):
 
 
 class Arm(Strict):
-    """One arm, fully resolved: everything `train` needs except the teacher's own training."""
+    """One arm, fully resolved: everything `train` needs except the teacher's own training.
+    Every field's description is its entry in docs/spec-reference.md (`repro reference`)."""
 
-    model: Component
-    data: Component
-    loss: Component = Component(name="ce")
-    teacher: Optional[str] = None  # another arm of the same claim
-    fixed_seed: Optional[int] = None  # one model for every seed of the profile (a teacher file the source ships)
-    teacher_mode: Literal["eval", "train"] = "eval"  # "train": dropout stays on while producing soft targets
-    init_from: Optional[str] = None  # another arm whose final weights this one starts from
-    optimizer: Optimizer
-    schedule: Schedule = Schedule()
-    epochs: Annotated[int, Field(gt=0), limited("epochs")]
-    batch_size: Annotated[int, Field(gt=0), limited("batch_size")]
-    jitter_px: Annotated[int, Field(ge=0), limited("resolution")] = 0
-    crop_pad: Annotated[int, Field(ge=0), limited("resolution")] = 0
-    hflip: bool = False
-    resolution: Optional[Annotated[int, Field(gt=0), limited("resolution")]] = Field(
-        None, description="resize images to this side (train and test)")
-    precision: Literal["fp32", "bf16"] = "fp32"
-    compile: bool = False  # torch.compile the training forward (fuses kernels: last-bit differences)
-    select: Literal["last", "best"] = "last"  # report the last epoch, or the epoch with the best test accuracy
-    log_steps: bool = False  # record running train accuracy per step ("learns faster" claims)
-    bias_shift: Optional[BiasShift] = None
+    model: Component = Field(description="the network: a model name and its parameters (see Models)")
+    data: Component = Field(description="the dataset: a dataset name and its parameters (see Datasets)")
+    loss: Component = Field(Component(name="ce"), description="the training loss and its parameters (see Losses)")
+    teacher: Optional[str] = Field(None, description="another arm of the same claim whose trained model gives "
+                                   "this arm's teacher logits (same seed, or the teacher's fixed_seed)")
+    teacher_epoch: Optional[Annotated[int, Field(gt=0), limited("epochs")]] = Field(None, description="distil from the teacher's weights at the end of "
+                                         "this epoch of its run instead of its final ones (the teacher run is "
+                                         "not changed or retrained for it: it keeps those weights as it passes)")
+    fixed_seed: Optional[int] = Field(None, description="one model for every seed of the profile (a teacher file "
+                                      "the source ships)")
+    teacher_mode: Literal["eval", "train"] = Field("eval", description="'train': the teacher's dropout stays on "
+                                                   "while producing soft targets")
+    init_from: Optional[str] = Field(None, description="another arm whose final weights this one starts from")
+    optimizer: Optimizer = Field(description="name (sgd, adam, adamw), lr, momentum, weight_decay")
+    schedule: Schedule = Field(Schedule(), description="learning rate per epoch (see Schedules)")
+    epochs: Annotated[int, Field(gt=0), limited("epochs")] = Field(description="training epochs")
+    batch_size: Annotated[int, Field(gt=0), limited("batch_size")] = Field(description="training batch size")
+    jitter_px: Annotated[int, Field(ge=0), limited("resolution")] = Field(0, description="augmentation: random translation by up to this many pixels")
+    crop_pad: Annotated[int, Field(ge=0), limited("resolution")] = Field(0, description="augmentation: pad by this many pixels, then random-crop back")
+    hflip: bool = Field(False, description="augmentation: random horizontal flips")
+    resolution: Optional[Annotated[int, Field(gt=0), limited("resolution")]] = Field(None, description="resize images to this side (train and test)")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast forward passes (loss in fp32)")
+    compile: bool = Field(False, description="torch.compile the training forward (fuses kernels: last-bit "
+                          "differences)")
+    select: Literal["last", "best"] = Field("last", description="report the last epoch, or the epoch with the "
+                                            "best test accuracy (a teacher chosen so teaches with those weights)")
+    log_steps: bool = Field(False, description="record running train accuracy per step (`step_acc`; "
+                            "'learns faster' claims)")
+    bias_shift: Optional[BiasShift] = Field(None, description="Hinton sec. 3: raise the output biases of "
+                                            "`classes` after training, tuned over `grid`; records errors_after_*")
 
     # Soft targets computed once for the whole transfer set instead of a teacher forward per batch:
     # only where they cannot change between epochs (no augmentation, teacher in eval mode).
-    cache_teacher_logits: bool = False
+    cache_teacher_logits: bool = Field(False, description="compute the teacher's soft targets once for the "
+                                       "whole transfer set (needs an eval-mode teacher and no augmentation)")
 
     @model_validator(mode="after")
     def _cache_needs_fixed_targets(self):
@@ -195,10 +206,15 @@ class Arm(Strict):
         return self
 
     @model_validator(mode="after")
-    def _kd_needs_teacher(self):
-        teacher_logits = inspect.signature(LOSSES.get(self.loss.name)).parameters["teacher_logits"]
-        if self.teacher is None and teacher_logits.default is inspect.Parameter.empty:
-            raise ValueError(f"loss '{self.loss.name}' distils from a teacher, but this arm has no 'teacher'")
+    def _teacher_for_the_loss(self):
+        """A loss that reads teacher logits needs a teacher arm (else the run would crash mid-plan)."""
+        needs_teacher = inspect.signature(LOSSES.get(self.loss.name)).parameters[
+            "teacher_logits"].default is inspect.Parameter.empty
+        if needs_teacher and self.teacher is None:
+            raise ValueError(f"loss: '{self.loss.name}' distils from a teacher, but the arm has no 'teacher' "
+                             "(for a label-smoothed arm without a teacher: loss: {name: ce, label_smoothing: 0.1})")
+        if self.teacher_epoch is not None and self.teacher is None:
+            raise ValueError("teacher_epoch: the arm has no 'teacher' to take an epoch of")
         return self
 
     _model = field_validator("model")(lambda v, info: _check_component(
@@ -280,7 +296,7 @@ class Check(Strict):
         from .stats import DERIVED
         low, high = getattr(CHECKS.get(self.kind), "arm_count", (1, None))
         roles = ""
-        if self.kind == "at_least":  # the derived quantity fixes the arms (default 'mean': one arm)
+        if self.kind in ("at_least", "at_most"):  # the derived quantity fixes the arms (default 'mean': one arm)
             derived = DERIVED[self.derived or "mean"]
             low = high = len(derived.roles)
             roles = f" for '{self.derived or 'mean'}' ({', '.join(derived.roles)})"
@@ -375,9 +391,20 @@ class Claim(Strict):
     check: Check
     preconditions: list[Check] = []
     variants: dict[Name, Variant] = Field({"default": Variant()}, min_length=1)
-    profiles: dict[Literal["smoke", "quick", "paper"], Profile]
+    # Profile names are the user's: smoke (synthetic data, machinery only), quick and paper keep their
+    # meaning in this project's claims; 'auto' is not a profile but `repro run`'s choice of quick/paper.
+    profiles: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")], Profile] = Field(
+        min_length=1)
     # Raised size limits (registry.LIMITS), for a claim that really means a size over the default.
     limits: dict[Literal[tuple(LIMITS)], Annotated[int, Field(gt=0)]] = {}
+
+    @field_validator("profiles")
+    @classmethod
+    def _auto_is_not_a_profile(cls, v):
+        if "auto" in v:
+            raise ValueError("'auto' is not a profile name: `repro run --profile auto` means paper on a GPU, "
+                             "quick on a CPU; name this profile something else")
+        return v
 
     @model_validator(mode="after")
     def _arms_exist(self):

@@ -669,3 +669,24 @@ def holm(pvalues: list[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p))
         adjusted[i] = running
     return adjusted
+
+
+@CHECKS.register("at_most")
+@needs("bound", optional=("derived", "paired"), arms=(1, 2))
+def at_most(values, check) -> dict:
+    """A derived quantity at most `bound` (e.g. a student's fidelity to its teacher): at_least on the
+    negated values against -bound, the same test, with the estimate and interval mirrored back.
+    Only for quantities with a constant denominator (mean, difference), where negating the values
+    negates the quantity."""
+    name = check.derived or "mean"
+    spec = DERIVED[name]
+    if any(spec.denominator) or len(check.arms) != len(spec.roles):
+        raise ValueError(f"at_most takes derived 'mean' (one arm) or 'difference' (two arms), "
+                         f"got '{name}' with {len(check.arms)} arm(s)")
+    flipped = at_least({arm: -np.asarray(v, float) for arm, v in values.items()},
+                       check.model_copy(update={"bound": -check.bound}))
+    lo, hi = flipped["estimate_ci"]
+    dlo, dhi = flipped["ci"]
+    return {**flipped, "hypothesis": f"{name}({', '.join(check.arms)}) <= {check.bound:g}",
+            "estimate": -flipped["estimate"], "estimate_ci": (-hi, -lo), "diff": -flipped["diff"],
+            "ci": (-dhi, -dlo), "reference": check.bound, "numerator": -flipped["numerator"]}

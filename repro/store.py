@@ -143,8 +143,9 @@ class Store:
             except OSError as err:
                 raise OSError(f"{folder}: not writable ({err.strerror or type(err).__name__})") from None
 
-    def checkpoint_path(self, run: RunSpec) -> Path:
-        return self.cache / "checkpoints" / f"{run.key}.pt"
+    def checkpoint_path(self, run: RunSpec, epoch: int | None = None) -> Path:
+        """Final weights, or with `epoch` the weights at the end of that epoch (kept for Arm.teacher_epoch)."""
+        return self.cache / "checkpoints" / (f"{run.key}.pt" if epoch is None else f"{run.key}-epoch{epoch}.pt")
 
     def state_path(self, run: RunSpec) -> Path:
         """The per-epoch resume file of a run in progress (removed once its weights are saved)."""
@@ -223,14 +224,15 @@ class Store:
                 return payload
         return None
 
-    def save_weights(self, run: RunSpec, model: torch.nn.Module) -> None:
-        atomic_torch_save(self.inside(self.checkpoint_path(run), self.cache),
+    def save_weights(self, run: RunSpec, model: torch.nn.Module, epoch: int | None = None) -> None:
+        atomic_torch_save(self.inside(self.checkpoint_path(run, epoch), self.cache),
                           {k: v.detach().cpu() for k, v in model.state_dict().items()})
 
-    def load_weights(self, run: RunSpec, model: torch.nn.Module) -> bool:
-        """Whether the run's final weights were loaded into `model`; a damaged or mismatched file is warned
-        about, removed and reported as absent (the caller retrains it: same seed, same numbers)."""
-        path = self.checkpoint_path(run)
+    def load_weights(self, run: RunSpec, model: torch.nn.Module, epoch: int | None = None) -> bool:
+        """Whether the run's final weights (or those at the end of `epoch`) were loaded into `model`; a damaged
+        or mismatched file is warned about, removed and reported as absent (the caller retrains it: same seed,
+        same numbers)."""
+        path = self.checkpoint_path(run, epoch)
         if not path.exists():
             return False
         try:
@@ -240,3 +242,18 @@ class Store:
             path.unlink(missing_ok=True)
             return False
         return True
+
+
+def output_dir(claims_dir: str | Path, out: str | Path | None) -> Path:
+    """The folder that receives a claims folder's results/ and reports/ (verdicts.json, index.html).
+
+    The shipped claims/ write to this checkout's results/ and reports/; any other claims folder must
+    name its own (--out DIR or REPRO_OUT), so running one's own claims never touches the shipped
+    verdicts or report, and its Holm family is that folder's claims alone."""
+    if out:
+        return Path(out)
+    if Path(claims_dir).resolve() != Path("claims").resolve():
+        from .spec import SpecError
+        raise SpecError(f"{claims_dir}: not the shipped claims folder: pass --out DIR (or set REPRO_OUT) for its "
+                        "results, verdicts and report, e.g. --claims my/claims --out my")
+    return Path(".")

@@ -129,6 +129,8 @@ def epoch_metrics(epoch: int, lr: float, sums: dict, seen: int, test_logits, tes
                **error_metrics(test_logits, test_labels, num_classes)}
     if teacher_test_logits is not None:  # mean |teacher - student| logit, on the test set
         metrics["logit_gap"] = float((teacher_test_logits - test_logits).abs().mean())
+        # top-1 agreement with the teacher on the test set (Stanton et al. 2021's "fidelity")
+        metrics["fidelity"] = float((teacher_test_logits.argmax(1) == test_logits.argmax(1)).float().mean())
     if step_acc is not None:
         metrics["step_acc"] = step_acc
     return metrics
@@ -193,7 +195,10 @@ def bias_shift_metrics(model, dataset, arm: Arm, device, test_logits, test_label
 
 
 def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = None,
-          on_epoch=None, resume_path: Path | None = None, init: dict | None = None) -> tuple[dict, torch.nn.Module]:
+          on_epoch=None, resume_path: Path | None = None, init: dict | None = None,
+          on_weights=None) -> tuple[dict, torch.nn.Module]:
+    """`on_weights(epoch, model)` after each finished epoch (1-based) lets the caller keep the weights of
+    epochs a student asks for (Arm.teacher_epoch) without the run itself knowing about it."""
     arm = run.arm
     torch.manual_seed(run.seed)  # init, dropout, and torchvision's PIL transforms
     order = torch.Generator().manual_seed(run.seed)  # data order and batch augmentation
@@ -268,6 +273,8 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
         best, best_state = track_best(history, best, best_state, model, arm)
         if on_epoch:
             on_epoch(metrics)
+        if on_weights:
+            on_weights(epoch + 1, model)
         if not math.isfinite(metrics["train_loss"]):
             status = "diverged"  # the verdict counts it; the seed is not silently dropped
             break

@@ -25,6 +25,14 @@ INVARIANTS: list[dict] = []
 VERDICTS: dict = {}
 
 
+def claims_outputs() -> tuple[Path, Path]:
+    """(results folder, verdicts file) of the claims set pytest judges (REPRO_CLAIMS, REPRO_OUT), as `repro` has them."""
+    from repro.store import output_dir
+    out = output_dir(os.environ.get("REPRO_CLAIMS", "claims"), os.environ.get("REPRO_OUT"))
+    return (Path(os.environ.get("REPRO_RESULTS") or out / "results"),
+            Path(os.environ.get("REPRO_VERDICTS") or out / "reports" / "verdicts.json"))
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if item.get_closest_marker("invariant"):
@@ -56,16 +64,35 @@ def pytest_sessionfinish(session):
     if not VERDICTS:
         return
     from repro.store import atomic_write
-    path = Path(os.environ.get("REPRO_VERDICTS", "reports/verdicts.json"))
+    path = claims_outputs()[1]
     doc = {"generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            **VERDICTS, "invariants": INVARIANTS}
     atomic_write(path, json.dumps(_plain(doc), indent=1, sort_keys=True).encode())
 
 
+def pytest_report_teststatus(report, config):
+    """A claim test is counted as its verdict, not as passed/failed/skipped, so pytest's last line reads
+    e.g. "2 REPRODUCED, 1 NOT REPRODUCED, 40 invariants held" (exit status unchanged: NOT REPRODUCED fails)."""
+    if "test_claim[" in report.nodeid and (report.when == "call" or report.skipped):
+        if report.skipped:
+            status = str(report.longrepr[-1]).removeprefix("Skipped: ") if isinstance(report.longrepr, tuple) else ""
+            return status, "s", status
+        status = "REPRODUCED" if report.passed else "NOT REPRODUCED"
+        return status, "." if report.passed else "F", status
+    if report.keywords.get("invariant") and report.when == "call":
+        return ("invariants held" if report.passed else "invariants broken"), "." if report.passed else "F", \
+            report.outcome.upper()
+
+
 def pytest_terminal_summary(terminalreporter):
-    """One line per claim and variant with its verdict (passes included), as verdicts.json has it."""
+    """One line per claim and variant with its verdict (passes included), as verdicts.json has it, and
+    the count of each verdict."""
     if not VERDICTS.get("verdicts"):
         return
     terminalreporter.section(f"claim verdicts ({VERDICTS.get('profile')} profile)")
     for v in VERDICTS["verdicts"]:
         terminalreporter.write_line(f"{v['status']:<14} {v['claim']} [{v['variant']}]: {v['reason']}")
+    counts = {}
+    for v in VERDICTS["verdicts"]:
+        counts[v["status"]] = counts.get(v["status"], 0) + 1
+    terminalreporter.write_line("verdicts: " + ", ".join(f"{n} {status}" for status, n in counts.items()))

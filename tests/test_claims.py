@@ -1,9 +1,11 @@
 """One test per claim spec and variant: pass = REPRODUCED, fail = NOT REPRODUCED (with the numbers),
 skip = INCONCLUSIVE or NOT RUN (with the reason). Decided from stored results only; nothing trains here.
 
-REPRO_PROFILE (default auto), REPRO_RESULTS (default results) and REPRO_CLAIMS (default claims)
-choose what is judged. All verdicts are computed together first, because Holm's correction
-needs every p-value of the report.
+REPRO_PROFILE (default auto), REPRO_CLAIMS (default claims), REPRO_OUT (the claims set's output folder,
+needed for a claims folder other than ./claims: results from OUT/results, verdicts to
+OUT/reports/verdicts.json) and REPRO_RESULTS choose what is judged. The verdicts of the selected tests
+(all, or those `-k` keeps) are computed together first, because Holm's correction needs every p-value
+of the family; each verdict's line is printed once, in the summary at the end (conftest.py).
 """
 from __future__ import annotations
 
@@ -14,18 +16,22 @@ import pytest
 from repro.plan import resolve_profile
 from repro.spec import load_claims
 from repro.store import Store
-from repro.verdict import decide_all
+from repro.verdict import decide, finalize
 
-from conftest import VERDICTS
+from conftest import VERDICTS, claims_outputs
 
 CLAIMS = load_claims(os.environ.get("REPRO_CLAIMS", "claims"))
 CASES = [(c.id, v) for c in CLAIMS.values() for v in c.variants]
 
 
 @pytest.fixture(scope="session")
-def verdicts():
+def verdicts(request):
+    """Only the selected cases are decided (and form the Holm family): `-k` narrows what is judged."""
+    selected = [item.callspec.params for item in request.session.items
+                if item.originalname == "test_claim" and hasattr(item, "callspec")]
     profile = resolve_profile(os.environ.get("REPRO_PROFILE", "auto"))
-    results = decide_all(CLAIMS, profile, Store(os.environ.get("REPRO_RESULTS", "results")))
+    store = Store(claims_outputs()[0])
+    results = finalize([decide(CLAIMS[c["claim"]], c["variant"], profile, store) for c in selected])
     VERDICTS.update({"profile": profile, "verdicts": results})
     return {(v["claim"], v["variant"]): v for v in results}
 
@@ -33,8 +39,9 @@ def verdicts():
 @pytest.mark.claims
 @pytest.mark.parametrize("claim,variant", CASES, ids=[f"{c}[{v}]" for c, v in CASES])
 def test_claim(verdicts, claim, variant):
+    # The verdict's line (numbers and reason) is printed once, in the terminal summary; here only its name.
     v = verdicts[(claim, variant)]
-    line = f"{claim} [{variant}] {v['profile']}: {v['status']}: {v['reason']}"
     if v["status"] in ("INCONCLUSIVE", "NOT RUN"):
-        pytest.skip(line)
-    assert v["status"] == "REPRODUCED", line
+        pytest.skip(v["status"])
+    if v["status"] != "REPRODUCED":
+        pytest.fail(v["status"], pytrace=False)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -83,3 +84,64 @@ def test_a_corrupt_result_is_reported_and_re_run(tmp_path):
     out = repro("run", "hinton-teacher", "--profile", "smoke", env=env)
     assert f"{victim}: not readable as JSON" in out.stdout and "re-running it" in out.stdout
     assert json.loads(victim.read_text())["epochs"] == good["epochs"]  # same seed, same numbers
+
+
+MY_CLAIM = """
+id: {id}
+source: {{file: my-paper.pdf, quote: "a quote"}}
+statement: a claim of one's own
+defaults:
+  data: {{name: synthetic, n_train: 256, n_test: 128, noise: 2.5}}
+  batch_size: 64
+  optimizer: {{name: sgd, lr: 0.05}}
+  epochs: 2
+arms:
+  teacher: {{model: {{name: mlp, hidden: [32]}}}}
+  student: {{model: {{name: mlp, hidden: [8]}}, teacher: teacher, loss: {{name: kd_batchmean, alpha: 0.5, T: 4}}}}
+check: {{kind: {kind}, metric: {metric}, arms: [{arms}], alpha: 0.05, bound: 0.99, justification: test}}
+profiles:
+  tiny: {{seeds: [0, 1, 2], scale: "tiny", deviations: []}}
+"""
+
+
+def test_a_claims_folder_of_ones_own_runs_judges_and_reports_apart_from_the_shipped_one(tmp_path):
+    claims, out = tmp_path / "claims", tmp_path / "out"
+    claims.mkdir()
+    (claims / "mine-fidelity.yaml").write_text(MY_CLAIM.format(id="mine-fidelity", kind="at_most", metric="fidelity",
+                                                               arms="student"))
+    (claims / "mine-acc.yaml").write_text(MY_CLAIM.format(id="mine-acc", kind="at_least", metric="test_acc",
+                                                          arms="teacher"))
+    env = {k: v for k, v in os.environ.items() if k not in ("REPRO_RESULTS", "REPRO_VERDICTS", "REPRO_OUT")}
+    env.update(REPRO_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    shipped = {p: p.read_bytes() for p in Path(ROOT / "reports").glob("*") if p.is_file()}
+
+    refused = repro("run", "--claims", str(claims), "--profile", "tiny", env=env)
+    assert refused.returncode == 2 and "pass --out DIR" in refused.stderr
+    lacking = repro("run", "--claims", str(claims), "--out", str(out), "--profile", "quick", env=env)
+    assert lacking.returncode == 2 and "mine-acc has no 'quick' profile (it has tiny)" in lacking.stderr
+
+    first = repro("run", "--claims", str(claims), "--out", str(out), "--profile", "tiny", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "mine-fidelity/default/student seed 0 epoch 1/2: train_loss" in first.stdout  # progress without a TTY
+    assert "mine-fidelity/default/student seed 0: done, fidelity 0." in first.stdout  # the claim's metric
+    assert "mine-acc/default/teacher seed 0: done, test_acc" in first.stdout or "stored for another claim" in first.stdout
+    assert len(list((out / "results" / "tiny").rglob("*.json"))) == 9
+    second = repro("run", "--claims", str(claims), "--out", str(out), "--profile", "tiny", env=env)
+    assert second.stdout.count("stored, skipped: ") == 9 and "'trained': 0" in second.stdout
+
+    env.update(REPRO_CLAIMS=str(claims), REPRO_OUT=str(out), REPRO_PROFILE="tiny")
+    judged = subprocess.run([sys.executable, "-m", "pytest", "-m", "claims", "-q", "-p", "no:cacheprovider",
+                             "tests/test_claims.py", "-k", "fidelity"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=600)
+    text = judged.stdout
+    assert text.count("mine-fidelity [default]: ") == 1 and "mine-acc" not in text, text  # -k: only the selected
+    assert re.search(r"^verdicts: 1 (REPRODUCED|NOT REPRODUCED|INCONCLUSIVE)$", text, re.M), text
+    assert " passed" not in text.splitlines()[-1], text  # the last line counts verdicts, not tests
+    doc = json.loads((out / "reports" / "verdicts.json").read_text())
+    assert [v["claim"] for v in doc["verdicts"]] == ["mine-fidelity"] and doc["verdicts"][0]["holm_family"] <= 1
+
+    report = repro("report", "--claims", str(claims), "--out", str(out), env=env)
+    assert report.returncode == 0, report.stderr
+    html = (out / "reports" / "index.html").read_text()
+    assert "mine-fidelity" in html and "hinton" not in html and "Smoke profile: not evidence" not in html
+    assert {p: p.read_bytes() for p in Path(ROOT / "reports").glob("*") if p.is_file()} == shipped

@@ -264,8 +264,9 @@ def test_loss_is_the_documented_weighted_sum_of_its_terms(name, pair, T, s):
 
 
 def reference_loss(name, z, y, v, s, T, smoothing):
-    """Each convention transcribed from its source (share s on the teacher term), independently of repro.losses."""
-    ce = F.cross_entropy(z, y)
+    """Each convention transcribed from its source (share s on the teacher term), independently of repro.losses.
+    `smoothing` smooths the true-label CE of every convention (a teacher's label smoothing, Mueller et al. 2019)."""
+    ce = F.cross_entropy(z, y, label_smoothing=smoothing)
     log_q, p = F.log_softmax(z / T, dim=1), F.softmax(v / T, dim=1)
     if name == "ce":
         return ce

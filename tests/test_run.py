@@ -30,7 +30,7 @@ def test_two_processes_on_one_store_train_each_run_once(tmp_path):
     procs = [repro_process(env, "hinton-kd-helps") for _ in range(2)]
     outputs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
-    trained = sum(out.count(": done, test errors") for out, _ in outputs)
+    trained = sum(out.count(": done, test_errors") for out, _ in outputs)
     files = list((tmp_path / "results").rglob("*.json"))
     keys = {json.loads(f.read_text())["key"] for f in files}
     assert trained == len(keys) == 12  # 3 teacher + 3 small + 3 x 2 distilled variants, each once
@@ -55,3 +55,38 @@ def test_sigterm_stops_cleanly_and_the_next_run_resumes(tmp_path):
     assert again.returncode == 0
     assert all(p.read_text() == text for p, text in kept.items())  # finished runs untouched
     assert len(list(results.rglob("*.json"))) == 18
+
+
+def test_a_student_distils_from_the_teachers_epoch_k_weights_without_retraining_it(tmp_path):
+    """teacher_epoch: k: the teacher's run (same key as without it) keeps its epoch-k weights as it passes;
+    the student's teacher is exactly a k-epoch run of the teacher (constant LR: the first k epochs agree)."""
+    import torch
+    from repro.plan import plan
+    from repro.run import LocalExecutor
+    from repro.spec import load_claim
+    from repro.store import Store
+    from repro.train import train
+    claim = load_claim(ROOT / "claims/hinton-kd-helps.yaml")
+    plain_teacher = claim.resolve("teacher", "as_described", "smoke")
+    arms = {**claim.arms, "distilled": {**claim.arms["distilled"], "teacher_epoch": 2}}
+    claim = claim.model_copy(update={"arms": arms, "variants": {"as_described": claim.variants["as_described"]},
+                                     "profiles": {"smoke": claim.profiles["smoke"].model_copy(update={"seeds": [0]})}})
+    store = Store(tmp_path / "results", tmp_path / "cache")
+    jobs = plan([claim], "smoke", store)
+    teacher_job = next(j for j in jobs if j.arm == "teacher")
+    assert teacher_job.run.arm == plain_teacher  # the teacher's run (and key) does not change
+    logs = []
+    summary = LocalExecutor(store, torch.device("cpu"), log=logs.append).submit(jobs)
+    assert summary["counts"]["trained"] == 3 and not any("retraining" in line for line in logs), logs
+    kept = torch.load(store.checkpoint_path(teacher_job.run, 2), weights_only=True)
+    _, two_epochs = train(teacher_job.run.model_copy(update={"arm": plain_teacher.model_copy(update={"epochs": 2})}),
+                          torch.device("cpu"))
+    for name, value in two_epochs.state_dict().items():
+        torch.testing.assert_close(kept[name], value)
+    final = torch.load(store.checkpoint_path(teacher_job.run), weights_only=True)
+    assert any(not torch.equal(final[k], kept[k]) for k in kept)  # epoch 2 is not the final teacher
+    student = next(j for j in jobs if j.arm == "distilled")
+    stored = json.loads(student.path.read_text())
+    assert "fidelity" in stored["final"]
+    again, _ = train(student.run, torch.device("cpu"), teacher=two_epochs)  # taught by the 2-epoch teacher
+    assert again["epochs"] == stored["epochs"]

@@ -108,3 +108,58 @@ def test_bad_spec_corpus_gets_one_line_naming_file_and_key(path, capsys):
     out = capsys.readouterr()
     assert out.out.count("\n") == 1 and "Traceback" not in out.out + out.err
     assert out.out.startswith(f"error {path}: ") and expected in out.out
+
+
+# --- issue 17: what one's own claims need, without changing any existing run key ----------------
+
+RESULTS = sorted(Path("results").rglob("*.json"))
+
+
+def test_every_committed_result_is_current_under_todays_spec_and_schema():
+    """New optional fields (teacher_epoch, label_smoothing, free profile names, loss aliases) leave every
+    committed run key as it was: each result's stored `run` re-validates into a RunSpec with the stored
+    key, and the current spec of its claim still plans a run with that key at its place."""
+    from repro.plan import plan_claim
+    from repro.spec import RunSpec
+    assert RESULTS, "no committed results to check"
+    claims = load_claims("claims")
+    planned: dict = {}
+    for path in RESULTS:
+        profile, claim, variant, arm = path.relative_to("results").parts[:4]
+        stored = __import__("json").loads(path.read_text())
+        assert RunSpec.model_validate(stored["run"]).key == stored["key"], path
+        if (claim, variant, profile) not in planned:
+            planned[(claim, variant, profile)] = plan_claim(claims[claim], variant, profile)
+        assert stored["key"] in {r.key for r in planned[(claim, variant, profile)][arm]}, f"{path} is stale"
+
+
+def test_profile_names_are_the_users_but_auto_is_reserved(tmp_path):
+    doc = edited(lambda d: d["profiles"].update(tiny=d["profiles"].pop("quick")))
+    assert "tiny" in load_claim(write(tmp_path, doc)).profiles
+    for name, expected in [("auto", "'auto' is not a profile name"), ("Bad Name", "profiles.Bad Name")]:
+        doc = edited(lambda d: d["profiles"].update({name: d["profiles"].pop("quick")}))
+        with pytest.raises(SpecError, match=expected):
+            load_claim(write(tmp_path, doc))
+
+
+def test_a_distillation_loss_without_a_teacher_is_a_validation_error_not_a_crash(tmp_path):
+    doc = edited(lambda d: d["arms"]["small"].update(loss={"name": "kd_batchmean", "alpha": 0.5, "T": 4}))
+    with pytest.raises(SpecError, match=r"arms.small .*'kd_batchmean' distils from a teacher, but the arm has no"):
+        load_claim(write(tmp_path, doc))
+    smoothed = edited(lambda d: d["arms"]["teacher"].update(loss={"name": "ce", "label_smoothing": 0.1}))
+    assert load_claim(write(tmp_path, smoothed)).resolve("teacher", "as_described", "quick").loss.params == {
+        "label_smoothing": 0.1}
+    doc = edited(lambda d: d["arms"]["small"].update(teacher_epoch=3))
+    with pytest.raises(SpecError, match="teacher_epoch: the arm has no 'teacher'"):
+        load_claim(write(tmp_path, doc))
+
+
+def test_a_loss_alias_gives_the_same_function_and_keeps_the_name_as_written():
+    from repro.registry import LOSSES
+    assert LOSSES.get("logit_mse") is LOSSES.get("hymenoptera") and LOSSES.get("kd_batchmean") is LOSSES.get("hinton")
+    assert "logit_mse" not in LOSSES.names() and LOSSES.aliases_of("hymenoptera") == ["logit_mse"]
+    claim = load_claim("claims/hinton-kd-helps.yaml")
+    arm = claim.resolve("distilled", "as_described", "quick")
+    assert arm.loss.name == "hinton"  # so the run keys of existing specs cannot move
+    with pytest.raises(KeyError, match="aliases: .*logit_mse"):
+        LOSSES.get("no_such_loss")

@@ -389,3 +389,38 @@ def test_every_kind_is_registered_and_every_derived_quantity_is_linear():
     assert set(KINDS) <= set(CHECKS.names())
     for spec in DERIVED.values():
         assert len(spec.numerator) == len(spec.denominator) == len(spec.roles)
+
+
+# --- at_most (issue 17): an upper bound, as at_least on the mirrored quantity -------------------------
+
+def test_at_most_mean_is_a_one_sample_t_below_the_bound():
+    from repro.stats import at_most
+    fidelity = [0.970, 0.975, 0.972, 0.968, 0.971]
+    out = at_most({"a": fidelity}, check("at_most", arms="a", bound=0.99))
+    ref = sps.ttest_1samp(fidelity, 0.99, alternative="less")
+    assert out["p"] == pytest.approx(ref.pvalue, **TIGHT) and out["decision"] == "supported"
+    assert out["estimate"] == pytest.approx(np.mean(fidelity), **TIGHT)
+    assert out["estimate_ci"][1] == pytest.approx(ref.confidence_interval(0.95).high, **TIGHT)
+    assert out["hypothesis"] == "mean(a) <= 0.99" and out["diff"] == pytest.approx(np.mean(fidelity) - 0.99)
+    assert at_most({"a": [0.995, 0.996, 0.997, 0.995, 0.994]}, check("at_most", arms="a", bound=0.99))[
+        "decision"] == "refuted"
+
+
+def test_at_most_difference_is_at_least_with_the_arms_swapped():
+    from repro.stats import at_most
+    most = at_most({"a": A, "b": B}, check("at_most", arms=("a", "b"), derived="difference", bound=-2.0))
+    least = at_least({"b": B, "a": A}, check("at_least", arms=("b", "a"), derived="difference", bound=2.0))
+    assert most["p"] == pytest.approx(least["p"], **TIGHT) and most["decision"] == least["decision"]
+    assert most["estimate"] == pytest.approx(-least["estimate"], **TIGHT)
+
+
+def test_at_most_refuses_a_ratio_it_cannot_mirror():
+    from repro.stats import at_most
+    with pytest.raises(ValueError, match="at_most takes derived 'mean'"):
+        at_most({"a": A, "b": B}, check("at_most", arms=("a", "b"), derived="relative_change", bound=0.1))
+
+
+def test_at_most_arms_follow_the_derived_quantity_at_validation():
+    with pytest.raises(ValueError, match=r"check 'at_most' compares exactly 1 arms for 'mean'"):
+        check("at_most", arms=("a", "b"), bound=0.9)
+    assert check("at_most", arms=("a", "b"), derived="difference", bound=0.0).arms == ["a", "b"]

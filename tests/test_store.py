@@ -101,3 +101,14 @@ def test_a_result_is_only_used_for_the_run_it_is_filed_under(tmp_path):
     with pytest.raises(CorruptResult, match="not the run"):
         store.find(path, RUN.key)
     assert store.done(other.key) is None  # done() skips it too
+
+
+def test_smoke_results_are_git_ignored_and_quick_results_are_not():
+    """smoke runs are a machinery check (synthetic data): they must never end up committed as evidence."""
+    import shutil
+    import subprocess
+    if shutil.which("git") is None or subprocess.run(["git", "rev-parse"], capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(["git", "check-ignore", "-q", "results/smoke/c/v/a/seed0-0123456789ab.json"])
+    assert ignored.returncode == 0
+    assert subprocess.run(["git", "check-ignore", "-q", "results/quick/c/v/a/seed0-0123456789ab.json"]).returncode == 1

@@ -136,3 +136,20 @@ def test_compile_is_a_speed_setting_with_the_same_numbers():
     for a, b in zip(compiled["epochs"], plain["epochs"]):
         assert a["test_errors"] == b["test_errors"]
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+
+
+def test_an_arm_with_a_teacher_records_its_top1_agreement_with_it():
+    from repro.metrics import EPOCH_KEYS
+    from repro.train import build_model, predict
+    teacher_run = smoke_run("teacher", epochs=1)
+    _, teacher = train(teacher_run, CPU)
+    run = smoke_run("distilled", epochs=1)
+    result, student = train(run, CPU, teacher=teacher)
+    dataset = __import__("repro.train", fromlist=["dataset_of"]).dataset_of(run.arm)
+    t_logits, _ = predict(teacher, dataset, run.arm, CPU)
+    s_logits, _ = predict(student, dataset, run.arm, CPU)
+    agree = float((t_logits.argmax(1) == s_logits.argmax(1)).double().mean())
+    assert result["final"]["fidelity"] == pytest.approx(agree) and 0 < agree < 1
+    assert set(result["epochs"][0]) <= set(EPOCH_KEYS)  # the reference documents every recorded key
+    alone, _ = train(smoke_run("small", epochs=1), CPU)
+    assert "fidelity" not in alone["final"]

@@ -235,7 +235,7 @@ def test_pytest_prints_one_line_per_claim(monkeypatch):
         {"claim": "b", "variant": "y", "status": "NOT RUN", "reason": "no data"}])
     conftest.pytest_terminal_summary(Reporter())
     assert sections == ["claim verdicts (smoke profile)"]
-    assert lines == ["REPRODUCED     a [x]: fine", "NOT RUN        b [y]: no data"]
+    assert lines == ["REPRODUCED     a [x]: fine", "NOT RUN        b [y]: no data", "verdicts: 1 REPRODUCED, 1 NOT RUN"]
 
 
 # --- real stored files (issue 14): verdicts from stored results alone, one bad file never stops the rest ---
