@@ -225,8 +225,6 @@ def main(argv=None) -> int:
     folders.add_argument("--results", default=argparse.SUPPRESS,
                          help="results folder (default: $REPRO_RESULTS or OUT/results)")
     parser = argparse.ArgumentParser(prog="repro", description=__doc__, parents=[folders])
-    parser.set_defaults(claims=os.environ.get("REPRO_CLAIMS", "claims"), out_dir=os.environ.get("REPRO_OUT"),
-                        results=None)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="claims, arms, seeds and which results exist", parents=[folders])
@@ -271,6 +269,12 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_reference)
 
     args = parser.parse_args(argv)
+    # The folder options are shared (SUPPRESS) between the main parser and every command, so that they work
+    # before or after it; their defaults are filled here, since a default set on a shared option would let a
+    # command's parser overwrite the value given before the command.
+    args.claims = getattr(args, "claims", None) or os.environ.get("REPRO_CLAIMS", "claims")
+    args.out_dir = getattr(args, "out_dir", None) or os.environ.get("REPRO_OUT")
+    args.results = getattr(args, "results", None)
     try:
         return args.fn(args)
     except SpecError as err:

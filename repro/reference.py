@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from . import data, losses, models, stats  # noqa: F401  (importing them fills the registries)
 from .metrics import EPOCH_KEYS, FINAL_KEYS, REDUCERS
 from .registry import CHECKS, DATASETS, LOSSES, MODELS
-from .spec import Arm, BiasShift, Check, Claim, Optimizer, Profile, Schedule, Source, Variant
+from .spec import Arm, BiasShift, Check, Claim, Comparable, Optimizer, Profile, Schedule, Sequential, Source, Variant
 
 # Claim-level keys have no field descriptions in spec.py; their meaning is kept here, and
 # tests/test_reference.py fails when a schema field has neither.
@@ -41,6 +41,13 @@ CLAIM_HELP = {
     "all": "arm keys applied to every arm",
     "deviations": "how this profile departs from the source's protocol, one item each (the report lists them)",
     "seeds": "the seeds each arm is trained with (one run per seed)",
+    "limits": "raised size limits for this claim (epochs, batch_size, width, resolution, examples), where it "
+              "really means a size over the defaults",
+    "comparable": "`{numbers: true|false, why: ...}`: whether this profile's (or variant's) absolute numbers can "
+                  "be held against the source's; where not, a check against the source's own number (matches, "
+                  "at_least / at_most on one arm's mean) is never NOT REPRODUCED (default: comparable)",
+    "sequential": "`{max_seeds, group, spending}`: judge group-sequentially, adding `group` seeds per look up to "
+                  "`max_seeds` (`repro run --until-decided`), alpha spent over the looks (see Sequential)",
 }
 CHECK_HELP = {"kind": "the check kind (see Check kinds)", "metric": "the per-run number compared (see Metrics)",
               "arms": "the arms compared, in the order the kind reads them",
@@ -161,6 +168,8 @@ def reference_markdown() -> str:
            "A variant (`variants.<name>`):", "", *fields_table(Variant),
            "",
            "A profile (`profiles.<name>`):", "", *fields_table(Profile),
+           "", "`comparable` (a profile's or a variant's):", "", *fields_table(Comparable),
+           "", "`sequential` (" + cell(inspect.getdoc(Sequential)) + "):", "", *fields_table(Sequential),
            "",
            "Merge order for one arm: `defaults` <- `arms.<arm>` <- variant `all` <- variant `arms.<arm>` <- profile "
            "`all` <- profile `arms.<arm>`. Mappings merge key by key; a component (model, data, loss) written with "

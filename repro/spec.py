@@ -316,8 +316,8 @@ class Comparable(Strict):
     """Whether a profile's absolute numbers can be set beside the source's (a reduced-scale profile's error
     count cannot reach a number the source got with 50x the epochs), with the one-line reason."""
 
-    numbers: bool
-    why: str = Field(min_length=1)
+    numbers: bool = Field(description="true: the numbers can be set beside the source's; false: they cannot")
+    why: str = Field(min_length=1, description="one line: why (or the protocol that makes them comparable)")
 
 
 class Overrides(Strict):

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 from repro.reference import meaning, reference_markdown
-from repro.spec import Arm, BiasShift, Check, Claim, Optimizer, Profile, Schedule, Source, Variant, load_claim, \
-    load_claims
+from repro.spec import (Arm, BiasShift, Check, Claim, Comparable, Optimizer, Profile, Schedule, Sequential, Source,
+                        Variant, load_claim, load_claims)
 
 REFERENCE = Path("docs/spec-reference.md")
 GUIDE = Path("docs/writing-claims.md")
@@ -18,7 +18,7 @@ def test_the_committed_reference_is_what_repro_reference_writes():
 
 
 def test_every_schema_key_has_a_meaning_in_the_reference():
-    for model in (Arm, Check, Claim, Optimizer, Profile, Schedule, Source, Variant, BiasShift):
+    for model in (Arm, Check, Claim, Optimizer, Profile, Schedule, Source, Variant, BiasShift, Comparable, Sequential):
         for name in model.model_fields:
             assert meaning(model, name).strip(), f"{model.__name__}.{name} has no description: add one in repro/spec.py"
     text = reference_markdown()
