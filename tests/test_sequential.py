@@ -183,7 +183,8 @@ def test_until_decided_trains_looks_until_the_claim_is_decided(tmp_path):
     claims, results = write_spec(tmp_path / "claims"), tmp_path / "results"
     os.environ["REPRO_CACHE"] = str(tmp_path / "cache")
     try:
-        code = main(["--claims", str(claims), "--results", str(results), "run", "--profile", "smoke", "--until-decided"])
+        code = main(["--claims", str(claims), "--out", str(tmp_path / "out"), "--results", str(results), "run",
+                     "--profile", "smoke", "--until-decided"])
     finally:
         del os.environ["REPRO_CACHE"]
     assert code == 0
