@@ -163,7 +163,8 @@ def smoke_report(tmp_path_factory):
         (tmp / "claims" / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "claims" / rel, tmp / "claims" / rel)
     env = {**os.environ, "REPRO_RESULTS": str(tmp / "results"), "REPRO_CACHE": str(tmp / "cache"),
-           "REPRO_PROFILE": "smoke", "REPRO_VERDICTS": str(tmp / "verdicts.json"), "REPRO_CLAIMS": str(tmp / "claims")}
+           "REPRO_PROFILE": "smoke", "REPRO_VERDICTS": str(tmp / "verdicts.json"), "REPRO_CLAIMS": str(tmp / "claims"),
+           "REPRO_OUT": str(tmp)}
 
     def repro(*args):
         done = subprocess.run([sys.executable, "-m", "repro.cli", "--claims", str(tmp / "claims"), *args], cwd=ROOT,
