@@ -44,8 +44,8 @@ CLAIM_HELP = {
     "limits": "raised size limits for this claim (epochs, batch_size, width, resolution, examples), where it "
               "really means a size over the defaults",
     "comparable": "`{numbers: true|false, why: ...}`: whether this profile's (or variant's) absolute numbers can "
-                  "be held against the source's; where not, a check against the source's own number (matches, "
-                  "at_least / at_most on one arm's mean) is never NOT REPRODUCED (default: comparable)",
+                  "be held against the source's; where not, a check against the source's own number (`matches`) is "
+                  "never NOT REPRODUCED (default: comparable)",
     "sequential": "`{max_seeds, group, spending}`: judge group-sequentially, adding `group` seeds per look up to "
                   "`max_seeds` (`repro run --until-decided`), alpha spent over the looks (see Sequential)",
 }

@@ -287,9 +287,9 @@ class Check(Strict):
 
     @property
     def against_source_number(self) -> bool:
-        """Does this check hold a measured number against an absolute number from the source (its value, or
-        a bound on one arm's mean), rather than compare arms run here with each other?"""
-        return self.kind == "matches" or (self.kind == "at_least" and (self.derived or "mean") == "mean")
+        """Does this check hold a measured number against the source's own number (`matches`: its `value`),
+        rather than compare arms run here with each other or with a bound the spec chose for the claim?"""
+        return self.kind == "matches"
 
     @model_validator(mode="after")
     def _arm_count(self):
