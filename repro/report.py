@@ -26,7 +26,8 @@ SHOWN = {"claim", "variant", "profile", "check", "metric", "arms", "alpha", "mar
          "effect_size", "se", "seeds_to_decide", "value", "tolerance", "values", "seeds", "preconditions",
          "wall_s", "run_keys", "devices", "versions", "commits", "hypothesis", "estimand", "estimate", "estimate_ci",
          "reference", "p_refute", "paired", "companion", "pairs", "p_refute_holm", "holm_family", "holm_policy",
-         "seeds_support", "seeds_refute"}
+         "seeds_support", "seeds_refute", "looks", "sequential", "next_look", "p_look", "p_refute_look",
+         "not_comparable", "conditional_on"}
 LABELS = {"holm_family": "Holm family (p-values corrected together)", "diverged": "diverged runs per arm"}
 # Keys every verdict from verdict.py has; a hand-made or older verdicts.json may lack them.
 DEFAULTS = {"check": "", "metric": "", "arms": [], "alpha": None, "margin": None, "justification": "",
@@ -131,6 +132,19 @@ def stat_rows(v: dict) -> list[tuple[str, str]]:
     if v.get("seeds_to_decide"):
         rows.append(("seeds to decide", f"about {num(v['seeds_to_decide'])} per arm at this effect size, at the "
                      "Holm level the claim faces"))
+    seq = v.get("sequential")
+    if isinstance(seq, dict) and v.get("looks"):
+        crossed = seq.get("decided_at")
+        rows.append(("group-sequential", f"{seq.get('spending')} spending over looks at "
+                     f"{', '.join(map(str, seq.get('looks', [])))} seeds per arm; {len(v['looks'])} taken"
+                     + (f"; crossed its boundary at look {crossed}" if crossed else "; no boundary crossed")
+                     + (f"; next look at {v['next_look']} seeds" if v.get("next_look") and v.get("status") == "INCONCLUSIVE"
+                        else "")))
+        for i, look in enumerate(v["looks"], 1):
+            rows.append((f"look {i} ({look.get('seeds')} seeds)", f"p {num(look.get('p'))}, against {num(look.get('p_refute'))}"
+                         f"; boundary {num(look.get('boundary'))}"))
+    if v.get("conditional_on"):
+        rows.append(("conditional on", f"the one run of {', '.join(v['conditional_on'])} (reused for every seed)"))
     for pair in v.get("pairs") or []:
         if isinstance(pair, dict):
             rows.append((f"pair {pair.get('comparison', '')}", num({k: x for k, x in pair.items() if k != "comparison"})))

@@ -255,3 +255,15 @@ def test_a_verdict_at_a_scale_not_comparable_with_the_source_is_marked(claim):
     plain = render({"profile": "quick", "verdicts": [verdict(status="INCONCLUSIVE", profile="quick")]},
                    {CLAIM_ID: claim}, Path("/nonexistent"))
     assert "scale not comparable" not in plain
+
+
+def test_a_group_sequential_verdict_shows_its_looks_and_their_path(claim):
+    v = verdict(status="REPRODUCED", profile="quick", next_look=9,
+                looks=[{"seeds": 5, "p": 0.04, "p_refute": 0.96, "boundary": 0.0037},
+                       {"seeds": 7, "p": 0.002, "p_refute": 0.998, "boundary": 0.0104}],
+                sequential={"looks": [5, 7, 9, 11], "boundaries": [0.0037, 0.0104, 0.0162, 0.0198],
+                            "spending": "obf", "seeds_used": 7, "decided_at": 2, "stopped_at": 2})
+    page = render({"profile": "quick", "verdicts": [v]}, {CLAIM_ID: claim}, Path("/nonexistent"))
+    assert "obf spending over looks at 5, 7, 9, 11 seeds per arm; 2 taken; crossed its boundary at look 2" in page
+    assert "look 2 (7 seeds)" in page and "Group-sequential looks" in page
+    assert "next look at 9" not in page  # decided: no next look to take
