@@ -128,8 +128,10 @@ def test_every_committed_result_is_current_under_todays_spec_and_schema():
         profile, claim, variant, arm = path.relative_to("results").parts[:4]
         stored = __import__("json").loads(path.read_text())
         assert RunSpec.model_validate(stored["run"]).key == stored["key"], path
-        if (claim, variant, profile) not in planned:
-            planned[(claim, variant, profile)] = plan_claim(claims[claim], variant, profile)
+        if (claim, variant, profile) not in planned:  # a sequential profile's looks add seeds up to its cap
+            seq = claims[claim].profiles[profile].sequential
+            seeds = claims[claim].profiles[profile].seeds_for(seq.max_seeds) if seq else None
+            planned[(claim, variant, profile)] = plan_claim(claims[claim], variant, profile, seeds)
         assert stored["key"] in {r.key for r in planned[(claim, variant, profile)][arm]}, f"{path} is stale"
 
 
