@@ -222,13 +222,13 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
                "devices": sorted({r["device"] for rs in results.values() for r in rs}),
                "versions": sorted({f"torch {r['provenance'].get('torch')}, python {r['provenance'].get('python')}"
                                    for rs in results.values() for r in rs}),
-               "commits": sorted({str(r["provenance"]["git_commit"]) for rs in results.values() for r in rs})}
+               "commits": sorted({str(r["provenance"].get("git_commit")) for rs in results.values() for r in rs})}
     comparable, why = claim.numbers_comparable(variant, profile)
     if check.against_source_number and not comparable:
         verdict["not_comparable"] = why
         verdict["next_look"] = None  # more seeds at this scale cannot make its numbers the source's
         if verdict["decision"] == "refuted":  # the profile could never have reached the source's number
-            verdict["decision"], verdict["p_refute"], verdict["next_look"] = "undecided", math.nan, None
+            verdict["decision"], verdict["p_refute"] = "undecided", math.nan
             verdict["reason"] = (f"not comparable with the source at the {profile} profile ({why}): measured "
                                  f"{verdict['estimand']} = {_num(verdict['estimate'])} [{_num(verdict['estimate_ci'][0])}, "
                                  f"{_num(verdict['estimate_ci'][1])}] against the source's {_num(verdict['reference'])}"
