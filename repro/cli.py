@@ -11,11 +11,9 @@ from .spec import SpecError, load_claim, load_claims, spec_files
 
 
 def _outputs(args) -> tuple[Path, Path]:
-    """(results folder, reports folder) for the chosen claims folder: --results / $REPRO_RESULTS win, else
-    OUT/results; reports go to OUT/reports (store.output_dir says what OUT is)."""
-    from .store import output_dir
-    out = output_dir(args.claims, args.out_dir)
-    return Path(args.results or os.environ.get("REPRO_RESULTS") or out / "results"), out / "reports"
+    """(results folder, reports folder) of the chosen claims folder (store.outputs)."""
+    from .store import outputs
+    return outputs(args.claims, args.out_dir, args.results)
 
 
 def _claims(args) -> dict:
@@ -135,7 +133,7 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
     missing dataset or a diverged run), and again, until each is decided or at its cap. Stops starting new
     looks after `max_minutes`."""
     import time
-    from .plan import Job, plan_claim
+    from .plan import variant_jobs
     from .verdict import decide_all
     sequential = {k: c for k, c in claims.items() if c.profiles.get(profile) and c.profiles[profile].sequential}
     if not sequential:
@@ -150,7 +148,8 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
         for v in verdicts:
             look = f"look {len(v['looks'])}, {v['sequential']['seeds_used']} seeds" if v.get("looks") else "no look"
             print(f"  {v['status']:<14} {v['claim']} [{v['variant']}] ({look})"
-                  + (f" -> next look at {v['next_look']} seeds" if v in todo else ""), flush=True)
+                  + (f" -> next look at {v['next_look']} seeds" if v["status"] == "INCONCLUSIVE" and v.get("next_look")
+                     else ""), flush=True)
         if not todo:
             print("until-decided: every sequential claim is decided, at its cap, or not testable for another reason")
             return 0
@@ -158,13 +157,9 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
             print(f"until-decided: stopped after {max_minutes:g} minutes with {len(todo)} claim(s) undecided; "
                   "run the same command again to go on", flush=True)
             return 0
-        jobs = []
-        for v in todo:
-            claim = sequential[v["claim"]]
-            seeds = claim.profiles[profile].seeds_for(v["next_look"])
-            for arm, runs in plan_claim(claim, v["variant"], profile, seeds, claim.check.arms).items():
-                jobs += [Job(profile, claim.id, v["variant"], arm, run,
-                             store.path(profile, claim.id, v["variant"], arm, run)) for run in runs]
+        jobs = [job for v in todo for claim in [sequential[v["claim"]]]
+                for job in variant_jobs(claim, v["variant"], profile, store,
+                                        claim.profiles[profile].seeds_for(v["next_look"]), claim.check.arms)]
         print(f"until-decided: next looks for {len(todo)} claim(s), {len(jobs)} runs (stored ones skipped)", flush=True)
         executor.submit(jobs)
 

@@ -58,13 +58,13 @@ def resolve_profile(profile: str) -> str:
     return profile
 
 
+def variant_jobs(claim: Claim, variant: str, profile: str, store, seeds: list[int] | None = None,
+                 arms: list[str] | None = None) -> list[Job]:
+    """The jobs of one claim variant (plan_claim's runs with where each is stored)."""
+    return [Job(profile, claim.id, variant, arm, run, store.path(profile, claim.id, variant, arm, run), claim.check.metric)
+            for arm, runs in plan_claim(claim, variant, profile, seeds, arms).items() for run in runs]
+
+
 def plan(claims: list[Claim], profile: str, store) -> list[Job]:
-    jobs = []
-    for claim in claims:
-        if profile not in claim.profiles:
-            continue
-        for variant in claim.variants:
-            for arm, runs in plan_claim(claim, variant, profile).items():
-                jobs += [Job(profile, claim.id, variant, arm, run, store.path(profile, claim.id, variant, arm, run),
-                             claim.check.metric) for run in runs]
-    return jobs
+    return [job for claim in claims if profile in claim.profiles
+            for variant in claim.variants for job in variant_jobs(claim, variant, profile, store)]

@@ -244,16 +244,16 @@ class Store:
         return True
 
 
-def output_dir(claims_dir: str | Path, out: str | Path | None) -> Path:
-    """The folder that receives a claims folder's results/ and reports/ (verdicts.json, index.html).
+def outputs(claims_dir: str | Path, out: str | Path | None, results: str | Path | None = None) -> tuple[Path, Path]:
+    """(results folder, reports folder) of a claims folder: OUT/results (or `results`, or $REPRO_RESULTS) and
+    OUT/reports (verdicts.json, index.html).
 
     The shipped claims/ write to this checkout's results/ and reports/; any other claims folder must
-    name its own (--out DIR or REPRO_OUT), so running one's own claims never touches the shipped
+    name its own OUT (--out DIR or REPRO_OUT), so running one's own claims never touches the shipped
     verdicts or report, and its Holm family is that folder's claims alone."""
-    if out:
-        return Path(out)
-    if Path(claims_dir).resolve() != Path("claims").resolve():
+    if not out and Path(claims_dir).resolve() != Path("claims").resolve():
         from .spec import SpecError
         raise SpecError(f"{claims_dir}: not the shipped claims folder: pass --out DIR (or set REPRO_OUT) for its "
                         "results, verdicts and report, e.g. --claims my/claims --out my")
-    return Path(".")
+    out = Path(out or ".")
+    return Path(results or os.environ.get("REPRO_RESULTS") or out / "results"), out / "reports"

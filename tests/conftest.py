@@ -27,10 +27,9 @@ VERDICTS: dict = {}
 
 def claims_outputs() -> tuple[Path, Path]:
     """(results folder, verdicts file) of the claims set pytest judges (REPRO_CLAIMS, REPRO_OUT), as `repro` has them."""
-    from repro.store import output_dir
-    out = output_dir(os.environ.get("REPRO_CLAIMS", "claims"), os.environ.get("REPRO_OUT"))
-    return (Path(os.environ.get("REPRO_RESULTS") or out / "results"),
-            Path(os.environ.get("REPRO_VERDICTS") or out / "reports" / "verdicts.json"))
+    from repro.store import outputs
+    results, reports = outputs(os.environ.get("REPRO_CLAIMS", "claims"), os.environ.get("REPRO_OUT"))
+    return results, Path(os.environ.get("REPRO_VERDICTS") or reports / "verdicts.json")
 
 
 def pytest_collection_modifyitems(items):
