@@ -95,7 +95,12 @@ def cmd_run(args) -> int:
     except OSError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    jobs = plan(list(claims.values()), profile, store)
+    arms = args.arms.split(",") if args.arms else None
+    unknown = sorted(set(arms or []) - {a for c in claims.values() for a in c.arms})
+    if unknown:
+        print(f"error: --arms: no chosen claim has arm(s) {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    jobs = plan(list(claims.values()), profile, store, arms)
     try:
         executor = make_executor(args.executor, store, device, force=args.force, address=args.address,
                                  stack_seeds=args.stack_seeds)
@@ -237,6 +242,8 @@ def main(argv=None) -> int:
                         "quick on a CPU")
     p.add_argument("--seeds", type=positive, help="use only the first N seeds of the profile")
     p.add_argument("--device", choices=["cpu", "cuda"])
+    p.add_argument("--arms", help="comma-separated: train only these arms (and the arms they learn from), "
+                                  "e.g. baselines in one process while another trains the teacher")
     p.add_argument("--force", action="store_true", help="re-run runs that are already stored")
     p.add_argument("--executor", default="local", choices=["local", "ray"],
                    help="local: in this process (default); ray: one Ray task per run (needs kd-repro[ray])")

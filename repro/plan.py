@@ -65,6 +65,14 @@ def variant_jobs(claim: Claim, variant: str, profile: str, store, seeds: list[in
             for arm, runs in plan_claim(claim, variant, profile, seeds, arms).items() for run in runs]
 
 
-def plan(claims: list[Claim], profile: str, store) -> list[Job]:
-    return [job for claim in claims if profile in claim.profiles
-            for variant in claim.variants for job in variant_jobs(claim, variant, profile, store)]
+def plan(claims: list[Claim], profile: str, store, arms: list[str] | None = None) -> list[Job]:
+    """Every run of the claims at this profile; with `arms`, only those of these arms that a claim variant
+    needs, and what they learn from (`repro run --arms`: one process trains the baselines while another
+    trains the teacher)."""
+    jobs = []
+    for claim in [c for c in claims if profile in c.profiles]:
+        for variant in claim.variants:
+            roots = None if arms is None else [a for a in arms if a in needed_arms(claim, variant, profile)]
+            if roots != []:
+                jobs += variant_jobs(claim, variant, profile, store, arms=roots)
+    return jobs
