@@ -90,3 +90,24 @@ def test_a_student_distils_from_the_teachers_epoch_k_weights_without_retraining_
     assert "fidelity" in stored["final"]
     again, _ = train(student.run, torch.device("cpu"), teacher=two_epochs)  # taught by the 2-epoch teacher
     assert again["epochs"] == stored["epochs"]
+
+
+def test_arms_plans_only_those_arms_and_what_they_learn_from(tmp_path):
+    """`repro run --arms`: the vit-cifar baselines in one process while another trains the teacher."""
+    from repro.plan import plan
+    from repro.spec import load_claims
+    from repro.store import Store
+    claims = load_claims(ROOT / "claims")
+    chosen = [claims[c] for c in ("vit-test-gain", "deit-hard-beats-soft")]
+    store = Store(tmp_path / "results", tmp_path / "cache")
+    every = plan(chosen, "quick", store)
+    assert {j.arm for j in plan(chosen, "quick", store, ["baseline"])} == {"baseline"}
+    baselines = [j for j in every if j.arm == "baseline"]
+    assert [j.path for j in plan(chosen, "quick", store, ["baseline"])] == [j.path for j in baselines]
+    hard = plan(chosen, "quick", store, ["student_hard"])  # a student brings its teacher; vit-test-gain has none
+    assert {(j.claim, j.arm) for j in hard} == {("deit-hard-beats-soft", "teacher"), ("deit-hard-beats-soft", "student_hard")}
+    as_written = plan([claims["vit-test-gain"]], "quick", store, ["student"])  # init_from brings the baseline
+    assert {j.arm for j in as_written if j.variant == "as_written"} == {"teacher", "baseline", "student"}
+    gone = subprocess.run([sys.executable, "-m", "repro.cli", "run", "vit-test-gain", "--profile", "quick",
+                           "--arms", "baseline,nope"], cwd=ROOT, env=env_for(tmp_path), capture_output=True, text=True)
+    assert gone.returncode == 2 and "--arms: no chosen claim has arm(s) nope" in gone.stderr
