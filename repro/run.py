@@ -95,43 +95,62 @@ class LocalExecutor:
         not_runnable: dict[tuple[str, str], str] = {}
         stacked: set[str] = set()  # run keys trained as part of a stacked group
         tried: set[tuple[str, str, str]] = set()  # (claim, variant, arm)s already offered for stacking
+        # Two `repro run`s on one store share the work: a run another process is training (and every run
+        # that learns from it) is put off to a second pass, which waits for it and then finds it stored.
+        later: list[Job] = []
         bar = tqdm(jobs, desc="plan", unit="run", disable=not sys.stderr.isatty())
         for job in bar:
-            if (job.claim, job.variant) in not_runnable:
-                continue
             bar.set_postfix_str(f"{job.claim}/{job.variant}/{job.arm}/seed{job.run.seed}")
             arm = (job.claim, job.variant, job.arm)
-            if self.stack_seeds and arm not in tried:
+            if self.stack_seeds and arm not in tried and (job.claim, job.variant) not in not_runnable:
                 tried.add(arm)
                 stacked |= self._run_stacked([j for j in jobs if (j.claim, j.variant, j.arm) == arm])
-            if self._stored(job):
-                if job.run.key not in stacked:
-                    self.log(f"  stored, skipped: {job.claim}/{job.variant}/{job.arm} seed {job.run.seed} ({job.path})")
-                counts["trained" if job.run.key in stacked else "cached"] += 1
-                continue
-            # One process per run key: a second `repro run` on the same store waits here, then finds it done.
-            with self.store.lock(job.run.key):
-                if self._stored(job):
-                    counts["cached"] += 1
-                    continue
-                done = None if self.force else self.store.done(job.run.key)
-                if done is not None:  # the same run finished for another claim or variant (a shared teacher)
-                    self.log(f"  stored for another claim, copied: {job.claim}/{job.variant}/{job.arm} "
-                             f"seed {job.run.seed}")
-                    self.store.save(job.path, job.run, {k: done[k] for k in RESULT_FIELDS}, done["provenance"])
-                    counts["cached"] += 1
-                    continue
-                try:
-                    result = self._run_one(job)
-                except (DataMissing, WeightsMissing) as err:
-                    not_runnable[(job.claim, job.variant)] = str(err)
-                    self.log(f"NOT RUN {job.claim} [{job.variant}]: {err}")
-                    counts["failed"] += 1
-                    continue
-                self._keep(job, result)
-                self.store.state_path(job.run).unlink(missing_ok=True)  # only now: the result is durable
-            counts["trained"] += 1
+            self._submit_one(job, counts, not_runnable, stacked, later)
+        for job in later:
+            self._submit_one(job, counts, not_runnable, stacked)
         return {"counts": counts, "not_runnable": not_runnable}
+
+    def _submit_one(self, job: Job, counts: dict, not_runnable: dict, stacked: set[str],
+                    later: list[Job] | None = None) -> None:
+        """Skip, copy or train one job. With `later`, a job whose run (or a run it learns from) another
+        process holds goes there instead of waiting."""
+        if (job.claim, job.variant) in not_runnable:
+            return
+        if self._stored(job):
+            if job.run.key not in stacked:
+                self.log(f"  stored, skipped: {job.claim}/{job.variant}/{job.arm} seed {job.run.seed} ({job.path})")
+            counts["trained" if job.run.key in stacked else "cached"] += 1
+            return
+        needs = {r.key for r in (job.run.teacher, job.run.init_from) if r is not None}
+        if later is not None and needs & {j.run.key for j in later}:
+            later.append(job)
+            return
+        with self.store.lock(job.run.key, wait=later is None) as held:
+            if not held:
+                self.log(f"  another process is training {job.claim}/{job.variant}/{job.arm} seed {job.run.seed}: "
+                         "coming back to it after the rest")
+                later.append(job)
+                return
+            if self._stored(job):
+                counts["cached"] += 1
+                return
+            done = None if self.force else self.store.done(job.run.key)
+            if done is not None:  # the same run finished for another claim or variant (a shared teacher)
+                self.log(f"  stored for another claim, copied: {job.claim}/{job.variant}/{job.arm} "
+                         f"seed {job.run.seed}")
+                self.store.save(job.path, job.run, {k: done[k] for k in RESULT_FIELDS}, done["provenance"])
+                counts["cached"] += 1
+                return
+            try:
+                result = self._run_one(job)
+            except (DataMissing, WeightsMissing) as err:
+                not_runnable[(job.claim, job.variant)] = str(err)
+                self.log(f"NOT RUN {job.claim} [{job.variant}]: {err}")
+                counts["failed"] += 1
+                return
+            self._keep(job, result)
+            self.store.state_path(job.run).unlink(missing_ok=True)  # only now: the result is durable
+        counts["trained"] += 1
 
     def _keep(self, job: Job, result: dict) -> None:
         self.store.save(job.path, job.run, result, provenance())
@@ -152,7 +171,7 @@ class LocalExecutor:
         started = time.perf_counter()
         with contextlib.ExitStack() as locks:
             for run in sorted(runs, key=lambda r: r.key):
-                locks.enter_context(self.store.lock(run.key))
+                locks.enter_context(self.store.lock(run.key))  # waits: a stacked group trains all or none
             teachers = [self.trained_model(r.teacher, r.arm.teacher_epoch) for r in runs] if runs[0].teacher else None
             states = [self.store.state_path(r) for r in runs]
             results = train_stacked(runs, self.device, teachers, states)

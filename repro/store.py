@@ -189,14 +189,19 @@ class Store:
         return self.load(path, key) if path.exists() else None
 
     @contextlib.contextmanager
-    def lock(self, key: str):
-        """An exclusive lock per run key (flock: released by the OS if the holder dies)."""
+    def lock(self, key: str, wait: bool = True):
+        """An exclusive lock per run key (flock: released by the OS if the holder dies). Yields whether it
+        is held: with wait=False, False at once if another process holds it."""
         path = self.cache / "locks" / f"{key}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                yield
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 

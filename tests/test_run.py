@@ -111,3 +111,38 @@ def test_arms_plans_only_those_arms_and_what_they_learn_from(tmp_path):
     gone = subprocess.run([sys.executable, "-m", "repro.cli", "run", "vit-test-gain", "--profile", "quick",
                            "--arms", "baseline,nope"], cwd=ROOT, env=env_for(tmp_path), capture_output=True, text=True)
     assert gone.returncode == 2 and "--arms: no chosen claim has arm(s) nope" in gone.stderr
+
+
+def test_a_run_another_process_holds_is_put_off_with_the_runs_that_learn_from_it(tmp_path):
+    """Two `repro run`s share a plan instead of queueing behind each other: the teacher held elsewhere is
+    skipped, with its student, until the rest is done; then it is waited for (here: trained, once freed)."""
+    import contextlib
+    import torch
+    from repro.plan import plan
+    from repro.run import LocalExecutor
+    from repro.spec import load_claim
+    from repro.store import Store
+    claim = load_claim(ROOT / "claims/hinton-kd-helps.yaml")
+    claim = claim.model_copy(update={"variants": {"as_described": claim.variants["as_described"]},
+                                     "profiles": {"smoke": claim.profiles["smoke"].model_copy(update={"seeds": [0]})}})
+    store = Store(tmp_path / "results", tmp_path / "cache")
+    jobs = plan([claim], "smoke", store)
+    assert [j.arm for j in jobs] == ["teacher", "small", "distilled"]
+    elsewhere = contextlib.ExitStack()
+    assert elsewhere.enter_context(store.lock(jobs[0].run.key))
+    with store.lock(jobs[0].run.key, wait=False) as held:
+        assert not held
+    logs = []
+
+    def log(line):
+        logs.append(line)
+        if line.startswith("  another process is training"):
+            elsewhere.close()  # the other process finishes (here: gives up) while this one trains the rest
+
+    summary = LocalExecutor(store, torch.device("cpu"), log=log).submit(jobs)
+    trained = [line.split(":")[0] for line in logs if line.startswith("training ")]
+    assert trained == ["training hinton-kd-helps/as_described/small seed 0",
+                       "training hinton-kd-helps/as_described/teacher seed 0",
+                       "training hinton-kd-helps/as_described/distilled seed 0"], logs
+    assert summary["counts"] == {"trained": 3, "cached": 0, "failed": 0}
+    assert not any("retraining" in line for line in logs)  # the student waited for its teacher's run
