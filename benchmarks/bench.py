@@ -9,8 +9,9 @@ Prints per-epoch seconds, samples/s, achieved GFLOP/s (forward 2 FLOPs per MAC, 
 the measured matmul peak of this machine, and the speed-up. The source-style loop is timed over
 BATCHES batches and scaled to a 60,000-image epoch (it is the slow one); the engine runs a full epoch.
 Two CIFAR-10 workloads of the vit-cifar quick profile (`--cifar` runs only these):
-  engine   kd-repro: uint8 tensors, batched crop/flip, bf16 autocast; the ViT student reads its soft
-           targets from the teacher's cached logits (no augmentation: they cannot change)
+  engine   kd-repro: uint8 tensors, batched crop/flip, bf16 autocast, the ViT's attention unfused on CPU
+           (repro.train.device_layout); the ViT student reads its soft targets from the teacher's cached
+           logits (no augmentation: they cannot change)
   source   the source's style: a torchvision dataset with per-image PIL transforms behind a DataLoader,
            fp32, the teacher run on every batch
 Both CIFAR loops are timed over CIFAR_BATCHES batches and scaled to a 50,000-image epoch; FLOPs are
@@ -33,7 +34,7 @@ from repro.data import Augment, load_dataset
 from repro.losses import hinton
 from repro.models import create_model
 from repro.stacked import stack
-from repro.train import autocast, cast_teacher
+from repro.train import autocast, cast_teacher, device_layout
 
 BATCH, BATCHES, EPOCH, SEEDS = 128, 60, 60_000, 5
 TEACHER = dict(hidden=[1200, 1200], input_dropout=0.2, hidden_dropout=0.5)
@@ -208,6 +209,7 @@ def cifar_source_epoch(student, teacher, augment: bool) -> float:
 def cifar_engine_epoch(student, teacher, augment: bool) -> float:
     data = load_dataset("cifar10")
     device = torch.device("cpu")
+    student = device_layout(student, device)  # as repro.train: the ViT's attention unfused on CPU
     cached = None
     if teacher is not None:  # repro.train's cache_teacher_logits: one pass over the transfer set, timed
         start = time.perf_counter()
