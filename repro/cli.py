@@ -59,6 +59,14 @@ def cmd_validate(args) -> int:
     return 1 if failed else 0
 
 
+def arm_names(text: str) -> list[str]:
+    """--arms A,B: one or more arm names."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected arm names separated by commas, got {text[:40]!r}")
+    return names
+
+
 def positive(text: str) -> int:
     """--seeds N: a count, at least 1."""
     try:
@@ -73,7 +81,7 @@ def positive(text: str) -> int:
 def cmd_run(args) -> int:
     import torch
     from .executors import make_executor
-    from .plan import plan, resolve_profile
+    from .plan import needed_arms, plan, resolve_profile
     from .store import Store
     profile = resolve_profile(args.profile)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -89,18 +97,18 @@ def cmd_run(args) -> int:
         claims = {k: c.model_copy(update={"profiles": {**c.profiles, profile: c.profiles[profile].model_copy(
             update={"seeds": c.profiles[profile].seeds[: args.seeds]})}}) for k, c in claims.items()
             if profile in c.profiles}
+    trained = {a for c in claims.values() if profile in c.profiles for v in c.variants for a in needed_arms(c, v, profile)}
+    if set(args.arms or []) - trained:
+        print(f"error: --arms: no chosen claim trains {', '.join(sorted(set(args.arms) - trained))} at profile "
+              f"{profile} (they train {', '.join(sorted(trained))})", file=sys.stderr)
+        return 2
     store = Store(_outputs(args)[0])
     try:
         store.probe()  # an unwritable results or cache folder fails now, not after the first run has trained
     except OSError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    arms = args.arms.split(",") if args.arms else None
-    unknown = sorted(set(arms or []) - {a for c in claims.values() for a in c.arms})
-    if unknown:
-        print(f"error: --arms: no chosen claim has arm(s) {', '.join(unknown)}", file=sys.stderr)
-        return 2
-    jobs = plan(list(claims.values()), profile, store, arms)
+    jobs = plan(list(claims.values()), profile, store, args.arms)
     try:
         executor = make_executor(args.executor, store, device, force=args.force, address=args.address,
                                  stack_seeds=args.stack_seeds)
@@ -242,7 +250,7 @@ def main(argv=None) -> int:
                         "quick on a CPU")
     p.add_argument("--seeds", type=positive, help="use only the first N seeds of the profile")
     p.add_argument("--device", choices=["cpu", "cuda"])
-    p.add_argument("--arms", help="comma-separated: train only these arms (and the arms they learn from), "
+    p.add_argument("--arms", type=arm_names, help="comma-separated: train only these arms (and the arms they learn from), "
                                   "e.g. baselines in one process while another trains the teacher")
     p.add_argument("--force", action="store_true", help="re-run runs that are already stored")
     p.add_argument("--executor", default="local", choices=["local", "ray"],

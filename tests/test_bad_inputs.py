@@ -113,6 +113,24 @@ def test_seeds_must_be_a_positive_count(seeds, capsys):
                                    f"at least 1, got {seeds!r}"
 
 
+@pytest.mark.parametrize("arms", ["", ",", "baseline,,student", " , "])
+def test_arms_must_be_names(arms, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--arms", arms, "--profile", "quick"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == \
+        f"repro run: error: argument --arms: expected arm names separated by commas, got {arms!r}"
+
+
+@pytest.mark.parametrize("arms", ["nope", "baseline,nope,teacher", "student_hard"])
+def test_arms_no_chosen_claim_has_is_an_error_before_anything_runs(arms, capsys, monkeypatch):
+    monkeypatch.setattr("repro.store.Store.probe", lambda self: pytest.fail("probed the store"))
+    assert main(["run", "vit-test-gain", "--profile", "quick", "--arms", arms]) == 2
+    missing = ", ".join(sorted(set(arms.split(",")) - {"baseline", "teacher", "student"}))
+    assert capsys.readouterr().err == f"error: --arms: no chosen claim trains {missing} at profile quick " \
+                                      "(they train baseline, student, teacher)\n"
+
+
 @pytest.mark.parametrize("results", ["a-file", "a-file/results"])
 def test_an_unwritable_results_folder_fails_before_any_training(results, tmp_path, capsys, monkeypatch):
     (tmp_path / "a-file").write_text("not a folder")
