@@ -15,7 +15,8 @@ Two CIFAR-10 workloads of the vit-cifar quick profile (`--cifar` runs only these
   source   the source's style: a torchvision dataset with per-image PIL transforms behind a DataLoader,
            fp32, the teacher run on every batch
 Both CIFAR loops are timed over CIFAR_BATCHES batches and scaled to a 50,000-image epoch; FLOPs are
-counted by torch's FlopCounterMode (training = 3x forward).
+counted by torch's FlopCounterMode (training = 3x forward). The engine is also timed as one run per core,
+each on one thread, all at once (how the vit-cifar quick profile was trained): seconds per epoch of work.
 Needs REPRO_DATA with MNIST and CIFAR-10. Prints only; asserts nothing.
 `--profile`: where the time of an fp32 teacher step and of a bf16 KD step goes.
 """
@@ -236,23 +237,44 @@ def cifar_engine_epoch(student, teacher, augment: bool) -> float:
     return epoch + (cache_s / 5 if teacher is not None else 0)  # the cache serves the run's 5 epochs
 
 
+def cifar_workload(name: str):
+    """(student, teacher or None, augment) of a CIFAR workload, built afresh (seeded) for each timing."""
+    torch.manual_seed(0)
+    resnet = create_model("resnet_cifar", (3, 32, 32), 10, **RESNET)
+    if name == "resnet":
+        return resnet, None, True
+    return create_model("vit_tiny", (3, 32, 32), 10, **VIT), resnet.eval(), False
+
+
+def one_thread_engine_epoch(name: str) -> float:
+    torch.set_num_threads(1)
+    return cifar_engine_epoch(*cifar_workload(name))
+
+
+def concurrent_engine_epoch(name: str, runs: int) -> float:
+    """Seconds per epoch when `runs` runs train at once, one thread each, as the vit-cifar quick profile was
+    trained on 2 cores (two `repro run`s on one store): the slowest run's epoch divided by `runs`."""
+    import multiprocessing
+    with multiprocessing.get_context("spawn").Pool(runs) as pool:  # spawn: a fresh OpenMP runtime per run
+        return max(pool.map(one_thread_engine_epoch, [name] * runs)) / runs
+
+
 def cifar_rows(peaks):
     print(f"\nCIFAR-10 (vit-cifar quick profile), per 50,000-image epoch, {CIFAR_BATCHES} batches of {BATCH} timed:")
     print(f"{'workload':38s} {'impl':13s} {'s/epoch':>8s} {'images/s':>10s} {'GFLOP/s':>8s} {'% peak':>7s} "
           f"{'speed-up':>8s}")
-    resnet = lambda: create_model("resnet_cifar", (3, 32, 32), 10, **RESNET)  # noqa: E731
-    vit = lambda: create_model("vit_tiny", (3, 32, 32), 10, **VIT)  # noqa: E731
-    resnet_flops, vit_flops = forward_flops(resnet(), (3, 32, 32)), forward_flops(vit(), (3, 32, 32))
-    workloads = [("(e) ResNet-20 teacher, crop + flip", lambda: (resnet(), None), True, 3 * resnet_flops, 3 * resnet_flops),
-                 ("(f) ViT-tiny p8 KD student", lambda: (vit(), resnet().eval()), False,
-                  3 * vit_flops + resnet_flops, 3 * vit_flops + resnet_flops / 5)]
-    for name, make, augment, source_flops, engine_flops in workloads:
-        torch.manual_seed(0)
-        base = cifar_source_epoch(*make(), augment)
-        torch.manual_seed(0)
-        engine = cifar_engine_epoch(*make(), augment)
-        for impl, seconds, p, flops in (("source-style", base, "fp32", source_flops),
-                                        ("engine bf16", engine, "bf16", engine_flops)):
+    resnet_flops = forward_flops(cifar_workload("resnet")[0], (3, 32, 32))
+    vit_flops = forward_flops(cifar_workload("vit")[0], (3, 32, 32))
+    workloads = [("(e) ResNet-20 teacher, crop + flip", "resnet", 3 * resnet_flops, 3 * resnet_flops),
+                 ("(f) ViT-tiny p8 KD student", "vit", 3 * vit_flops + resnet_flops, 3 * vit_flops + resnet_flops / 5)]
+    runs = torch.get_num_threads()
+    for name, workload, source_flops, engine_flops in workloads:
+        base = cifar_source_epoch(*cifar_workload(workload))
+        engine = cifar_engine_epoch(*cifar_workload(workload))
+        rows = [("source-style", base, "fp32", source_flops), ("engine bf16", engine, "bf16", engine_flops)]
+        if runs > 1:
+            rows.append((f"{runs} runs x 1 thr", concurrent_engine_epoch(workload, runs), "bf16", engine_flops))
+        for impl, seconds, p, flops in rows:
             gflops = flops * CIFAR_EPOCH / seconds / 1e9
             print(f"{name:38s} {impl:13s} {seconds:8.1f} {CIFAR_EPOCH / seconds:10.0f} {gflops:8.0f} "
                   f"{100 * gflops / peaks[p]:6.0f}% {base / seconds:7.1f}x")
