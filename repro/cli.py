@@ -97,7 +97,8 @@ def cmd_run(args) -> int:
         claims = {k: c.model_copy(update={"profiles": {**c.profiles, profile: c.profiles[profile].model_copy(
             update={"seeds": c.profiles[profile].seeds[: args.seeds]})}}) for k, c in claims.items()
             if profile in c.profiles}
-    trained = {a for c in claims.values() if profile in c.profiles for v in c.variants for a in needed_arms(c, v, profile)}
+    trained = {arm for c in claims.values() if profile in c.profiles
+               for v in c.variants for arm in needed_arms(c, v, profile)}
     if set(args.arms or []) - trained:
         print(f"error: --arms: no chosen claim trains {', '.join(sorted(set(args.arms) - trained))} at profile "
               f"{profile} (they train {', '.join(sorted(trained))})", file=sys.stderr)
@@ -250,8 +251,9 @@ def main(argv=None) -> int:
                         "quick on a CPU")
     p.add_argument("--seeds", type=positive, help="use only the first N seeds of the profile")
     p.add_argument("--device", choices=["cpu", "cuda"])
-    p.add_argument("--arms", type=arm_names, help="comma-separated: train only these arms (and the arms they learn from), "
-                                  "e.g. baselines in one process while another trains the teacher")
+    p.add_argument("--arms", type=arm_names,
+                   help="comma-separated: train only these arms (and the arms they learn from), e.g. the "
+                        "baselines in one process while another trains the teacher")
     p.add_argument("--force", action="store_true", help="re-run runs that are already stored")
     p.add_argument("--executor", default="local", choices=["local", "ray"],
                    help="local: in this process (default); ray: one Ray task per run (needs kd-repro[ray])")
