@@ -127,8 +127,9 @@ class LocalExecutor:
             return
         with self.store.lock(job.run.key, wait=later is None) as held:
             if not held:
-                self.log(f"  another process is training {job.claim}/{job.variant}/{job.arm} seed {job.run.seed}: "
-                         "coming back to it after the rest")
+                if job.run.key not in {j.run.key for j in later}:  # a shared run: said once
+                    self.log(f"  another process is training {job.claim}/{job.variant}/{job.arm} seed "
+                             f"{job.run.seed}: coming back to it after the rest")
                 later.append(job)
                 return
             if self._stored(job):
