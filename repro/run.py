@@ -45,6 +45,7 @@ class LocalExecutor:
         self.store, self.device, self.force, self.stack_seeds = store, device, force, stack_seeds
         self.log = log or (lambda msg: print(msg, flush=True))
         self.keep_epochs: dict[str, set[int]] = {}  # run key -> epochs whose weights a student asks for
+        self.teacher_memo: dict = {}  # train.teacher_predictions: a teacher's logits, once for all its students
 
     def trained_model(self, run: RunSpec, epoch: int | None = None) -> torch.nn.Module:
         """The run's final weights (or those at the end of `epoch`) from the cache; retrained (same seed, same
@@ -75,7 +76,7 @@ class LocalExecutor:
         # Per-epoch state lets a killed run resume where it stopped, with the same numbers.
         state = self.store.state_path(run)
         result, model = train(run, self.device, teacher, on_epoch, resume_path=state, init=init,
-                              on_weights=on_weights if keep else None)
+                              on_weights=on_weights if keep else None, teacher_memo=self.teacher_memo)
         self.store.save_weights(run, model)
         return result, model
 

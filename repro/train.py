@@ -122,6 +122,28 @@ def predict(model, dataset, arm: Arm, device, split: str = "test") -> tuple[torc
     return torch.cat(logits), torch.cat(labels)
 
 
+TEACHERS_MEMOISED = 8  # teacher_predictions' memo keeps this many (a CIFAR train split's logits: 2 MB)
+
+
+def teacher_predictions(teacher, run: RunSpec, dataset, device, memo: dict | None) -> tuple:
+    """The teacher's test logits (for the logit gap) and, with cache_teacher_logits, its train logits (else
+    None). Every student of one teacher needs the same ones: a caller training several (the executor) passes
+    a memo, and they are computed once per process instead of once per run (a minute per ViT student)."""
+    arm = run.arm
+    key = None if memo is None or run.teacher is None else \
+        (run.teacher.key, arm.teacher_epoch, repr(arm.data), arm.resolution, arm.precision, arm.cache_teacher_logits,
+         str(device))
+    if key in (memo or {}):
+        return memo[key]
+    test, _ = predict(teacher, dataset, arm, device)
+    train_split = predict(teacher, dataset, arm, device, split="train")[0] if arm.cache_teacher_logits else None
+    if key is not None:
+        memo[key] = (test, train_split)
+        while len(memo) > TEACHERS_MEMOISED:
+            memo.pop(next(iter(memo)))
+    return test, train_split
+
+
 def error_metrics(logits, labels, num_classes) -> dict:
     wrong = torch.bincount(labels[logits.argmax(1) != labels], minlength=num_classes)
     errors = int(wrong.sum())
@@ -203,9 +225,10 @@ def bias_shift_metrics(model, dataset, arm: Arm, device, test_logits, test_label
 
 def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = None,
           on_epoch=None, resume_path: Path | None = None, init: dict | None = None,
-          on_weights=None) -> tuple[dict, torch.nn.Module]:
+          on_weights=None, teacher_memo: dict | None = None) -> tuple[dict, torch.nn.Module]:
     """`on_weights(epoch, model)` after each finished epoch (1-based) lets the caller keep the weights of
-    epochs a student asks for (Arm.teacher_epoch) without the run itself knowing about it."""
+    epochs a student asks for (Arm.teacher_epoch) without the run itself knowing about it. `teacher_memo`:
+    see teacher_predictions."""
     arm = run.arm
     torch.manual_seed(run.seed)  # init, dropout, and torchvision's PIL transforms
     order = torch.Generator().manual_seed(run.seed)  # data order and batch augmentation
@@ -221,9 +244,7 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
     teacher_test_logits = teacher_train_logits = None
     if teacher is not None:
         teacher = device_layout(cast_teacher(teacher, arm.precision), device)
-        teacher_test_logits, _ = predict(teacher, dataset, arm, device)  # for the logit gap, once
-        if arm.cache_teacher_logits:
-            teacher_train_logits, _ = predict(teacher, dataset, arm, device, split="train")
+        teacher_test_logits, teacher_train_logits = teacher_predictions(teacher, run, dataset, device, teacher_memo)
         # "train" reproduces sources that leave dropout on while producing soft targets.
         teacher.train(arm.teacher_mode == "train")
 
@@ -243,7 +264,7 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
             warn(f"{resume_path}: damaged resume file ({clip(f'{type(err).__name__}: {err}', 100)}); "
                  "retraining the run from epoch 1 (same seed, same numbers)")
             resume_path.unlink(missing_ok=True)
-            return train(run, device, teacher, on_epoch, resume_path, init)
+            return train(run, device, teacher, on_epoch, resume_path, init, on_weights, teacher_memo)
 
     started = time.perf_counter() - elapsed
     for epoch in range(len(history), arm.epochs):

@@ -88,6 +88,28 @@ def test_cached_teacher_logits_train_like_a_teacher_forward_per_batch(tmp_path):
         assert abs(a["test_errors"] - b["test_errors"]) <= 2
 
 
+def test_a_teachers_logits_are_computed_once_for_all_its_students_with_the_same_numbers(tmp_path, monkeypatch):
+    import repro.train
+    from repro.run import LocalExecutor
+    from repro.store import Store
+    cached = smoke_run("distilled", epochs=1, cache_teacher_logits=True)
+    per_batch = smoke_run("distilled", epochs=1, cache_teacher_logits=False)
+    teacher = LocalExecutor(Store(tmp_path / "r", tmp_path / "c"), CPU).trained_model(cached.teacher)
+    alone = [without_time(train(run, CPU, teacher)[0]) for run in (cached, per_batch)]
+    splits, predict = [], repro.train.predict
+    monkeypatch.setattr(repro.train, "predict", lambda model, data, arm, device, split="test":
+                        splits.append(split) or predict(model, data, arm, device, split))
+    memo: dict = {}
+    for _ in range(2):  # two students of one teacher: its train and test logits once
+        shared = [without_time(train(run, CPU, teacher, teacher_memo=memo)[0]) for run in (cached, per_batch)]
+        assert shared == alone
+    assert splits.count("train") == 1 and len(memo) == 2  # with and without cache_teacher_logits: two entries
+    assert splits.count("test") == 2 + 4  # the teacher's, per entry; each student's own, per run
+    other = cached.model_copy(update={"teacher": smoke_run("distilled").teacher.model_copy(update={"seed": 7})})
+    train(other, CPU, teacher, teacher_memo=memo)  # another teacher run: its own logits
+    assert splits.count("train") == 2
+
+
 def test_cached_teacher_logits_are_refused_where_soft_targets_change_every_epoch():
     from pydantic import ValidationError
     run = smoke_run("distilled")
