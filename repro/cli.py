@@ -182,6 +182,29 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def cmd_verify(args) -> int:
+    """Retrain a sample of stored runs here: bitwise equal or not, and consistent with the stored seeds or not."""
+    import torch
+    from .plan import resolve_profile
+    from .store import Store
+    from .verify import verify
+    profile = resolve_profile(args.profile)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        out = verify(_claims(args), profile, Store(_outputs(args)[0]), args.sample, device)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing stored was changed", file=sys.stderr)
+        return 130
+    verdict = {True: "consistent with the stored seeds' distribution", False: "NOT consistent with the stored "
+               "seeds' distribution", None: "consistency not testable (no spread)"}[out["consistent"]]
+    print(f"verify {profile} on {out['here']} (torch {out['torch']}): {out['bitwise']} of {len(out['runs'])} runs "
+          f"bitwise equal; {verdict} (Bonferroni p {out['p_consistent']:.3g})")
+    return 0 if out["consistent"] is not False else 1
+
+
 def cmd_report(args) -> int:
     from .report import ReportError, load_verdicts, render
     from .store import atomic_write
@@ -267,6 +290,14 @@ def main(argv=None) -> int:
                         "decided or at its cap, with alpha spent across the looks (repro/sequential.py)")
     p.add_argument("--max-minutes", type=float, help="with --until-decided: start no new look after this long")
     p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("verify", help="retrain a sample of stored runs here and compare them with the stored ones",
+                       parents=[folders])
+    p.add_argument("claim", nargs="*", help="claim ids (default: all)")
+    p.add_argument("--profile", default="auto", help="the profile whose stored runs are sampled (default: auto)")
+    p.add_argument("--sample", type=positive, default=3, help="how many runs, the cheapest retrainable ones (default 3)")
+    p.add_argument("--device", choices=["cpu", "cuda"])
+    p.set_defaults(fn=cmd_verify)
 
     p = sub.add_parser("report", help="render OUT/reports/index.html from OUT/reports/verdicts.json and the results")
     p.add_argument("--claims", default=argparse.SUPPRESS, help="folder of claim specs (as before the command)")
