@@ -25,9 +25,16 @@ def _claims(args) -> dict:
 
 
 def cmd_list(args) -> int:
-    from .plan import plan_claim
+    from .plan import plan_claim, resolve_profile
     from .store import Store
     store = Store(args.results or os.environ.get("REPRO_RESULTS") or (Path(args.out_dir or ".") / "results"))
+    if args.stored_profiles:  # for `make reproduce`: judge every profile that has evidence
+        from .report import profile_rank
+        asked = resolve_profile(args.stored_profiles)
+        names = {p for c in _claims(args).values() for p in c.profiles if p != "smoke"
+                 and any((store.root / p / c.id).rglob("seed*.json"))}
+        print("\n".join(sorted(names | {asked}, key=profile_rank)))
+        return 0
     for claim in _claims(args).values():
         print(f"{claim.id}: {claim.check.kind} {claim.check.metric} {claim.check.arms}  [{claim.source.file}]")
         for profile, prof in claim.profiles.items():
@@ -261,6 +268,9 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("list", help="claims, arms, seeds and which results exist", parents=[folders])
     p.add_argument("claim", nargs="*")
+    p.add_argument("--stored-profiles", metavar="PROFILE",
+                   help="print only profile names, one a line: PROFILE (auto resolved) and every other profile but "
+                        "smoke with stored results (what `make reproduce` judges)")
     p.set_defaults(fn=cmd_list)
 
     p = sub.add_parser("validate", help="check specs without running anything", parents=[folders])

@@ -103,11 +103,6 @@ def stat_rows(v: dict) -> list[tuple[str, str]]:
     if "p_refute" in v:
         holm = f" / Holm {num(v['p_refute_holm'])}" if "p_refute_holm" in v else " (not corrected for multiplicity)"
         rows.append(("p against the claim", f"{num(v['p_refute'])}{holm} (small = the claimed effect is ruled out)"))
-    if isinstance(v.get("holm_family"), list):
-        rows.append(("Holm family", f"{len(v['holm_family'])} tested claims of this report: "
-                     + ", ".join(v["holm_family"])))
-    if v.get("holm_policy"):
-        rows.append(("multiplicity", v["holm_policy"]))
     if isinstance(v.get("companion"), dict):
         c = v["companion"]
         detail = [f"smallest possible p {num(c['p_floor'])}" if "p_floor" in c else "",
@@ -128,6 +123,8 @@ def stat_rows(v: dict) -> list[tuple[str, str]]:
         rows.append(("source's value", f"{num(v['value'])}{tol}"))
     elif v.get("tolerance") is not None:
         rows.append(("tolerance", num(v["tolerance"])))
+    for other in reported(v):
+        rows.append(("also reported", f"{num(other['value'], '.4g')}: {other['by']}"))
     rows.append(("margin", f"{num(v['margin'])}" if v.get("margin") is not None else "none: any effect counts"))
     if v.get("seeds_to_decide"):
         rows.append(("seeds to decide", f"about {num(v['seeds_to_decide'])} per arm at this effect size, at the "
@@ -151,6 +148,36 @@ def stat_rows(v: dict) -> list[tuple[str, str]]:
     rows += [(LABELS.get(key, key.replace("_", " ")), num(v[key])) for key in sorted(v)
              if key not in SHOWN and v[key] not in (None, "", [], {})]
     return rows
+
+
+def reported(v: dict) -> list[dict]:
+    """The verdict's `also_reported` numbers that are well formed (a hand-made verdicts file may hold anything)."""
+    others = v.get("also_reported") if isinstance(v.get("also_reported"), list) else []
+    return [o for o in others if isinstance(o, dict) and figures.number(o.get("value")) and isinstance(o.get("by"), str)]
+
+
+def claimed_and_measured(v: dict) -> tuple[str, str]:
+    """The summary's two cells: what the claim says (the source's number ± tolerance, a bound, or the
+    hypothesis), with other published numbers for it; and the measured quantity, named, with its interval."""
+    if v.get("value") is not None and not isinstance(v.get("value"), list):
+        claimed = num(v["value"], ".4g") + (f" ± {num(v['tolerance'], '.3g')}" if v.get("tolerance") is not None else "")
+    elif v.get("bound") is not None:
+        claimed = f"{v.get('derived') or 'mean'} {'≤' if v.get('check') == 'at_most' else '≥'} {num(v['bound'], '.3g')}"
+    else:
+        claimed = str(v.get("hypothesis") or v.get("check") or "")
+    claimed += "".join(f" · {num(o['value'], '.4g')} ({o['by']})" for o in reported(v))
+    tested = figures.estimate_of(v)
+    if not tested:
+        return claimed, "–"
+    what, est, lo, hi, _ = tested
+    return claimed, f"{what} = {num(est, '.4g')} [{num(lo, '.4g')}, {num(hi, '.4g')}]"
+
+
+PROFILE_ORDER = {"paper": 0, "quick": 1, "smoke": 9}  # the source's protocol first; machinery checks last
+
+
+def profile_rank(name: str) -> tuple[int, str]:
+    return PROFILE_ORDER.get(name, 5), name
 
 
 def seed_table(v: dict) -> tuple[list, list[tuple[str, list, bool]]]:
@@ -188,8 +215,10 @@ def variant_block(v: dict, claim, runs: dict, colors: dict) -> dict:
     if (uri := figures.learning_curves(curves, keys, colors, v)):
         figs.append(("Learning curves per arm: mean over seeds, band = min to max", uri))
     variant = claim.variants.get(v["variant"]) if claim else None
+    profile = claim.profiles.get(v["profile"]) if claim else None
     return {"v": v, "badge": BADGE.get(v.get("status"), "none"), "stats": stat_rows(v), "seeds": seed_table(v),
-            "description": variant.description if variant else "", "figures": figs}
+            "description": variant.description if variant else "", "figures": figs,
+            "scale": profile.scale if profile else "", "claimed_measured": claimed_and_measured(v)}
 
 
 def environment(doc: dict, all_runs: dict[str, dict], claims_dir: Path) -> dict:
@@ -243,23 +272,46 @@ def render(doc: dict, claims: dict, results: Path | None = None, claims_dir: Pat
     env = jinja2.Environment(loader=jinja2.PackageLoader("repro", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["num"] = num
-    doc = {**doc, "verdicts": [{**DEFAULTS, **v} for v in doc["verdicts"]]}
-    verdicts = doc["verdicts"]
+    verdicts = [{**DEFAULTS, **v} for v in doc["verdicts"]]
+    # Claims in the order they first appear; within a claim the paper profile first, then quick, then the rest
+    first = {c: i for i, c in reversed(list(enumerate(v["claim"] for v in verdicts)))}
+    verdicts.sort(key=lambda v: (first[v["claim"]], profile_rank(str(v["profile"]))))  # stable: variants keep order
+    doc = {**doc, "verdicts": verdicts}
     groups: dict[str, dict] = {}
     all_runs: dict[str, dict] = {}
     for v in verdicts:
         claim = claims.get(v["claim"])
         group = groups.setdefault(v["claim"], {
-            "id": v["claim"], "claim": claim, "variants": [], "v": v,
-            "profile": claim.profiles.get(v["profile"]) if claim else None,
+            "id": v["claim"], "claim": claim, "blocks": [], "v": v, "profiles": {},
             "colors": figures.arm_colors(list(claim.arms) if claim else list(v.get("run_keys") or {}))})
+        group["profiles"].setdefault(v["profile"], claim.profiles.get(v["profile"]) if claim else None)
         runs = load_runs(results, v) if results is not None else {}
         all_runs.update({r["key"]: r for rs in runs.values() for r in rs})
-        group["variants"].append(variant_block(v, claim, runs, group["colors"]))
-    counts = {status: sum(v.get("status") == status for v in verdicts) for status in BADGE}
+        group["blocks"].append(variant_block(v, claim, runs, group["colors"]))
+    for group in groups.values():  # summary-table row spans: one cell per claim, and per profile within it
+        blocks = group["blocks"]
+        for i, b in enumerate(blocks):
+            b["claim_span"] = len(blocks) if i == 0 else 0
+            same = [x for x in blocks if x["v"]["profile"] == b["v"]["profile"]]
+            b["profile_span"] = len(same) if same[0] is b else 0
+    profiles = sorted({str(v["profile"]) for v in verdicts}, key=profile_rank)
+    counts = {p: {status: sum(v.get("status") == status and v["profile"] == p for v in verdicts) for status in BADGE}
+              for p in profiles}
     return env.get_template("index.html.j2").render(
-        doc=doc, groups=list(groups.values()), counts=counts, badge=BADGE,
-        env=environment(doc, all_runs, claims_dir), smoke=doc.get("profile") == "smoke")
+        doc=doc, groups=list(groups.values()), counts=counts, badge=BADGE, profiles=profiles,
+        families=families(verdicts, profiles), env=environment(doc, all_runs, claims_dir),
+        smoke=profiles == ["smoke"])
+
+
+def families(verdicts: list[dict], profiles: list[str]) -> dict[str, dict]:
+    """Per profile, the Holm family its verdicts were corrected over (stated once, not in every block)."""
+    out = {}
+    for p in profiles:
+        named = [v.get("holm_family") for v in verdicts if v["profile"] == p and isinstance(v.get("holm_family"), list)]
+        policy = next((v["holm_policy"] for v in verdicts if v["profile"] == p and v.get("holm_policy")), "")
+        out[p] = {"members": named[0] if named else [], "policy": policy,
+                  "consistent": all(n == named[0] for n in named)}
+    return out
 
 
 def write_report(verdicts_path: Path, results: Path, out: Path, claims: dict,

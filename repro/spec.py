@@ -224,6 +224,28 @@ class Arm(Strict):
         v, LOSSES, ("student_logits", "targets", "teacher_logits"), info.context))
 
 
+class Reported(Strict):
+    """A number someone else published for the quantity a check tests (another write-up, a later version of the
+    source, one run of it): shown beside the measured one and the claim's own, never tested."""
+
+    value: float
+    by: str = Field(min_length=1, description="who reported it and how: e.g. \"source 004's final version, one run\"")
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _finite(cls, v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"expected a finite number, found {clip(repr(v), 40)}")
+        return v
+
+    @field_validator("by")
+    @classmethod
+    def _not_blank(cls, v):
+        if not v.strip():
+            raise ValueError("blank: say who reported the number and how (e.g. one run, 1000 epochs)")
+        return v.strip()
+
+
 class Check(Strict):
     """A statistical question about the runs (repro/stats.py has each kind's test). Every kind declares
     the keys it needs, fixed here before running: equivalent -> margin; matches -> value, tolerance;
@@ -243,6 +265,8 @@ class Check(Strict):
     bound: Optional[float] = Field(None, validate_default=True)
     paired: Optional[bool] = Field(None, validate_default=True)
     justification: str = Field(min_length=1, description="one line: why this alpha/margin/tolerance/bound")
+    also_reported: list[Reported] = Field(default_factory=list, description="other published numbers for the "
+                                          "same quantity, shown beside the measured one (not tested)")
 
     @field_validator("kind")
     @classmethod

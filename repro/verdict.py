@@ -197,7 +197,8 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
     base = {"claim": claim.id, "variant": variant, "profile": profile, "check": check.kind,
             "metric": check.metric, "arms": check.arms, "alpha": check.alpha, "margin": check.margin,
             "tolerance": check.tolerance, "value": check.value, "better": check.better, "top": check.top,
-            "derived": check.derived, "bound": check.bound, "justification": check.justification}
+            "derived": check.derived, "bound": check.bound, "justification": check.justification,
+            "also_reported": [r.model_dump() for r in check.also_reported]}
     try:
         results = collect(claim, variant, profile, store)
         preconditions = []

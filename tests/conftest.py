@@ -64,9 +64,26 @@ def pytest_sessionfinish(session):
         return
     from repro.store import atomic_write
     path = claims_outputs()[1]
-    doc = {"generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           **VERDICTS, "invariants": INVARIANTS}
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    before = _previous(path)
+    profile = VERDICTS["profile"]
+    # One file for every profile judged: this session replaces its own profile's verdicts and keeps the others'
+    # (the report shows the paper verdict of a claim beside its quick one).
+    kept = [v for v in before.get("verdicts", []) if isinstance(v, dict) and v.get("profile") != profile]
+    judged = {**(before.get("judged") if isinstance(before.get("judged"), dict) else {}), profile: now}
+    doc = {"generated": now, "profile": profile, "judged": {p: judged[p] for p in sorted(judged)},
+           "verdicts": kept + VERDICTS["verdicts"],
+           "invariants": INVARIANTS or before.get("invariants", [])}
     atomic_write(path, json.dumps(_plain(doc), indent=1, sort_keys=True).encode())
+
+
+def _previous(path: Path) -> dict:
+    """The verdicts file as it was, if it is one (anything else is replaced whole)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) and isinstance(doc.get("verdicts"), list) else {}
 
 
 def pytest_report_teststatus(report, config):

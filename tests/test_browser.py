@@ -196,7 +196,7 @@ def test_smoke_report_renders_in_chromium(browser, smoke_report):
     }))()""")
     for v in doc["verdicts"]:
         assert f"claim-{v['claim']}" in page["claims"]
-        assert f"{v['claim']}--{v['variant']}" in page["variants"]
+        assert f"{v['claim']}--{v['profile']}--{v['variant']}" in page["variants"]
         assert v["status"] in page["badges"]
     assert "not evidence" in page["text"].lower()
     assert page["images"], "no figures on the page"

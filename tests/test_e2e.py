@@ -145,3 +145,21 @@ def test_a_claims_folder_of_ones_own_runs_judges_and_reports_apart_from_the_ship
     html = (out / "reports" / "index.html").read_text()
     assert "mine-fidelity" in html and "hinton" not in html and "Smoke profile: not evidence" not in html
     assert {p: p.read_bytes() for p in Path(ROOT / "reports").glob("*") if p.is_file()} == shipped
+
+
+def test_judging_one_profile_keeps_the_other_profiles_verdicts(tmp_path):
+    """One verdicts file for every profile judged: the report shows a claim's paper verdict beside its quick one."""
+    env = {**os.environ, "REPRO_RESULTS": str(tmp_path / "results"), "REPRO_CACHE": str(tmp_path / "cache"),
+           "REPRO_PROFILE": "smoke", "REPRO_VERDICTS": str(tmp_path / "verdicts.json")}
+    paper = {"claim": "hinton-teacher", "variant": "as_described", "profile": "paper", "status": "REPRODUCED",
+             "reason": "judged before"}
+    (tmp_path / "verdicts.json").write_text(json.dumps({"profile": "paper", "verdicts": [paper],
+                                                        "judged": {"paper": "2026-12-01T00:00:00+00:00"}}))
+    for _ in range(2):  # judged twice: its own verdicts replaced, never duplicated
+        subprocess.run([sys.executable, "-m", "pytest", "-m", "claims", "-q", "-p", "no:cacheprovider",
+                        "tests/test_claims.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    doc = json.loads((tmp_path / "verdicts.json").read_text())
+    assert [v for v in doc["verdicts"] if v["profile"] == "paper"] == [paper]
+    smoke = [(v["claim"], v["variant"]) for v in doc["verdicts"] if v["profile"] == "smoke"]
+    assert smoke and len(smoke) == len(set(smoke))
+    assert set(doc["judged"]) == {"paper", "smoke"} and doc["judged"]["paper"] == "2026-12-01T00:00:00+00:00"

@@ -110,10 +110,11 @@ def test_page_is_self_contained(html):
 def test_summary_has_badges_counts_environment_and_smoke_stamp(html, smoke_doc):
     summary = html[html.index('id="summary"'):html.index('class="claim"')]
     for variant, status in (("as_described", "REPRODUCED"), ("as_written", "INCONCLUSIVE")):
-        assert f'href="#{CLAIM_ID}--{variant}"' in summary
+        assert f'href="#{CLAIM_ID}--smoke--{variant}"' in summary
         assert f">{status}</span>" in summary
     counts = {label: int(n) for n, label in
               re.findall(r'<span class="n">(\d+)</span><span class="label">([A-Z ]+)</span>', summary)}
+    assert '<span class="n">smoke</span><span class="label">profile</span>' in summary
     assert counts == {"REPRODUCED": 1, "NOT REPRODUCED": 0, "INCONCLUSIVE": 1, "NOT RUN": 0}
     assert "Smoke profile: not evidence" in html and summary.count("not evidence") >= 3
     assert DEVICE in summary and "torch 9.9.9" in summary and "python 3.11.7" in summary
@@ -267,3 +268,36 @@ def test_a_group_sequential_verdict_shows_its_looks_and_their_path(claim):
     assert "obf spending over looks at 5, 7, 9, 11 seeds per arm; 2 taken; crossed its boundary at look 2" in page
     assert "look 2 (7 seeds)" in page and "Group-sequential looks" in page
     assert "next look at 9" not in page  # decided: no next look to take
+
+
+def test_each_profile_with_verdicts_is_shown_paper_first_with_its_scale_and_its_holm_family_once():
+    teacher = load_claim(ROOT / "claims" / "hinton-teacher.yaml")
+    matches = dict(check="matches", arms=["teacher"], value=67.0, tolerance=20.0, estimand="mean(teacher)",
+                   reference=67.0, also_reported=[{"value": 64.0, "by": "source 004's final version, one run"}])
+    quick = verdict("as_described", status="INCONCLUSIVE", profile="quick", estimate=136.2,
+                    estimate_ci=[129.9, 142.5], holm_family=["hinton-teacher[as_described]", "other[x]"],
+                    holm_policy="Holm across the family", **{**matches, "claim": "hinton-teacher"})
+    paper = verdict("as_described", status="REPRODUCED", profile="paper", estimate=71.0, estimate_ci=[65.0, 77.0],
+                    holm_family=["hinton-teacher[as_described]"], holm_policy="Holm across the family",
+                    **{**matches, "claim": "hinton-teacher"})
+    page = render({"profile": "quick", "verdicts": [quick, paper]}, {"hinton-teacher": teacher})
+    summary = page[page.index('id="summary"'):page.index('class="claim"')]
+    rows = summary[summary.index("<tbody>"):]
+    assert rows.index(">paper<") < rows.index(">quick<")  # the source's protocol first
+    assert "the source&#39;s protocol: 1000 epochs" in rows and "reduced: 30 (teacher)" in rows  # each labelled
+    # the source's number beside the measured one, and the source's own one-run number with it
+    assert "67 ± 20 · 64 (source 004&#39;s final version, one run)" in rows
+    assert "mean(teacher) = 71 [65, 77]" in rows and "mean(teacher) = 136.2 [129.9, 142.5]" in rows
+    assert "Holm family, paper" in summary and "Holm family, quick" in summary
+    assert "2 tested claims of the quick profile" in summary and "1 tested claim of the paper profile" in summary
+    block = page[page.index('id="claim-hinton-teacher"'):page.index('id="invariants"')]
+    assert "Holm family" not in block  # stated once per report, not in every block
+    assert block.index('id="hinton-teacher--paper--as_described"') < block.index('id="hinton-teacher--quick--as_described"')
+    assert "also reported" in block and "paper profile" in block and "quick profile" in block
+
+
+def test_a_bound_or_derived_quantity_is_named_in_the_summary():
+    from repro.report import claimed_and_measured
+    v = {"check": "at_least", "derived": "recovered_fraction", "bound": 0.5, "estimand": "recovered_fraction(t, s, d)",
+         "estimate": 0.848, "estimate_ci": [0.735, 0.963], "reference": 0.5, "diff": 0.348, "ci": [0.235, 0.463]}
+    assert claimed_and_measured(v) == ("recovered_fraction ≥ 0.5", "recovered_fraction(t, s, d) = 0.848 [0.735, 0.963]")
