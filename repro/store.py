@@ -147,6 +147,11 @@ class Store:
         """Final weights, or with `epoch` the weights at the end of that epoch (kept for Arm.teacher_epoch)."""
         return self.cache / "checkpoints" / (f"{run.key}.pt" if epoch is None else f"{run.key}-epoch{epoch}.pt")
 
+    def shipped_weights(self, run: RunSpec) -> Path:
+        """Final weights committed beside the results (results/weights/<key>.pt), read when the cache lacks them:
+        a paper teacher takes hours, and its students are trained in a later session on a fresh clone."""
+        return self.root / "weights" / f"{run.key}.pt"
+
     def state_path(self, run: RunSpec) -> Path:
         """The per-epoch resume file of a run in progress (removed once its weights are saved)."""
         return self.cache / "state" / f"{run.key}.pt"
@@ -238,13 +243,16 @@ class Store:
         or mismatched file is warned about, removed and reported as absent (the caller retrains it: same seed,
         same numbers)."""
         path = self.checkpoint_path(run, epoch)
+        if not path.exists() and epoch is None:
+            path = self.shipped_weights(run)  # a fresh clone: the committed weights of a long teacher run
         if not path.exists():
             return False
         try:
             model.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
         except Exception as err:  # truncated, garbage or another model's weights: all mean "not there"
             warn(f"{path}: damaged weights ({clip(f'{type(err).__name__}: {err}', 100)}); retraining the run")
-            path.unlink(missing_ok=True)
+            if path != self.shipped_weights(run):  # a committed file is reported, never deleted
+                path.unlink(missing_ok=True)
             return False
         return True
 

@@ -112,3 +112,18 @@ def test_smoke_results_are_git_ignored_and_quick_results_are_not():
     ignored = subprocess.run(["git", "check-ignore", "-q", "results/smoke/c/v/a/seed0-0123456789ab.json"])
     assert ignored.returncode == 0
     assert subprocess.run(["git", "check-ignore", "-q", "results/quick/c/v/a/seed0-0123456789ab.json"]).returncode == 1
+
+
+def test_committed_weights_serve_a_fresh_clone_and_are_never_deleted_when_damaged(tmp_path):
+    import torch
+    from repro.train import build_model
+    store = Store(tmp_path / "results", tmp_path / "cache")
+    model = build_model(RUN)
+    store.shipped_weights(RUN).parent.mkdir(parents=True)
+    torch.save({k: v + 1 for k, v in model.state_dict().items()}, store.shipped_weights(RUN))
+    fresh = build_model(RUN)
+    assert store.load_weights(RUN, fresh)  # the cache is empty: read from results/weights/
+    assert all(torch.equal(a, b + 1) for a, b in zip(fresh.state_dict().values(), model.state_dict().values()))
+    assert not store.load_weights(RUN, fresh, epoch=3)  # only final weights are committed
+    store.shipped_weights(RUN).write_bytes(b"garbage")
+    assert not store.load_weights(RUN, fresh) and store.shipped_weights(RUN).exists()
