@@ -82,9 +82,12 @@ def cmd_run(args) -> int:
     import torch
     from .executors import make_executor
     from .plan import needed_arms, plan, resolve_profile
+    from .precision import slow_bf16_warning
     from .store import Store
     profile = resolve_profile(args.profile)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.precision:  # for the plan (every arm's precision, so its run keys); pytest -m claims reads the same
+        os.environ["REPRO_PRECISION"] = args.precision
     claims = _claims(args)
     lacking = {k: c for k, c in claims.items() if profile not in c.profiles}
     for k, c in lacking.items():
@@ -110,6 +113,8 @@ def cmd_run(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     jobs = plan(list(claims.values()), profile, store, args.arms)
+    if warning := slow_bf16_warning([j.run for j in jobs if not j.path.exists()], device):
+        print(warning, file=sys.stderr, flush=True)
     try:
         executor = make_executor(args.executor, store, device, force=args.force, address=args.address,
                                  stack_seeds=args.stack_seeds)
@@ -251,6 +256,9 @@ def main(argv=None) -> int:
                         "quick on a CPU")
     p.add_argument("--seeds", type=positive, help="use only the first N seeds of the profile")
     p.add_argument("--device", choices=["cpu", "cuda"])
+    p.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="train every arm in this precision instead of its spec's (as REPRO_PRECISION, which "
+                        "pytest -m claims must then be given too): for CPUs where bf16 is emulated")
     p.add_argument("--arms", type=arm_names,
                    help="comma-separated: train only these arms (and the arms they learn from), e.g. the "
                         "baselines in one process while another trains the teacher")
