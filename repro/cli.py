@@ -153,12 +153,13 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
     looks after `max_minutes`."""
     import time
     from .plan import variant_jobs
+    from .precision import slow_bf16_warning
     from .verdict import decide_all
     sequential = {k: c for k, c in claims.items() if c.profiles.get(profile) and c.profiles[profile].sequential}
     if not sequential:
         print(f"--until-decided: no claim here declares `sequential:` in its '{profile}' profile", file=sys.stderr)
         return 2
-    started = time.monotonic()
+    started, warned = time.monotonic(), False
     while True:
         verdicts = decide_all(sequential, profile, store)
         # INCONCLUSIVE for lack of evidence (undecided, or past its own boundary but not Holm's) with a look
@@ -180,6 +181,9 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
                 for job in variant_jobs(claim, v["variant"], profile, store,
                                         claim.profiles[profile].seeds_for(v["next_look"]), claim.check.arms)]
         print(f"until-decided: next looks for {len(todo)} claim(s), {len(jobs)} runs (stored ones skipped)", flush=True)
+        if not warned and (warning := slow_bf16_warning([j.run for j in jobs if not j.path.exists()], executor.device)):
+            print(warning, file=sys.stderr, flush=True)
+            warned = True
         executor.submit(jobs)
 
 

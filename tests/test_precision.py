@@ -127,3 +127,17 @@ def test_each_verdict_names_the_precision_its_runs_used(monkeypatch, tmp_path):
     assert precision.used_precision({"a": [run], "b": [{"run": {"arm": {"precision": "bf16"}}}]}) == "a fp32, b bf16"
     assert "arm a mixes bf16 and fp32 runs" in precision.used_precision(
         {"a": [run, {"run": {"arm": {"precision": "bf16"}}}]})
+
+
+def test_until_decided_warns_before_its_first_look_that_trains_bf16_where_it_is_slow(monkeypatch, tmp_path, capsys):
+    from test_sequential import write_spec
+    from repro.cli import main
+    monkeypatch.setattr(precision, "measure_bf16_slowdown", lambda: 40.0)
+    monkeypatch.setenv("REPRO_PRECISION", "bf16")
+    claims = write_spec(tmp_path / "claims")
+    args = ["--claims", str(claims), "--out", str(tmp_path / "out"), "run", "--profile", "smoke"]
+    assert main(args) == 0
+    assert capsys.readouterr().err.count("warning: bf16 is slow") == 1
+    assert main(args + ["--until-decided"]) == 0  # the profile's seeds are stored: only the looks train
+    out = capsys.readouterr()
+    assert "until-decided: next looks" in out.out and out.err.count("warning: bf16 is slow") == 1
