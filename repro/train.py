@@ -165,6 +165,9 @@ def epoch_metrics(epoch: int, lr: float, sums: dict, seen: int, test_logits, tes
     return metrics
 
 
+PARTS = ("loss", "hard", "soft")  # a loss function's components, as every result records them
+
+
 class EpochTally:
     """An epoch's loss parts (each weighted by its batch size), correct count and, with log_steps, per-step
     accuracy. Where reading a number back is free (the CPU) each step's are read as they come, as every
@@ -200,9 +203,6 @@ class EpochTally:
             parts, correct, steps = self.parts, self.correct, self.steps
         sums = {**dict(zip(PARTS, parts)), "correct": correct}
         return sums, self.seen, [c / n for c, n in zip(steps, self.sizes)]
-
-
-PARTS = ("loss", "hard", "soft")
 
 
 def track_best(history: list[dict], best: int | None, best_state, model, arm: Arm):
