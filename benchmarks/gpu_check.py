@@ -22,6 +22,7 @@ Sections, in order of what matters most if time runs out; each is timed, may fai
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -143,16 +144,27 @@ def environment(check: Check) -> dict:
     return out
 
 
+@contextlib.contextmanager
+def loop_path(device, sync_free: bool):
+    """Train on `device` with the sync-free loop or with the per-step one (repro.data.SYNC_FREE), whatever the
+    device: on a CPU dry run this checks the sync-free path's plumbing too."""
+    saved = set(repro.data.SYNC_FREE)
+    repro.data.SYNC_FREE.clear()
+    repro.data.SYNC_FREE.update({device.type} if sync_free else set())
+    try:
+        yield
+    finally:
+        repro.data.SYNC_FREE.clear()
+        repro.data.SYNC_FREE.update(saved)
+
+
 def sync_free_loop(check: Check) -> dict:
     run = check.arm_run(HINTON, "small", check.epochs + 1)
-    sync_free, _, a = timed_train(run, check.device, count_syncs=True)
-    saved = set(repro.data.SYNC_FREE)
-    repro.data.SYNC_FREE.clear()  # today's per-step path, on the same device
-    try:
+    with loop_path(check.device, sync_free=True):
+        sync_free, _, a = timed_train(run, check.device, count_syncs=True)
+    with loop_path(check.device, sync_free=False):  # today's per-step path, on the same device
         per_step, _, b = timed_train(run, check.device, count_syncs=True)
-    finally:
-        repro.data.SYNC_FREE.update(saved)
-    same = [e | {"wall_s": 0} for e in sync_free["epochs"]] == [e | {"wall_s": 0} for e in per_step["epochs"]]
+    same = sync_free["epochs"] == per_step["epochs"]
     later = slice(1, None)  # the first epoch pays for warm-up (cuBLAS handles, caching allocator)
     return {"arm": "hinton small 800-800, batch 128, paper settings", "steps_per_epoch": steps_per_epoch(run),
             "sync_free": a, "per_step": b, "same_numbers": same,
