@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 PROFILE ?= auto
 export REPRO_DATA ?= ./data
 
-.PHONY: venv test reproduce run claims report reference examples bench clean
+.PHONY: venv test reproduce run claims report reference examples bench gpu-prep gpu-check clean
 
 venv: $(VENV)/.installed
 
@@ -48,6 +48,21 @@ examples: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench.py
+
+# A GPU session is short and its machine bare and offline: `make gpu-prep` (here, with a network) puts what it lacks
+# into two git-ignored folders, wheels for pydantic & co. (Python 3.12, the device image's) and MNIST's gz files
+# (about 14 MB together); `make gpu-check` (there) runs benchmarks/gpu_check.py into $OUT. See README: GPU check.
+GPU_WHEELS := pydantic==2.14.4 pydantic_core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 typing_extensions==4.16.0
+gpu-prep:
+	mkdir -p .gpu-wheels .gpu-data/MNIST/raw
+	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d .gpu-wheels $(GPU_WHEELS)
+	cp $(REPRO_DATA)/MNIST/raw/*.gz .gpu-data/MNIST/raw/
+	du -sh .gpu-wheels .gpu-data
+
+gpu-check:
+	sh benchmarks/gpu-check.sh
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .hypothesis

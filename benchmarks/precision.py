@@ -33,6 +33,7 @@ def fp32_claims(folder: Path) -> Path:
 
 
 def main():
+    os.environ.pop("REPRO_PRECISION", None)  # each side keeps its specs' own precision
     fp32_results = Path(os.environ.get("REPRO_FP32_RESULTS", "benchmarks/results-fp32"))
     with tempfile.TemporaryDirectory() as tmp:
         folder = fp32_claims(Path(tmp) / "claims")
@@ -42,11 +43,14 @@ def main():
                                        Store(os.environ.get("REPRO_RESULTS", "results"))),
                     "fp32": decide_all(load_claims(folder), "quick", Store(fp32_results))}
     print(f"\n{'claim [variant]':42s} {'bf16':15s} {'fp32':15s} estimate bf16 | fp32")
+    both = [(b, f) for b, f in zip(verdicts["bf16"], verdicts["fp32"]) if "NOT RUN" not in (b["status"], f["status"])]
     for b, f in zip(verdicts["bf16"], verdicts["fp32"]):
         assert (b["claim"], b["variant"]) == (f["claim"], f["variant"])
         est = lambda v: f"{v['estimate']:.4g} [{v['estimate_ci'][0]:.4g}, {v['estimate_ci'][1]:.4g}]"  # noqa: E731
         changed = "  <- changed" if b["status"] != f["status"] else ""
         print(f"{b['claim'] + ' [' + b['variant'] + ']':42s} {b['status']:15s} {f['status']:15s} {est(b)} | {est(f)}{changed}")
+    agree = sum(b["status"] == f["status"] for b, f in both)
+    print(f"\nwhere both precisions have results: {agree} of {len(both)} verdicts agree")
 
 
 if __name__ == "__main__":

@@ -89,9 +89,12 @@ def cmd_run(args) -> int:
     import torch
     from .executors import make_executor
     from .plan import needed_arms, plan, resolve_profile
+    from .precision import slow_bf16_warning
     from .store import Store
     profile = resolve_profile(args.profile)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.precision:  # for the plan (every arm's precision, so its run keys); pytest -m claims reads the same
+        os.environ["REPRO_PRECISION"] = args.precision
     claims = _claims(args)
     lacking = {k: c for k, c in claims.items() if profile not in c.profiles}
     for k, c in lacking.items():
@@ -117,6 +120,8 @@ def cmd_run(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     jobs = plan(list(claims.values()), profile, store, args.arms)
+    if warning := slow_bf16_warning([j.run for j in jobs if not j.path.exists()], device):
+        print(warning, file=sys.stderr, flush=True)
     try:
         executor = make_executor(args.executor, store, device, force=args.force, address=args.address,
                                  stack_seeds=args.stack_seeds)
@@ -155,12 +160,13 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
     looks after `max_minutes`."""
     import time
     from .plan import variant_jobs
+    from .precision import slow_bf16_warning
     from .verdict import decide_all
     sequential = {k: c for k, c in claims.items() if c.profiles.get(profile) and c.profiles[profile].sequential}
     if not sequential:
         print(f"--until-decided: no claim here declares `sequential:` in its '{profile}' profile", file=sys.stderr)
         return 2
-    started = time.monotonic()
+    started, warned = time.monotonic(), False
     while True:
         verdicts = decide_all(sequential, profile, store)
         # INCONCLUSIVE for lack of evidence (undecided, or past its own boundary but not Holm's) with a look
@@ -182,6 +188,9 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
                 for job in variant_jobs(claim, v["variant"], profile, store,
                                         claim.profiles[profile].seeds_for(v["next_look"]), claim.check.arms)]
         print(f"until-decided: next looks for {len(todo)} claim(s), {len(jobs)} runs (stored ones skipped)", flush=True)
+        if not warned and (warning := slow_bf16_warning([j.run for j in jobs if not j.path.exists()], executor.device)):
+            print(warning, file=sys.stderr, flush=True)
+            warned = True
         executor.submit(jobs)
 
 
@@ -284,6 +293,9 @@ def main(argv=None) -> int:
                         "quick on a CPU")
     p.add_argument("--seeds", type=positive, help="use only the first N seeds of the profile")
     p.add_argument("--device", choices=["cpu", "cuda"])
+    p.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="train every arm in this precision instead of its spec's (as REPRO_PRECISION, which "
+                        "pytest -m claims must then be given too): for CPUs where bf16 is emulated")
     p.add_argument("--arms", type=arm_names,
                    help="comma-separated: train only these arms (and the arms they learn from), e.g. the "
                         "baselines in one process while another trains the teacher")

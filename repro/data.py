@@ -136,33 +136,100 @@ class TensorDataset:
         c, h, w = self.in_shape
         return (c, resolution, resolution) if resolution else (c, h, w)
 
-    def prepare(self, x: torch.Tensor, augment: Augment, generator: torch.Generator | None) -> torch.Tensor:
-        """uint8 batch -> float, augmented (when a generator is given) and normalised."""
+    def prepare(self, x: torch.Tensor, augment: Augment, generator: torch.Generator | None,
+                draws: dict | None = None) -> torch.Tensor:
+        """uint8 batch -> float, augmented (when a generator, or that batch's `draws`, is given) and normalised."""
         x = x.float() / 255.0
-        if generator is not None:
-            x = jitter(x, augment.jitter_px, generator)
-            x = random_crop(x, augment.crop_pad, generator)
+        if generator is not None or draws is not None:
+            draws = draw_augment(augment, len(x), generator) if draws is None else draws
+            x = shift_crop_draw(x, augment.jitter_px, draws.get("jitter"), jittered=True)
+            x = shift_crop_draw(x, augment.crop_pad, draws.get("crop"), jittered=False)
             if augment.hflip:
-                flip = torch.rand(len(x), generator=generator) < 0.5
-                x = torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(3), x)
+                x = torch.where(draws["flip"].view(-1, 1, 1, 1).to(x.device), x.flip(3), x)
         if augment.resolution and augment.resolution != x.shape[-1]:
             x = F.interpolate(x, size=augment.resolution, mode="bilinear", align_corners=False, antialias=True)
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        return (x - mean) / std
+        return (x - channel_stat(self.mean, x.device)) / channel_stat(self.std, x.device)
 
     def train_batches(self, batch_size: int, augment: Augment, generator: torch.Generator, device):
-        """(images, labels, indices into the training set) per batch, in a seeded random order."""
+        """(images, labels, indices into the training set) per batch, in a seeded random order.
+        On a sync-free device (a GPU) the images live there and the epoch's random numbers are drawn up front
+        in the same order and sent over in one copy: no step waits on the host, and the data order and
+        augmentation are the ones the per-batch path draws (tests/test_data.py)."""
         perm = torch.randperm(len(self.train_y), generator=generator)
-        for i in range(0, len(perm), batch_size):
+        starts = range(0, len(perm), batch_size)
+        if not sync_free(device):
+            for i in starts:
+                idx = perm[i: i + batch_size]
+                yield self.prepare(self.train_x[idx].to(device), augment, generator), self.train_y[idx].to(device), idx
+            return
+        per_batch = [draw_augment(augment, len(perm[i: i + batch_size]), generator) for i in starts]
+        draws = {k: to_device(torch.cat([d[k] for d in per_batch]), device) for k in per_batch[0]} if per_batch else {}
+        perm, x, y = to_device(perm, device), resident(self.train_x, device), resident(self.train_y, device)
+        for i in starts:
             idx = perm[i: i + batch_size]
-            yield self.prepare(self.train_x[idx].to(device), augment, generator), self.train_y[idx].to(device), idx
+            yield self.prepare(x[idx], augment, None, {k: v[i: i + batch_size] for k, v in draws.items()}), y[idx], idx
 
     def eval_batches(self, split: str, augment: Augment, device, batch_size: int = 4096):
         x, y = {"test": (self.test_x, self.test_y), "holdout": (self.holdout_x, self.holdout_y),
                 "train": (self.train_x, self.train_y)}[split]
+        if sync_free(device):
+            x, y = resident(x, device), resident(y, device)
         for i in range(0, len(y), batch_size):
             yield self.prepare(x[i: i + batch_size].to(device), augment, None), y[i: i + batch_size].to(device)
+
+
+# Device types whose training loop keeps data, random numbers and running sums on the device and reads them
+# back once per epoch: there a step that reads a number back (float(), int(), a host-to-device copy from
+# pageable memory) waits for every queued kernel. On the CPU reading a number costs nothing, and the
+# per-step path is the one every stored result was trained with. (Tests add "cpu" to check the two agree.)
+SYNC_FREE = {"cuda"}
+
+
+def sync_free(device) -> bool:
+    return torch.device(device).type in SYNC_FREE
+
+
+@functools.lru_cache(maxsize=8)
+def resident(tensor: torch.Tensor, device) -> torch.Tensor:
+    """A dataset tensor's copy on the device, made once per process (keyed by the tensor's identity)."""
+    return to_device(tensor, device)
+
+
+def to_device(tensor: torch.Tensor, device) -> torch.Tensor:
+    """A copy that does not make the host wait: from pinned memory, without blocking, on a GPU."""
+    if torch.device(device).type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
+@functools.lru_cache(maxsize=16)
+def channel_stat(values: tuple[float, ...], device) -> torch.Tensor:
+    """Per-channel mean or std as a (1, C, 1, 1) tensor, built once per device instead of copied every batch."""
+    return torch.tensor(values, device=device).view(1, -1, 1, 1)
+
+
+def draw_augment(augment: Augment, n: int, generator: torch.Generator) -> dict:
+    """The random numbers one batch's augmentation uses, drawn from the run's generator in a fixed order
+    (jitter, crop, flip) and only for the augmentations the arm has."""
+    draws = {}
+    if augment.jitter_px:  # uniform in [-max_px, max_px], rounded: torchvision's RandomAffine(0, translate)
+        draws["jitter"] = torch.empty(n, 2).uniform_(-augment.jitter_px, augment.jitter_px,
+                                                     generator=generator).round().long()
+    if augment.crop_pad:  # RandomCrop(size, padding=pad): a uniform integer offset in [0, 2 pad]
+        draws["crop"] = torch.randint(0, 2 * augment.crop_pad + 1, (n, 2), generator=generator)
+    if augment.hflip:
+        draws["flip"] = torch.rand(n, generator=generator) < 0.5
+    return draws
+
+
+def shift_crop_draw(x: torch.Tensor, pad: int, drawn: torch.Tensor | None, jittered: bool) -> torch.Tensor:
+    """Jitter (drawn shifts) or random crop (drawn offsets) of a batch; nothing when pad is 0."""
+    if pad == 0:
+        return x
+    drawn = drawn.to(x.device)
+    if jittered:  # output pixel (r, c) reads padded pixel (r + max_px - dy, c + max_px - dx)
+        return shift_crop(x, pad, pad - drawn[:, 1], pad - drawn[:, 0])
+    return shift_crop(x, pad, drawn[:, 0], drawn[:, 1])
 
 
 def shift_crop(x: torch.Tensor, pad: int, row_offsets: torch.Tensor, col_offsets: torch.Tensor) -> torch.Tensor:
@@ -182,17 +249,14 @@ def jitter(x: torch.Tensor, max_px: int, generator: torch.Generator) -> torch.Te
     RandomAffine(0, translate=(max_px/W, max_px/H)) does: offsets are uniform in [-max_px, max_px] and rounded."""
     if max_px == 0:
         return x
-    shifts = torch.empty(len(x), 2).uniform_(-max_px, max_px, generator=generator).round().long().to(x.device)
-    # Output pixel (r, c) reads padded pixel (r + max_px - dy, c + max_px - dx).
-    return shift_crop(x, max_px, max_px - shifts[:, 1], max_px - shifts[:, 0])
+    return shift_crop_draw(x, max_px, draw_augment(Augment(jitter_px=max_px), len(x), generator)["jitter"], True)
 
 
 def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
     """RandomCrop(size, padding=pad): a uniform integer offset in [0, 2 pad] per image."""
     if pad == 0:
         return x
-    offsets = torch.randint(0, 2 * pad + 1, (len(x), 2), generator=generator).to(x.device)
-    return shift_crop(x, pad, offsets[:, 0], offsets[:, 1])
+    return shift_crop_draw(x, pad, draw_augment(Augment(crop_pad=pad), len(x), generator)["crop"], False)
 
 
 def select(x, y, omit_classes=(), keep_classes=()):

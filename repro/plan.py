@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from .precision import apply_override
 from .spec import Claim, RunSpec
 
 
@@ -29,7 +30,7 @@ def plan_claim(claim: Claim, variant: str, profile: str, seeds: list[int] | None
     specs: dict[str, list[RunSpec]] = {}
     needed = needed_arms(claim, variant, profile, arms)
     for name in [a for a in claim.teacher_order() if a in needed]:
-        arm = claim.resolve(name, variant, profile)
+        arm = apply_override(claim.resolve(name, variant, profile))  # REPRO_PRECISION, for run and verdict alike
         specs[name] = [RunSpec(arm=arm, seed=seed if arm.fixed_seed is None else arm.fixed_seed,
                                teacher=specs[arm.teacher][i] if arm.teacher else None,
                                init_from=specs[arm.init_from][i] if arm.init_from else None)

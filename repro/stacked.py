@@ -23,7 +23,7 @@ import torch
 from .registry import LOSSES
 from .spec import RunSpec, clip
 from .store import atomic_torch_save, warn
-from .train import add_step, augment_of, build_model, cast_teacher, dataset_of, describe_device, epoch_metrics, \
+from .train import EpochTally, augment_of, build_model, cast_teacher, dataset_of, describe_device, epoch_metrics, \
     epoch_state, final_metrics, lr_at, make_optimizer, predict, track_best
 
 
@@ -87,7 +87,7 @@ def train_stacked(runs: list[RunSpec], device: torch.device, teachers: list[torc
     if teachers is not None:
         teachers = [cast_teacher(t, arm.precision) for t in teachers]
         teacher_test = [predict(t, dataset, arm, device)[0] for t in teachers]
-        teacher_train = [predict(t, dataset, arm, device, split="train")[0] for t in teachers]
+        teacher_train = [predict(t, dataset, arm, device, split="train")[0].to(device) for t in teachers]
 
     histories, best, best_state, status, elapsed = [[] for _ in runs], [None] * n, [None] * n, ["done"] * n, 0.0
     try:
@@ -116,8 +116,7 @@ def train_stacked(runs: list[RunSpec], device: torch.device, teachers: list[torc
         for group in optimizer.param_groups:
             group["lr"] = lr
 
-        sums = [{"loss": 0.0, "hard": 0.0, "soft": 0.0, "correct": 0} for _ in runs]
-        step_acc, seen = [[] for _ in runs], 0
+        tallies = [EpochTally(device) for _ in runs]
         for batches in zip(*(dataset.train_batches(arm.batch_size, augment_of(arm), o, device) for o in orders)):
             xb, yb = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
             logits = forward(xb)
@@ -127,12 +126,9 @@ def train_stacked(runs: list[RunSpec], device: torch.device, teachers: list[torc
             sum(p["loss"] for p in parts).backward()  # d(sum)/d(seed s's weights) = d(loss_s)/d(them)
             optimizer.step()
 
-            correct = (logits.argmax(-1) == yb).sum(1).tolist()
+            correct = (logits.argmax(-1) == yb).sum(1)
             for s in range(n):
-                add_step(sums[s], parts[s], correct[s], yb.shape[1])
-                if arm.log_steps:
-                    step_acc[s].append(correct[s] / yb.shape[1])
-            seen += yb.shape[1]
+                tallies[s].add(parts[s], correct[s], yb.shape[1])
 
         for s, model in enumerate(models):
             if status[s] != "done":
@@ -140,8 +136,9 @@ def train_stacked(runs: list[RunSpec], device: torch.device, teachers: list[torc
             with torch.no_grad():
                 for name, p in model.named_parameters():
                     p.copy_(params[name][s])
-            metrics = epoch_metrics(epoch, lr, sums[s], seen, *predict(model, dataset, arm, device),
-                                    dataset.num_classes, teacher_test[s], step_acc[s] if arm.log_steps else None)
+            sums, seen, step_acc = tallies[s].sums()
+            metrics = epoch_metrics(epoch, lr, sums, seen, *predict(model, dataset, arm, device),
+                                    dataset.num_classes, teacher_test[s], step_acc if arm.log_steps else None)
             histories[s].append(metrics)
             best[s], best_state[s] = track_best(histories[s], best[s], best_state[s], model, arm)
             if not math.isfinite(metrics["train_loss"]):

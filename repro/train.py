@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .data import Augment, load_dataset
+from .data import Augment, load_dataset, sync_free
 from .models import create_model
 from .registry import LOSSES
 from .spec import Arm, RunSpec, clip
@@ -165,11 +165,44 @@ def epoch_metrics(epoch: int, lr: float, sums: dict, seen: int, test_logits, tes
     return metrics
 
 
-def add_step(sums: dict, parts: dict, correct: int, n: int) -> None:
-    """Accumulate one step's loss parts (weighted by its batch size) and correct count into the epoch sums."""
-    for k in ("loss", "hard", "soft"):
-        sums[k] += float(parts[k].detach()) * n
-    sums["correct"] += correct
+PARTS = ("loss", "hard", "soft")  # a loss function's components, as every result records them
+
+
+class EpochTally:
+    """An epoch's loss parts (each weighted by its batch size), correct count and, with log_steps, per-step
+    accuracy. Where reading a number back is free (the CPU) each step's are read as they come, as every
+    stored result was accounted; on a sync-free device (data.SYNC_FREE: a GPU, where float()/int() wait for
+    every queued kernel) they are summed there in the same float64 and int64 arithmetic, the same order, and
+    read back once, by `sums()` at the end of the epoch: the same numbers to the last bit (tests/test_train.py)."""
+
+    def __init__(self, device):
+        self.on_device = sync_free(device)
+        self.parts = torch.zeros(3, dtype=torch.float64, device=device) if self.on_device else [0.0, 0.0, 0.0]
+        self.correct, self.steps, self.sizes, self.seen = 0, [], [], 0
+
+    def add(self, parts: dict, correct: torch.Tensor, n: int) -> None:
+        """One step: its loss parts (scalar tensors), its correct count (an integer tensor) and batch size."""
+        if self.on_device:
+            self.parts += torch.stack([parts[k].detach().double() for k in PARTS]) * n
+            self.correct = self.correct + correct
+        else:
+            for i, k in enumerate(PARTS):
+                self.parts[i] += float(parts[k].detach()) * n
+            correct = int(correct)
+            self.correct += correct
+        self.steps.append(correct)
+        self.sizes.append(n)
+        self.seen += n
+
+    def sums(self) -> tuple[dict, int, list[float]]:
+        """(sums of loss, hard, soft and correct, examples seen, per-step accuracies): the epoch's one read-back."""
+        if self.on_device:
+            counts = torch.stack([torch.as_tensor(self.correct, device=self.parts.device)] + self.steps).tolist()
+            parts, correct, steps = self.parts.tolist(), counts[0], counts[1:]
+        else:
+            parts, correct, steps = self.parts, self.correct, self.steps
+        sums = {**dict(zip(PARTS, parts)), "correct": correct}
+        return sums, self.seen, [c / n for c, n in zip(steps, self.sizes)]
 
 
 def track_best(history: list[dict], best: int | None, best_state, model, arm: Arm):
@@ -245,6 +278,8 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
     if teacher is not None:
         teacher = device_layout(cast_teacher(teacher, arm.precision), device)
         teacher_test_logits, teacher_train_logits = teacher_predictions(teacher, run, dataset, device, teacher_memo)
+        if teacher_train_logits is not None and sync_free(device):  # on the device once, not a copy per step
+            teacher_train_logits = teacher_train_logits.to(device)
         # "train" reproduces sources that leave dropout on while producing soft targets.
         teacher.train(arm.teacher_mode == "train")
 
@@ -273,7 +308,7 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
             group["lr"] = lr
 
         model.train()
-        sums, seen, step_acc = {"loss": 0.0, "hard": 0.0, "soft": 0.0, "correct": 0}, 0, []
+        tally = EpochTally(device)
         for xb, yb, idx in dataset.train_batches(arm.batch_size, augment_of(arm), order, device):
             with autocast(arm.precision, device):
                 logits = forward(xb)
@@ -286,13 +321,9 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
             optimizer.zero_grad(set_to_none=True)
             parts["loss"].backward()
             optimizer.step()
+            tally.add(parts, (logits.argmax(1) == yb).sum(), len(yb))
 
-            correct = int((logits.argmax(1) == yb).sum())
-            add_step(sums, parts, correct, len(yb))
-            seen += len(yb)
-            if arm.log_steps:
-                step_acc.append(correct / len(yb))
-
+        sums, seen, step_acc = tally.sums()
         test_logits, test_labels = predict(model, dataset, arm, device)
         metrics = epoch_metrics(epoch, lr, sums, seen, test_logits, test_labels, dataset.num_classes,
                                 teacher_test_logits, step_acc if arm.log_steps else None)

@@ -16,6 +16,7 @@ from .data import availability
 from .models import weights_availability
 from .metrics import run_value
 from .plan import plan_claim
+from .precision import used_precision
 from .registry import CHECKS
 from .sequential import Design, judge
 from .spec import Check, Claim
@@ -221,6 +222,7 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
                "wall_s": sum(r["wall_s"] for rs in results.values() for r in rs),
                "run_keys": {arm: [r["key"] for r in rs] for arm, rs in results.items()},
                "devices": sorted({r["device"] for rs in results.values() for r in rs}),
+               "used_precision": used_precision(results),
                "versions": sorted({f"torch {r['provenance'].get('torch')}, python {r['provenance'].get('python')}"
                                    for rs in results.values() for r in rs}),
                "commits": sorted({str(r["provenance"].get("git_commit")) for rs in results.values() for r in rs})}

@@ -201,3 +201,25 @@ def test_a_damaged_hymenoptera_image_is_named(tmp_path, monkeypatch):
     with pytest.raises(DataDamaged, match=r"^\$REPRO_DATA/hymenoptera_data/val/bees/broken.jpg: damaged image "
                                           r"\(UnidentifiedImageError: "):
         hymenoptera()
+
+
+def test_sync_free_batches_are_the_per_batch_ones_drawn_up_front(monkeypatch):
+    """On a GPU the epoch's data order and augmentation draws are made before its first step (one copy to the
+    device); they must be the very batches the per-batch path draws from the same generator."""
+    import repro.data
+    from repro.data import Augment
+    data = load_dataset("synthetic", n_train=70, n_test=8, shape=(3, 12, 12))
+    augment = Augment(jitter_px=1, crop_pad=2, hflip=True)
+
+    def batches():
+        g = torch.Generator().manual_seed(4)
+        return [list(data.train_batches(16, augment, g, "cpu")) for _ in range(2)], g.get_state()
+
+    per_batch, state = batches()
+    monkeypatch.setattr(repro.data, "SYNC_FREE", {"cpu", "cuda"})
+    up_front, state_after = batches()
+    assert torch.equal(state, state_after)  # the generator is where the next epoch expects it
+    for epoch_a, epoch_b in zip(per_batch, up_front):
+        assert len(epoch_a) == len(epoch_b) == 5
+        for a, b in zip(epoch_a, epoch_b):
+            assert all(torch.equal(u, v) for u, v in zip(a, b))

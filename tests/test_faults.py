@@ -111,7 +111,7 @@ def test_a_kill_between_training_and_saving_the_result_loses_no_epoch(tmp_path, 
 
     monkeypatch.setattr(Store, "save", real_save)
     steps = []
-    monkeypatch.setattr("repro.train.add_step", lambda *a: steps.append(a))
+    monkeypatch.setattr("repro.train.EpochTally.add", lambda self, *a: steps.append(a))
     executor.submit([job])
     assert steps == [] and not executor.store.state_path(run).exists()
     stored = executor.store.find(job.path)

@@ -197,3 +197,84 @@ def test_an_arm_with_a_teacher_records_its_top1_agreement_with_it():
     assert set(result["epochs"][0]) <= set(EPOCH_KEYS)  # the reference documents every recorded key
     alone, _ = train(smoke_run("small", epochs=1), CPU)
     assert "fidelity" not in alone["final"]
+
+
+# --- the loop that keeps a GPU busy (data.SYNC_FREE): tested on the CPU by declaring the CPU sync-free too ---
+
+def synthetic_rgb(**changes):
+    from repro.spec import Component
+    data = Component(name="synthetic", params={"n_train": 96, "n_test": 32, "shape": [3, 12, 12], "noise": 1.0})
+    return smoke_run(data=data, **changes)
+
+
+SYNC_FREE_CASES = {  # every accounting and augmentation path of the loop, tiny
+    "jitter, per-step accuracy": lambda: smoke_run(epochs=2, jitter_px=1, log_steps=True),
+    "teacher: dropout, bf16": lambda: smoke_run("teacher", epochs=2, precision="bf16", jitter_px=2),
+    "crop and flip, 3 channels": lambda: synthetic_rgb(epochs=2, crop_pad=2, hflip=True, batch_size=20),
+}
+
+
+@pytest.mark.parametrize("case", SYNC_FREE_CASES)
+def test_the_sync_free_loop_gives_todays_numbers_to_the_last_bit(case, monkeypatch):
+    """On a GPU, data, random draws and running sums stay on the device; the same loop run on the CPU must give
+    exactly what the per-step path (every stored result) gives: the same data order, augmentation, float64
+    sums and counts."""
+    import repro.data
+    run = SYNC_FREE_CASES[case]()
+    today = without_time(train(run, CPU)[0])
+    monkeypatch.setattr(repro.data, "SYNC_FREE", {"cpu", "cuda"})
+    assert without_time(train(run, CPU)[0]) == today
+
+
+def test_the_sync_free_loop_with_teacher_logits_and_stacked_seeds_gives_todays_numbers(monkeypatch):
+    import repro.data
+    from repro.stacked import train_stacked
+    teacher_run = smoke_run("teacher", epochs=1)
+    _, teacher = train(teacher_run, CPU)
+    students = [smoke_run("distilled", epochs=2, cache_teacher_logits=c) for c in (True, False)]
+    seeds = [smoke_run(epochs=2, jitter_px=1, log_steps=True).model_copy(update={"seed": s}) for s in (0, 1)]
+
+    def results():
+        return ([without_time(train(r, CPU, teacher)[0]) for r in students] +
+                [without_time(r) for r, _ in train_stacked(seeds, CPU)])
+
+    today = results()
+    monkeypatch.setattr(repro.data, "SYNC_FREE", {"cpu", "cuda"})
+    assert results() == today
+
+
+HOST_READS = ("__float__", "__int__", "__bool__", "item", "tolist", "cpu", "numpy")
+
+
+def host_reads_per_epoch(run, teacher, monkeypatch) -> list[int]:
+    """How many times each epoch after the first reads a tensor's value back into Python (each a device sync
+    on a GPU), counted at every Python-level read."""
+    count, marks = [0], []
+    with monkeypatch.context() as m:
+        for name in HOST_READS:
+            def counted(self, *args, _original=getattr(torch.Tensor, name), **kwargs):
+                count[0] += 1
+                return _original(self, *args, **kwargs)
+            m.setattr(torch.Tensor, name, counted)
+        train(run, CPU, teacher, on_epoch=lambda metrics: marks.append(count[0]))
+    return [b - a for a, b in zip(marks, marks[1:])]
+
+
+@pytest.mark.parametrize("arm", ["small", "distilled"])
+def test_the_sync_free_loop_reads_back_a_constant_per_epoch_not_one_per_step(arm, monkeypatch):
+    """Epochs of 4 and of 16 steps read back equally often (the epoch's sums and the evaluation); today's
+    per-step path, which the CPU keeps, reads more with more steps (so the counter does see the reads)."""
+    import repro.data
+    from repro.spec import Component
+
+    def reads(n_train, sync_free):
+        base = smoke_run(arm, epochs=3, log_steps=True, **({"cache_teacher_logits": True} if arm == "distilled" else {}))
+        data = Component(name="synthetic", params={**base.arm.data.params, "n_train": n_train})
+        run = base.model_copy(update={"arm": base.arm.model_copy(update={"data": data})})
+        teacher = None if run.teacher is None else train(run.teacher, CPU)[1]
+        monkeypatch.setattr(repro.data, "SYNC_FREE", {"cpu", "cuda"} if sync_free else {"cuda"})
+        return host_reads_per_epoch(run, teacher, monkeypatch)
+
+    few, many = reads(256, True), reads(1024, True)  # batch 64: 4 and 16 steps an epoch
+    assert few == many and len(set(few)) == 1, (few, many)
+    assert reads(1024, False)[0] >= reads(256, False)[0] + 12 * 4, "per step: float() x3, int()"
