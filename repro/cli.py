@@ -53,7 +53,11 @@ def cmd_validate(args) -> int:
                     print(f"error {line}")
                 failed += 1
         if path.is_dir():
-            others = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix not in (".yaml", ".yml"))
+            others = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix not in (".yaml", ".yml", ".py"))
+            modules = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix == ".py")
+            if modules:
+                print(f"note  {path}: Python files, imported only for the specs that name them under `plugins:`: "
+                      f"{', '.join(modules)}")
             if others:
                 print(f"note  {path}: not specs (not .yaml/.yml), not checked: {', '.join(others)}")
     return 1 if failed else 0

@@ -31,9 +31,19 @@ class Registry:
 
     def get(self, name: str) -> Callable:
         if name not in self:
-            known = ", ".join(self.names()) + (f" (aliases: {', '.join(sorted(self._aliases))})" if self._aliases else "")
-            raise KeyError(f"unknown {self.kind} '{name}'; known: {known}")
+            raise KeyError(self.unknown(name))
         return self._entries[self._aliases.get(name, name)]
+
+    def unknown(self, name: str) -> str:
+        """The error for a name nobody registered: the known names, and how to add one of your own."""
+        shown = name if len(name) <= 40 else name[:37] + "..."
+        known = ", ".join(self.names()) + (f" (aliases: {', '.join(sorted(self._aliases))})" if self._aliases else "")
+        text = f"unknown {self.kind} '{shown}'; known: {known}"
+        if self.kind in ADDABLE:
+            text += (f". To add your own: decorate its builder with @{ADDABLE[self.kind]}.register(\"{shown}\") "
+                     "(from repro.registry) in a Python file beside the claim and name that file under the "
+                     "spec's `plugins:` (docs/writing-claims.md, 'Your own models, datasets and losses')")
+        return text
 
     def names(self) -> list[str]:
         """Registered names, without aliases."""
@@ -45,6 +55,9 @@ class Registry:
     def __contains__(self, name: str) -> bool:
         return name in self._entries or name in self._aliases
 
+
+# The kinds a user's plugin module may add to (repro/plugins.py), with the name of each kind's registry.
+ADDABLE = {"dataset": "DATASETS", "model": "MODELS", "loss": "LOSSES"}
 
 DATASETS = Registry("dataset")
 MODELS = Registry("model")

@@ -20,7 +20,7 @@ import math
 from typing import Annotated, Any, Literal, Optional
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, StringConstraints, ValidationError,
                       create_model, field_validator, model_validator)
 
 from .registry import CHECKS, DATASETS, LIMITS, LOSSES, MODELS, limited
@@ -96,27 +96,41 @@ def _params_model(builder, reserved: tuple[str, ...]):
     string is not a number, a float is not an int); unannotated parameters take anything."""
     hints = typing.get_type_hints(builder, include_extras=True)
     fields = {name: (hints.get(name, Any), ... if p.default is inspect.Parameter.empty else p.default)
-              for name, p in inspect.signature(builder).parameters.items() if name not in reserved}
+              for name, p in inspect.signature(builder).parameters.items() if name not in reserved
+              and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
     return create_model(f"{builder.__name__}_params", __config__=ConfigDict(strict=True), **fields)
 
 
 def _check_component(component: Component, registry, reserved: tuple[str, ...], context=None) -> Component:
     """Refuse unknown names, parameters the builder does not take, and values of the wrong type or range."""
     if component.name not in registry:
-        raise ValueError(f"unknown {registry.kind} '{clip(component.name, 40)}'; known: {', '.join(registry.names())}")
+        raise ValueError(registry.unknown(clip(component.name, 40)))
+    from .plugins import unnamed_plugin
+    owner = unnamed_plugin(registry.get(component.name), (context or {}).get("plugins", ()))
+    if owner:
+        raise ValueError(f"{registry.kind} '{component.name}' is registered by the plugin {clip(Path(owner).name, 60)}, "
+                         "which this spec does not name: add it under `plugins:`")
     signature = inspect.signature(registry.get(component.name))
-    accepted = [p for p in signature.parameters if p not in reserved]
+    named = {p: v for p, v in signature.parameters.items() if p not in reserved
+             and v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL)}
+    accepted = list(named)
+    takes_any = any(v.kind == v.VAR_KEYWORD for v in signature.parameters.values())  # e.g. timm's own kwargs
     unknown = sorted(clip(k, 40) for k in set(component.params) - set(accepted))
-    if unknown:
+    if unknown and not takes_any:
         raise ValueError(f"{registry.kind} '{component.name}' takes no parameter {unknown}; it takes {accepted}")
-    missing = [p for p, v in signature.parameters.items()
-               if p not in reserved and v.default is inspect.Parameter.empty and p not in component.params]
+    missing = [p for p, v in named.items() if v.default is inspect.Parameter.empty and p not in component.params]
     if missing:
         raise ValueError(f"{registry.kind} '{component.name}' needs parameter(s) {missing}")
     try:
         _params_model(registry.get(component.name), reserved).model_validate(component.params, context=context)
     except ValidationError as err:
         raise ParamErrors([(".".join(str(part) for part in e["loc"]), _message(e)) for e in err.errors()]) from None
+    given_reserved = sorted(set(component.params) & set(reserved))
+    if given_reserved:
+        raise ValueError(f"{registry.kind} '{component.name}': {given_reserved} are set by kd-repro, not the spec")
+    check_all = getattr(registry.get(component.name), "check_params", None)  # a builder's rule across its params
+    if check_all is not None:
+        check_all(component.params)
     return component
 
 
@@ -395,8 +409,17 @@ class Claim(Strict):
     # meaning in this project's claims; 'auto' is not a profile but `repro run`'s choice of quick/paper.
     profiles: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")], Profile] = Field(
         min_length=1)
+    # Python modules with the claim's own models, datasets and losses (repro/plugins.py), imported by
+    # load_claim before the arms are checked; nothing else is imported.
+    plugins: list[str] = []
+    _plugin_modules: tuple[str, ...] = PrivateAttr(())  # what load_claim imported for them (the arms may use)
     # Raised size limits (registry.LIMITS), for a claim that really means a size over the default.
     limits: dict[Literal[tuple(LIMITS)], Annotated[int, Field(gt=0)]] = {}
+
+    @model_validator(mode="after")
+    def _keep_plugin_modules(self, info):
+        self._plugin_modules = tuple((info.context or {}).get("plugins", ()))
+        return self
 
     @field_validator("profiles")
     @classmethod
@@ -422,7 +445,7 @@ class Claim(Strict):
         merged: dict = {}
         for layer in (self.defaults, self.arms[arm], v.all, v.arms.get(arm, {}), p.all, p.arms.get(arm, {})):
             merged = deep_merge(merged, layer)
-        return Arm.model_validate(merged, context={"limits": self.limits})
+        return Arm.model_validate(merged, context={"limits": self.limits, "plugins": self._plugin_modules})
 
     def numbers_comparable(self, variant: str, profile: str) -> tuple[bool, str]:
         """Can this variant at this profile be held against the source's own numbers? (and why not). A check
@@ -631,8 +654,12 @@ def load_claim(path: str | Path) -> Claim:
         if "base" in base:
             raise SpecError(f"{base_path}: base: a shared file cannot have a base itself")
         raw = deep_merge(base, raw)
+    from .plugins import load_plugins
+    plugin_errors, modules = load_plugins(raw.get("plugins"), path)  # before the arms: they name what it registers
+    if plugin_errors:
+        raise SpecError(*plugin_errors)
     try:
-        claim = Claim.model_validate(raw)
+        claim = Claim.model_validate(raw, context={"plugins": modules})
     except ValidationError as err:
         raise SpecError(*capped([f"{path}: {line}" for line in _format(err, model=Claim)], path)) from None
     errors: dict[str, str] = {}  # one line per distinct problem, with the first combination that shows it
@@ -653,7 +680,8 @@ def load_claim(path: str | Path) -> Claim:
                     for line in _format(err, model=Arm):  # "(top level)" of an arm: a rule across its keys
                         where = context.removesuffix(".") + line.removeprefix("(top level)") \
                             if line.startswith("(top level):") else context + line
-                        errors.setdefault(line, f"{path}: {where}")
+                        # once per arm and problem (the first variant/profile that shows it), every arm
+                        errors.setdefault(f"{arm}: {line}", f"{path}: {where}")
     for where, check in [("check", claim.check)] + [(f"preconditions.{i}", c) for i, c in enumerate(claim.preconditions)]:
         for (arm, variant, profile), spec in resolved.items():
             problem = metric_problem(check.metric, spec) if arm in check.arms else None
