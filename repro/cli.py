@@ -214,6 +214,28 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_judge(args) -> int:
+    """Verdicts from stored results and observed values, printed (nothing trains, no verdicts file)."""
+    from .judge import judge
+    files = [Path(c) for c in args.claim if c.endswith((".yaml", ".yml"))]
+    ids = [c for c in args.claim if not c.endswith((".yaml", ".yml"))]
+    chosen = [load_claim(f) for f in files]
+    if ids or not files:  # claim ids of the claims folder (all of them when nothing is named)
+        args.claim = ids
+        chosen += list(_claims(args).values())
+    if files and not ids and not (args.out_dir or args.results):
+        results = Path("results")  # spec files alone: observed arms need no store; trained ones are looked up here
+    else:
+        results = _outputs(args)[0]
+    verdicts = judge(*chosen, profile=args.profile, results=results)
+    for v in verdicts:
+        print(f"{v['status']:<14} {v['claim']} [{v['variant']}]: {v.get('reason', '')}")
+    counts = {s: sum(v["status"] == s for v in verdicts) for s in ("REPRODUCED", "NOT REPRODUCED", "INCONCLUSIVE",
+                                                                    "NOT RUN")}
+    print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" (Holm across these {len(verdicts)})")
+    return 0
+
+
 def cmd_reference(args) -> int:
     from .reference import reference_markdown
     path, text = Path(args.path), reference_markdown()
@@ -278,6 +300,12 @@ def main(argv=None) -> int:
     p.add_argument("--verdicts", help="default: $REPRO_VERDICTS or OUT/reports/verdicts.json")
     p.add_argument("--out", dest="report_out", help="output folder (as before the command), or a .html file to write")
     p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("judge", help="decide claims from stored results and observed values and print the verdicts "
+                                     "(no pytest, nothing trains, no verdicts file)", parents=[folders])
+    p.add_argument("claim", nargs="*", help="claim ids of the claims folder, or spec files (.yaml); default: all")
+    p.add_argument("--profile", default="auto", help="the profile whose results decide trained arms (default auto)")
+    p.set_defaults(fn=cmd_judge)
 
     p = sub.add_parser("reference", help="write the spec reference (docs/spec-reference.md) from the schema and registries")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if the file is out of date")

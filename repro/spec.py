@@ -407,12 +407,29 @@ class Claim(Strict):
     variants: dict[Name, Variant] = Field({"default": Variant()}, min_length=1)
     # Profile names are the user's: smoke (synthetic data, machinery only), quick and paper keep their
     # meaning in this project's claims; 'auto' is not a profile but `repro run`'s choice of quick/paper.
-    profiles: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")], Profile] = Field(
-        min_length=1)
+    # A claim whose arms are all observed (repro/observed.py) trains nothing and needs no profile.
+    profiles: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")], Profile] = {}
     # Python modules with the claim's own models, datasets and losses (repro/plugins.py), imported by
     # load_claim before the arms are checked; nothing else is imported.
     plugins: list[str] = []
     _plugin_modules: tuple[str, ...] = PrivateAttr(())  # what load_claim imported for them (the arms may use)
+    _observed: dict = PrivateAttr(default_factory=dict)  # (arm, variant) -> (Observed, values), from load_claim
+
+    @property
+    def observed(self) -> dict:
+        """(arm, variant) -> (Observed, values) of the observed arms (repro/observed.py)."""
+        return self._observed
+
+    def is_observed(self, arm: str) -> bool:
+        from .observed import is_observed
+        return is_observed(self.arms[arm])
+
+    @model_validator(mode="after")
+    def _a_profile_unless_all_observed(self):
+        if not self.profiles and not all(self.is_observed(a) for a in self.arms):
+            raise ValueError("profiles: at least one profile is needed to train the arms (only a claim whose "
+                             "arms are all `observed:` needs none)")
+        return self
     # Raised size limits (registry.LIMITS), for a claim that really means a size over the default.
     limits: dict[Literal[tuple(LIMITS)], Annotated[int, Field(gt=0)]] = {}
 
@@ -441,6 +458,8 @@ class Claim(Strict):
         return self
 
     def resolve(self, arm: str, variant: str, profile: str) -> Arm:
+        if self.is_observed(arm):
+            raise ValueError(f"arm '{arm}' is observed (values measured elsewhere): it has no training config")
         v, p = self.variants[variant], self.profiles[profile]
         merged: dict = {}
         for layer in (self.defaults, self.arms[arm], v.all, v.arms.get(arm, {}), p.all, p.arms.get(arm, {})):
@@ -450,7 +469,8 @@ class Claim(Strict):
     def numbers_comparable(self, variant: str, profile: str) -> tuple[bool, str]:
         """Can this variant at this profile be held against the source's own numbers? (and why not). A check
         against the source's number (Check.against_source_number) where they cannot is never NOT REPRODUCED."""
-        for stated in (self.variants[variant].comparable, self.profiles[profile].comparable):
+        profile_stated = self.profiles[profile].comparable if profile in self.profiles else None  # observed-only
+        for stated in (self.variants[variant].comparable, profile_stated):
             if stated is not None and not stated.numbers:
                 return False, stated.why
         return True, ""
@@ -462,12 +482,15 @@ class Claim(Strict):
         def visit(name, chain):
             if name in chain:
                 raise ValueError(f"arms: teacher cycle {' -> '.join(chain + [name])}")
-            merged = {**self.defaults, **self.arms[name]}
+            merged = {} if self.is_observed(name) else {**self.defaults, **self.arms[name]}
             for link in ("teacher", "init_from"):
                 other = merged.get(link)
                 if other is not None:
                     if other not in self.arms:
                         raise ValueError(f"arms.{name}.{link}: unknown arm '{other}'")
+                    if self.is_observed(other):
+                        raise ValueError(f"arms.{name}.{link}: arm '{other}' is observed (values measured "
+                                         "elsewhere): it has no model to learn from")
                     visit(other, chain + [name])
             if name not in order:
                 order.append(name)
@@ -647,7 +670,15 @@ def load_claim(path: str | Path) -> Claim:
     one source define their common arms (and hence share teacher runs) once. One level, no logic.
     Raises SpecError with one line per error found."""
     path = Path(path)
-    raw = read_yaml(path)
+    return claim_from_raw(read_yaml(path), path)
+
+
+def claim_from_raw(raw: dict, path: Path) -> Claim:
+    """A claim from its spec as a dict (what the YAML reader gives), checked as load_claim checks a file;
+    `path` names it in errors, and its folder is where `base:`, plugins and observed files are found."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: (top level): expected a mapping of claim fields, got {type(raw).__name__}")
+    raw = dict(raw)
     if "base" in raw:
         base_path = base_file(path, raw.pop("base"))
         base = read_yaml(base_path)
@@ -669,10 +700,14 @@ def load_claim(path: str | Path) -> Claim:
         order = claim.teacher_order()
     except ValueError as err:
         raise SpecError(*errors.values(), f"{path}: {clip(err, 200)}") from None
+    from .observed import load_observed
+    claim._observed, observed_errors = load_observed(claim, path.parent)
+    errors.update({line: f"{path}: {line}" for line in observed_errors})
     resolved: dict[tuple[str, str, str], Arm] = {}
+    also: dict[str, list[str]] = {}  # an arm problem -> the other arms that have it too
     for variant in claim.variants:
         for profile in claim.profiles:
-            for arm in order:
+            for arm in [a for a in order if not claim.is_observed(a)]:
                 try:
                     resolved[arm, variant, profile] = claim.resolve(arm, variant, profile)
                 except ValidationError as err:
@@ -680,14 +715,27 @@ def load_claim(path: str | Path) -> Claim:
                     for line in _format(err, model=Arm):  # "(top level)" of an arm: a rule across its keys
                         where = context.removesuffix(".") + line.removeprefix("(top level)") \
                             if line.startswith("(top level):") else context + line
-                        # once per arm and problem (the first variant/profile that shows it), every arm
-                        errors.setdefault(f"{arm}: {line}", f"{path}: {where}")
+                        # one line per problem (the first arm, variant and profile that show it), naming
+                        # every other arm that has it too (two arms with one unknown model: both named)
+                        if line in errors and arm not in also.setdefault(line, []) and f"arms.{arm} " not in errors[line]:
+                            also[line].append(arm)
+                        errors.setdefault(line, f"{path}: {where}")
     for where, check in [("check", claim.check)] + [(f"preconditions.{i}", c) for i, c in enumerate(claim.preconditions)]:
+        for (arm, variant), (obs, _) in claim.observed.items():
+            if arm in check.arms and check.metric != obs.metric:
+                errors.setdefault(f"{where}.observed.{arm}", f"{path}: {where}.metric: '{clip(check.metric, 40)}', but "
+                                  f"arm '{arm}' is observed as '{obs.metric}' (the check reads its values as that metric)")
+        if check.paired and any(claim.is_observed(a) for a in check.arms):
+            errors.setdefault(f"{where}.paired", f"{path}: {where}.paired: observed values carry no seeds to pair "
+                              "by; leave `paired` unset (the comparison is unpaired)")
         for (arm, variant, profile), spec in resolved.items():
             problem = metric_problem(check.metric, spec) if arm in check.arms else None
             if problem:
                 errors.setdefault(f"{where}.{problem}", f"{path}: {where}.metric: {problem} "
                                                         f"(arm '{arm}', variant '{variant}', profile '{profile}')")
+    for line, arms in also.items():
+        if arms:
+            errors[line] += f" (the same in arm{'s' if len(arms) > 1 else ''} {', '.join(arms)})"
     if errors:
         raise SpecError(*capped(list(errors.values()), path))
     return claim
