@@ -25,10 +25,24 @@ def _claims(args) -> dict:
 
 
 def cmd_list(args) -> int:
+    """Every claim that loads; a spec that does not is its error lines (and exit status 1), not the end of
+    the listing for the others."""
     from .plan import plan_claim
     from .store import Store
-    store = Store(args.results or os.environ.get("REPRO_RESULTS") or (Path(args.out_dir or ".") / "results"))
-    for claim in _claims(args).values():
+    store = Store(_outputs(args)[0])  # a claims folder other than claims/ names its --out, as for run and report
+    if not Path(args.claims).is_dir():
+        raise SpecError(f"{args.claims}: not a folder of claim specs")
+    claims, failed = {}, []
+    for path in spec_files(args.claims):
+        try:
+            claim = load_claim(path)
+            claims[claim.id] = claim
+        except SpecError as err:
+            failed += err.lines
+    unknown = [c for c in args.claim if c not in claims]
+    if unknown:
+        failed.append(f"unknown claim(s) {unknown}; known: {', '.join(claims)}")
+    for claim in [c for k, c in claims.items() if not args.claim or k in args.claim]:
         print(f"{claim.id}: {claim.check.kind} {claim.check.metric} {claim.check.arms}  [{claim.source.file}]")
         for profile, prof in claim.profiles.items():
             for variant in claim.variants:
@@ -36,7 +50,12 @@ def cmd_list(args) -> int:
                 have = sum(store.path(profile, claim.id, variant, arm, r).exists() for arm, rs in runs.items() for r in rs)
                 total = sum(len(rs) for rs in runs.values())
                 print(f"  {profile:5s} {variant:14s} arms {','.join(runs)}  seeds {prof.seeds}  results {have}/{total}")
-    return 0
+        observed = [a for a in claim.arms if claim.is_observed(a)]
+        if observed:
+            print(f"  observed arms (values measured elsewhere, not trained): {', '.join(observed)}")
+    for line in failed:
+        print(f"error {line}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_validate(args) -> int:
@@ -92,6 +111,9 @@ def cmd_run(args) -> int:
     claims = _claims(args)
     lacking = {k: c for k, c in claims.items() if profile not in c.profiles}
     for k, c in lacking.items():
+        if not c.profiles:  # every arm observed (values measured elsewhere): `repro judge` decides it
+            print(f"note: {k} has only observed arms: nothing to train (`repro judge {k}` decides it)", file=sys.stderr)
+            continue
         print(f"warning: {k} has no '{profile}' profile (it has {', '.join(c.profiles)}); nothing to run for it",
               file=sys.stderr)
     if lacking and len(lacking) == len(claims):
@@ -108,6 +130,12 @@ def cmd_run(args) -> int:
               f"{profile} (they train {', '.join(sorted(trained))})", file=sys.stderr)
         return 2
     store = Store(_outputs(args)[0])
+    if args.dry_run:  # what the plan would train and about how long, from stored timings; nothing is written
+        from .cost import dry_run
+        jobs = plan(list(claims.values()), profile, store, args.arms)
+        print(f"profile {profile} on {device}: {len(claims)} claim(s)")
+        print("\n".join(dry_run(jobs, store, device if args.probe else None)))
+        return 0
     try:
         store.probe()  # an unwritable results or cache folder fails now, not after the first run has trained
     except OSError as err:
@@ -125,7 +153,8 @@ def cmd_run(args) -> int:
               file=sys.stderr)
         return 2
     via = "" if args.executor == "local" else f" via {args.executor}"
-    print(f"profile {profile} on {device}{via}: {len(jobs)} runs planned over {len(claims)} claim(s)", flush=True)
+    distinct = len({job.run.key for job in jobs})  # a run shared by claims, variants or seeds (fixed_seed): once
+    print(f"profile {profile} on {device}{via}: {distinct} runs planned over {len(claims)} claim(s)", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's kill stops as cleanly as Ctrl-C
     try:
         summary = executor.submit(jobs)
@@ -292,6 +321,11 @@ def main(argv=None) -> int:
                    help="claims whose profile declares `sequential:`: add seeds a group at a time until each is "
                         "decided or at its cap, with alpha spent across the looks (repro/sequential.py)")
     p.add_argument("--max-minutes", type=float, help="with --until-decided: start no new look after this long")
+    p.add_argument("--dry-run", action="store_true",
+                   help="train nothing: list the runs (stored or to train) with minutes estimated from stored timings "
+                        "(repro/cost.py)")
+    p.add_argument("--probe", action="store_true",
+                   help="with --dry-run: time one epoch here of runs no stored timing covers (trained and discarded)")
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("report", help="render OUT/reports/index.html from OUT/reports/verdicts.json and the results")
@@ -324,6 +358,9 @@ def main(argv=None) -> int:
     except SpecError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `repro validate | head -1`: the reader left; stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 141  # 128 + SIGPIPE
 
 
 if __name__ == "__main__":

@@ -104,6 +104,12 @@ def load_plugins(entries, spec_path: Path) -> tuple[list[str], tuple[str, ...]]:
     return errors, tuple(modules)
 
 
+def from_plugin(builder) -> bool:
+    """Was this builder registered by a plugin (not one of kd-repro's own)?"""
+    module = getattr(builder, "__module__", "") or ""
+    return any(module == m or module.startswith(m + ".") for m in _modules.values())
+
+
 def unnamed_plugin(builder, named: tuple[str, ...]) -> str | None:
     """The plugin module a builder comes from when the spec being checked does not name it, else None: a
     name another claim's plugin registered in this process is not this claim's to use (it would validate

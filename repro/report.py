@@ -27,7 +27,7 @@ SHOWN = {"claim", "variant", "profile", "check", "metric", "arms", "alpha", "mar
          "wall_s", "run_keys", "devices", "versions", "commits", "hypothesis", "estimand", "estimate", "estimate_ci",
          "reference", "p_refute", "paired", "companion", "pairs", "p_refute_holm", "holm_family", "holm_policy",
          "seeds_support", "seeds_refute", "looks", "sequential", "next_look", "p_look", "p_refute_look",
-         "not_comparable", "conditional_on", "observed"}
+         "not_comparable", "conditional_on", "observed", "unconverged"}
 LABELS = {"holm_family": "Holm family (p-values corrected together)", "diverged": "diverged runs per arm"}
 # Keys every verdict from verdict.py has; a hand-made or older verdicts.json may lack them.
 DEFAULTS = {"check": "", "metric": "", "arms": [], "alpha": None, "margin": None, "justification": "",
@@ -95,6 +95,9 @@ def load_runs(results: Path, v: dict) -> dict[str, list[dict]]:
 def stat_rows(v: dict) -> list[tuple[str, str]]:
     """(label, text) for every statistic the verdict carries."""
     rows = [("hypothesis", v["hypothesis"])] if v.get("hypothesis") else []
+    if isinstance(v.get("unconverged"), dict):
+        rows.append(("unconverged runs", ", ".join(f"{arm}: {n}" for arm, n in v["unconverged"].items())
+                     + " (training loss still fell over 5% in the last epoch: the budget, not the method, may decide)"))
     for arm, o in (v.get("observed") or {}).items() if isinstance(v.get("observed"), dict) else []:
         if isinstance(o, dict):  # observed arms (repro/observed.py): evidence from elsewhere, named as such
             rows.append((f"external evidence: {arm}", f"{o.get('n')} values of {o.get('metric')} ({o.get('units')}), "

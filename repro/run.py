@@ -15,6 +15,7 @@ import time
 import torch
 from tqdm import tqdm
 
+from .cost import unconverged
 from .data import DataMissing
 from .metrics import run_value
 from .models import WeightsMissing
@@ -46,6 +47,7 @@ class LocalExecutor:
         self.log = log or (lambda msg: print(msg, flush=True))
         self.keep_epochs: dict[str, set[int]] = {}  # run key -> epochs whose weights a student asks for
         self.teacher_memo: dict = {}  # train.teacher_predictions: a teacher's logits, once for all its students
+        self._said_stored: set = set()  # result files already reported as stored (a fixed_seed run: every seed)
 
     def trained_model(self, run: RunSpec, epoch: int | None = None) -> torch.nn.Module:
         """The run's final weights (or those at the end of `epoch`) from the cache; retrained (same seed, same
@@ -118,7 +120,8 @@ class LocalExecutor:
         if (job.claim, job.variant) in not_runnable:
             return
         if self._stored(job):
-            if job.run.key not in stacked:
+            if job.run.key not in stacked and job.path not in self._said_stored:  # one file shared by seeds: once
+                self._said_stored.add(job.path)
                 self.log(f"  stored, skipped: {job.claim}/{job.variant}/{job.arm} seed {job.run.seed} ({job.path})")
             counts["trained" if job.run.key in stacked else "cached"] += 1
             return
@@ -212,6 +215,9 @@ class LocalExecutor:
             epochs.close()
         self.log(f"{name}: {result['status']}, {job.metric} {metric_text(result, job.metric)}, "
                  f"{time.perf_counter() - started:.0f}s")
+        why = unconverged(result)  # repro/cost.py's rule; the verdict says it again
+        if why:
+            self.log(f"warning: {name} looks unconverged: {why}")
         return result
 
 

@@ -187,6 +187,13 @@ class Arm(Strict):
                                       "the source ships)")
     teacher_mode: Literal["eval", "train"] = Field("eval", description="'train': the teacher's dropout stays on "
                                                    "while producing soft targets")
+    # What the teacher's soft targets are computed on. The default leaves every existing run key as it was
+    # (keys hold only non-default fields); `fixed` is part of the key, so a fixed-teacher run is its own run.
+    teacher_view: Literal["consistent", "fixed"] = Field("consistent", description="what the teacher sees: "
+                                                         "'consistent': the student's own augmented batch, a teacher "
+                                                         "forward per step (the default); 'fixed': the clean training "
+                                                         "images (no augmentation), predicted once for the run and "
+                                                         "reused every epoch (Beyer et al. 2022's fixed teacher)")
     init_from: Optional[str] = Field(None, description="another arm whose final weights this one starts from")
     optimizer: Optimizer = Field(description="name (sgd, adam, adamw), lr, momentum, weight_decay")
     schedule: Schedule = Field(Schedule(), description="learning rate per epoch (see Schedules)")
@@ -212,11 +219,20 @@ class Arm(Strict):
                                        "whole transfer set (needs an eval-mode teacher and no augmentation)")
 
     @model_validator(mode="after")
+    def _fixed_view_needs_a_fixed_teacher(self):
+        if self.teacher_view == "fixed" and (self.teacher is None or self.teacher_mode != "eval"):
+            raise ValueError("teacher_view: 'fixed' predicts once with a teacher in eval mode: the arm needs a "
+                             "`teacher` and teacher_mode 'eval'")
+        return self
+
+    @model_validator(mode="after")
     def _cache_needs_fixed_targets(self):
         if self.cache_teacher_logits and (self.teacher is None or self.teacher_mode != "eval"
                                           or self.jitter_px or self.crop_pad or self.hflip):
             raise ValueError("cache_teacher_logits needs a teacher in eval mode and no augmentation "
-                             "(jitter_px, crop_pad, hflip): otherwise the soft targets change every epoch")
+                             "(jitter_px, crop_pad, hflip): otherwise the soft targets change every epoch; for a "
+                             "teacher that sees the clean images while the student is augmented, use "
+                             "teacher_view: fixed")
         return self
 
     @model_validator(mode="after")

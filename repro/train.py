@@ -126,17 +126,21 @@ TEACHERS_MEMOISED = 8  # teacher_predictions' memo keeps this many (a CIFAR trai
 
 
 def teacher_predictions(teacher, run: RunSpec, dataset, device, memo: dict | None) -> tuple:
-    """The teacher's test logits (for the logit gap) and, with cache_teacher_logits, its train logits (else
-    None). Every student of one teacher needs the same ones: a caller training several (the executor) passes
-    a memo, and they are computed once per process instead of once per run (a minute per ViT student)."""
+    """The teacher's test logits (for the logit gap) and, with cache_teacher_logits or teacher_view 'fixed', its
+    logits on the clean (unaugmented) training images (else None). Every student of one teacher needs the same
+    ones: a caller training several (the executor) passes a memo, and they are computed once per process
+    instead of once per run (a minute per ViT student)."""
     arm = run.arm
+    once = arm.cache_teacher_logits or arm.teacher_view == "fixed"
+    if once and not hasattr(dataset, "train_x"):
+        raise ValueError(f"teacher_view/cache_teacher_logits: dataset '{arm.data.name}' is not held in memory, "
+                         "so its images have no fixed index to keep the teacher's predictions by")
     key = None if memo is None or run.teacher is None else \
-        (run.teacher.key, arm.teacher_epoch, repr(arm.data), arm.resolution, arm.precision, arm.cache_teacher_logits,
-         str(device))
+        (run.teacher.key, arm.teacher_epoch, repr(arm.data), arm.resolution, arm.precision, once, str(device))
     if key in (memo or {}):
         return memo[key]
     test, _ = predict(teacher, dataset, arm, device)
-    train_split = predict(teacher, dataset, arm, device, split="train")[0] if arm.cache_teacher_logits else None
+    train_split = predict(teacher, dataset, arm, device, split="train")[0] if once else None
     if key is not None:
         memo[key] = (test, train_split)
         while len(memo) > TEACHERS_MEMOISED:

@@ -225,6 +225,10 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
     if external:  # values measured elsewhere: named with their provenance, and left out of the run facts below
         base["observed"] = external
         results = {arm: [r for r in rs if not r.get("observed")] for arm, rs in results.items()}
+    from .cost import unconverged
+    late = {arm: sum(unconverged(r) is not None for r in rs) for arm, rs in results.items()}
+    if any(late.values()):  # by repro/cost.py's rule: still learning fast when the protocol stopped it
+        base["unconverged"] = {arm: f"{n} of {len(results[arm])}" for arm, n in late.items() if n}
     verdict = {**base, **outcome, "seeds": seeds, "preconditions": preconditions,
                "wall_s": sum(r["wall_s"] for rs in results.values() for r in rs),
                "run_keys": {arm: [r["key"] for r in rs] for arm, rs in results.items()},
@@ -334,6 +338,9 @@ def explain(v: dict) -> str:
         floor = companion["p_floor"]
         text += (f"; {companion['test']} p = {_num(companion['p'], '.3g')} (floor {_num(floor, '.3g')}"
                  + (", cannot reach alpha with these seeds)" if floor >= v["alpha"] else ")"))
+    if v.get("unconverged"):
+        text += ("; warning: runs that ended unconverged (training loss still fell over 5% in their last epoch): "
+                 + ", ".join(f"{arm} {n}" for arm, n in v["unconverged"].items()))
     if v.get("observed"):
         text += "; external evidence (values measured elsewhere, not trained here): " + "; ".join(
             f"{arm}: {o['n']} values of {o['metric']} ({o['units']}) from {o['provenance']}"

@@ -49,6 +49,9 @@ def test_the_guides_minimal_spec_is_valid_and_the_readme_links_both_docs(tmp_pat
 def test_the_worked_examples_load_and_use_what_they_needed():
     claims = load_claims("examples/claims")
     assert len(claims) >= 3
-    arms = [c.resolve(a, v, "tiny") for c in claims.values() for v in c.variants for a in c.arms]
+    arms = [c.resolve(a, v, "tiny") for c in claims.values() for v in c.variants for a in c.arms
+            if not c.is_observed(a)]
     assert any(a.teacher_epoch for a in arms) and any(a.loss.params.get("label_smoothing") for a in arms)
     assert any(c.check.kind == "at_most" and c.check.metric == "fidelity" for c in claims.values())
+    assert any(a.model.name == "lenet5" for a in arms) and any(a.teacher_view == "fixed" and a.jitter_px for a in arms)
+    assert any(c.observed and not c.profiles for c in claims.values())  # the plugin, fixed-teacher, observed examples
