@@ -6,6 +6,7 @@ claim as not runnable and the rest of the plan goes on.
 from __future__ import annotations
 
 import contextlib
+import math
 import datetime
 import platform
 import subprocess
@@ -201,13 +202,13 @@ class LocalExecutor:
 
         def on_epoch(m):
             epochs.update(1)
-            epochs.set_postfix(loss=f"{m['train_loss']:.4f}", test_acc=f"{m['test_acc']:.4f}")
+            epochs.set_postfix(loss=f"{m['train_loss']:.4f}", test_acc=f"{m.get('test_acc', math.nan):.4f}")
             # Without a TTY there is no bar: a line per epoch, at most every PROGRESS_EVERY_S seconds.
             now = time.perf_counter()
             if not tty and (now - last[0] >= PROGRESS_EVERY_S or m["epoch"] in (1, job.run.arm.epochs)):
                 last[0] = now
                 self.log(f"  {name} epoch {m['epoch']}/{job.run.arm.epochs}: train_loss {m['train_loss']:.4f}, "
-                         f"test_acc {m['test_acc']:.4f}, {now - started:.0f}s")
+                         f"test_acc {m.get('test_acc', math.nan):.4f}, {now - started:.0f}s")
 
         try:
             result, _ = self._train(job.run, on_epoch)

@@ -208,6 +208,12 @@ class Arm(Strict):
                           "differences)")
     select: Literal["last", "best"] = Field("last", description="report the last epoch, or the epoch with the "
                                             "best test accuracy (a teacher chosen so teaches with those weights)")
+    # Test-set scoring costs an epoch's worth of forward passes on a CPU for small nets; a claim read at the
+    # last epoch needs it only there. The default (every epoch) leaves existing run keys unchanged.
+    eval_every: Annotated[int, Field(ge=1), limited("epochs")] = Field(1, description="score the test set after "
+                                         "every Nth epoch and after the last (default 1: every epoch); epochs "
+                                         "between record training keys only. Needs the check read at the last "
+                                         "epoch: no reducer over a test key, no `select: best`, no plateau schedule")
     log_steps: bool = Field(False, description="record running train accuracy per step (`step_acc`; "
                             "'learns faster' claims)")
     bias_shift: Optional[BiasShift] = Field(None, description="Hinton sec. 3: raise the output biases of "
@@ -217,6 +223,14 @@ class Arm(Strict):
     # only where they cannot change between epochs (no augmentation, teacher in eval mode).
     cache_teacher_logits: bool = Field(False, description="compute the teacher's soft targets once for the "
                                        "whole transfer set (needs an eval-mode teacher and no augmentation)")
+
+    @model_validator(mode="after")
+    def _sparse_scoring_needs_no_per_epoch_test(self):
+        if self.eval_every > 1 and (self.select == "best" or self.schedule.name == "plateau"):
+            raise ValueError(f"eval_every: {self.eval_every} leaves epochs unscored, but "
+                             + ("`select: best` picks the best-scored epoch" if self.select == "best" else
+                                "the plateau schedule reads the test loss every epoch") + "; use eval_every: 1")
+        return self
 
     @model_validator(mode="after")
     def _fixed_view_needs_a_fixed_teacher(self):
@@ -777,7 +791,13 @@ def metric_problem(metric: str, arm: Arm) -> str | None:
     known = epoch_keys if reducer else epoch_keys + final_keys
     if key not in known:
         return f"'{clip(key, 40)}' is not recorded by this run{' per epoch' if reducer else ''}; known: {', '.join(known)}"
+    if reducer and arm.eval_every > 1 and key in TEST_KEYS:
+        return (f"'{clip(metric, 40)}' reduces a test key over the epochs, but eval_every: {arm.eval_every} scores "
+                "the test set only every few epochs (use eval_every: 1, or a metric of the last epoch)")
     return None
+
+
+TEST_KEYS = ("test_errors", "test_acc", "test_loss", "logit_gap", "fidelity")  # scored on the test set
 
 
 SPEC_SUFFIXES = (".yaml", ".yml")

@@ -94,3 +94,36 @@ def test_an_unconverged_run_is_a_warning_in_the_run_output_and_in_the_verdict(tm
     assert "looks unconverged: training loss still fell" in out  # 3 epochs at lr 0.1 on noise: still learning
     v, = repro.judge(claim, profile="smoke", results=tmp_path / "out" / "results")
     assert v["unconverged"] and "warning: runs that ended unconverged" in v["reason"]
+
+
+def test_eval_every_scores_the_test_set_every_nth_epoch_and_the_last_with_the_same_final_numbers(tmp_path):
+    import torch
+    from test_train import smoke_run
+    from repro.train import train
+    every, sparse = smoke_run("small", epochs=3), smoke_run("small", epochs=3, eval_every=2)
+    assert smoke_run("small", epochs=3, eval_every=1).key == every.key != sparse.key  # default: keys unchanged
+    full, _ = train(every, torch.device("cpu"))
+    thin, _ = train(sparse, torch.device("cpu"))
+    assert ["test_errors" in e for e in thin["epochs"]] == [False, True, True]
+    assert thin["final"] == full["final"]
+    assert [e["train_loss"] for e in thin["epochs"]] == [e["train_loss"] for e in full["epochs"]]
+
+
+def test_eval_every_is_refused_where_a_check_reads_the_test_set_every_epoch(tmp_path):
+    import pytest
+    from repro.spec import SpecError
+    claims, _ = toy(tmp_path)
+    doc = yaml.safe_load((claims / "toy.yaml").read_text())
+    doc["defaults"]["eval_every"] = 2
+    doc["check"]["metric"] = "first:test_acc"
+    (claims / "toy.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(SpecError, match="'first:test_acc' reduces a test key over the epochs, but eval_every: 2"):
+        load_claim(claims / "toy.yaml")
+    doc["check"]["metric"], doc["defaults"]["select"] = "test_errors", "best"
+    (claims / "toy.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(SpecError, match="eval_every: 2 leaves epochs unscored, but `select: best`"):
+        load_claim(claims / "toy.yaml")
+    doc["defaults"].pop("select")
+    doc["check"]["metric"] = "mean:train_acc"  # a training key per epoch: fine
+    (claims / "toy.yaml").write_text(yaml.safe_dump(doc))
+    load_claim(claims / "toy.yaml")
