@@ -44,7 +44,11 @@ def num(x, fmt: str = ".3g") -> str:
     if isinstance(x, bool) or x is None:
         return "–" if x is None else str(x)
     if isinstance(x, float):
-        return format(x, fmt) if math.isfinite(x) else "–"
+        if not math.isfinite(x):
+            return "–"
+        if fmt.endswith("g") and 1e3 <= abs(x) < 1e9:  # counts such as test errors: 1730, never 1.73e+03
+            return f"{x:.0f}"
+        return format(x, fmt)
     if isinstance(x, int):
         return str(x)
     if isinstance(x, (list, tuple)):

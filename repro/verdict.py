@@ -209,6 +209,8 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
             outcome = run_check(results, unpaired(pre) if any(map(claim.is_observed, pre.arms)) else pre)
             entry = {"check": pre.kind, "arms": pre.arms, "metric": pre.metric, "alpha": pre.alpha,
                      "justification": pre.justification, "held": outcome["decision"] == "supported",
+                     **{k: getattr(pre, k) for k in ("bound", "derived", "margin", "value", "tolerance")
+                        if getattr(pre, k) is not None},  # what it was held against, for the report's line
                      **{k: outcome[k] for k in ("p", "values", "diverged", "reason", "estimand", "estimate",
                                                 "estimate_ci", "hypothesis", "test") if k in outcome}}
             preconditions.append(entry)
