@@ -39,10 +39,9 @@ class Registry:
         shown = name if len(name) <= 40 else name[:37] + "..."
         known = ", ".join(self.names()) + (f" (aliases: {', '.join(sorted(self._aliases))})" if self._aliases else "")
         text = f"unknown {self.kind} '{shown}'; known: {known}"
-        if self.kind in ADDABLE:
-            text += (f". To add your own: decorate its builder with @{ADDABLE[self.kind]}.register(\"{shown}\") "
-                     "(from repro.registry) in a Python file beside the claim and name that file under the "
-                     "spec's `plugins:` (docs/writing-claims.md, 'Your own models, datasets and losses')")
+        if self.kind in ADDABLE:  # short: the whole error stays one line
+            text += (f"; to add one, register it with @{ADDABLE[self.kind]}.register in a .py file the spec names "
+                     "under `plugins:` (docs/writing-claims.md)")
         return text
 
     def names(self) -> list[str]:

@@ -124,8 +124,7 @@ def test_an_unknown_name_says_how_to_add_one_and_every_arm_is_reported(tmp_path)
     lines = err.value.lines
     assert len(lines) == 1 and lines[0].startswith(f"{tmp_path}/own.yaml: arms.a (variant 'default', profile 'p')")
     assert lines[0].endswith("(the same in arm b)")
-    assert "To add your own: decorate its builder with @MODELS.register(\"lenet9\")" in lines[0]
-    assert "under the spec's `plugins:`" in lines[0]
+    assert "to add one, register it with @MODELS.register in a .py file the spec names under `plugins:`" in lines[0]
 
 
 @pytest.mark.parametrize("entry,expected", [
