@@ -37,7 +37,9 @@ class Registry:
     def unknown(self, name: str) -> str:
         """The error for a name nobody registered: the known names, and how to add one of your own."""
         shown = name if len(name) <= 40 else name[:37] + "..."
-        known = ", ".join(self.names()) + (f" (aliases: {', '.join(sorted(self._aliases))})" if self._aliases else "")
+        from .plugins import from_plugin  # another claim's plugin names are not this spec's to use: not listed
+        own = [n for n in self.names() if not from_plugin(self._entries[n])]
+        known = ", ".join(own) + (f" (aliases: {', '.join(sorted(self._aliases))})" if self._aliases else "")
         text = f"unknown {self.kind} '{shown}'; known: {known}"
         if self.kind in ADDABLE:  # short: the whole error stays one line
             text += (f"; to add one, register it with @{ADDABLE[self.kind]}.register in a .py file the spec names "
