@@ -25,9 +25,11 @@ def _claims(args) -> dict:
 
 
 def cmd_list(args) -> int:
+    """Every claim that loads; a spec that does not is its error lines (and exit status 1), not the end of
+    the listing for the others."""
     from .plan import plan_claim, resolve_profile
     from .store import Store
-    store = Store(args.results or os.environ.get("REPRO_RESULTS") or (Path(args.out_dir or ".") / "results"))
+    store = Store(_outputs(args)[0])  # a claims folder other than claims/ names its --out, as for run and report
     if args.stored_profiles:  # for `make reproduce`: judge every profile that has evidence
         from .report import profile_rank
         asked = resolve_profile(args.stored_profiles)
@@ -35,7 +37,19 @@ def cmd_list(args) -> int:
                  and any((store.root / p / c.id).rglob("seed*.json"))}
         print("\n".join(sorted(names | {asked}, key=profile_rank)))
         return 0
-    for claim in _claims(args).values():
+    if not Path(args.claims).is_dir():
+        raise SpecError(f"{args.claims}: not a folder of claim specs")
+    claims, failed = {}, []
+    for path in spec_files(args.claims):
+        try:
+            claim = load_claim(path)
+            claims[claim.id] = claim
+        except SpecError as err:
+            failed += err.lines
+    unknown = [c for c in args.claim if c not in claims]
+    if unknown:
+        failed.append(f"unknown claim(s) {unknown}; known: {', '.join(claims)}")
+    for claim in [c for k, c in claims.items() if not args.claim or k in args.claim]:
         print(f"{claim.id}: {claim.check.kind} {claim.check.metric} {claim.check.arms}  [{claim.source.file}]")
         for profile, prof in claim.profiles.items():
             for variant in claim.variants:
@@ -43,7 +57,12 @@ def cmd_list(args) -> int:
                 have = sum(store.path(profile, claim.id, variant, arm, r).exists() for arm, rs in runs.items() for r in rs)
                 total = sum(len(rs) for rs in runs.values())
                 print(f"  {profile:5s} {variant:14s} arms {','.join(runs)}  seeds {prof.seeds}  results {have}/{total}")
-    return 0
+        observed = [a for a in claim.arms if claim.is_observed(a)]
+        if observed:
+            print(f"  observed arms (values measured elsewhere, not trained): {', '.join(observed)}")
+    for line in failed:
+        print(f"error {line}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_validate(args) -> int:
@@ -60,7 +79,11 @@ def cmd_validate(args) -> int:
                     print(f"error {line}")
                 failed += 1
         if path.is_dir():
-            others = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix not in (".yaml", ".yml"))
+            others = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix not in (".yaml", ".yml", ".py"))
+            modules = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix == ".py")
+            if modules:
+                print(f"note  {path}: Python files, imported only for the specs that name them under `plugins:`: "
+                      f"{', '.join(modules)}")
             if others:
                 print(f"note  {path}: not specs (not .yaml/.yml), not checked: {', '.join(others)}")
     return 1 if failed else 0
@@ -98,6 +121,9 @@ def cmd_run(args) -> int:
     claims = _claims(args)
     lacking = {k: c for k, c in claims.items() if profile not in c.profiles}
     for k, c in lacking.items():
+        if not c.profiles:  # every arm observed (values measured elsewhere): `repro judge` decides it
+            print(f"note: {k} has only observed arms: nothing to train (`repro judge {k}` decides it)", file=sys.stderr)
+            continue
         print(f"warning: {k} has no '{profile}' profile (it has {', '.join(c.profiles)}); nothing to run for it",
               file=sys.stderr)
     if lacking and len(lacking) == len(claims):
@@ -114,6 +140,12 @@ def cmd_run(args) -> int:
               f"{profile} (they train {', '.join(sorted(trained))})", file=sys.stderr)
         return 2
     store = Store(_outputs(args)[0])
+    if args.dry_run:  # what the plan would train and about how long, from stored timings; nothing is written
+        from .cost import dry_run
+        jobs = plan(list(claims.values()), profile, store, args.arms)
+        print(f"profile {profile} on {device}: {len(claims)} claim(s)")
+        print("\n".join(dry_run(jobs, store, device if args.probe else None)))
+        return 0
     try:
         store.probe()  # an unwritable results or cache folder fails now, not after the first run has trained
     except OSError as err:
@@ -133,7 +165,8 @@ def cmd_run(args) -> int:
               file=sys.stderr)
         return 2
     via = "" if args.executor == "local" else f" via {args.executor}"
-    print(f"profile {profile} on {device}{via}: {len(jobs)} runs planned over {len(claims)} claim(s)", flush=True)
+    distinct = len({job.run.key for job in jobs})  # a run shared by claims, variants or seeds (fixed_seed): once
+    print(f"profile {profile} on {device}{via}: {distinct} runs planned over {len(claims)} claim(s)", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's kill stops as cleanly as Ctrl-C
     try:
         summary = executor.submit(jobs)
@@ -249,6 +282,28 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_judge(args) -> int:
+    """Verdicts from stored results and observed values, printed (nothing trains, no verdicts file)."""
+    from .judge import judge
+    files = [Path(c) for c in args.claim if c.endswith((".yaml", ".yml"))]
+    ids = [c for c in args.claim if not c.endswith((".yaml", ".yml"))]
+    chosen = [load_claim(f) for f in files]
+    if ids or not files:  # claim ids of the claims folder (all of them when nothing is named)
+        args.claim = ids
+        chosen += list(_claims(args).values())
+    if files and not ids and not (args.out_dir or args.results):
+        results = Path("results")  # spec files alone: observed arms need no store; trained ones are looked up here
+    else:
+        results = _outputs(args)[0]
+    verdicts = judge(*chosen, profile=args.profile, results=results)
+    for v in verdicts:
+        print(f"{v['status']:<14} {v['claim']} [{v['variant']}]: {v.get('reason', '')}")
+    counts = {s: sum(v["status"] == s for v in verdicts) for s in ("REPRODUCED", "NOT REPRODUCED", "INCONCLUSIVE",
+                                                                    "NOT RUN")}
+    print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" (Holm across these {len(verdicts)})")
+    return 0
+
+
 def cmd_reference(args) -> int:
     from .reference import reference_markdown
     path, text = Path(args.path), reference_markdown()
@@ -311,6 +366,11 @@ def main(argv=None) -> int:
                    help="claims whose profile declares `sequential:`: add seeds a group at a time until each is "
                         "decided or at its cap, with alpha spent across the looks (repro/sequential.py)")
     p.add_argument("--max-minutes", type=float, help="with --until-decided: start no new look after this long")
+    p.add_argument("--dry-run", action="store_true",
+                   help="train nothing: list the runs (stored or to train) with minutes estimated from stored timings "
+                        "(repro/cost.py)")
+    p.add_argument("--probe", action="store_true",
+                   help="with --dry-run: time one epoch here of runs no stored timing covers (trained and discarded)")
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("verify", help="retrain a sample of stored runs here and compare them with the stored ones",
@@ -327,6 +387,12 @@ def main(argv=None) -> int:
     p.add_argument("--verdicts", help="default: $REPRO_VERDICTS or OUT/reports/verdicts.json")
     p.add_argument("--out", dest="report_out", help="output folder (as before the command), or a .html file to write")
     p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("judge", help="decide claims from stored results and observed values and print the verdicts "
+                                     "(no pytest, nothing trains, no verdicts file)", parents=[folders])
+    p.add_argument("claim", nargs="*", help="claim ids of the claims folder, or spec files (.yaml); default: all")
+    p.add_argument("--profile", default="auto", help="the profile whose results decide trained arms (default auto)")
+    p.set_defaults(fn=cmd_judge)
 
     p = sub.add_parser("reference", help="write the spec reference (docs/spec-reference.md) from the schema and registries")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if the file is out of date")
@@ -345,6 +411,9 @@ def main(argv=None) -> int:
     except SpecError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `repro validate | head -1`: the reader left; stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 141  # 128 + SIGPIPE
 
 
 if __name__ == "__main__":

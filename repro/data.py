@@ -15,7 +15,7 @@ import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Optional, Sequence
+from typing import Annotated, Literal, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -56,8 +56,8 @@ MNIST_FILES = {"train-images-idx3-ubyte": (2051, (60000, 28, 28)), "train-labels
                "t10k-images-idx3-ubyte": (2051, (10000, 28, 28)), "t10k-labels-idx1-ubyte": (2049, (10000,))}
 
 
-def check_idx(folder: Path, name: str) -> None:
-    """Raise DataDamaged unless MNIST/raw/<name> (or its .gz) has the right header and length."""
+def check_idx(folder: Path, name: str, label: str = "MNIST") -> None:
+    """Raise DataDamaged unless <label>/raw/<name> (or its .gz) has the right header and length."""
     magic, shape = MNIST_FILES[name]
     path = folder / name if (folder / name).exists() else folder / f"{name}.gz"
     where = shown(path.relative_to(data_root()))
@@ -69,15 +69,15 @@ def check_idx(folder: Path, name: str) -> None:
             with open(path, "rb") as f:
                 head, size = f.read(16), os.fstat(f.fileno()).st_size
     except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise DataDamaged(f"{where}: damaged MNIST file (not readable: {type(err).__name__})") from None
+        raise DataDamaged(f"{where}: damaged {label} file (not readable: {type(err).__name__})") from None
     header = [int.from_bytes(head[i: i + 4], "big") for i in range(0, 4 * (1 + len(shape)), 4)]
     if size < 4 or header[0] != magic:
         found = f"magic number {header[0]}" if size >= 4 else f"{size} bytes"
-        raise DataDamaged(f"{where}: damaged MNIST file: {found}, expected an idx file with magic number {magic} "
+        raise DataDamaged(f"{where}: damaged {label} file: {found}, expected an idx file with magic number {magic} "
                           f"({'images' if magic == 2051 else 'labels'}; are the files swapped?)")
     want = 4 * (1 + len(shape)) + math.prod(shape)
     if tuple(header[1:]) != shape or size != want:
-        raise DataDamaged(f"{where}: damaged MNIST file: {size} bytes with header {header[1:]}, expected "
+        raise DataDamaged(f"{where}: damaged {label} file: {size} bytes with header {header[1:]}, expected "
                           f"{want} bytes holding {list(shape)} (truncated?)")
 
 
@@ -86,6 +86,10 @@ REQUIRED_FILES = {
     "mnist": [f"MNIST/raw/{f}" for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")],
     "cifar10": [f"cifar-10-batches-py/{f}" for f in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]],
+    "fashion_mnist": [f"FashionMNIST/raw/{f}" for f in MNIST_FILES],
+    "kmnist": [f"KMNIST/raw/{f}" for f in MNIST_FILES],
+    "cifar100": ["cifar-100-python/train", "cifar-100-python/test"],
+    "svhn": ["SVHN/train_32x32.mat", "SVHN/test_32x32.mat"],
     "hymenoptera": ["hymenoptera_data/train/ants", "hymenoptera_data/train/bees",
                     "hymenoptera_data/val/ants", "hymenoptera_data/val/bees"],
 }
@@ -304,34 +308,61 @@ def tensor_dataset(train, test, num_classes, mean, std, omit_classes, keep_class
                          holdout_x=held[0], holdout_y=held[1])
 
 
-@DATASETS.register("mnist")
-def mnist(mean: Sequence[Finite01] = (0.5,), std: Sequence[Positive] = (0.5,), omit_classes: Sequence[Digit] = (),
-          keep_classes: Sequence[Digit] = (), holdout: Held = 0, train_subset: Optional[Examples] = None) -> TensorDataset:
-    """MNIST; default normalisation is the sources' Normalize((0.5,), (0.5,))."""
+def idx_dataset(folder: str, mean, std, omit_classes, keep_classes, holdout, train_subset, test_subset) -> TensorDataset:
+    """MNIST and the datasets in its idx layout (FashionMNIST, KMNIST): `$REPRO_DATA/<folder>/raw/*`, read by
+    the torchvision class of that name (downloaded as torchvision does where a network exists)."""
     import torchvision
 
     root, splits = data_root(), []
     if root_missing():
-        raise DataMissing(f"MNIST not found: {root_missing()}")
-    raw = root / "MNIST" / "raw"
+        raise DataMissing(f"{folder} not found: {root_missing()}")
+    raw = root / folder / "raw"
     for name in MNIST_FILES:  # files that are there must be whole: damage is named, not "not found"
         if (raw / name).exists() or (raw / f"{name}.gz").exists():
-            check_idx(raw, name)
+            check_idx(raw, name, folder)
     for train in (True, False):
         try:
-            ds = torchvision.datasets.MNIST(root, train=train, download=False)
+            ds = getattr(torchvision.datasets, folder)(root, train=train, download=False)
         except RuntimeError:
             try:  # online: fetch it as torchvision does
-                ds = torchvision.datasets.MNIST(root, train=train, download=True)
+                ds = getattr(torchvision.datasets, folder)(root, train=train, download=True)
             except Exception as err:
                 raise DataMissing(
-                    f"MNIST not found in {shown('MNIST/raw/')} and could not be downloaded "
+                    f"{folder} not found in {shown(f'{folder}/raw/')} and could not be downloaded "
                     f"({type(err).__name__}). Expected train-images-idx3-ubyte, train-labels-idx1-ubyte, "
                     "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (or their .gz) there; "
-                    "set REPRO_DATA to the folder that holds MNIST/."
+                    f"set REPRO_DATA to the folder that holds {folder}/."
                 ) from None
         splits.append((ds.data.unsqueeze(1), ds.targets.long()))
+    if test_subset:  # the first test_subset test images (as cifar10): cheaper evaluation every epoch
+        splits[1] = (splits[1][0][:test_subset], splits[1][1][:test_subset])
     return tensor_dataset(*splits, 10, mean, std, omit_classes, keep_classes, holdout, train_subset)
+
+
+@DATASETS.register("mnist")
+def mnist(mean: Sequence[Finite01] = (0.5,), std: Sequence[Positive] = (0.5,), omit_classes: Sequence[Digit] = (),
+          keep_classes: Sequence[Digit] = (), holdout: Held = 0, train_subset: Optional[Examples] = None,
+          test_subset: Optional[Examples] = None) -> TensorDataset:
+    """MNIST; default normalisation is the sources' Normalize((0.5,), (0.5,)). `test_subset`: score only the
+    first N test images (an epoch's evaluation of all 10000 can dominate a small net's epoch on a CPU)."""
+    return idx_dataset("MNIST", mean, std, omit_classes, keep_classes, holdout, train_subset, test_subset)
+
+
+@DATASETS.register("fashion_mnist")
+def fashion_mnist(mean: Sequence[Finite01] = (0.5,), std: Sequence[Positive] = (0.5,),
+                  omit_classes: Sequence[Digit] = (), keep_classes: Sequence[Digit] = (), holdout: Held = 0,
+                  train_subset: Optional[Examples] = None, test_subset: Optional[Examples] = None) -> TensorDataset:
+    """FashionMNIST (Xiao et al. 2017) in torchvision's layout, `$REPRO_DATA/FashionMNIST/raw/` (MNIST's
+    idx files and sizes: 60000 + 10000 28x28 images, 10 classes)."""
+    return idx_dataset("FashionMNIST", mean, std, omit_classes, keep_classes, holdout, train_subset, test_subset)
+
+
+@DATASETS.register("kmnist")
+def kmnist(mean: Sequence[Finite01] = (0.5,), std: Sequence[Positive] = (0.5,),
+           omit_classes: Sequence[Digit] = (), keep_classes: Sequence[Digit] = (), holdout: Held = 0,
+           train_subset: Optional[Examples] = None, test_subset: Optional[Examples] = None) -> TensorDataset:
+    """Kuzushiji-MNIST in torchvision's layout, `$REPRO_DATA/KMNIST/raw/` (MNIST's idx files and sizes)."""
+    return idx_dataset("KMNIST", mean, std, omit_classes, keep_classes, holdout, train_subset, test_subset)
 
 
 @DATASETS.register("cifar10")
@@ -370,6 +401,87 @@ def cifar10(omit_classes: Sequence[Digit] = (), keep_classes: Sequence[Digit] = 
     mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
     return tensor_dataset(read([f"data_batch_{i}" for i in range(1, 6)]), (test_x, test_y), 10, mean, std,
                           omit_classes, keep_classes, holdout, train_subset)
+
+
+def fetched(name: str, download) -> None:
+    """Where the files of `name` are missing, download them as torchvision does (`download()`); offline, a
+    DataMissing naming the files looked for. Never a half-written dataset: torchvision writes then checks."""
+    if availability(name) is None:
+        return
+    try:
+        download()
+    except Exception as err:  # offline, or the server refused
+        raise DataMissing(f"{availability(name)}, and it could not be downloaded ({type(err).__name__}); "
+                          "put torchvision's files there, or run once where a network exists") from None
+    if availability(name):
+        raise DataMissing(availability(name))
+
+
+def read_pickle(path: Path, label: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="latin1")
+    except Exception as err:  # truncated, not a pickle
+        raise DataDamaged(f"{shown(path.relative_to(data_root()))}: damaged {label} file "
+                          f"({type(err).__name__}: {str(err)[:100]})") from None
+
+
+@DATASETS.register("cifar100")
+def cifar100(labels: Literal["fine", "coarse"] = "fine", holdout: Held = 0, train_subset: Optional[Examples] = None,
+             test_subset: Optional[Examples] = None) -> TensorDataset:
+    """CIFAR-100 from torchvision's python pickles, `$REPRO_DATA/cifar-100-python/{train,test}` (read directly,
+    as cifar10 is); `labels`: the 100 fine classes or the 20 coarse superclasses."""
+    import torchvision
+    if root_missing():
+        raise DataMissing(f"CIFAR-100 not found: {root_missing()}")
+    fetched("cifar100", lambda: torchvision.datasets.CIFAR100(data_root(), download=True))
+
+    def read(split):
+        batch = read_pickle(data_root() / "cifar-100-python" / split, "CIFAR-100")
+        data, y = batch.get("data"), batch.get(f"{labels}_labels")
+        if getattr(data, "shape", None) is None or data.shape[1:] != (3072,) or y is None or len(y) != len(data):
+            raise DataDamaged(f"{shown(f'cifar-100-python/{split}')}: damaged CIFAR-100 file (expected data of "
+                              f"shape (N, 3072) and N {labels}_labels)")
+        return torch.as_tensor(data).view(-1, 3, 32, 32), torch.as_tensor(y).long()
+
+    test_x, test_y = read("test")
+    if test_subset:
+        test_x, test_y = test_x[:test_subset], test_y[:test_subset]
+    mean, std = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+    return tensor_dataset(read("train"), (test_x, test_y), 100 if labels == "fine" else 20, mean, std,
+                          (), (), holdout, train_subset)
+
+
+@DATASETS.register("svhn")
+def svhn(holdout: Held = 0, train_subset: Optional[Examples] = None,
+         test_subset: Optional[Examples] = None) -> TensorDataset:
+    """SVHN (cropped digits) from torchvision's files, `$REPRO_DATA/SVHN/{train,test}_32x32.mat` (read with
+    scipy.io, label 10 as digit 0, as torchvision does); the `extra` split is not used."""
+    import torchvision
+    if root_missing():
+        raise DataMissing(f"SVHN not found: {root_missing()}")
+    folder = data_root() / "SVHN"
+    fetched("svhn", lambda: [torchvision.datasets.SVHN(folder, split=s, download=True) for s in ("train", "test")])
+
+    def read(split):
+        import scipy.io
+        path = folder / f"{split}_32x32.mat"
+        try:
+            mat = scipy.io.loadmat(path)
+            x, y = mat["X"], mat["y"]
+            if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or len(y) != x.shape[3]:
+                raise ValueError(f"X of shape {x.shape} and {len(y)} labels, expected (32, 32, 3, N) and N")
+        except Exception as err:
+            raise DataDamaged(f"{shown(f'SVHN/{split}_32x32.mat')}: damaged SVHN file ({type(err).__name__}: "
+                              f"{str(err)[:100]})") from None
+        labels = torch.as_tensor(y.reshape(-1).astype("int64")) % 10  # torchvision: 10 -> 0
+        return torch.as_tensor(x).permute(3, 2, 0, 1).contiguous(), labels
+
+    test_x, test_y = read("test")
+    if test_subset:
+        test_x, test_y = test_x[:test_subset], test_y[:test_subset]
+    mean, std = (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)
+    return tensor_dataset(read("train"), (test_x, test_y), 10, mean, std, (), (), holdout, train_subset)
 
 
 @DATASETS.register("synthetic")

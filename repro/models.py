@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import torch
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from torch import nn
 
 from .registry import MODELS, Count, DropRate, Positive, Width
@@ -186,3 +186,39 @@ def create_resnet_cifar(in_shape, num_classes, depth: Annotated[int, Field(ge=8,
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
     return model
+
+
+def timm_architecture(name: str) -> str:
+    """An architecture timm can build (timm.list_models()), checked by `repro validate`."""
+    import timm
+    if not isinstance(name, str) or not timm.is_model(name):
+        shown = name if len(str(name)) <= 40 else str(name)[:37] + "..."
+        raise ValueError(f"'{shown}' is not a timm architecture; timm.list_models('resnet*') lists them "
+                         "(e.g. resnet10t, resnet18, mobilenetv3_small_050, vit_tiny_patch16_224)")
+    return name
+
+
+# Keyword arguments kd-repro sets itself on every timm model: the spec cannot set them differently.
+TIMM_RESERVED = {"pretrained": "no pretrained weights can be fetched here: timm models train from scratch",
+                 "num_classes": "set from the dataset", "in_chans": "set from the dataset's channels"}
+
+
+def timm_kwargs(kwargs: dict) -> dict:
+    for key, why in TIMM_RESERVED.items():
+        if key in kwargs:
+            raise ValueError(f"timm: '{key}' is set by kd-repro ({why})")
+    return kwargs
+
+
+@MODELS.register("timm")
+def create_timm(in_shape, num_classes, arch: Annotated[str, AfterValidator(timm_architecture)], **kwargs):
+    """Any timm architecture by name, from scratch: `{name: timm, arch: resnet10t}` plus timm's own keyword
+    arguments for it (e.g. `drop_rate: 0.1`, `img_size: 32` for a ViT), passed to timm.create_model as
+    written; `num_classes` and `in_chans` come from the dataset, and `pretrained` is never set."""
+    import timm
+    timm_architecture(arch)
+    return timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_shape[0],
+                             **timm_kwargs(kwargs))
+
+
+create_timm.check_params = timm_kwargs  # `repro validate` refuses pretrained / num_classes / in_chans too

@@ -26,9 +26,11 @@ def plan_claim(claim: Claim, variant: str, profile: str, seeds: list[int] | None
     """Arm name -> one RunSpec per seed (the profile's, or `seeds`). A student's teacher is the teacher arm's
     RunSpec for the same seed, or its single run when the teacher arm has a `fixed_seed`. `arms`: only
     these arms and what they learn from (a sequential look adds seeds to the check's arms alone)."""
-    seeds = claim.profiles[profile].seeds if seeds is None else seeds
     specs: dict[str, list[RunSpec]] = {}
     needed = needed_arms(claim, variant, profile, arms)
+    if not needed:  # only observed arms: nothing to train (and perhaps no profile)
+        return specs
+    seeds = claim.profiles[profile].seeds if seeds is None else seeds
     for name in [a for a in claim.teacher_order() if a in needed]:
         arm = apply_override(claim.resolve(name, variant, profile))  # REPRO_PRECISION, for run and verdict alike
         specs[name] = [RunSpec(arm=arm, seed=seed if arm.fixed_seed is None else arm.fixed_seed,
@@ -40,12 +42,13 @@ def plan_claim(claim: Claim, variant: str, profile: str, seeds: list[int] | None
 
 def needed_arms(claim: Claim, variant: str, profile: str, roots: list[str] | None = None) -> set[str]:
     """The arms the check and preconditions compare (or `roots`), and the arms they learn from; a shared
-    base file may define arms a claim never looks at, and those are not trained for it."""
+    base file may define arms a claim never looks at, and those are not trained for it. Observed arms
+    (values measured elsewhere) are never trained."""
     todo = list(roots) if roots is not None else [a for c in [claim.check, *claim.preconditions] for a in c.arms]
     needed: set[str] = set()
     while todo:
         name = todo.pop()
-        if name not in needed:
+        if name not in needed and not claim.is_observed(name):
             needed.add(name)
             arm = claim.resolve(name, variant, profile)
             todo += [a for a in (arm.teacher, arm.init_from) if a]

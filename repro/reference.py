@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from . import data, losses, models, stats  # noqa: F401  (importing them fills the registries)
 from .metrics import EPOCH_KEYS, FINAL_KEYS, REDUCERS
 from .registry import CHECKS, DATASETS, LOSSES, MODELS
+from .observed import Observed
 from .spec import Arm, BiasShift, Check, Claim, Comparable, Optimizer, Profile, Schedule, Sequential, Source, Variant
 
 # Claim-level keys have no field descriptions in spec.py; their meaning is kept here, and
@@ -33,8 +34,11 @@ CLAIM_HELP = {
     "variants": "variant name -> overrides (`description`, `all`, `arms`); each variant is judged separately "
                 "(default: one variant named 'default')",
     "profiles": "profile name -> `seeds`, `scale`, `deviations` and overrides (`all`, `arms`); names are yours "
-                "(lowercase, digits, '-', '_'); this project's are smoke (synthetic data, machinery only), quick "
+                "(lowercase, digits, '-', '_'); none needed when every arm is observed; this project's are smoke (synthetic data, machinery only), quick "
                 "(CPU-sized) and paper (the source's protocol); 'auto' is reserved",
+    "plugins": "Python modules with the claim's own models, datasets and losses, registered with the "
+               "built-ins' decorators: .py files relative to the spec's folder, or importable module names; only "
+               "these are imported (docs/writing-claims.md, 'Your own models, datasets and losses')",
     "file": "the source document's file name",
     "quote": "the sentence(s) the claim rests on, verbatim",
     "description": "one line: what this variant changes and why",
@@ -124,6 +128,9 @@ def params_of(fn) -> str:
     for name, p in inspect.signature(fn).parameters.items():
         if name in RESERVED:
             continue
+        if p.kind == p.VAR_KEYWORD:  # e.g. timm: the architecture's own keyword arguments
+            out.append("any keyword argument of the builder")
+            continue
         out.append(f"`{name}`" if p.default is inspect.Parameter.empty else f"`{name}={p.default!r}`")
     return ", ".join(out) or "-"
 
@@ -131,8 +138,11 @@ def params_of(fn) -> str:
 def registry_table(registry, with_aliases: bool = False) -> list[str]:
     head = "| name | also accepted | parameters | what it is |" if with_aliases else "| name | parameters | what it is |"
     rows = [head, "|---|---|---|---|" if with_aliases else "|---|---|---|"]
+    from .plugins import from_plugin
     for name in registry.names():
         fn = registry.get(name)
+        if from_plugin(fn):  # a claim's own builder, imported in this process: not part of kd-repro's reference
+            continue
         aliases = ", ".join(f"`{a}`" for a in registry.aliases_of(name)) or "-"
         rows.append(f"| `{name}` | {aliases} | {params_of(fn)} | {doc_of(fn)} |" if with_aliases
                     else f"| `{name}` | {params_of(fn)} | {doc_of(fn)} |")
@@ -172,8 +182,11 @@ def reference_markdown() -> str:
            "", "`sequential` (" + cell(inspect.getdoc(Sequential)) + "):", "", *fields_table(Sequential),
            "",
            "Merge order for one arm: `defaults` <- `arms.<arm>` <- variant `all` <- variant `arms.<arm>` <- profile "
-           "`all` <- profile `arms.<arm>`. Mappings merge key by key; a component (model, data, loss) written with "
-           "a `name` replaces the one below it whole.",
+           "`all` <- profile `arms.<arm>`. Mappings merge key by key; a mapping written with a `name` (model, data, "
+           "loss, optimizer, schedule) replaces the one below it whole, and a list replaces the list below it.",
+           "",
+           "An observed arm (`arms.<name>.observed`, repro/observed.py: values measured elsewhere, not trained; "
+           "nothing from `defaults` or `all:`):", "", *fields_table(Observed),
            "",
            "## Arm keys",
            "",

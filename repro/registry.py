@@ -31,9 +31,20 @@ class Registry:
 
     def get(self, name: str) -> Callable:
         if name not in self:
-            known = ", ".join(self.names()) + (f" (aliases: {', '.join(sorted(self._aliases))})" if self._aliases else "")
-            raise KeyError(f"unknown {self.kind} '{name}'; known: {known}")
+            raise KeyError(self.unknown(name))
         return self._entries[self._aliases.get(name, name)]
+
+    def unknown(self, name: str) -> str:
+        """The error for a name nobody registered: the known names, and how to add one of your own."""
+        shown = name if len(name) <= 40 else name[:37] + "..."
+        from .plugins import from_plugin  # another claim's plugin names are not this spec's to use: not listed
+        own = [n for n in self.names() if not from_plugin(self._entries[n])]
+        known = ", ".join(own) + (f" (aliases: {', '.join(sorted(self._aliases))})" if self._aliases else "")
+        text = f"unknown {self.kind} '{shown}'; known: {known}"
+        if self.kind in ADDABLE:  # short: the whole error stays one line
+            text += (f"; to add one, register it with @{ADDABLE[self.kind]}.register in a .py file the spec names "
+                     "under `plugins:` (docs/writing-claims.md)")
+        return text
 
     def names(self) -> list[str]:
         """Registered names, without aliases."""
@@ -45,6 +56,9 @@ class Registry:
     def __contains__(self, name: str) -> bool:
         return name in self._entries or name in self._aliases
 
+
+# The kinds a user's plugin module may add to (repro/plugins.py), with the name of each kind's registry.
+ADDABLE = {"dataset": "DATASETS", "model": "MODELS", "loss": "LOSSES"}
 
 DATASETS = Registry("dataset")
 MODELS = Registry("model")

@@ -27,7 +27,7 @@ SHOWN = {"claim", "variant", "profile", "check", "metric", "arms", "alpha", "mar
          "wall_s", "run_keys", "devices", "versions", "commits", "hypothesis", "estimand", "estimate", "estimate_ci",
          "reference", "p_refute", "paired", "companion", "pairs", "p_refute_holm", "holm_family", "holm_policy",
          "seeds_support", "seeds_refute", "looks", "sequential", "next_look", "p_look", "p_refute_look",
-         "not_comparable", "conditional_on"}
+         "not_comparable", "conditional_on", "observed", "unconverged"}
 LABELS = {"holm_family": "Holm family (p-values corrected together)", "diverged": "diverged runs per arm"}
 # Keys every verdict from verdict.py has; a hand-made or older verdicts.json may lack them.
 DEFAULTS = {"check": "", "metric": "", "arms": [], "alpha": None, "margin": None, "justification": "",
@@ -44,7 +44,11 @@ def num(x, fmt: str = ".3g") -> str:
     if isinstance(x, bool) or x is None:
         return "–" if x is None else str(x)
     if isinstance(x, float):
-        return format(x, fmt) if math.isfinite(x) else "–"
+        if not math.isfinite(x):
+            return "–"
+        if fmt.endswith("g") and 1e3 <= abs(x) < 1e9:  # counts such as test errors: 1730, never 1.73e+03
+            return f"{x:.0f}"
+        return format(x, fmt)
     if isinstance(x, int):
         return str(x)
     if isinstance(x, (list, tuple)):
@@ -95,6 +99,14 @@ def load_runs(results: Path, v: dict) -> dict[str, list[dict]]:
 def stat_rows(v: dict) -> list[tuple[str, str]]:
     """(label, text) for every statistic the verdict carries."""
     rows = [("hypothesis", v["hypothesis"])] if v.get("hypothesis") else []
+    if isinstance(v.get("unconverged"), dict):
+        rows.append(("unconverged runs", ", ".join(f"{arm}: {n}" for arm, n in v["unconverged"].items())
+                     + " (training loss still fell over 5% in the last epoch: the budget, not the method, may decide)"))
+    for arm, o in (v.get("observed") or {}).items() if isinstance(v.get("observed"), dict) else []:
+        if isinstance(o, dict):  # observed arms (repro/observed.py): evidence from elsewhere, named as such
+            rows.append((f"external evidence: {arm}", f"{o.get('n')} values of {o.get('metric')} ({o.get('units')}), "
+                         f"measured elsewhere, not trained here"
+                         + (f" (from {o['file']})" if o.get("file") else "") + f": {o.get('provenance')}"))
     if "test" in v:
         paired = ", paired by seed" if v.get("paired") and "paired" not in str(v["test"]) else ""
         rows.append(("test", f"{v['test']}: statistic {num(v.get('statistic'))}, df {num(v.get('df'))}{paired}"))
@@ -218,7 +230,8 @@ def variant_block(v: dict, claim, runs: dict, colors: dict) -> dict:
     profile = claim.profiles.get(v["profile"]) if claim else None
     return {"v": v, "badge": BADGE.get(v.get("status"), "none"), "stats": stat_rows(v), "seeds": seed_table(v),
             "description": variant.description if variant else "", "figures": figs,
-            "scale": profile.scale if profile else "", "claimed_measured": claimed_and_measured(v)}
+            "scale": profile.scale if profile else "", "comparable": profile.comparable if profile else None,
+            "claimed_measured": claimed_and_measured(v)}
 
 
 def environment(doc: dict, all_runs: dict[str, dict], claims_dir: Path) -> dict:

@@ -6,6 +6,7 @@ claim as not runnable and the rest of the plan goes on.
 from __future__ import annotations
 
 import contextlib
+import math
 import datetime
 import platform
 import subprocess
@@ -15,6 +16,7 @@ import time
 import torch
 from tqdm import tqdm
 
+from .cost import unconverged
 from .data import DataMissing
 from .metrics import run_value
 from .models import WeightsMissing
@@ -46,6 +48,7 @@ class LocalExecutor:
         self.log = log or (lambda msg: print(msg, flush=True))
         self.keep_epochs: dict[str, set[int]] = {}  # run key -> epochs whose weights a student asks for
         self.teacher_memo: dict = {}  # train.teacher_predictions: a teacher's logits, once for all its students
+        self._said_stored: set = set()  # result files already reported as stored (a fixed_seed run: every seed)
 
     def trained_model(self, run: RunSpec, epoch: int | None = None) -> torch.nn.Module:
         """The run's final weights (or those at the end of `epoch`) from the cache; retrained (same seed, same
@@ -118,7 +121,8 @@ class LocalExecutor:
         if (job.claim, job.variant) in not_runnable:
             return
         if self._stored(job):
-            if job.run.key not in stacked:
+            if job.run.key not in stacked and job.path not in self._said_stored:  # one file shared by seeds: once
+                self._said_stored.add(job.path)
                 self.log(f"  stored, skipped: {job.claim}/{job.variant}/{job.arm} seed {job.run.seed} ({job.path})")
             counts["trained" if job.run.key in stacked else "cached"] += 1
             return
@@ -198,13 +202,13 @@ class LocalExecutor:
 
         def on_epoch(m):
             epochs.update(1)
-            epochs.set_postfix(loss=f"{m['train_loss']:.4f}", test_acc=f"{m['test_acc']:.4f}")
+            epochs.set_postfix(loss=f"{m['train_loss']:.4f}", test_acc=f"{m.get('test_acc', math.nan):.4f}")
             # Without a TTY there is no bar: a line per epoch, at most every PROGRESS_EVERY_S seconds.
             now = time.perf_counter()
             if not tty and (now - last[0] >= PROGRESS_EVERY_S or m["epoch"] in (1, job.run.arm.epochs)):
                 last[0] = now
                 self.log(f"  {name} epoch {m['epoch']}/{job.run.arm.epochs}: train_loss {m['train_loss']:.4f}, "
-                         f"test_acc {m['test_acc']:.4f}, {now - started:.0f}s")
+                         f"test_acc {m.get('test_acc', math.nan):.4f}, {now - started:.0f}s")
 
         try:
             result, _ = self._train(job.run, on_epoch)
@@ -212,6 +216,9 @@ class LocalExecutor:
             epochs.close()
         self.log(f"{name}: {result['status']}, {job.metric} {metric_text(result, job.metric)}, "
                  f"{time.perf_counter() - started:.0f}s")
+        why = unconverged(result)  # repro/cost.py's rule; the verdict says it again
+        if why:
+            self.log(f"warning: {name} looks unconverged: {why}")
         return result
 
 

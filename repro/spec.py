@@ -20,7 +20,7 @@ import math
 from typing import Annotated, Any, Literal, Optional
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, StringConstraints, ValidationError,
                       create_model, field_validator, model_validator)
 
 from .registry import CHECKS, DATASETS, LIMITS, LOSSES, MODELS, limited
@@ -96,27 +96,41 @@ def _params_model(builder, reserved: tuple[str, ...]):
     string is not a number, a float is not an int); unannotated parameters take anything."""
     hints = typing.get_type_hints(builder, include_extras=True)
     fields = {name: (hints.get(name, Any), ... if p.default is inspect.Parameter.empty else p.default)
-              for name, p in inspect.signature(builder).parameters.items() if name not in reserved}
+              for name, p in inspect.signature(builder).parameters.items() if name not in reserved
+              and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
     return create_model(f"{builder.__name__}_params", __config__=ConfigDict(strict=True), **fields)
 
 
 def _check_component(component: Component, registry, reserved: tuple[str, ...], context=None) -> Component:
     """Refuse unknown names, parameters the builder does not take, and values of the wrong type or range."""
     if component.name not in registry:
-        raise ValueError(f"unknown {registry.kind} '{clip(component.name, 40)}'; known: {', '.join(registry.names())}")
+        raise ValueError(registry.unknown(clip(component.name, 40)))
+    from .plugins import unnamed_plugin
+    owner = unnamed_plugin(registry.get(component.name), (context or {}).get("plugins", ()))
+    if owner:
+        raise ValueError(f"{registry.kind} '{component.name}' is registered by the plugin {clip(Path(owner).name, 60)}, "
+                         "which this spec does not name: add it under `plugins:`")
     signature = inspect.signature(registry.get(component.name))
-    accepted = [p for p in signature.parameters if p not in reserved]
+    named = {p: v for p, v in signature.parameters.items() if p not in reserved
+             and v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL)}
+    accepted = list(named)
+    takes_any = any(v.kind == v.VAR_KEYWORD for v in signature.parameters.values())  # e.g. timm's own kwargs
     unknown = sorted(clip(k, 40) for k in set(component.params) - set(accepted))
-    if unknown:
+    if unknown and not takes_any:
         raise ValueError(f"{registry.kind} '{component.name}' takes no parameter {unknown}; it takes {accepted}")
-    missing = [p for p, v in signature.parameters.items()
-               if p not in reserved and v.default is inspect.Parameter.empty and p not in component.params]
+    missing = [p for p, v in named.items() if v.default is inspect.Parameter.empty and p not in component.params]
     if missing:
         raise ValueError(f"{registry.kind} '{component.name}' needs parameter(s) {missing}")
     try:
         _params_model(registry.get(component.name), reserved).model_validate(component.params, context=context)
     except ValidationError as err:
         raise ParamErrors([(".".join(str(part) for part in e["loc"]), _message(e)) for e in err.errors()]) from None
+    given_reserved = sorted(set(component.params) & set(reserved))
+    if given_reserved:
+        raise ValueError(f"{registry.kind} '{component.name}': {given_reserved} are set by kd-repro, not the spec")
+    check_all = getattr(registry.get(component.name), "check_params", None)  # a builder's rule across its params
+    if check_all is not None:
+        check_all(component.params)
     return component
 
 
@@ -173,6 +187,13 @@ class Arm(Strict):
                                       "the source ships)")
     teacher_mode: Literal["eval", "train"] = Field("eval", description="'train': the teacher's dropout stays on "
                                                    "while producing soft targets")
+    # What the teacher's soft targets are computed on. The default leaves every existing run key as it was
+    # (keys hold only non-default fields); `fixed` is part of the key, so a fixed-teacher run is its own run.
+    teacher_view: Literal["consistent", "fixed"] = Field("consistent", description="what the teacher sees: "
+                                                         "'consistent': the student's own augmented batch, a teacher "
+                                                         "forward per step (the default); 'fixed': the clean training "
+                                                         "images (no augmentation), predicted once for the run and "
+                                                         "reused every epoch (Beyer et al. 2022's fixed teacher)")
     init_from: Optional[str] = Field(None, description="another arm whose final weights this one starts from")
     optimizer: Optimizer = Field(description="name (sgd, adam, adamw), lr, momentum, weight_decay")
     schedule: Schedule = Field(Schedule(), description="learning rate per epoch (see Schedules)")
@@ -187,6 +208,12 @@ class Arm(Strict):
                           "differences)")
     select: Literal["last", "best"] = Field("last", description="report the last epoch, or the epoch with the "
                                             "best test accuracy (a teacher chosen so teaches with those weights)")
+    # Test-set scoring costs an epoch's worth of forward passes on a CPU for small nets; a claim read at the
+    # last epoch needs it only there. The default (every epoch) leaves existing run keys unchanged.
+    eval_every: Annotated[int, Field(ge=1), limited("epochs")] = Field(1, description="score the test set after "
+                                         "every Nth epoch and after the last (default 1: every epoch); epochs "
+                                         "between record training keys only. Needs the check read at the last "
+                                         "epoch: no reducer over a test key, no `select: best`, no plateau schedule")
     log_steps: bool = Field(False, description="record running train accuracy per step (`step_acc`; "
                             "'learns faster' claims)")
     bias_shift: Optional[BiasShift] = Field(None, description="Hinton sec. 3: raise the output biases of "
@@ -198,11 +225,28 @@ class Arm(Strict):
                                        "whole transfer set (needs an eval-mode teacher and no augmentation)")
 
     @model_validator(mode="after")
+    def _sparse_scoring_needs_no_per_epoch_test(self):
+        if self.eval_every > 1 and (self.select == "best" or self.schedule.name == "plateau"):
+            raise ValueError(f"eval_every: {self.eval_every} leaves epochs unscored, but "
+                             + ("`select: best` picks the best-scored epoch" if self.select == "best" else
+                                "the plateau schedule reads the test loss every epoch") + "; use eval_every: 1")
+        return self
+
+    @model_validator(mode="after")
+    def _fixed_view_needs_a_fixed_teacher(self):
+        if self.teacher_view == "fixed" and (self.teacher is None or self.teacher_mode != "eval"):
+            raise ValueError("teacher_view: 'fixed' predicts once with a teacher in eval mode: the arm needs a "
+                             "`teacher` and teacher_mode 'eval'")
+        return self
+
+    @model_validator(mode="after")
     def _cache_needs_fixed_targets(self):
         if self.cache_teacher_logits and (self.teacher is None or self.teacher_mode != "eval"
                                           or self.jitter_px or self.crop_pad or self.hflip):
             raise ValueError("cache_teacher_logits needs a teacher in eval mode and no augmentation "
-                             "(jitter_px, crop_pad, hflip): otherwise the soft targets change every epoch")
+                             "(jitter_px, crop_pad, hflip): otherwise the soft targets change every epoch; for a "
+                             "teacher that sees the clean images while the student is augmented, use "
+                             "teacher_view: fixed")
         return self
 
     @model_validator(mode="after")
@@ -417,10 +461,36 @@ class Claim(Strict):
     variants: dict[Name, Variant] = Field({"default": Variant()}, min_length=1)
     # Profile names are the user's: smoke (synthetic data, machinery only), quick and paper keep their
     # meaning in this project's claims; 'auto' is not a profile but `repro run`'s choice of quick/paper.
-    profiles: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")], Profile] = Field(
-        min_length=1)
+    # A claim whose arms are all observed (repro/observed.py) trains nothing and needs no profile.
+    profiles: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")], Profile] = {}
+    # Python modules with the claim's own models, datasets and losses (repro/plugins.py), imported by
+    # load_claim before the arms are checked; nothing else is imported.
+    plugins: list[str] = []
+    _plugin_modules: tuple[str, ...] = PrivateAttr(())  # what load_claim imported for them (the arms may use)
+    _observed: dict = PrivateAttr(default_factory=dict)  # (arm, variant) -> (Observed, values), from load_claim
+
+    @property
+    def observed(self) -> dict:
+        """(arm, variant) -> (Observed, values) of the observed arms (repro/observed.py)."""
+        return self._observed
+
+    def is_observed(self, arm: str) -> bool:
+        from .observed import is_observed
+        return is_observed(self.arms[arm])
+
+    @model_validator(mode="after")
+    def _a_profile_unless_all_observed(self):
+        if not self.profiles and not all(self.is_observed(a) for a in self.arms):
+            raise ValueError("profiles: at least one profile is needed to train the arms (only a claim whose "
+                             "arms are all `observed:` needs none)")
+        return self
     # Raised size limits (registry.LIMITS), for a claim that really means a size over the default.
     limits: dict[Literal[tuple(LIMITS)], Annotated[int, Field(gt=0)]] = {}
+
+    @model_validator(mode="after")
+    def _keep_plugin_modules(self, info):
+        self._plugin_modules = tuple((info.context or {}).get("plugins", ()))
+        return self
 
     @field_validator("profiles")
     @classmethod
@@ -442,16 +512,19 @@ class Claim(Strict):
         return self
 
     def resolve(self, arm: str, variant: str, profile: str) -> Arm:
+        if self.is_observed(arm):
+            raise ValueError(f"arm '{arm}' is observed (values measured elsewhere): it has no training config")
         v, p = self.variants[variant], self.profiles[profile]
         merged: dict = {}
         for layer in (self.defaults, self.arms[arm], v.all, v.arms.get(arm, {}), p.all, p.arms.get(arm, {})):
             merged = deep_merge(merged, layer)
-        return Arm.model_validate(merged, context={"limits": self.limits})
+        return Arm.model_validate(merged, context={"limits": self.limits, "plugins": self._plugin_modules})
 
     def numbers_comparable(self, variant: str, profile: str) -> tuple[bool, str]:
         """Can this variant at this profile be held against the source's own numbers? (and why not). A check
         against the source's number (Check.against_source_number) where they cannot is never NOT REPRODUCED."""
-        for stated in (self.variants[variant].comparable, self.profiles[profile].comparable):
+        profile_stated = self.profiles[profile].comparable if profile in self.profiles else None  # observed-only
+        for stated in (self.variants[variant].comparable, profile_stated):
             if stated is not None and not stated.numbers:
                 return False, stated.why
         return True, ""
@@ -463,12 +536,15 @@ class Claim(Strict):
         def visit(name, chain):
             if name in chain:
                 raise ValueError(f"arms: teacher cycle {' -> '.join(chain + [name])}")
-            merged = {**self.defaults, **self.arms[name]}
+            merged = {} if self.is_observed(name) else {**self.defaults, **self.arms[name]}
             for link in ("teacher", "init_from"):
                 other = merged.get(link)
                 if other is not None:
                     if other not in self.arms:
                         raise ValueError(f"arms.{name}.{link}: unknown arm '{other}'")
+                    if self.is_observed(other):
+                        raise ValueError(f"arms.{name}.{link}: arm '{other}' is observed (values measured "
+                                         "elsewhere): it has no model to learn from")
                     visit(other, chain + [name])
             if name not in order:
                 order.append(name)
@@ -648,15 +724,27 @@ def load_claim(path: str | Path) -> Claim:
     one source define their common arms (and hence share teacher runs) once. One level, no logic.
     Raises SpecError with one line per error found."""
     path = Path(path)
-    raw = read_yaml(path)
+    return claim_from_raw(read_yaml(path), path)
+
+
+def claim_from_raw(raw: dict, path: Path) -> Claim:
+    """A claim from its spec as a dict (what the YAML reader gives), checked as load_claim checks a file;
+    `path` names it in errors, and its folder is where `base:`, plugins and observed files are found."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: (top level): expected a mapping of claim fields, got {type(raw).__name__}")
+    raw = dict(raw)
     if "base" in raw:
         base_path = base_file(path, raw.pop("base"))
         base = read_yaml(base_path)
         if "base" in base:
             raise SpecError(f"{base_path}: base: a shared file cannot have a base itself")
         raw = deep_merge(base, raw)
+    from .plugins import load_plugins
+    plugin_errors, modules = load_plugins(raw.get("plugins"), path)  # before the arms: they name what it registers
+    if plugin_errors:
+        raise SpecError(*plugin_errors)
     try:
-        claim = Claim.model_validate(raw)
+        claim = Claim.model_validate(raw, context={"plugins": modules})
     except ValidationError as err:
         raise SpecError(*capped([f"{path}: {line}" for line in _format(err, model=Claim)], path)) from None
     errors: dict[str, str] = {}  # one line per distinct problem, with the first combination that shows it
@@ -666,10 +754,14 @@ def load_claim(path: str | Path) -> Claim:
         order = claim.teacher_order()
     except ValueError as err:
         raise SpecError(*errors.values(), f"{path}: {clip(err, 200)}") from None
+    from .observed import load_observed
+    claim._observed, observed_errors = load_observed(claim, path.parent)
+    errors.update({line: f"{path}: {line}" for line in observed_errors})
     resolved: dict[tuple[str, str, str], Arm] = {}
+    also: dict[str, list[str]] = {}  # an arm problem -> the other arms that have it too
     for variant in claim.variants:
         for profile in claim.profiles:
-            for arm in order:
+            for arm in [a for a in order if not claim.is_observed(a)]:
                 try:
                     resolved[arm, variant, profile] = claim.resolve(arm, variant, profile)
                 except ValidationError as err:
@@ -677,13 +769,27 @@ def load_claim(path: str | Path) -> Claim:
                     for line in _format(err, model=Arm):  # "(top level)" of an arm: a rule across its keys
                         where = context.removesuffix(".") + line.removeprefix("(top level)") \
                             if line.startswith("(top level):") else context + line
+                        # one line per problem (the first arm, variant and profile that show it), naming
+                        # every other arm that has it too (two arms with one unknown model: both named)
+                        if line in errors and arm not in also.setdefault(line, []) and f"arms.{arm} " not in errors[line]:
+                            also[line].append(arm)
                         errors.setdefault(line, f"{path}: {where}")
     for where, check in [("check", claim.check)] + [(f"preconditions.{i}", c) for i, c in enumerate(claim.preconditions)]:
+        for (arm, variant), (obs, _) in claim.observed.items():
+            if arm in check.arms and check.metric != obs.metric:
+                errors.setdefault(f"{where}.observed.{arm}", f"{path}: {where}.metric: '{clip(check.metric, 40)}', but "
+                                  f"arm '{arm}' is observed as '{obs.metric}' (the check reads its values as that metric)")
+        if check.paired and any(claim.is_observed(a) for a in check.arms):
+            errors.setdefault(f"{where}.paired", f"{path}: {where}.paired: observed values carry no seeds to pair "
+                              "by; leave `paired` unset (the comparison is unpaired)")
         for (arm, variant, profile), spec in resolved.items():
             problem = metric_problem(check.metric, spec) if arm in check.arms else None
             if problem:
                 errors.setdefault(f"{where}.{problem}", f"{path}: {where}.metric: {problem} "
                                                         f"(arm '{arm}', variant '{variant}', profile '{profile}')")
+    for line, arms in also.items():
+        if arms:
+            errors[line] += f" (the same in arm{'s' if len(arms) > 1 else ''} {', '.join(arms)})"
     if errors:
         raise SpecError(*capped(list(errors.values()), path))
     return claim
@@ -709,7 +815,13 @@ def metric_problem(metric: str, arm: Arm) -> str | None:
     known = epoch_keys if reducer else epoch_keys + final_keys
     if key not in known:
         return f"'{clip(key, 40)}' is not recorded by this run{' per epoch' if reducer else ''}; known: {', '.join(known)}"
+    if reducer and arm.eval_every > 1 and key in TEST_KEYS:
+        return (f"'{clip(metric, 40)}' reduces a test key over the epochs, but eval_every: {arm.eval_every} scores "
+                "the test set only every few epochs (use eval_every: 1, or a metric of the last epoch)")
     return None
+
+
+TEST_KEYS = ("test_errors", "test_acc", "test_loss", "logit_gap", "fidelity")  # scored on the test set
 
 
 SPEC_SUFFIXES = (".yaml", ".yml")

@@ -39,6 +39,7 @@ def why_not_stackable(runs: list[RunSpec]) -> str | None:
               (arm.compile, "torch.compile"),
               (arm.schedule.name == "plateau", "plateau schedule (a per-seed learning rate)"),
               (arm.bias_shift is not None, "bias-shift metrics"),
+              (arm.eval_every > 1, "eval_every (the stacked loop scores every epoch)"),
               (arm.teacher is not None and not arm.cache_teacher_logits, "a teacher forward per step"),
               (not hasattr(dataset_of(arm), "train_x"), "not an in-memory dataset")]
     return next((why for failed, why in checks if failed), None)

@@ -126,17 +126,21 @@ TEACHERS_MEMOISED = 8  # teacher_predictions' memo keeps this many (a CIFAR trai
 
 
 def teacher_predictions(teacher, run: RunSpec, dataset, device, memo: dict | None) -> tuple:
-    """The teacher's test logits (for the logit gap) and, with cache_teacher_logits, its train logits (else
-    None). Every student of one teacher needs the same ones: a caller training several (the executor) passes
-    a memo, and they are computed once per process instead of once per run (a minute per ViT student)."""
+    """The teacher's test logits (for the logit gap) and, with cache_teacher_logits or teacher_view 'fixed', its
+    logits on the clean (unaugmented) training images (else None). Every student of one teacher needs the same
+    ones: a caller training several (the executor) passes a memo, and they are computed once per process
+    instead of once per run (a minute per ViT student)."""
     arm = run.arm
+    once = arm.cache_teacher_logits or arm.teacher_view == "fixed"
+    if once and not hasattr(dataset, "train_x"):
+        raise ValueError(f"teacher_view/cache_teacher_logits: dataset '{arm.data.name}' is not held in memory, "
+                         "so its images have no fixed index to keep the teacher's predictions by")
     key = None if memo is None or run.teacher is None else \
-        (run.teacher.key, arm.teacher_epoch, repr(arm.data), arm.resolution, arm.precision, arm.cache_teacher_logits,
-         str(device))
+        (run.teacher.key, arm.teacher_epoch, repr(arm.data), arm.resolution, arm.precision, once, str(device))
     if key in (memo or {}):
         return memo[key]
     test, _ = predict(teacher, dataset, arm, device)
-    train_split = predict(teacher, dataset, arm, device, split="train")[0] if arm.cache_teacher_logits else None
+    train_split = predict(teacher, dataset, arm, device, split="train")[0] if once else None
     if key is not None:
         memo[key] = (test, train_split)
         while len(memo) > TEACHERS_MEMOISED:
@@ -153,10 +157,11 @@ def error_metrics(logits, labels, num_classes) -> dict:
 
 def epoch_metrics(epoch: int, lr: float, sums: dict, seen: int, test_logits, test_labels, num_classes: int,
                   teacher_test_logits=None, step_acc: list | None = None) -> dict:
+    """The epoch's training keys, and its test keys unless the epoch was not scored (test_logits None: eval_every)."""
     metrics = {"epoch": epoch + 1, "lr": lr, "train_loss": sums["loss"] / seen, "train_hard": sums["hard"] / seen,
                "train_soft": sums["soft"] / seen, "train_acc": sums["correct"] / seen,
-               **error_metrics(test_logits, test_labels, num_classes)}
-    if teacher_test_logits is not None:  # mean |teacher - student| logit, on the test set
+               **(error_metrics(test_logits, test_labels, num_classes) if test_logits is not None else {})}
+    if teacher_test_logits is not None and test_logits is not None:  # mean |teacher - student| logit, on the test set
         metrics["logit_gap"] = float((teacher_test_logits - test_logits).abs().mean())
         # top-1 agreement with the teacher on the test set (Stanton et al. 2021's "fidelity")
         metrics["fidelity"] = float((teacher_test_logits.argmax(1) == test_logits.argmax(1)).float().mean())
@@ -324,12 +329,16 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
             tally.add(parts, (logits.argmax(1) == yb).sum(), len(yb))
 
         sums, seen, step_acc = tally.sums()
-        test_logits, test_labels = predict(model, dataset, arm, device)
+        # eval_every: the test set is scored every Nth epoch and the last; spec.Arm.eval_every refuses checks that
+        # would read a test key of an unscored epoch
+        scored = (epoch + 1) % arm.eval_every == 0 or epoch + 1 == arm.epochs
+        test_logits, test_labels = predict(model, dataset, arm, device) if scored else (None, None)
         metrics = epoch_metrics(epoch, lr, sums, seen, test_logits, test_labels, dataset.num_classes,
                                 teacher_test_logits, step_acc if arm.log_steps else None)
         history.append(metrics)
-        plateau.step(metrics["test_loss"])
-        best, best_state = track_best(history, best, best_state, model, arm)
+        if scored:
+            plateau.step(metrics["test_loss"])
+            best, best_state = track_best(history, best, best_state, model, arm)
         if on_epoch:
             on_epoch(metrics)
         if on_weights:

@@ -15,6 +15,7 @@ import math
 from .data import availability
 from .models import weights_availability
 from .metrics import run_value
+from .observed import describe as describe_observed, pseudo_results, unpaired
 from .plan import plan_claim
 from .precision import used_precision
 from .registry import CHECKS
@@ -35,9 +36,12 @@ def collect(claim: Claim, variant: str, profile: str, store: Store, seeds: list[
     """Arm -> stored result per seed, for exactly the runs the current spec asks for (`seeds`, `arms`: those
     of a sequential look). Decided from the stored results alone: a missing dataset or missing weights are
     the NOT RUN reason only for a result that is missing too."""
-    if profile not in claim.profiles:
+    compared = [a for c in [claim.check, *claim.preconditions] for a in c.arms]
+    if profile not in claim.profiles and not all(claim.is_observed(a) for a in compared):
         raise Missing(f"the spec has no '{profile}' profile")
-    results: dict[str, list[dict]] = {}
+    # observed arms: their values, whatever the profile (they were not trained at one)
+    results: dict[str, list[dict]] = {a: pseudo_results(claim, a, variant) for a in dict.fromkeys(arms or compared)
+                                      if claim.is_observed(a)}
     for arm, runs in plan_claim(claim, variant, profile, seeds, arms).items():
         results[arm] = []
         for run in runs:
@@ -204,20 +208,31 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
         results = collect(claim, variant, profile, store)
         preconditions = []
         for pre in claim.preconditions:
-            outcome = run_check(results, pre)
+            outcome = run_check(results, unpaired(pre) if any(map(claim.is_observed, pre.arms)) else pre)
             entry = {"check": pre.kind, "arms": pre.arms, "metric": pre.metric, "alpha": pre.alpha,
                      "justification": pre.justification, "held": outcome["decision"] == "supported",
+                     **{k: getattr(pre, k) for k in ("bound", "derived", "margin", "value", "tolerance")
+                        if getattr(pre, k) is not None},  # what it was held against, for the report's line
                      **{k: outcome[k] for k in ("p", "values", "diverged", "reason", "estimand", "estimate",
                                                 "estimate_ci", "hypothesis", "test") if k in outcome}}
             preconditions.append(entry)
         design = None
-        if claim.profiles[profile].sequential is not None:
+        if profile in claim.profiles and claim.profiles[profile].sequential is not None:
             results, design = looked_at(claim, variant, profile, store, results)
-        outcome = run_check(results, check, design)
+        observed = any(map(claim.is_observed, check.arms))
+        outcome = run_check(results, unpaired(check) if observed else check, design)
     except Missing as why:
         return {**base, "status": "NOT RUN", "reason": str(why), "p": math.nan, "preconditions": []}
     seeds = claim.profiles[profile].seeds_for(outcome["sequential"]["seeds_used"]) if design else \
-        claim.profiles[profile].seeds
+        claim.profiles[profile].seeds if profile in claim.profiles else []
+    external = describe_observed(claim, variant, [a for c in [check, *claim.preconditions] for a in c.arms])
+    if external:  # values measured elsewhere: named with their provenance, and left out of the run facts below
+        base["observed"] = external
+        results = {arm: [r for r in rs if not r.get("observed")] for arm, rs in results.items()}
+    from .cost import unconverged
+    late = {arm: sum(unconverged(r) is not None for r in rs) for arm, rs in results.items()}
+    if any(late.values()):  # by repro/cost.py's rule: still learning fast when the protocol stopped it
+        base["unconverged"] = {arm: f"{n} of {len(results[arm])}" for arm, n in late.items() if n}
     verdict = {**base, **outcome, "seeds": seeds, "preconditions": preconditions,
                "wall_s": sum(r["wall_s"] for rs in results.values() for r in rs),
                "run_keys": {arm: [r["key"] for r in rs] for arm, rs in results.items()},
@@ -328,6 +343,13 @@ def explain(v: dict) -> str:
         floor = companion["p_floor"]
         text += (f"; {companion['test']} p = {_num(companion['p'], '.3g')} (floor {_num(floor, '.3g')}"
                  + (", cannot reach alpha with these seeds)" if floor >= v["alpha"] else ")"))
+    if v.get("unconverged"):
+        text += ("; warning: runs that ended unconverged (training loss still fell over 5% in their last epoch): "
+                 + ", ".join(f"{arm} {n}" for arm, n in v["unconverged"].items()))
+    if v.get("observed"):
+        text += "; external evidence (values measured elsewhere, not trained here): " + "; ".join(
+            f"{arm}: {o['n']} values of {o['metric']} ({o['units']}) from {o['provenance']}"
+            for arm, o in v["observed"].items())
     if v.get("sequential"):
         return text + _sequential_text(v)
     if v.get("status") == "INCONCLUSIVE" and not v.get("no_spread"):

@@ -280,9 +280,9 @@ CASES = [
     ("variants-empty", YAML, variants({}),
      'variants: Dictionary should have at least 1 item after validation, not 0'),
     ("unknown-key-lists-valid", YAML, edit(colour="red"),
-     "colour: Extra inputs are not permitted (got 'red'); valid keys: id, source, statement, defaults, arms, check, preconditions, variants, profiles, limits"),
+     "colour: Extra inputs are not permitted (got 'red'); valid keys: id, source, statement, defaults, arms, check, preconditions, variants, profiles, plugins, limits"),
     ("unknown-arm-key-lists-valid", YAML, arm(colour="red"),
-     ARM_A + "colour: Extra inputs are not permitted (got 'red'); valid keys: model, data, loss, teacher, teacher_epoch, fixed_seed, teacher_mode, init_from, optimizer, schedule, epochs, batch_size, jitter_px, crop_pad, hflip, resolution, precision, compile, select, log_steps, bias_shift, cache_teacher_logits"),
+     ARM_A + "colour: Extra inputs are not permitted (got 'red'); valid keys: model, data, loss, teacher, teacher_epoch, fixed_seed, teacher_mode, teacher_view, init_from, optimizer, schedule, epochs, batch_size, jitter_px, crop_pad, hflip, resolution, precision, compile, select, eval_every, log_steps, bias_shift, cache_teacher_logits"),
     # --- no message prints more than a line of the input ---
     ("long-value-clipped", MESSAGES, arm(epochs="x" * 10000),
      ARM_A + "epochs: Input should be a valid integer, unable to parse string as an integer (got 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...)"),
@@ -292,7 +292,8 @@ CASES = [
      [f"{ARM_A}model.hidden.{i}: Input should be a valid integer (got 'w')" for i in range(20)]
      + ["... and 4980 more errors"]),
     ("long-unknown-model-clipped", MESSAGES, arm(model={"name": "m" * 5000}),
-     ARM_A + "model: unknown model 'mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm...'; known: mlp, resnet18, resnet50, resnet_cifar, small_cnn, vit_tiny"),
+     ARM_A + "model: unknown model 'mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm...'; known: mlp, resnet18, resnet50, resnet_cifar, small_cnn, timm, vit_tiny; "
+     "to add one, register it with @MODELS.register in a .py file the spec names under `plugins:` (docs/writing-claims.md)"),
 ]
 
 # `base:` cases: the spec sits in claims/, next to claims/_shared/ok.yaml (a valid shared file) and

@@ -1,0 +1,46 @@
+"""The command line's small contracts: a closed pipe, a folder with one bad spec, a claims folder without --out."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from repro.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_validate_into_a_closed_pipe_ends_quietly():
+    proc = subprocess.run(f"{sys.executable} -m repro.cli validate tests/bad-specs | head -1", shell=True, cwd=ROOT,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout.startswith("error tests/bad-specs/") and proc.stdout.count("\n") == 1
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr
+
+
+def test_list_shows_every_good_claim_when_one_spec_is_bad(tmp_path, capsys):
+    claims = tmp_path / "claims"
+    claims.mkdir()
+    doc = {"id": "fine", "source": {"file": "f", "quote": "q"}, "statement": "s",
+           "defaults": {"data": {"name": "synthetic"}, "model": {"name": "mlp", "hidden": [4]},
+                        "optimizer": {"name": "sgd", "lr": 0.1}, "epochs": 1, "batch_size": 8},
+           "arms": {"a": {}, "b": {}},
+           "check": {"kind": "less", "metric": "test_errors", "arms": ["a", "b"], "alpha": 0.05, "justification": "j"},
+           "profiles": {"smoke": {"seeds": [0, 1], "scale": "toy"}}}
+    (claims / "fine.yaml").write_text(yaml.safe_dump(doc))
+    (claims / "broken.yaml").write_text(yaml.safe_dump({**doc, "id": "broken", "epochs_typo": 3}))
+    assert main(["list", "--claims", str(claims), "--out", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("fine: less test_errors ['a', 'b']") and "results 0/4" in out
+    assert "broken.yaml: epochs_typo: Extra inputs are not permitted" in err
+
+
+def test_list_of_another_claims_folder_needs_its_out_like_run_and_report(tmp_path, capsys):
+    assert main(["list", "--claims", "examples/claims"]) == 2
+    assert "not the shipped claims folder: pass --out DIR" in capsys.readouterr().err
+    assert main(["list", "--claims", "examples/claims", "--out", "examples"]) == 0
+    out = capsys.readouterr().out
+    assert "born-again-beats-teacher" in out and "results 10/10" in out  # stored runs are counted, not 0/10
+    assert "observed arms (values measured elsewhere, not trained): rerun" in out
