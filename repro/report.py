@@ -27,7 +27,7 @@ SHOWN = {"claim", "variant", "profile", "check", "metric", "arms", "alpha", "mar
          "wall_s", "run_keys", "devices", "versions", "commits", "hypothesis", "estimand", "estimate", "estimate_ci",
          "reference", "p_refute", "paired", "companion", "pairs", "p_refute_holm", "holm_family", "holm_policy",
          "seeds_support", "seeds_refute", "looks", "sequential", "next_look", "p_look", "p_refute_look",
-         "not_comparable", "conditional_on"}
+         "not_comparable", "conditional_on", "family"}
 LABELS = {"holm_family": "Holm family (p-values corrected together)", "diverged": "diverged runs per arm"}
 # Keys every verdict from verdict.py has; a hand-made or older verdicts.json may lack them.
 DEFAULTS = {"check": "", "metric": "", "arms": [], "alpha": None, "margin": None, "justification": "",
@@ -103,9 +103,6 @@ def stat_rows(v: dict) -> list[tuple[str, str]]:
     if "p_refute" in v:
         holm = f" / Holm {num(v['p_refute_holm'])}" if "p_refute_holm" in v else " (not corrected for multiplicity)"
         rows.append(("p against the claim", f"{num(v['p_refute'])}{holm} (small = the claimed effect is ruled out)"))
-    if isinstance(v.get("holm_family"), list):
-        rows.append(("Holm family", f"{len(v['holm_family'])} tested claims of this report: "
-                     + ", ".join(v["holm_family"])))
     if v.get("holm_policy"):
         rows.append(("multiplicity", v["holm_policy"]))
     if isinstance(v.get("companion"), dict):

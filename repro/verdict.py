@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from .data import availability
+from .family import DEFAULT as DEFAULT_FAMILY, family_of
 from .models import weights_availability
 from .metrics import run_value
 from .plan import plan_claim
@@ -242,7 +243,9 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
 
 
 HOLM_POLICY = ("Holm across the family: REPRODUCED needs the claim's p, and NOT REPRODUCED the p against it, "
-               "below alpha after Holm's correction over the family's tested claims (each side its own ordering)")
+               "below alpha after Holm's correction over the family's tested claims (each side its own ordering): "
+               "the chance of some wrong REPRODUCED in the family is at most alpha, of some wrong NOT REPRODUCED "
+               "at most alpha, so of any wrong verdict at most 2 alpha")
 
 
 def _holm_thresholds(pvalues: list[float], alpha: list[float]) -> list[float]:
@@ -254,23 +257,30 @@ def _holm_thresholds(pvalues: list[float], alpha: list[float]) -> list[float]:
     return out
 
 
-def finalize(verdicts: list[dict]) -> list[dict]:
-    """Holm across the tested claims of the report being produced (the verdicts given here; the family is
-    named in each verdict), for reproductions and refutations alike, then map decisions to verdict names.
-    Claims not tested (NOT RUN, failed precondition, diverged runs, no spread) are not in the family.
-    seeds_to_decide is recomputed at the Holm threshold the claim faces on each side."""
-    tested = ["status" not in v and not math.isnan(v["p"]) for v in verdicts]
-    p_support = [v["p"] if t else math.nan for v, t in zip(verdicts, tested)]
-    p_refute = [v.get("p_refute", math.nan) if t else math.nan for v, t in zip(verdicts, tested)]
-    p_refute = [math.nan if p is None else p for p in p_refute]
+def finalize(verdicts: list[dict], family: dict[tuple[str, str], str] | None = None) -> list[dict]:
+    """Holm within each family (repro.family: (claim, variant) -> family name; default one family of the verdicts
+    given), for reproductions and refutations alike, then map decisions to verdict names. Claims not tested
+    (NOT RUN, failed precondition, diverged runs, no spread) are not in the family. seeds_to_decide is
+    recomputed at the Holm threshold the claim faces on each side."""
+    names = [(family or {}).get((v["claim"], v["variant"]), DEFAULT_FAMILY) for v in verdicts]
+    for name in dict.fromkeys(names):
+        _holm_within([v for v, n in zip(verdicts, names) if n == name], name)
+    return verdicts
+
+
+def _holm_within(verdicts: list[dict], name: str) -> None:
+    # tested: the claim's p or its p against (a refutation with one pair of no spread has only the latter)
+    tested = ["status" not in v and not (math.isnan(v["p"]) and _nan(v.get("p_refute"))) for v in verdicts]
+    p_support = [math.nan if _nan(v["p"]) or not t else v["p"] for v, t in zip(verdicts, tested)]
+    p_refute = [math.nan if _nan(v.get("p_refute")) or not t else v["p_refute"] for v, t in zip(verdicts, tested)]
     adjusted, adjusted_refute = holm(p_support), holm(p_refute)
     alphas = [v.get("alpha", math.nan) for v in verdicts]
     level, level_refute = _holm_thresholds(p_support, alphas), _holm_thresholds(p_refute, alphas)
-    family = [f"{v['claim']}[{v['variant']}]" for v, t in zip(verdicts, tested) if t]
+    members = [f"{v['claim']}[{v['variant']}]" for v, t in zip(verdicts, tested) if t]
     for i, v in enumerate(verdicts):
         rerun = v.pop("_rerun", None)
         v["p_holm"], v["p_refute_holm"] = adjusted[i], adjusted_refute[i]
-        v["holm_family"] = family
+        v["family"], v["holm_family"] = name, members
         v["holm_policy"] = HOLM_POLICY
         if "status" in v:
             continue
@@ -279,14 +289,31 @@ def finalize(verdicts: list[dict]) -> list[dict]:
         decision, why = v["decision"], ""
         if decision == "supported" and not adjusted[i] < v["alpha"]:
             decision = "undecided"  # significant alone, not after correcting for the other claims
-            why = f"; p < alpha alone, but not after Holm across {len(family)} tested claims"
+            why = f"; p < alpha alone, but not after Holm across {len(members)} tested claims"
         if decision == "refuted" and not adjusted_refute[i] < v["alpha"]:
             decision = "undecided"
-            why = f"; ruled out at alpha alone, but not after Holm across {len(family)} tested claims"
+            why = f"; ruled out at alpha alone, but not after Holm across {len(members)} tested claims"
         v["status"] = DECISION_TO_STATUS[decision]
         if "reason" not in v:
             v["reason"] = explain(v) + why
-    return verdicts
+
+
+def _nan(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def families(verdicts: list[dict]) -> dict[str, list[str]]:
+    """Family name -> its tested members, as finalize named them (what the report and pytest state once)."""
+    return {v["family"]: v["holm_family"] for v in verdicts if "family" in v}
+
+
+def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store) -> list[dict]:
+    """Every claim and variant of a claims folder, decided and corrected within the folder's own families
+    (repro.family): a command that shows or acts on a few claims reads their verdicts from here, so their
+    Holm family never shrinks to the selection."""
+    member = family_of(folder, claims, profile)
+    return finalize([decide_guarded(c, variant, profile, store) for c in claims.values() for variant in c.variants],
+                    member)
 
 
 def _seeds_at(rerun, alpha_support: float, alpha_refute: float) -> int | None:
