@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from .data import availability
+from .designs import lock
 from .family import DEFAULT as DEFAULT_FAMILY, family_of
 from .models import weights_availability
 from .metrics import run_value
@@ -201,6 +202,10 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
             "derived": check.derived, "bound": check.bound, "justification": check.justification}
     try:
         results = collect(claim, variant, profile, store)
+        # the first look is stored: from now on its design is locked (repro.designs)
+        refused = lock(store.root, claim, variant, profile) if store is not None else None
+        if refused:
+            raise Missing(refused)
         preconditions = []
         for pre in claim.preconditions:
             outcome = run_check(results, pre)
