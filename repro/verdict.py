@@ -19,7 +19,7 @@ from .models import weights_availability
 from .metrics import run_value
 from .plan import plan_claim
 from .registry import CHECKS
-from .sequential import Design, judge
+from .sequential import Design, _first, judge
 from .spec import Check, Claim
 from .stats import holm
 from .store import CorruptResult, Store
@@ -107,6 +107,24 @@ def looked_at(claim: Claim, variant: str, profile: str, store: Store, results: d
     return results, design
 
 
+def reused_behind(claim: Claim, variant: str, profile: str, results: dict, arms: list[str]) -> list[str]:
+    """The arms among `arms`, and those they learn from or start from (teacher, init_from, transitively), whose
+    runs are one run reused for every seed (a fixed_seed arm): a verdict on these arms holds conditionally on
+    that run, whether it is compared itself or only teaches every seed's student."""
+    out, seen, todo = [], set(), list(arms)
+    while todo:
+        name = todo.pop(0)
+        if name in seen or name not in results:
+            continue
+        seen.add(name)
+        runs = results[name]
+        if len(runs) > 1 and len({r["key"] for r in runs}) == 1:
+            out.append(name)
+        arm = claim.resolve(name, variant, profile)
+        todo += [link for link in (arm.teacher, arm.init_from) if link]
+    return out
+
+
 def run_check(results, check: Check, design: Design | None = None) -> dict:
     """The check on the stored runs: the stats result plus `values` and `diverged` (runs per arm that did
     not finish with a finite metric). With any diverged run, or an arm with fewer than two distinct runs
@@ -154,6 +172,11 @@ def sequential_outcome(values: dict, check: Check, design: Design) -> dict:
     # the next look's size, while there is one (--until-decided takes it if the claim is still INCONCLUSIVE
     # after Holm: undecided, or past its own boundary but not the family's)
     next_look = None if judged["complete"] else design.looks[len(looks)]
+    # the interval: the repeated confidence interval of the last look (Jennison and Turnbull), at the level of
+    # its boundary, so it is as wide as the looks make it and excludes the reference exactly when that look crossed
+    n, level = looks[-1]["seeds"], looks[-1]["boundary"]
+    widened = CHECKS.get(check.kind)(_first(values, n), check.model_copy(update={"alpha": level}))
+    outcome.update(estimate_ci=widened["estimate_ci"], ci=widened["ci"], ci_level=widened["ci_level"])
     outcome.update(decision=judged["decision"], p=judged["p_seq"], p_refute=judged["p_refute_seq"],
                    p_look=outcome["p"], p_refute_look=outcome.get("p_refute"), looks=looks, next_look=next_look,
                    seeds_to_decide=None,
@@ -173,7 +196,7 @@ def _sequential_text(v: dict) -> str:
              if seq["decided_at"] else f"no boundary crossed yet (last look, {crossed['seeds']} seeds per arm: ")
     text += (f"p {_num(crossed['p'], '.3g')} / against {_num(crossed['p_refute'], '.3g')}, boundary "
              f"{_num(crossed['boundary'], '.3g')}); the p above is the sequential one (what Holm reads) and the "
-             "interval is from all stored seeds, not widened for the looks")
+             "interval is the last look's repeated confidence interval, at the level of its boundary")
     if v.get("status") == "INCONCLUSIVE" and v.get("next_look"):
         text += f"; `repro run --until-decided` trains up to {v['next_look']} seeds for the next look"
     elif v.get("status") == "INCONCLUSIVE":
@@ -181,12 +204,18 @@ def _sequential_text(v: dict) -> str:
     return text
 
 
+def _conditional_text(v: dict) -> str:
+    return (f"; conditional on the one run of {', '.join(v['conditional_on'])} (reused for every seed, compared "
+            "or learnt from: a constant here, so the test says nothing about other runs of it)")
+
+
 def _pre_text(pre: dict) -> str:
     if "estimand" not in pre:
         return f"{pre['check']} on {pre['metric']} ({', '.join(pre['arms'])}): {pre.get('reason', 'not computed')}"
     lo, hi = pre["estimate_ci"]
     return (f"{pre['hypothesis']} on {pre['metric']}: {pre['estimand']} = {_num(pre['estimate'])} "
-            f"[{_num(lo)}, {_num(hi)}], p = {_num(pre['p'], '.3g')} (alpha {pre['alpha']}); values "
+            f"[{_num(lo)}, {_num(hi)}], p = {_num(pre['p'], '.3g')} (alpha {pre['alpha']})"
+            + (_conditional_text(pre) if pre.get("conditional_on") else "") + "; values "
             + "; ".join(f"{arm} {', '.join(_num(x) for x in vs)}" for arm, vs in pre["values"].items()))
 
 
@@ -209,8 +238,10 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
         preconditions = []
         for pre in claim.preconditions:
             outcome = run_check(results, pre)
+            reused = reused_behind(claim, variant, profile, results, pre.arms)
             entry = {"check": pre.kind, "arms": pre.arms, "metric": pre.metric, "alpha": pre.alpha,
                      "justification": pre.justification, "held": outcome["decision"] == "supported",
+                     **({"conditional_on": reused} if reused else {}),
                      **{k: outcome[k] for k in ("p", "values", "diverged", "reason", "estimand", "estimate",
                                                 "estimate_ci", "hypothesis", "test") if k in outcome}}
             preconditions.append(entry)
@@ -222,6 +253,10 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
         return {**base, "status": "NOT RUN", "reason": str(why), "p": math.nan, "preconditions": []}
     seeds = claim.profiles[profile].seeds_for(outcome["sequential"]["seeds_used"]) if design else \
         claim.profiles[profile].seeds
+    reused = reused_behind(claim, variant, profile, results, check.arms)
+    reused += [arm for p in preconditions for arm in p.get("conditional_on", []) if arm not in reused]
+    if reused and outcome.get("decision") is not None and "reason" not in outcome:
+        outcome["conditional_on"] = reused  # the check arms' own reused run, or the one run they all learn from
     verdict = {**base, **outcome, "seeds": seeds, "preconditions": preconditions,
                "wall_s": sum(r["wall_s"] for rs in results.values() for r in rs),
                "run_keys": {arm: [r["key"] for r in rs] for arm, rs in results.items()},
@@ -344,9 +379,8 @@ def explain(v: dict) -> str:
             f"({100 * level:.3g}% CI); claim {v['hypothesis']}: {v['test']} "
             f"p = {_num(v['p'], '.3g')} (Holm {_num(v.get('p_holm'), '.3g')})")
     if v.get("conditional_on"):
-        text += (f"; conditional on the one run of {', '.join(v['conditional_on'])} (reused for every seed, so a "
-                 "constant here: the test says nothing about other runs of it)")
-    if v.get("no_spread"):
+        text += _conditional_text(v)
+    if v.get("no_spread") and v.get("decision") != "refuted":
         text += ("; no spread between the seeds (they agree exactly): no test is valid, so it is undecided "
                  "whatever the means say")
     if v.get("status") == "NOT REPRODUCED" or (v.get("decision") == "refuted" and v.get("p_refute") is not None):

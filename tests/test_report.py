@@ -267,3 +267,17 @@ def test_a_group_sequential_verdict_shows_its_looks_and_their_path(claim):
     assert "obf spending over looks at 5, 7, 9, 11 seeds per arm; 2 taken; crossed its boundary at look 2" in page
     assert "look 2 (7 seeds)" in page and "Group-sequential looks" in page
     assert "next look at 9" not in page  # decided: no next look to take
+
+
+def test_the_holm_family_is_stated_once_at_the_top(claim):
+    """Issue 24 item 5: the family was a row repeated in every variant's table; now one line under the title."""
+    members = [f"{CLAIM_ID}[as_described]", f"{CLAIM_ID}[as_written]"]
+    doc = {"profile": "quick", "holm_families": {"all": members},
+           "holm_family_text": "Holm family: 2 tested claims, every claim of claims/ with the quick profile",
+           "verdicts": [verdict(v, profile="quick", holm_family=members, family="all")
+                        for v in ("as_described", "as_written")]}
+    page = render(doc, {CLAIM_ID: claim})
+    top = page[:page.index('id="summary"')]
+    assert 'id="holm-family"' in top and "Holm family: 2 tested claims, every claim of claims/" in top
+    assert ", ".join(members) in top
+    assert page.count("Holm family") == 1

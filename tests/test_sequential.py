@@ -54,6 +54,13 @@ BOUNDARY = {
         "at_least", [0, 10, 10 - 10 * BOUND], {"derived": "recovered_fraction", "bound": BOUND}, "supported"),
     "at_least recovered_fraction: f = bound -> wrong NOT REPRODUCED": (
         "at_least", [0, 10, 10 - 10 * BOUND], {"derived": "recovered_fraction", "bound": BOUND}, "refuted"),
+    # issue 25 item 4: with no gap to recover (D <= 0) and a distilled arm 3 worse, L < 0 says nothing about N / D (it is
+    # 1.5 with D < 0, undefined with D = 0); the fixed check needs
+    # D > 0 to refute and the looks must too (sequential 0.59 and 0.99 wrong NOT REPRODUCED on the old code)
+    "at_least recovered_fraction: teacher 2 worse than small (D < 0) -> wrong NOT REPRODUCED": (
+        "at_least", [12, 10, 13], {"derived": "recovered_fraction", "bound": BOUND}, "refuted"),
+    "at_least recovered_fraction: no gap (D = 0) -> wrong NOT REPRODUCED": (
+        "at_least", [10, 10, 13], {"derived": "recovered_fraction", "bound": BOUND}, "refuted"),
 }
 DESIGNS = [(3, 1, "pocock"), (3, 2, "pocock"), (3, 3, "pocock"), (3, 2, "obf"), (5, 1, "obf")]
 
