@@ -169,9 +169,31 @@ def _difference(a: np.ndarray, b: np.ndarray, paired: bool) -> dict:
     se = np.sqrt(va + vb)
     with np.errstate(divide="ignore", invalid="ignore"):
         df = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
-    df = np.where(se == 0, na + nb - 2.0, df)
+    df = _unequal_sizes_df(np.where(se == 0, na + nb - 2.0, df), [na, nb])
     return {"diff": a.mean(-1) - b.mean(-1), "se": se, "df": df, "no_spread": no_spread,
             "sd_unit": np.sqrt(va_raw + vb_raw), "sd_effect": np.sqrt((va_raw + vb_raw) / 2)}
+
+
+DF_SHRINK = 0.25  # _unequal_sizes_df: the share of Satterthwaite's df above the smallest arm's n - 1 kept ...
+SMALL_ARM = 4  # ... where the smaller arm has at most this many seeds
+
+
+def _unequal_sizes_df(df, sizes: list[int]):
+    """Satterthwaite's df for arms of different sizes, moved most of the way down to Hsu's min(n) - 1.
+
+    With 3 seeds against 8 and the smaller arm the noisier (sd 2-3 against 1), the Satterthwaite df is
+    overestimated whenever the small arm's variance happens to come out small, and Welch's test rejects a true
+    null in 0.058-0.060 of data sets at alpha 0.05; Hsu's df = min(n) - 1 keeps every variance ratio at or below
+    alpha but costs a third of the power at equal variances (0.64 -> 0.45, 3 v 8 at 2.5 se). Keeping a quarter
+    of the excess (DF_SHRINK) holds the worst case simulated (3-5 seeds against 5-12, sd ratios 1-5) at 0.050
+    and keeps most of the power (0.55; benchmarks/calibration.py). Equal sizes keep Satterthwaite's df: there
+    Welch's test holds its level (0.050-0.052 at 3 v 3 and 5 v 5, sd ratio 3), and so does it from 5 seeds in the
+    smaller arm (0.049-0.054 at 5-6 against 6-15, sd ratios 1.5-5, 40k data sets each: within Monte Carlo error
+    of Welch's own slight excess), where it keeps Satterthwaite's df too."""
+    if len(set(sizes)) < 2 or min(sizes) > SMALL_ARM:
+        return df
+    low = min(sizes) - 1.0
+    return low + (np.asarray(df, float) - low) * DF_SHRINK
 
 
 @functools.lru_cache(maxsize=64)
@@ -624,7 +646,8 @@ def at_least(values, check) -> dict:
             var = sum(ci ** 2 * vi for ci, vi in zip(c, v))
             with np.errstate(divide="ignore", invalid="ignore"):
                 df = var ** 2 / sum((ci ** 2 * vi) ** 2 / (ni - 1) for ci, vi, ni in zip(c, v, ns) if ci)
-            return np.sqrt(var), np.where(var == 0, sum(ns) - len(ns), df)
+            return np.sqrt(var), _unequal_sizes_df(np.where(var == 0, sum(ns) - len(ns), df),
+                                                   [ni for ci, ni in zip(c, ns) if ci])
 
         a0 = sum(c ** 2 * vi for c, vi in zip(cn, v))
         a1 = sum(c * e * vi for c, e, vi in zip(cn, cd, v))
