@@ -200,7 +200,8 @@ def _sequential_text(v: dict) -> str:
     if v.get("status") == "INCONCLUSIVE" and v.get("next_look"):
         text += f"; `repro run --until-decided` trains up to {v['next_look']} seeds for the next look"
     elif v.get("status") == "INCONCLUSIVE":
-        text += "; the cap is reached"
+        text += ("; the cap is reached" if len(looks) == len(seq["looks"]) else
+                 "; no further look is taken: more seeds at this profile cannot decide it (see above)")
     return text
 
 
