@@ -174,13 +174,15 @@ def sequential_outcome(values: dict, check: Check, design: Design) -> dict:
     next_look = None if judged["complete"] else design.looks[len(looks)]
     # the interval: the repeated confidence interval of the last look (Jennison and Turnbull), at the level of
     # its boundary, so it is as wide as the looks make it and excludes the reference exactly when that look crossed
-    n, level = looks[-1]["seeds"], looks[-1]["boundary"]
+    n, level = looks[-1]["seeds"], min(looks[-1]["boundary"], looks[-1]["boundary_refute"])
     widened = CHECKS.get(check.kind)(_first(values, n), check.model_copy(update={"alpha": level}))
     outcome.update(estimate_ci=widened["estimate_ci"], ci=widened["ci"], ci_level=widened["ci_level"])
     outcome.update(decision=judged["decision"], p=judged["p_seq"], p_refute=judged["p_refute_seq"],
                    p_look=outcome["p"], p_refute_look=outcome.get("p_refute"), looks=looks, next_look=next_look,
                    seeds_to_decide=None,
-                   sequential={"looks": list(design.looks), "boundaries": design.boundaries.tolist(),
+                   sequential={"looks": list(design.looks), "boundaries": list(judged["boundaries"]),
+                               "boundaries_refute": list(judged["boundaries_refute"]),
+                               "exact": {"support": judged["exact"][0], "refute": judged["exact"][1]},
                                "spending": design.spending, "seeds_used": last["seeds"],
                                "stopped_at": judged["stopped_at"] + 1,
                                "decided_at": judged["stopped_at"] + 1 if judged["decision"] != "undecided" else None})
@@ -195,8 +197,10 @@ def _sequential_text(v: dict) -> str:
     text += (f"crossed its boundary at look {seq['decided_at']} ({crossed['seeds']} seeds per arm: "
              if seq["decided_at"] else f"no boundary crossed yet (last look, {crossed['seeds']} seeds per arm: ")
     text += (f"p {_num(crossed['p'], '.3g')} / against {_num(crossed['p_refute'], '.3g')}, boundary "
-             f"{_num(crossed['boundary'], '.3g')}); the p above is the sequential one (what Holm reads) and the "
-             "interval is the last look's repeated confidence interval, at the level of its boundary")
+             f"{_num(crossed['boundary'], '.3g')}); the p above is the sequential one (what Holm reads"
+             + (", exact for the looks' simulated joint law" if seq.get("exact", {}).get("support") else
+                ", by the union bound over the looks")
+             + ") and the interval is the last look's repeated confidence interval, at the level of its boundary")
     if v.get("status") == "INCONCLUSIVE" and v.get("next_look"):
         text += f"; `repro run --until-decided` trains up to {v['next_look']} seeds for the next look"
     elif v.get("status") == "INCONCLUSIVE":
