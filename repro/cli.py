@@ -157,16 +157,21 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
     again, until each is decided or at its cap. Stops starting new looks after `max_minutes`."""
     import time
     from .plan import variant_jobs
-    from .verdict import judge_folder
+    from .family import describe
+    from .verdict import families, judge_folder
     everything = load_claims(folder)  # the spec as written (not cut by --seeds): the design the looks follow
     sequential = {k: c for k, c in everything.items()
                   if k in claims and c.profiles.get(profile) and c.profiles[profile].sequential}
     if not sequential:
         print(f"--until-decided: no claim here declares `sequential:` in its '{profile}' profile", file=sys.stderr)
         return 2
-    started = time.monotonic()
+    started, verdicts_seen = time.monotonic(), False
     while True:
-        verdicts = [v for v in judge_folder(folder, everything, profile, store) if v["claim"] in sequential]
+        judged = judge_folder(folder, everything, profile, store)
+        if not verdicts_seen:  # the family the loop corrects within, once: the report's
+            print(describe(folder, profile, families(judged), declared(folder, everything) is not None), flush=True)
+            verdicts_seen = True
+        verdicts = [v for v in judged if v["claim"] in sequential]
         # INCONCLUSIVE for lack of evidence (undecided, or past its own boundary but not Holm's) with a look
         # left: a failed precondition, a diverged run or no spread has no next look
         todo = [v for v in verdicts if v.get("next_look") and v["status"] == "INCONCLUSIVE"]

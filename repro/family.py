@@ -72,5 +72,6 @@ def describe(folder: str | Path, profile: str, families: dict[str, list[str]], d
     where = f"declared in {Path(folder) / FILE}" if declared_file else \
         f"every claim of {folder}/ with the {profile} profile (no {FILE} there)"
     sizes = "; ".join(f"{name}: {len(m)} tested" for name, m in families.items()) if len(families) > 1 or \
-        declared_file else f"{sum(map(len, families.values()))} tested claims"
+        declared_file else f"{sum(map(len, families.values()))} tested claim" + (
+            "" if sum(map(len, families.values())) == 1 else "s")
     return f"Holm family: {sizes}, {where}; the same whichever claims a command selects"
