@@ -7,6 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .family import FILE as FAMILY_FILE, declared
 from .spec import SpecError, load_claim, load_claims, spec_files
 
 
@@ -77,6 +78,13 @@ def cmd_validate(args) -> int:
             except SpecError as err:
                 for line in err.lines:
                     print(f"error {line}")
+                failed += 1
+        if path.is_dir() and (path / FAMILY_FILE).is_file():
+            try:
+                declared(path, {c.id for c in load_claims(path).values()})
+                print(f"ok    {path / FAMILY_FILE}")
+            except SpecError as err:
+                print(f"error {err}")
                 failed += 1
         if path.is_dir():
             others = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix not in (".yaml", ".yml", ".py"))
@@ -179,29 +187,37 @@ def cmd_run(args) -> int:
         print(f"NOT RUN {claim} [{variant}]: {why}")
     if args.until_decided:
         try:
-            return until_decided(claims, profile, store, executor, args.max_minutes)
+            return until_decided(claims, profile, store, executor, args.max_minutes, args.claims)
         except KeyboardInterrupt:
             print("\ninterrupted: every finished run is saved; run the same command again to go on", file=sys.stderr)
             return 130
     return 0
 
 
-def until_decided(claims: dict, profile: str, store, executor, max_minutes: float | None) -> int:
-    """Group-sequential runs: judge every claim whose profile declares `sequential:`, train the next look's
-    seeds for the check arms of those still undecided for lack of evidence (not a failed precondition, a
-    missing dataset or a diverged run), and again, until each is decided or at its cap. Stops starting new
-    looks after `max_minutes`."""
+def until_decided(claims: dict, profile: str, store, executor, max_minutes: float | None,
+                  folder: str = "claims") -> int:
+    """Group-sequential runs: judge every claim of the folder (Holm within the folder's family, as the report
+    does: repro.family), train the next look's seeds for the chosen claims that declare `sequential:` and are
+    still undecided for lack of evidence (not a failed precondition, a missing dataset or a diverged run), and
+    again, until each is decided or at its cap. Stops starting new looks after `max_minutes`."""
     import time
     from .plan import variant_jobs
+    from .family import describe
     from .precision import slow_bf16_warning
-    from .verdict import decide_all
-    sequential = {k: c for k, c in claims.items() if c.profiles.get(profile) and c.profiles[profile].sequential}
+    from .verdict import families, judge_folder
+    everything = load_claims(folder)  # the spec as written (not cut by --seeds): the design the looks follow
+    sequential = {k: c for k, c in everything.items()
+                  if k in claims and c.profiles.get(profile) and c.profiles[profile].sequential}
     if not sequential:
         print(f"--until-decided: no claim here declares `sequential:` in its '{profile}' profile", file=sys.stderr)
         return 2
-    started, warned = time.monotonic(), False
+    started, verdicts_seen, warned = time.monotonic(), False, False
     while True:
-        verdicts = decide_all(sequential, profile, store)
+        judged = judge_folder(folder, everything, profile, store)
+        if not verdicts_seen:  # the family the loop corrects within, once: the report's
+            print(describe(folder, profile, families(judged), declared(folder, everything) is not None), flush=True)
+            verdicts_seen = True
+        verdicts = [v for v in judged if v["claim"] in sequential]
         # INCONCLUSIVE for lack of evidence (undecided, or past its own boundary but not Holm's) with a look
         # left: a failed precondition, a diverged run or no spread has no next look
         todo = [v for v in verdicts if v.get("next_look") and v["status"] == "INCONCLUSIVE"]

@@ -27,7 +27,7 @@ SHOWN = {"claim", "variant", "profile", "check", "metric", "arms", "alpha", "mar
          "wall_s", "run_keys", "devices", "versions", "commits", "hypothesis", "estimand", "estimate", "estimate_ci",
          "reference", "p_refute", "paired", "companion", "pairs", "p_refute_holm", "holm_family", "holm_policy",
          "seeds_support", "seeds_refute", "looks", "sequential", "next_look", "p_look", "p_refute_look",
-         "not_comparable", "conditional_on", "observed", "unconverged"}
+         "not_comparable", "conditional_on", "observed", "unconverged", "family"}
 LABELS = {"holm_family": "Holm family (p-values corrected together)", "diverged": "diverged runs per arm"}
 # Keys every verdict from verdict.py has; a hand-made or older verdicts.json may lack them.
 DEFAULTS = {"check": "", "metric": "", "arms": [], "alpha": None, "margin": None, "justification": "",
@@ -312,18 +312,28 @@ def render(doc: dict, claims: dict, results: Path | None = None, claims_dir: Pat
               for p in profiles}
     return env.get_template("index.html.j2").render(
         doc=doc, groups=list(groups.values()), counts=counts, badge=BADGE, profiles=profiles,
-        families=families(verdicts, profiles), env=environment(doc, all_runs, claims_dir),
+        families=families(doc, verdicts, profiles),
+        policy=next((v["holm_policy"] for v in verdicts if isinstance(v.get("holm_policy"), str)), ""), env=environment(doc, all_runs, claims_dir),
         smoke=profiles == ["smoke"])
 
 
-def families(verdicts: list[dict], profiles: list[str]) -> dict[str, dict]:
-    """Per profile, the Holm family its verdicts were corrected over (stated once, not in every block)."""
+def families(doc: dict, verdicts: list[dict], profiles: list[str]) -> dict[str, dict]:
+    """Per profile, the Holm families its verdicts were corrected in (stated once, at the top): as pytest -m claims
+    recorded them (`families`: {profile: {text, families}}), else as the verdicts name them."""
+    recorded = doc.get("families") if isinstance(doc.get("families"), dict) else {}
+    if doc.get("holm_family_text") and doc.get("profile") not in recorded:  # a file of one profile
+        recorded = {**recorded, doc["profile"]: {"text": doc["holm_family_text"], "families": doc.get("holm_families")}}
     out = {}
     for p in profiles:
-        named = [v.get("holm_family") for v in verdicts if v["profile"] == p and isinstance(v.get("holm_family"), list)]
-        policy = next((v["holm_policy"] for v in verdicts if v["profile"] == p and v.get("holm_policy")), "")
-        out[p] = {"members": named[0] if named else [], "policy": policy,
-                  "consistent": all(n == named[0] for n in named)}
+        entry = recorded.get(p) if isinstance(recorded.get(p), dict) else {}
+        named = entry.get("families") if isinstance(entry.get("families"), dict) else {}
+        if not named:
+            members = next((v["holm_family"] for v in verdicts if v["profile"] == p
+                            and isinstance(v.get("holm_family"), list)), [])
+            named = {"all": members} if members else {}
+        text = entry.get("text") if isinstance(entry.get("text"), str) and entry.get("text") else \
+            f"Holm family of the {p} profile"
+        out[p] = {"text": text, "families": {str(k): [str(m) for m in v] for k, v in named.items() if isinstance(v, list)}}
     return out
 
 

@@ -16,19 +16,27 @@ Lan-DeMets spending function f of the information time t_l = n_l / n_L (f(1) = a
 
 and a_l = f(t_l) - f(t_{l-1}). The looks are combined by the union (Bonferroni) bound: P(some look wrongly
 crosses) <= sum of a_l = alpha, for either side and every check kind, whatever the correlation between looks
-and without a model of the data: this needs only that each look's p is a valid p-value. The price is some
-power against exact group-sequential boundaries (which exist for a normal z test, not for TOST, best_of or
-a Fieller ratio); tests/test_sequential.py measures it.
+and without a model of the data: this needs only that each look's p is a valid p-value. Where a side's p at
+every look is one one-sided t test on iid per-seed values, or the largest of several (paired greater/less,
+paired at_least/at_most, the support side of paired equivalent, best_of with one leader, matches), the looks'
+joint law is known (nested t statistics are pivotal at the null), and that side's sequential p is exact
+instead: the simulated null probability (NULL_SIMULATIONS draws, fixed seed) that min_l p_l / a_l is as small
+as observed. It spends the whole alpha (0.050 where the union bound realised 0.030 for looks at 5, 7, 9, 11)
+and is a valid p-value at every level, so Holm can read it; each look is then in effect tested at a_l times a
+factor >= 1 (effective_boundaries). Welch's nuisance variance ratio, and sides that take the smallest of several
+p-values times their number (TOST's refutation, several pairs refuting, best_of's top-k choice), keep the union
+bound: a factor simulated for one t sequence at alpha does not bound those unions at alpha / k.
 
 Holm across a report's claims: a sequentially judged claim carries the sequential p-value
-p_seq = min over the looks taken of p_l alpha / a_l (capped at 1). It is valid (P(p_seq <= u) <= u, by the
-same union bound over all L looks, whichever of them were taken and why), and p_seq < alpha exactly when some
-look crossed its boundary, so Holm treats it as any other claim's p. `repro run --until-decided` goes on
+p_seq = min over the looks taken of p_l alpha / a_l (capped at 1; or the exact one above). It is valid
+(P(p_seq <= u) <= u, by the same bound over all L looks, whichever of them were taken and why), and p_seq < alpha
+exactly when some look crossed its (effective) boundary, so Holm treats it as any other claim's p. `repro run --until-decided` goes on
 while a claim is INCONCLUSIVE after Holm, so one that crossed its own boundary but not Holm's threshold gets
 further looks too. Refutations likewise (p_refute_seq).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -76,6 +84,73 @@ class Design:
         return np.diff(spent(np.concatenate([[0.0], t]), self.alpha, self.spending))
 
 
+NULL_SIMULATIONS = 200_000  # one-sample t sequences per design for the exact sequential p (floor 5e-6)
+
+
+@functools.lru_cache(maxsize=64)
+def _null_ratios(looks: tuple[int, ...], bounds: tuple[float, ...]) -> np.ndarray:
+    """Sorted draws of M = min over the looks of p_l / a_l for one one-sided t test on nested samples of iid normal
+    values at its null (a central t at every look: the law is pivotal, the same whatever the mean and sd), with a
+    fixed seed so that every judging of a design reads the same numbers."""
+    rng = np.random.default_rng(19830101)
+    x = rng.standard_normal((NULL_SIMULATIONS, looks[-1]))
+    total, squares = np.cumsum(x, 1), np.cumsum(x * x, 1)
+    ratio = np.full(NULL_SIMULATIONS, np.inf)
+    for n, a in zip(looks, bounds):
+        if n < 2:
+            continue
+        mean = total[:, n - 1] / n
+        sd = np.sqrt(np.maximum(squares[:, n - 1] - n * mean ** 2, 0) / (n - 1))
+        ratio = np.fmin(ratio, sps.t.sf(mean / (sd / math.sqrt(n)), n - 1) / a)
+    return np.sort(ratio)
+
+
+def exact_sides(check, paired: bool) -> tuple[bool, bool]:
+    """(support, refute): whether that side's p at every look is one one-sided t test on iid per-seed values (paired
+    differences, one arm, a contrast of arms paired by seed), or the largest of several such tests (an
+    intersection-union: at its least favourable point only one of them is at its null). There the looks' joint law
+    is the simulated one of _null_ratios, and the exact sequential p replaces the union bound. Not: Welch (a
+    nuisance variance ratio), and sides that take the smallest p of several tests times their number (TOST's
+    refutation, several pairs refuting, best_of's top-k choice), where the union's overlap at alpha / k is not the
+    one simulated at alpha."""
+    top = getattr(check, "top", None) or 1
+    if check.kind == "matches":
+        return True, False
+    if not paired:
+        return False, False
+    if check.kind in ("greater", "less", "at_least", "at_most"):
+        return True, True
+    if check.kind == "equivalent":
+        return True, False
+    if check.kind == "best_of":
+        return top == 1, top == 1 and len(check.arms) == 2
+    return False, False
+
+
+def _sequential_p(running, design: "Design", exact: bool):
+    """p_seq from the running minimum of p_l / a_l: the union bound (m alpha), or with `exact` the simulated null
+    probability that M is as small, whichever is smaller (the exact one is, up to Monte Carlo error)."""
+    union = np.asarray(running, float) * design.alpha
+    if not exact:
+        return union
+    draws = _null_ratios(design.looks, tuple(design.boundaries.tolist()))
+    with np.errstate(invalid="ignore"):
+        count = np.searchsorted(draws, np.where(np.isnan(running), np.inf, running), side="right")
+    simulated = (count + 1) / (len(draws) + 1)
+    return np.where(np.isnan(running), np.nan, np.fmin(simulated, union))
+
+
+def effective_boundaries(design: "Design", exact: bool) -> np.ndarray:
+    """The level each look's p is in effect tested at: a_l (union bound), or a_l times the largest M that the exact
+    sequential p still calls significant (at least a_l; they then sum to more than alpha, which the looks' overlap
+    pays for)."""
+    if not exact:
+        return design.boundaries
+    draws = _null_ratios(design.looks, tuple(design.boundaries.tolist()))
+    k = math.ceil(design.alpha * (len(draws) + 1) - 1)  # (c + 1) / (N + 1) < alpha  <=>  c < k
+    return design.boundaries * max(float(draws[k - 1]) if k >= 1 else 0.0, 1.0)
+
+
 def _first(values: dict, n: int) -> dict:
     """The first n seeds of every arm (an arm with fewer runs, e.g. one fixed-seed run, keeps what it has)."""
     return {arm: np.asarray(v, float)[..., :n] for arm, v in values.items()}
@@ -94,29 +169,36 @@ def judge(values: dict, check, design: Design) -> dict:
     taken = [n for n in design.looks if n <= have] or [have]
     bounds = design.boundaries[:len(taken)]
     outcomes = [fn(_first(values, n), check) for n in taken]
+    exact_up, exact_down = exact_sides(check, bool(np.all(outcomes[0]["paired"])))
     p = np.stack([np.asarray(o["p"], float) for o in outcomes], -1)
     p_ref = np.stack([np.asarray(o["p_refute"], float) for o in outcomes], -1)
-    crossed_up, crossed_down = p < bounds, p_ref < bounds
+    # the sequential p after each look, from the running minimum of p_l / a_l (NaN looks are skipped): a look
+    # crosses when it brings p_seq below alpha, which is p_l below that look's effective boundary
+    with np.errstate(invalid="ignore"):
+        run_up = _sequential_p(np.fmin.accumulate(p / bounds, -1), design, exact_up).clip(max=1.0)
+        run_down = _sequential_p(np.fmin.accumulate(p_ref / bounds, -1), design, exact_down).clip(max=1.0)
+    crossed_up, crossed_down = run_up < design.alpha, run_down < design.alpha
     crossed = crossed_up | crossed_down
     any_crossed = crossed.any(-1)
     stop = np.where(any_crossed, np.argmax(crossed, -1), len(taken) - 1)
     up = np.take_along_axis(crossed_up, stop[..., None], -1)[..., 0] & any_crossed
     down = np.take_along_axis(crossed_down, stop[..., None], -1)[..., 0] & any_crossed & ~up
-    # p_seq over every look taken: valid whatever made them be taken (the union bound covers all L looks),
-    # so a claim that crossed its own boundary but not Holm's may go on to further looks
-    scale = design.alpha / bounds
-    with np.errstate(invalid="ignore"):
-        p_seq = np.fmin.reduce(p * scale, -1).clip(max=1.0)
-        p_ref_seq = np.fmin.reduce(p_ref * scale, -1).clip(max=1.0)
+    # p_seq over every look taken: valid whatever made them be taken (the bound, union or exact, covers all L
+    # looks), so a claim that crossed its own boundary but not Holm's may go on to further looks
+    p_seq, p_ref_seq = run_up[..., -1], run_down[..., -1]
+    effective = effective_boundaries(design, exact_up)[:len(taken)]
     out = {"decision": np.where(up, "supported", np.where(down, "refuted", "undecided")),
            "stopped_at": stop, "seeds": np.asarray(taken)[stop],
            "complete": len(taken) == len(design.looks), "p_seq": p_seq, "p_refute_seq": p_ref_seq,
-           "outcomes": outcomes}
+           "outcomes": outcomes, "exact": (exact_up, exact_down),
+           "boundaries": effective_boundaries(design, exact_up),
+           "boundaries_refute": effective_boundaries(design, exact_down)}
     if np.ndim(p) == 1:  # one data set: plain numbers and the path, look by look
-        out = {k: (v.item() if isinstance(v, np.ndarray) else v) for k, v in out.items()}
+        out = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in out.items()}
         out["looks"] = [{"seeds": n, "p": _num(o["p"]), "p_refute": _num(o["p_refute"]),
                          "statistic": _num(o.get("statistic")), "estimate": _num(o.get("estimate")),
-                         "boundary": float(a)} for n, o, a in zip(taken, outcomes, bounds)]
+                         "boundary": float(a), "boundary_refute": float(r)}
+                        for n, o, a, r in zip(taken, outcomes, effective, out["boundaries_refute"])]
     return out
 
 

@@ -828,7 +828,9 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 
 
 def spec_files(folder: str | Path) -> list[Path]:
-    return sorted(p for p in Path(folder).iterdir() if p.suffix in SPEC_SUFFIXES and not p.name.startswith("."))
+    # families.yaml declares the folder's Holm families (repro.family), not a claim
+    return sorted(p for p in Path(folder).iterdir() if p.suffix in SPEC_SUFFIXES and not p.name.startswith(".")
+                  and p.name != "families.yaml")
 
 
 def load_claims(folder: str | Path = "claims") -> dict[str, Claim]:

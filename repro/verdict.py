@@ -13,13 +13,15 @@ from __future__ import annotations
 import math
 
 from .data import availability
+from .designs import lock
+from .family import DEFAULT as DEFAULT_FAMILY, family_of
 from .models import weights_availability
 from .metrics import run_value
 from .observed import describe as describe_observed, pseudo_results, unpaired
 from .plan import plan_claim
 from .precision import used_precision
 from .registry import CHECKS
-from .sequential import Design, judge
+from .sequential import Design, _first, judge
 from .spec import Check, Claim
 from .stats import holm
 from .store import CorruptResult, Store
@@ -110,6 +112,24 @@ def looked_at(claim: Claim, variant: str, profile: str, store: Store, results: d
     return results, design
 
 
+def reused_behind(claim: Claim, variant: str, profile: str, results: dict, arms: list[str]) -> list[str]:
+    """The arms among `arms`, and those they learn from or start from (teacher, init_from, transitively), whose
+    runs are one run reused for every seed (a fixed_seed arm): a verdict on these arms holds conditionally on
+    that run, whether it is compared itself or only teaches every seed's student."""
+    out, seen, todo = [], set(), list(arms)
+    while todo:
+        name = todo.pop(0)
+        if name in seen or name not in results or claim.is_observed(name):  # observed: no runs, no links
+            continue
+        seen.add(name)
+        runs = results[name]
+        if len(runs) > 1 and len({r["key"] for r in runs}) == 1:
+            out.append(name)
+        arm = claim.resolve(name, variant, profile)
+        todo += [link for link in (arm.teacher, arm.init_from) if link]
+    return out
+
+
 def run_check(results, check: Check, design: Design | None = None) -> dict:
     """The check on the stored runs: the stats result plus `values` and `diverged` (runs per arm that did
     not finish with a finite metric). With any diverged run, or an arm with fewer than two distinct runs
@@ -157,10 +177,17 @@ def sequential_outcome(values: dict, check: Check, design: Design) -> dict:
     # the next look's size, while there is one (--until-decided takes it if the claim is still INCONCLUSIVE
     # after Holm: undecided, or past its own boundary but not the family's)
     next_look = None if judged["complete"] else design.looks[len(looks)]
+    # the interval: the repeated confidence interval of the last look (Jennison and Turnbull), at the level of
+    # its boundary, so it is as wide as the looks make it and excludes the reference exactly when that look crossed
+    n, level = looks[-1]["seeds"], min(looks[-1]["boundary"], looks[-1]["boundary_refute"])
+    widened = CHECKS.get(check.kind)(_first(values, n), check.model_copy(update={"alpha": level}))
+    outcome.update(estimate_ci=widened["estimate_ci"], ci=widened["ci"], ci_level=widened["ci_level"])
     outcome.update(decision=judged["decision"], p=judged["p_seq"], p_refute=judged["p_refute_seq"],
                    p_look=outcome["p"], p_refute_look=outcome.get("p_refute"), looks=looks, next_look=next_look,
                    seeds_to_decide=None,
-                   sequential={"looks": list(design.looks), "boundaries": design.boundaries.tolist(),
+                   sequential={"looks": list(design.looks), "boundaries": list(judged["boundaries"]),
+                               "boundaries_refute": list(judged["boundaries_refute"]),
+                               "exact": {"support": judged["exact"][0], "refute": judged["exact"][1]},
                                "spending": design.spending, "seeds_used": last["seeds"],
                                "stopped_at": judged["stopped_at"] + 1,
                                "decided_at": judged["stopped_at"] + 1 if judged["decision"] != "undecided" else None})
@@ -175,13 +202,21 @@ def _sequential_text(v: dict) -> str:
     text += (f"crossed its boundary at look {seq['decided_at']} ({crossed['seeds']} seeds per arm: "
              if seq["decided_at"] else f"no boundary crossed yet (last look, {crossed['seeds']} seeds per arm: ")
     text += (f"p {_num(crossed['p'], '.3g')} / against {_num(crossed['p_refute'], '.3g')}, boundary "
-             f"{_num(crossed['boundary'], '.3g')}); the p above is the sequential one (what Holm reads) and the "
-             "interval is from all stored seeds, not widened for the looks")
+             f"{_num(crossed['boundary'], '.3g')}); the p above is the sequential one (what Holm reads"
+             + (", exact for the looks' simulated joint law" if seq.get("exact", {}).get("support") else
+                ", by the union bound over the looks")
+             + ") and the interval is the last look's repeated confidence interval, at the level of its boundary")
     if v.get("status") == "INCONCLUSIVE" and v.get("next_look"):
         text += f"; `repro run --until-decided` trains up to {v['next_look']} seeds for the next look"
     elif v.get("status") == "INCONCLUSIVE":
-        text += "; the cap is reached"
+        text += ("; the cap is reached" if len(looks) == len(seq["looks"]) else
+                 "; no further look is taken: more seeds at this profile cannot decide it (see above)")
     return text
+
+
+def _conditional_text(v: dict) -> str:
+    return (f"; conditional on the one run of {', '.join(v['conditional_on'])} (reused for every seed, compared "
+            "or learnt from: a constant here, so the test says nothing about other runs of it)")
 
 
 def _pre_text(pre: dict) -> str:
@@ -189,7 +224,8 @@ def _pre_text(pre: dict) -> str:
         return f"{pre['check']} on {pre['metric']} ({', '.join(pre['arms'])}): {pre.get('reason', 'not computed')}"
     lo, hi = pre["estimate_ci"]
     return (f"{pre['hypothesis']} on {pre['metric']}: {pre['estimand']} = {_num(pre['estimate'])} "
-            f"[{_num(lo)}, {_num(hi)}], p = {_num(pre['p'], '.3g')} (alpha {pre['alpha']}); values "
+            f"[{_num(lo)}, {_num(hi)}], p = {_num(pre['p'], '.3g')} (alpha {pre['alpha']})"
+            + (_conditional_text(pre) if pre.get("conditional_on") else "") + "; values "
             + "; ".join(f"{arm} {', '.join(_num(x) for x in vs)}" for arm, vs in pre["values"].items()))
 
 
@@ -206,11 +242,18 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
             "also_reported": [r.model_dump() for r in check.also_reported]}
     try:
         results = collect(claim, variant, profile, store)
+        # the first look is stored: from now on its design is locked (repro.designs)
+        # (a claim of observed arms only has no profile, hence no design to lock)
+        refused = lock(store.root, claim, variant, profile) if store is not None and profile in claim.profiles else None
+        if refused:
+            raise Missing(refused)
         preconditions = []
         for pre in claim.preconditions:
             outcome = run_check(results, unpaired(pre) if any(map(claim.is_observed, pre.arms)) else pre)
+            reused = reused_behind(claim, variant, profile, results, pre.arms)
             entry = {"check": pre.kind, "arms": pre.arms, "metric": pre.metric, "alpha": pre.alpha,
                      "justification": pre.justification, "held": outcome["decision"] == "supported",
+                     **({"conditional_on": reused} if reused else {}),
                      **{k: getattr(pre, k) for k in ("bound", "derived", "margin", "value", "tolerance")
                         if getattr(pre, k) is not None},  # what it was held against, for the report's line
                      **{k: outcome[k] for k in ("p", "values", "diverged", "reason", "estimand", "estimate",
@@ -225,6 +268,10 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
         return {**base, "status": "NOT RUN", "reason": str(why), "p": math.nan, "preconditions": []}
     seeds = claim.profiles[profile].seeds_for(outcome["sequential"]["seeds_used"]) if design else \
         claim.profiles[profile].seeds if profile in claim.profiles else []
+    reused = reused_behind(claim, variant, profile, results, check.arms)
+    reused += [arm for p in preconditions for arm in p.get("conditional_on", []) if arm not in reused]
+    if reused and outcome.get("decision") is not None and "reason" not in outcome:
+        outcome["conditional_on"] = reused  # the check arms' own reused run, or the one run they all learn from
     external = describe_observed(claim, variant, [a for c in [check, *claim.preconditions] for a in c.arms])
     if external:  # values measured elsewhere: named with their provenance, and left out of the run facts below
         base["observed"] = external
@@ -260,7 +307,9 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
 
 
 HOLM_POLICY = ("Holm across the family: REPRODUCED needs the claim's p, and NOT REPRODUCED the p against it, "
-               "below alpha after Holm's correction over the family's tested claims (each side its own ordering)")
+               "below alpha after Holm's correction over the family's tested claims (each side its own ordering): "
+               "the chance of some wrong REPRODUCED in the family is at most alpha, of some wrong NOT REPRODUCED "
+               "at most alpha, so of any wrong verdict at most 2 alpha")
 
 
 def _holm_thresholds(pvalues: list[float], alpha: list[float]) -> list[float]:
@@ -272,23 +321,30 @@ def _holm_thresholds(pvalues: list[float], alpha: list[float]) -> list[float]:
     return out
 
 
-def finalize(verdicts: list[dict]) -> list[dict]:
-    """Holm across the tested claims of the report being produced (the verdicts given here; the family is
-    named in each verdict), for reproductions and refutations alike, then map decisions to verdict names.
-    Claims not tested (NOT RUN, failed precondition, diverged runs, no spread) are not in the family.
-    seeds_to_decide is recomputed at the Holm threshold the claim faces on each side."""
-    tested = ["status" not in v and not math.isnan(v["p"]) for v in verdicts]
-    p_support = [v["p"] if t else math.nan for v, t in zip(verdicts, tested)]
-    p_refute = [v.get("p_refute", math.nan) if t else math.nan for v, t in zip(verdicts, tested)]
-    p_refute = [math.nan if p is None else p for p in p_refute]
+def finalize(verdicts: list[dict], family: dict[tuple[str, str], str] | None = None) -> list[dict]:
+    """Holm within each family (repro.family: (claim, variant) -> family name; default one family of the verdicts
+    given), for reproductions and refutations alike, then map decisions to verdict names. Claims not tested
+    (NOT RUN, failed precondition, diverged runs, no spread) are not in the family. seeds_to_decide is
+    recomputed at the Holm threshold the claim faces on each side."""
+    names = [(family or {}).get((v["claim"], v["variant"]), DEFAULT_FAMILY) for v in verdicts]
+    for name in dict.fromkeys(names):
+        _holm_within([v for v, n in zip(verdicts, names) if n == name], name)
+    return verdicts
+
+
+def _holm_within(verdicts: list[dict], name: str) -> None:
+    # tested: the claim's p or its p against (a refutation with one pair of no spread has only the latter)
+    tested = ["status" not in v and not (math.isnan(v["p"]) and _nan(v.get("p_refute"))) for v in verdicts]
+    p_support = [math.nan if _nan(v["p"]) or not t else v["p"] for v, t in zip(verdicts, tested)]
+    p_refute = [math.nan if _nan(v.get("p_refute")) or not t else v["p_refute"] for v, t in zip(verdicts, tested)]
     adjusted, adjusted_refute = holm(p_support), holm(p_refute)
     alphas = [v.get("alpha", math.nan) for v in verdicts]
     level, level_refute = _holm_thresholds(p_support, alphas), _holm_thresholds(p_refute, alphas)
-    family = [f"{v['claim']}[{v['variant']}]" for v, t in zip(verdicts, tested) if t]
+    members = [f"{v['claim']}[{v['variant']}]" for v, t in zip(verdicts, tested) if t]
     for i, v in enumerate(verdicts):
         rerun = v.pop("_rerun", None)
         v["p_holm"], v["p_refute_holm"] = adjusted[i], adjusted_refute[i]
-        v["holm_family"] = family
+        v["family"], v["holm_family"] = name, members
         v["holm_policy"] = HOLM_POLICY
         if "status" in v:
             continue
@@ -297,14 +353,31 @@ def finalize(verdicts: list[dict]) -> list[dict]:
         decision, why = v["decision"], ""
         if decision == "supported" and not adjusted[i] < v["alpha"]:
             decision = "undecided"  # significant alone, not after correcting for the other claims
-            why = f"; p < alpha alone, but not after Holm across {len(family)} tested claims"
+            why = f"; p < alpha alone, but not after Holm across {len(members)} tested claims"
         if decision == "refuted" and not adjusted_refute[i] < v["alpha"]:
             decision = "undecided"
-            why = f"; ruled out at alpha alone, but not after Holm across {len(family)} tested claims"
+            why = f"; ruled out at alpha alone, but not after Holm across {len(members)} tested claims"
         v["status"] = DECISION_TO_STATUS[decision]
         if "reason" not in v:
             v["reason"] = explain(v) + why
-    return verdicts
+
+
+def _nan(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def families(verdicts: list[dict]) -> dict[str, list[str]]:
+    """Family name -> its tested members, as finalize named them (what the report and pytest state once)."""
+    return {v["family"]: v["holm_family"] for v in verdicts if "family" in v}
+
+
+def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store) -> list[dict]:
+    """Every claim and variant of a claims folder, decided and corrected within the folder's own families
+    (repro.family): a command that shows or acts on a few claims reads their verdicts from here, so their
+    Holm family never shrinks to the selection."""
+    member = family_of(folder, claims, profile)
+    return finalize([decide_guarded(c, variant, profile, store) for c in claims.values() for variant in c.variants],
+                    member)
 
 
 def _seeds_at(rerun, alpha_support: float, alpha_refute: float) -> int | None:
@@ -330,9 +403,8 @@ def explain(v: dict) -> str:
             f"({100 * level:.3g}% CI); claim {v['hypothesis']}: {v['test']} "
             f"p = {_num(v['p'], '.3g')} (Holm {_num(v.get('p_holm'), '.3g')})")
     if v.get("conditional_on"):
-        text += (f"; conditional on the one run of {', '.join(v['conditional_on'])} (reused for every seed, so a "
-                 "constant here: the test says nothing about other runs of it)")
-    if v.get("no_spread"):
+        text += _conditional_text(v)
+    if v.get("no_spread") and v.get("decision") != "refuted":
         text += ("; no spread between the seeds (they agree exactly): no test is valid, so it is undecided "
                  "whatever the means say")
     if v.get("status") == "NOT REPRODUCED" or (v.get("decision") == "refuted" and v.get("p_refute") is not None):

@@ -23,6 +23,7 @@ settings.load_profile("repro")
 
 INVARIANTS: list[dict] = []
 VERDICTS: dict = {}
+SELECTED: list = []  # (claim, variant) that pytest selected: their lines are printed; every verdict is written
 
 
 def claims_outputs() -> tuple[Path, Path]:
@@ -77,8 +78,10 @@ def pytest_sessionfinish(session):
     # (the report shows the paper verdict of a claim beside its quick one).
     kept = [v for v in before.get("verdicts", []) if isinstance(v, dict) and v.get("profile") != profile]
     judged = {**(before.get("judged") if isinstance(before.get("judged"), dict) else {}), profile: now}
+    families = {**(before.get("families") if isinstance(before.get("families"), dict) else {}),
+                profile: {"text": VERDICTS.get("holm_family_text", ""), "families": VERDICTS.get("holm_families", {})}}
     doc = {"generated": now, "profile": profile, "judged": {p: judged[p] for p in sorted(judged)},
-           "verdicts": kept + VERDICTS["verdicts"],
+           "families": {p: families[p] for p in sorted(families)}, "verdicts": kept + VERDICTS["verdicts"],
            "invariants": INVARIANTS or before.get("invariants", [])}
     atomic_write(path, json.dumps(_plain(doc), indent=1, sort_keys=True).encode())
 
@@ -107,14 +110,20 @@ def pytest_report_teststatus(report, config):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """One line per claim and variant with its verdict (passes included), as verdicts.json has it, and
-    the count of each verdict."""
+    """One line per selected claim and variant with its verdict (passes included), as verdicts.json has it, the
+    Holm family they were corrected in (the folder's, whatever was selected), and the count of each verdict."""
     if not VERDICTS.get("verdicts"):
         return
     terminalreporter.section(f"claim verdicts ({VERDICTS.get('profile')} profile)")
-    for v in VERDICTS["verdicts"]:
+    chosen = set(SELECTED)
+    shown = [v for v in VERDICTS["verdicts"] if not chosen or (v["claim"], v["variant"]) in chosen]
+    for v in shown:
         terminalreporter.write_line(f"{v['status']:<14} {v['claim']} [{v['variant']}]: {v['reason']}")
     counts = {}
-    for v in VERDICTS["verdicts"]:
+    for v in shown:
         counts[v["status"]] = counts.get(v["status"], 0) + 1
+    if VERDICTS.get("holm_family_text"):
+        rest = len(VERDICTS["verdicts"]) - len(shown)
+        terminalreporter.write_line(VERDICTS["holm_family_text"] + (
+            f" (the {rest} verdicts not selected were decided too, and written with these)" if rest else ""))
     terminalreporter.write_line("verdicts: " + ", ".join(f"{n} {status}" for status, n in counts.items()))

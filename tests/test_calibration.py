@@ -180,6 +180,89 @@ def test_wrong_verdict_rates_at_most_alpha_in_small_and_integer_regimes(kind, re
     assert not np.any(np.asarray(outcome["p"]) == 0)  # never a certainty
 
 
+SPREADS = [0.3, 0.5, 1.0, 1.5, 3.0]
+
+
+@pytest.mark.parametrize("spread", SPREADS)
+def test_integer_metrics_keep_their_level_at_every_spread_and_most_of_the_power(spread):
+    """Issue 25 item 7: the whole h^2/12 over-corrected (level 0.003 and power 0.16 at spread 0.5, 5 seeds) and
+    none at all is liberal (0.06 at spread 0.7-1); half of it keeps every spread at or below alpha, on and off
+    the lattice, and keeps most of the power (benchmarks/calibration.py runs this at 20k data sets)."""
+    rng = np.random.default_rng(int(spread * 10))
+    chk = check("greater", ["a", "b"])
+    worst = 0.0
+    for offset in (0.0, 0.5):
+        a, b = (np.round(offset + x) for x in arms_data(rng, [0, 0], 5, N_NULL, sd=spread, shared_sd=spread))
+        worst = max(worst, rate(CHECKS.get("greater")({"a": a, "b": b}, chk)))
+    RATES[f"greater, integer, spread {spread}, 5 seeds: null"] = (worst, N_NULL)
+    assert worst <= upper(ALPHA, N_NULL), f"spread {spread}: REPRODUCED in {worst:.4f} of null data sets"
+    if spread == 0.5:  # one sd of the differences: the whole term found this in 0.29 of data sets, none in 0.53
+        a, b = (np.round(x) for x in arms_data(rng, [spread * math.sqrt(2), 0], 5, N_NULL, sd=spread, shared_sd=spread))
+        power = rate(CHECKS.get("greater")({"a": a, "b": b}, chk))
+        RATES["greater, integer, spread 0.5, 5 seeds: power at 1 sd"] = (power, N_NULL)
+        assert power >= 0.38, f"power {power:.3f}"
+
+
+def lognormal(rng, shape, sigma=1.0):
+    """Lognormal noise centred at mean 0 with sd 1 (skewness 6.2 at sigma 1, 0.78 at sigma 0.25)."""
+    x, m = rng.lognormal(0, sigma, shape), math.exp(sigma ** 2 / 2)
+    return (x - m) / math.sqrt((math.exp(sigma ** 2) - 1) * math.exp(sigma ** 2))
+
+
+# two-arm kinds on the edge where the claim is false, unpaired: (kind, keywords, mean of arm a)
+UNPAIRED_EDGES = {"greater": ("greater", {}, 0.0), "less": ("less", {}, 0.0),
+                  "equivalent": ("equivalent", {"margin": M}, M),
+                  "at_least difference": ("at_least", {"derived": "difference", "bound": 1.0}, 1.0)}
+UNEQUAL = {  # name: (seeds a, seeds b, noise of a, noise of b)
+    "3 at sd 3 v 8 at sd 1": (3, 8, lambda rng, s: rng.normal(0, 3, s), lambda rng, s: rng.normal(0, 1, s)),
+    "3 at sd 2 v 12 at sd 1": (3, 12, lambda rng, s: rng.normal(0, 2, s), lambda rng, s: rng.normal(0, 1, s)),
+    "3 v 8, every arm lognormal": (3, 8, lognormal, lognormal),
+    "3 v 8, t3 arms": (3, 8, lambda rng, s: rng.standard_t(3, s), lambda rng, s: rng.standard_t(3, s)),
+}
+
+
+@pytest.mark.parametrize("regime", list(UNEQUAL))
+@pytest.mark.parametrize("kind", list(UNPAIRED_EDGES))
+def test_welch_with_a_small_noisy_arm_keeps_its_level(kind, regime):
+    """Issue 25 item 5: 3 seeds at sd 3 against 8 at sd 1 made every two-arm kind wrongly REPRODUCED in
+    0.057-0.066 of data sets, and all-lognormal arms in 0.090: Satterthwaite's df overshoots when the small arm's
+    variance comes out small. With a smaller arm of at most 4 seeds the df keeps a quarter of its excess over
+    Hsu's min(n) - 1 (stats._unequal_sizes_df)."""
+    name, kw, mean = UNPAIRED_EDGES[kind]
+    na, nb, noise_a, noise_b = UNEQUAL[regime]
+    rng = np.random.default_rng(300 + 7 * list(UNEQUAL).index(regime) + list(UNPAIRED_EDGES).index(kind))
+    worst = 0.0
+    for sign in (1, -1):  # a skewed arm is liberal on one side only: both
+        a, b = mean + sign * noise_a(rng, (N_NULL, na)), sign * noise_b(rng, (N_NULL, nb))
+        out = CHECKS.get(name)({"a": a, "b": b}, check(name, ["a", "b"], paired=False, **kw))
+        worst = max(worst, rate(out))
+    RATES[f"{kind} (supported wrongly): Welch {regime}"] = (worst, N_NULL)
+    assert worst <= upper(ALPHA, N_NULL), f"{kind}, {regime}: REPRODUCED in {worst:.4f}"
+
+
+def test_paired_symmetric_heavy_tails_keep_their_level():
+    rng = np.random.default_rng(401)
+    for n in (3, 5):
+        a, b = rng.standard_t(3, (N_NULL, n)), rng.standard_t(3, (N_NULL, n))
+        r = rate(CHECKS.get("less")({"a": a, "b": b}, check("less", ["a", "b"])))
+        RATES[f"less (supported wrongly): paired t3 arms, {n} seeds"] = (r, N_NULL)
+        assert r <= upper(ALPHA, N_NULL)
+
+
+@pytest.mark.xfail(strict=True, reason="a known limit, stated in README: no test of a mean holds its level over "
+                   "every skewed distribution at a fixed n (Bahadur and Savage 1956); at 3-5 seeds neither the "
+                   "permutation companion nor Johnson's skewness-corrected t mends it without a large power loss")
+@pytest.mark.parametrize("n", [5])
+def test_paired_strong_skew_against_the_claim_breaks_the_level(n):
+    """One lognormal arm (sigma 1): the paired t (and the conditional test against one reused run, the same
+    one-sample t) wrongly REPRODUCED in about 0.075 of data sets on the side the skew favours."""
+    rng = np.random.default_rng(402)
+    a, b = lognormal(rng, (N_NULL, n)), rng.normal(0, 1, (N_NULL, n))
+    r = rate(CHECKS.get("less")({"a": a, "b": b}, check("less", ["a", "b"])))
+    RATES[f"less (supported wrongly): paired, one lognormal arm, {n} seeds"] = (r, N_NULL)
+    assert r <= upper(ALPHA, N_NULL)
+
+
 @pytest.mark.parametrize("kind", ["equivalent", "matches"])
 @pytest.mark.parametrize("ratio", [0.001, 0.25])
 def test_tost_refutes_a_true_claim_at_most_alpha_when_the_margin_is_small(kind, ratio):

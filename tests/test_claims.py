@@ -3,9 +3,10 @@ skip = INCONCLUSIVE or NOT RUN (with the reason). Decided from stored results on
 
 REPRO_PROFILE (default auto), REPRO_CLAIMS (default claims), REPRO_OUT (the claims set's output folder,
 needed for a claims folder other than ./claims: results from OUT/results, verdicts to
-OUT/reports/verdicts.json) and REPRO_RESULTS choose what is judged. The verdicts of the selected tests
-(all, or those `-k` keeps) are computed together first, because Holm's correction needs every p-value
-of the family; each verdict's line is printed once, in the summary at the end (conftest.py).
+OUT/reports/verdicts.json) and REPRO_RESULTS choose what is judged. Every claim of the folder is decided
+first, from its stored results, because Holm corrects within the folder's family (repro.family), never
+within what `-k` selects; verdicts.json gets all of them (a selection never shrinks it), and the summary
+at the end prints the selected ones' lines and the family (conftest.py).
 """
 from __future__ import annotations
 
@@ -16,23 +17,31 @@ import pytest
 from repro.plan import resolve_profile
 from repro.spec import load_claims
 from repro.store import Store
-from repro.verdict import decide, finalize
+from repro.family import FamilyError, declared, describe
+from repro.verdict import families, judge_folder
 
-from conftest import VERDICTS, claims_outputs
+from conftest import SELECTED, VERDICTS, claims_outputs
 
-CLAIMS = load_claims(os.environ.get("REPRO_CLAIMS", "claims"))
+FOLDER = os.environ.get("REPRO_CLAIMS", "claims")
+CLAIMS = load_claims(FOLDER)
 CASES = [(c.id, v) for c in CLAIMS.values() for v in c.variants]
 
 
 @pytest.fixture(scope="session")
 def verdicts(request):
-    """Only the selected cases are decided (and form the Holm family): `-k` narrows what is judged."""
-    selected = [item.callspec.params for item in request.session.items
+    """Every claim of the folder is decided (the Holm family is the folder's); `-k` narrows what is shown."""
+    selected = [(item.callspec.params["claim"], item.callspec.params["variant"]) for item in request.session.items
                 if item.originalname == "test_claim" and hasattr(item, "callspec")]
     profile = resolve_profile(os.environ.get("REPRO_PROFILE", "auto"))
     store = Store(claims_outputs()[0])
-    results = finalize([decide(CLAIMS[c["claim"]], c["variant"], profile, store) for c in selected])
-    VERDICTS.update({"profile": profile, "verdicts": results})
+    try:
+        results = judge_folder(FOLDER, CLAIMS, profile, store)
+    except FamilyError as err:
+        pytest.exit(f"error {err}", returncode=2)
+    named = families(results)
+    VERDICTS.update({"profile": profile, "verdicts": results, "holm_families": named,
+                     "holm_family_text": describe(FOLDER, profile, named, declared(FOLDER, CLAIMS) is not None)})
+    SELECTED[:] = selected
     return {(v["claim"], v["variant"]): v for v in results}
 
 

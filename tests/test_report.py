@@ -288,8 +288,9 @@ def test_each_profile_with_verdicts_is_shown_paper_first_with_its_scale_and_its_
     # the source's number beside the measured one, and the source's own one-run number with it
     assert "67 ± 20 · 64 (source 004&#39;s final version, one run)" in rows
     assert "mean(teacher) = 71 [65, 77]" in rows and "mean(teacher) = 136.2 [129.9, 142.5]" in rows
-    assert "Holm family, paper" in summary and "Holm family, quick" in summary
-    assert "2 tested claims of the quick profile" in summary and "1 tested claim of the paper profile" in summary
+    top = page[:page.index('id="summary"')]
+    assert top.index('id="holm-family-paper"') < top.index('id="holm-family-quick"')
+    assert "hinton-teacher[as_described], other[x]" in top  # each profile's own family, as its verdicts name it
     block = page[page.index('id="claim-hinton-teacher"'):page.index('id="invariants"')]
     assert "Holm family" not in block  # stated once per report, not in every block
     assert block.index('id="hinton-teacher--paper--as_described"') < block.index('id="hinton-teacher--quick--as_described"')
@@ -301,3 +302,17 @@ def test_a_bound_or_derived_quantity_is_named_in_the_summary():
     v = {"check": "at_least", "derived": "recovered_fraction", "bound": 0.5, "estimand": "recovered_fraction(t, s, d)",
          "estimate": 0.848, "estimate_ci": [0.735, 0.963], "reference": 0.5, "diff": 0.348, "ci": [0.235, 0.463]}
     assert claimed_and_measured(v) == ("recovered_fraction ≥ 0.5", "recovered_fraction(t, s, d) = 0.848 [0.735, 0.963]")
+
+
+def test_the_holm_family_is_stated_once_at_the_top(claim):
+    """Issue 24 item 5: the family was a row repeated in every variant's table; now one line under the title."""
+    members = [f"{CLAIM_ID}[as_described]", f"{CLAIM_ID}[as_written]"]
+    doc = {"profile": "quick", "holm_families": {"all": members},
+           "holm_family_text": "Holm family: 2 tested claims, every claim of claims/ with the quick profile",
+           "verdicts": [verdict(v, profile="quick", holm_family=members, family="all")
+                        for v in ("as_described", "as_written")]}
+    page = render(doc, {CLAIM_ID: claim})
+    top = page[:page.index('id="summary"')]
+    assert 'id="holm-family-quick"' in top and "Holm family: 2 tested claims, every claim of claims/" in top
+    assert ", ".join(members) in top
+    assert page.count("Holm family") == 1

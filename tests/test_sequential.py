@@ -54,6 +54,13 @@ BOUNDARY = {
         "at_least", [0, 10, 10 - 10 * BOUND], {"derived": "recovered_fraction", "bound": BOUND}, "supported"),
     "at_least recovered_fraction: f = bound -> wrong NOT REPRODUCED": (
         "at_least", [0, 10, 10 - 10 * BOUND], {"derived": "recovered_fraction", "bound": BOUND}, "refuted"),
+    # issue 25 item 4: with no gap to recover (D <= 0) and a distilled arm 3 worse, L < 0 says nothing about N / D (it is
+    # 1.5 with D < 0, undefined with D = 0); the fixed check needs
+    # D > 0 to refute and the looks must too (sequential 0.59 and 0.99 wrong NOT REPRODUCED on the old code)
+    "at_least recovered_fraction: teacher 2 worse than small (D < 0) -> wrong NOT REPRODUCED": (
+        "at_least", [12, 10, 13], {"derived": "recovered_fraction", "bound": BOUND}, "refuted"),
+    "at_least recovered_fraction: no gap (D = 0) -> wrong NOT REPRODUCED": (
+        "at_least", [10, 10, 13], {"derived": "recovered_fraction", "bound": BOUND}, "refuted"),
 }
 DESIGNS = [(3, 1, "pocock"), (3, 2, "pocock"), (3, 3, "pocock"), (3, 2, "obf"), (5, 1, "obf")]
 
@@ -210,3 +217,37 @@ def test_the_report_draws_the_path_against_the_boundaries():
          "sequential": {"looks": [3, 5, 7], "boundaries": [0.005, 0.012, 0.033], "decided_at": 2, "seeds_used": 5}}
     assert sequential_path(v).startswith("data:image/png;base64,")
     assert sequential_path({"looks": []}) is None
+
+
+def test_exact_boundaries_spend_the_whole_alpha_where_the_looks_joint_law_is_known(monkeypatch):
+    """Issue 25 item 9 / brief item 5: the union bound realised 0.030 where 0.05 is allowed (looks at 5, 7, 9, 11,
+    obf). A paired t sequence's joint law is pivotal, so its sequential p is now the simulated null probability of
+    min p_l / a_l: the wrong-decision rate is alpha within Monte Carlo error on both sides, p_seq stays valid at
+    Holm's smaller levels, and a 0.5 sd effect is found more often."""
+    import repro.sequential as SQ
+    sims, design = 10_000, Design.of(5, 11, 2, ALPHA)
+    chk = check("greater", ["arm0", "arm1"])
+    null, effect = simulate(31, [0, 0], seeds=11, sims=sims), simulate(32, [0.5 * math.sqrt(2), 0], seeds=11, sims=sims)
+    exact = judge(null, chk, design)
+    band = 3 * math.sqrt(ALPHA * (1 - ALPHA) / sims)
+    for side in ("supported", "refuted"):
+        assert abs(np.mean(exact["decision"] == side) - ALPHA) <= band, side
+    small = np.asarray(exact["p_seq"]) <= 0.01
+    assert small.mean() <= 0.01 + 3 * math.sqrt(0.01 * 0.99 / sims)
+    power = np.mean(judge(effect, chk, design)["decision"] == "supported")
+    monkeypatch.setattr(SQ, "exact_sides", lambda *a: (False, False))
+    union = judge(null, chk, design)
+    assert np.mean(union["decision"] == "supported") < 0.036  # what the union bound leaves unspent
+    union_power = np.mean(judge(effect, chk, design)["decision"] == "supported")
+    TABLE.append(f"exact vs union bound, 5+2 obf to 11: null {np.mean(exact['decision'] == 'supported'):.4f} vs "
+                 f"{np.mean(union['decision'] == 'supported'):.4f}; power at 0.5 sd {power:.3f} vs {union_power:.3f}")
+    assert power > union_power + 0.04
+
+
+def test_sides_that_are_not_one_t_sequence_keep_the_union_bound():
+    from repro.sequential import exact_sides
+    assert exact_sides(check("greater", ["a", "b"]), True) == (True, True)
+    assert exact_sides(check("greater", ["a", "b"], paired=False), False) == (False, False)  # Welch: nuisance ratio
+    assert exact_sides(check("equivalent", ["a", "b"], margin=1.0), True) == (True, False)  # refute: 2 x min
+    assert exact_sides(check("best_of", ["a", "b", "c"], better="lower", top=2), True) == (False, False)
+    assert exact_sides(check("matches", ["a"], value=1.0, tolerance=0.1), False) == (True, False)

@@ -239,15 +239,16 @@ def test_no_spread_is_undecided_never_p_zero():
 
 
 def test_integer_data_get_the_rounding_variance():
-    """Counts (test errors) carry h^2/12 per value on top of their sample variance (Sheppard); without it
-    ties make the t test reject a true null more often than alpha (test_calibration covers the rates)."""
+    """Counts (test errors) carry a tie allowance of h^2/24 per value on top of their sample variance (half the
+    rounding variance: issue 25 item 7, h^2/12 over-corrected); without it ties make the t test reject a true
+    null more often than alpha (test_calibration covers the rates)."""
     a, b = [70.0, 72, 71, 73], [74.0, 73, 75, 77]
     out = less({"a": a, "b": b}, check(paired=False))
-    va, vb = np.var(a, ddof=1) + 1 / 12, np.var(b, ddof=1) + 1 / 12
+    va, vb = np.var(a, ddof=1) + 1 / 24, np.var(b, ddof=1) + 1 / 24
     assert out["statistic"] == pytest.approx((np.mean(a) - np.mean(b)) / math.sqrt(va / 4 + vb / 4), **TIGHT)
     paired = less({"a": a, "b": b}, check())
     d = np.subtract(a, b)
-    assert paired["statistic"] == pytest.approx(d.mean() / math.sqrt((d.var(ddof=1) + 2 / 12) / 4), **TIGHT)
+    assert paired["statistic"] == pytest.approx(d.mean() / math.sqrt((d.var(ddof=1) + 2 / 24) / 4), **TIGHT)
     off = less({"a": [70.5, 72, 71, 73], "b": b}, check(paired=False))  # not all integers: a plain Welch test
     assert off["statistic"] == pytest.approx(sps.ttest_ind([70.5, 72, 71, 73], b, equal_var=False).statistic, **TIGHT)
 
@@ -424,3 +425,36 @@ def test_at_most_arms_follow_the_derived_quantity_at_validation():
     with pytest.raises(ValueError, match=r"check 'at_most' compares exactly 1 arms for 'mean'"):
         check("at_most", arms=("a", "b"), bound=0.9)
     assert check("at_most", arms=("a", "b"), derived="difference", bound=0.0).arms == ["a", "b"]
+
+
+# --- issue 25 items 4 and 8: refutations that ask what the decision asks ------------------------------
+
+def test_a_pair_without_spread_does_not_hide_another_pairs_refutation():
+    """Old code: the decision was "refuted" with p_refute NaN (np.min over a NaN pair), so Holm left the claim out
+    and the verdict was INCONCLUSIVE; the sequential looks could never cross on it either."""
+    values = {"a": [10.0, 10.4, 9.7, 10.2], "b": [10.0, 10.4, 9.7, 10.2], "c": [20.1, 19.8, 20.6, 20.0]}
+    out = equivalent(values, check("equivalent", arms="abc", margin=1.0))
+    assert out["decision"] == "refuted" and out["no_spread"]
+    assert out["p_refute"] < 0.05 / 3 * 3 and math.isfinite(out["p_refute"])
+    assert math.isnan(out["p"])  # the a-b pair has no spread: never supported
+
+
+def test_a_ratio_against_one_reused_run_is_tested_conditionally_on_it():
+    """relative_change (new - old) / old with `old` one fixed_seed run (the same value every seed): D is a known
+    constant given that run, so D > 0 is certain, not untestable (old code: always "no spread")."""
+    values = {"new": [1.30, 1.33, 1.31, 1.28], "old": [1.0] * 4}
+    out = at_least(values, check("at_least", arms=("new", "old"), derived="relative_change", bound=0.2))
+    assert out["decision"] == "supported" and not out["no_spread"] and out["p"] < 0.01
+    against = at_least(values, check("at_least", arms=("new", "old"), derived="relative_change", bound=0.4))
+    assert against["decision"] == "refuted" and against["p_refute"] < 0.01
+    counts = {"new": [130.0, 133, 131, 128], "old": [100.0] * 4}  # counts can tie by chance: still no spread
+    assert at_least(counts, check("at_least", arms=("new", "old"), derived="relative_change", bound=0.2))["no_spread"]
+
+
+def test_a_ratio_is_refuted_only_with_its_denominator_confidently_positive():
+    """p_refute is the larger of L's and D's tests, as the fixed decision has it (item 4: the sequential looks read
+    p_refute alone, and refuted ratios with no gap to recover)."""
+    no_gap = {"teacher": [10.2, 9.9, 10.1, 9.8], "small": [10.0, 10.1, 9.9, 10.2], "distilled": [13.1, 12.8, 13.2, 13.0]}
+    out = at_least(no_gap, check("at_least", arms=("teacher", "small", "distilled"), derived="recovered_fraction",
+                                 bound=0.5))
+    assert out["decision"] == "undecided" and out["p_refute"] > 0.05

@@ -22,11 +22,11 @@ PRE = {"kind": "less", "metric": "test_errors", "arms": ["teacher", "small"], "a
        "justification": "a teacher no better than its student has nothing to transfer"}
 
 
-def make_claim(tmp_path, check: dict, preconditions=(), name="toy"):
+def make_claim(tmp_path, check: dict, preconditions=(), name="toy", arms=None):
     doc = {"id": name, "source": {"file": "x.txt", "quote": "q"}, "statement": "s",
            "defaults": {"data": {"name": "synthetic"}, "model": {"name": "mlp", "hidden": [4]},
                         "optimizer": {"name": "sgd", "lr": 0.1}, "epochs": 1, "batch_size": 8},
-           "arms": {"teacher": {}, "small": {}, "distilled": {}, "other": {}},
+           "arms": arms or {"teacher": {}, "small": {}, "distilled": {}, "other": {}},
            "check": {"metric": "test_errors", "alpha": 0.05, "justification": "why", **check},
            "preconditions": list(preconditions),
            "profiles": {"smoke": {"seeds": [0, 1, 2], "scale": "toy"}}}
@@ -357,3 +357,49 @@ def test_a_check_against_the_source_number_is_never_refuted_where_the_scale_is_n
         assert v["not_comparable"] == "20 of 1000 epochs"
         assert "not comparable with the source at the smoke profile (20 of 1000 epochs): measured" in v["reason"]
         assert "against the source's " in v["reason"]
+
+
+# --- issue 25 items 6 and 8 --------------------------------------------------------------------------
+
+def test_a_verdict_resting_on_one_reused_teacher_says_so_and_so_does_its_precondition(tmp_path, stored):
+    """Old code: the note appeared only when the reused run was itself a check arm; students that all learn from
+    one fixed_seed teacher, and a precondition comparing that teacher, were reported unconditionally."""
+    arms = {"teacher": {"fixed_seed": 0}, "small": {},
+            "distilled": {"teacher": "teacher", "loss": {"name": "kd_batchmean", "alpha": 0.5, "T": 4}}}
+    claim = make_claim(tmp_path, {"kind": "less", "arms": ["distilled", "small"]}, [PRE], arms=arms)
+    stored["toy"] = {**results(small=GOOD["small"], distilled=GOOD["distilled"]),
+                     "teacher": [run(67.0, key="t0")] * 3}
+    [v] = verdicts_for([claim])
+    assert v["status"] == "REPRODUCED" and v["conditional_on"] == ["teacher"]
+    assert "conditional on the one run of teacher (reused for every seed, compared or learnt from" in v["reason"]
+    assert v["preconditions"][0]["held"] and v["preconditions"][0]["conditional_on"] == ["teacher"]
+    stored["toy"]["teacher"] = [run(160.0, key="t0")] * 3  # the teacher is now worse: the precondition fails
+    [v] = verdicts_for([claim])
+    assert v["status"] == "INCONCLUSIVE" and "precondition failed" in v["reason"]
+    assert "conditional on the one run of teacher" in v["reason"]
+
+
+def test_a_refutation_through_one_pair_reaches_not_reproduced_beside_a_pair_without_spread(tmp_path, stored):
+    claim = make_claim(tmp_path, {"kind": "equivalent", "arms": ["teacher", "small", "distilled"], "margin": 1.0})
+    stored["toy"] = results(teacher=[10.0, 12, 9], small=[10.0, 12, 9], distilled=[40.0, 44, 41])
+    [v] = verdicts_for([claim])
+    assert v["status"] == "NOT REPRODUCED", v["reason"]
+    assert v["holm_family"] == ["toy[default]"] and v["p_refute_holm"] < 0.05
+    assert "no test is valid" not in v["reason"]
+
+
+def test_a_sequential_verdict_prints_its_repeated_confidence_interval():
+    """Old code printed the fixed-n (1 - 2 alpha) interval after the looks, which excluded 0 for claims that had
+    crossed no boundary; the interval is now the last look's at the level of its boundary (dual to it)."""
+    from repro.spec import Check
+    from repro.stats import less
+    chk = Check(kind="less", metric="m", arms=["a", "b"], alpha=0.05, justification="t")
+    values = {"a": [80.0, 83.5, 79.2, 84.1, 80.3], "b": [81.2, 83.3, 80.7, 85.0, 80.4]}
+    design = V.Design.of(3, 7, 2, 0.05)
+    out = V.sequential_outcome(values, chk, design)
+    fixed = less(values, chk)
+    boundary = out["looks"][-1]["boundary"]
+    assert out["ci_level"] == pytest.approx(1 - 2 * boundary)
+    assert out["estimate_ci"][1] > fixed["estimate_ci"][1] and out["estimate_ci"][0] < fixed["estimate_ci"][0]
+    assert (out["estimate_ci"][1] < 0) == (out["looks"][-1]["p"] < boundary)  # crossed iff it excludes 0
+    assert fixed["estimate_ci"][1] < 0 and out["decision"] == "undecided"  # the old interval said otherwise
