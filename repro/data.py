@@ -270,6 +270,9 @@ def mnist(mean: Sequence[Finite01] = (0.5,), std: Sequence[Positive] = (0.5,), o
     return tensor_dataset(*splits, 10, mean, std, omit_classes, keep_classes, holdout, train_subset)
 
 
+mnist.num_classes, mnist.n_train, mnist.n_test = 10, 60000, 10000  # what spec validation checks classes against
+
+
 @DATASETS.register("cifar10")
 def cifar10(omit_classes: Sequence[Digit] = (), keep_classes: Sequence[Digit] = (), holdout: Held = 0,
             train_subset: Optional[Examples] = None, test_subset: Optional[Examples] = None) -> TensorDataset:
@@ -308,10 +311,13 @@ def cifar10(omit_classes: Sequence[Digit] = (), keep_classes: Sequence[Digit] = 
                           omit_classes, keep_classes, holdout, train_subset)
 
 
+cifar10.num_classes, cifar10.n_train, cifar10.n_test = 10, 50000, 10000
+
+
 @DATASETS.register("synthetic")
 def synthetic(n_train: Examples = 512, n_test: Examples = 256, num_classes: Annotated[int, Field(ge=2, le=1000)] = 10,
               shape: Annotated[Sequence[Pixels], Field(min_length=3, max_length=3)] = (1, 28, 28),
-              noise: NonNegative = 0.35, seed: int = 0, omit_classes: Sequence[Class] = (),
+              noise: NonNegative = 0.35, seed: Annotated[int, Field(ge=0, lt=2 ** 31)] = 0, omit_classes: Sequence[Class] = (),
               keep_classes: Sequence[Class] = (), holdout: Held = 0) -> TensorDataset:
     """Class prototypes plus noise, quantised to uint8 like real images. Fixed by `seed`,
     independent of the run seed (the data is the same for every run; order and init vary)."""
@@ -379,3 +385,6 @@ def hymenoptera(resolution: Pixels = 224) -> FolderDataset:
     val = datasets.ImageFolder(root / "val", T.Compose([
         T.Resize(round(resolution * 256 / 224)), T.CenterCrop(resolution), T.ToTensor(), normalize]))
     return FolderDataset(train, val, num_classes=2, resolution=resolution)
+
+
+hymenoptera.num_classes = 2
