@@ -18,7 +18,7 @@ from .metrics import run_value
 from .plan import plan_claim
 from .registry import CHECKS
 from .sequential import Design, judge
-from .spec import Check, Claim
+from .spec import Check, Claim, public_path
 from .stats import holm
 from .store import CorruptResult, Store
 
@@ -43,8 +43,8 @@ def collect(claim: Claim, variant: str, profile: str, store: Store, seeds: list[
             path = store.path(profile, claim.id, variant, arm, run)
             try:
                 found = store.find(path, run.key)
-            except CorruptResult as err:
-                raise Missing(f"corrupt result, re-run it: {err}") from None
+            except CorruptResult as err:  # the path as the report may show it: never this machine's absolute path
+                raise Missing(f"corrupt result, re-run it: {public_path(err.path or path)}: {err.why or err}") from None
             if found is None:  # only now do the data and weights matter: they say why it could not run
                 unavailable = availability(run.arm.data.name) or weights_availability(run.arm.model.name,
                                                                                        run.arm.model.params)

@@ -27,9 +27,19 @@ VERDICTS: dict = {}
 
 def claims_outputs() -> tuple[Path, Path]:
     """(results folder, verdicts file) of the claims set pytest judges (REPRO_CLAIMS, REPRO_OUT), as `repro` has them."""
-    from repro.store import outputs
-    results, reports = outputs(os.environ.get("REPRO_CLAIMS", "claims"), os.environ.get("REPRO_OUT"))
-    return results, Path(os.environ.get("REPRO_VERDICTS") or reports / "verdicts.json")
+    from repro.store import check_outputs, outputs
+    claims = os.environ.get("REPRO_CLAIMS", "claims")
+    results, reports = outputs(claims, os.environ.get("REPRO_OUT"))
+    verdicts = Path(os.environ.get("REPRO_VERDICTS") or reports / "verdicts.json")
+    check_outputs(claims, verdicts)  # never the shipped verdicts for another set, never inside a claims folder
+    return results, verdicts
+
+
+def made_up_result(run, test_errors: float = 3, **final) -> dict:
+    """A result a store accepts for `run` (tests): one epoch per epoch of its arm, the final metrics the last
+    epoch's (`test_errors` there, plus `final`'s keys in every epoch)."""
+    epochs = [{"epoch": e, "test_errors": test_errors, **final} for e in range(1, run.arm.epochs + 1)]
+    return {"status": "done", "epochs": epochs, "final": dict(epochs[-1]), "wall_s": 1.0, "device": "cpu"}
 
 
 def pytest_collection_modifyitems(items):
@@ -40,7 +50,7 @@ def pytest_collection_modifyitems(items):
 
 def pytest_runtest_logreport(report):
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        marker = report.keywords.get("invariant")
+        marker = getattr(report, "keywords", {}).get("invariant")
         if marker:
             INVARIANTS.append({"test": report.nodeid, "outcome": report.outcome,
                                "detail": str(report.longrepr)[-800:] if report.failed else ""})
@@ -62,11 +72,17 @@ def pytest_sessionfinish(session):
     # too, and must not replace the committed verdicts with a file that has none.
     if not VERDICTS:
         return
+    from repro.spec import SpecError
     from repro.store import atomic_write
-    path = claims_outputs()[1]
     doc = {"generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            **VERDICTS, "invariants": INVARIANTS}
-    atomic_write(path, json.dumps(_plain(doc), indent=1, sort_keys=True).encode())
+    try:
+        path = claims_outputs()[1]
+        atomic_write(path, json.dumps(_plain(doc), indent=1, sort_keys=True).encode())
+    except (OSError, SpecError) as err:  # a folder, an unwritable place: one line; the verdicts are printed below
+        where = f"{path}: not writable ({err.strerror or type(err).__name__})" if isinstance(err, OSError) else err
+        VERDICTS["not_written"] = f"error: verdicts not written: {where}"
+        session.exitstatus = 2
 
 
 def pytest_report_teststatus(report, config):
@@ -78,7 +94,7 @@ def pytest_report_teststatus(report, config):
             return status, "s", status
         status = "REPRODUCED" if report.passed else "NOT REPRODUCED"
         return status, "." if report.passed else "F", status
-    if report.keywords.get("invariant") and report.when == "call":
+    if getattr(report, "keywords", {}).get("invariant") and report.when == "call":
         return ("invariants held" if report.passed else "invariants broken"), "." if report.passed else "F", \
             report.outcome.upper()
 
@@ -95,3 +111,5 @@ def pytest_terminal_summary(terminalreporter):
     for v in VERDICTS["verdicts"]:
         counts[v["status"]] = counts.get(v["status"], 0) + 1
     terminalreporter.write_line("verdicts: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    if VERDICTS.get("not_written"):
+        terminalreporter.write_line(VERDICTS["not_written"])

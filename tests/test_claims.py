@@ -14,9 +14,9 @@ import os
 import pytest
 
 from repro.plan import resolve_profile
-from repro.spec import load_claims
+from repro.spec import SpecError, load_claims
 from repro.store import Store
-from repro.verdict import decide, finalize
+from repro.verdict import decide_guarded, finalize
 
 from conftest import VERDICTS, claims_outputs
 
@@ -30,8 +30,12 @@ def verdicts(request):
     selected = [item.callspec.params for item in request.session.items
                 if item.originalname == "test_claim" and hasattr(item, "callspec")]
     profile = resolve_profile(os.environ.get("REPRO_PROFILE", "auto"))
-    store = Store(claims_outputs()[0])
-    results = finalize([decide(CLAIMS[c["claim"]], c["variant"], profile, store) for c in selected])
+    try:
+        store = Store(claims_outputs()[0])
+    except SpecError as err:  # an output the set must not write (the shipped verdicts, a claims folder)
+        pytest.exit(f"error: {err}", returncode=2)
+    # guarded: one result no check foresaw makes its claim NOT RUN, never every verdict lost
+    results = finalize([decide_guarded(CLAIMS[c["claim"]], c["variant"], profile, store) for c in selected])
     VERDICTS.update({"profile": profile, "verdicts": results})
     return {(v["claim"], v["variant"]): v for v in results}
 

@@ -14,6 +14,8 @@ from repro.spec import load_claim
 from repro.store import OutsideStore, Store
 from repro.train import train
 
+from conftest import made_up_result
+
 CPU = torch.device("cpu")
 CLAIM = load_claim("claims/hinton-kd-helps.yaml")
 RUNS = plan_claim(CLAIM, "as_described", "smoke")
@@ -77,7 +79,7 @@ def test_a_damaged_resume_file_is_retrained_from_epoch_1_with_the_same_numbers(d
 def test_a_damaged_done_pointer_is_warned_about_and_the_result_still_found(tmp_path, capfd):
     store = Store(tmp_path / "results", tmp_path / "cache")
     path = store.path("smoke", "c", "v", "small", STUDENT)
-    store.save(path, STUDENT, {"status": "done", "epochs": [], "final": {}, "wall_s": 0, "device": "cpu"}, {})
+    store.save(path, STUDENT, made_up_result(STUDENT), {})
     pointer = tmp_path / "cache" / "done" / STUDENT.key
     for content in (b"\xff\xfe\x00garbage", str(tmp_path / "elsewhere.json").encode()):
         pointer.parent.mkdir(parents=True, exist_ok=True)
