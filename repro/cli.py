@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -27,7 +28,7 @@ def _claims(args) -> dict:
 def cmd_list(args) -> int:
     from .plan import plan_claim
     from .store import Store
-    store = Store(args.results or os.environ.get("REPRO_RESULTS") or (Path(args.out_dir or ".") / "results"))
+    store = Store(_outputs(args)[0])
     for claim in _claims(args).values():
         print(f"{claim.id}: {claim.check.kind} {claim.check.metric} {claim.check.arms}  [{claim.source.file}]")
         for profile, prof in claim.profiles.items():
@@ -78,7 +79,22 @@ def positive(text: str) -> int:
     return value
 
 
+def minutes(text: str) -> float:
+    """--max-minutes M: a finite number of minutes above 0 (nan would switch the limit off)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number of minutes above 0, got {text[:20]!r}")
+    return value
+
+
 def cmd_run(args) -> int:
+    if args.max_minutes is not None and not args.until_decided:
+        print("error: --max-minutes limits --until-decided's looks; without --until-decided it would be ignored",
+              file=sys.stderr)
+        return 2
     import torch
     from .executors import make_executor
     from .plan import needed_arms, plan, resolve_profile
@@ -93,6 +109,12 @@ def cmd_run(args) -> int:
     if lacking and len(lacking) == len(claims):
         print(f"error: no chosen claim has a '{profile}' profile: 0 runs to plan", file=sys.stderr)
         return 2
+    if args.until_decided and not any(c.profiles.get(profile) and c.profiles[profile].sequential
+                                      for c in claims.values()):
+        print(f"error: --until-decided: no chosen claim declares `sequential:` in its '{profile}' profile; nothing "
+              "to add seeds to (run without --until-decided)", file=sys.stderr)
+        return 2
+    chosen = claims  # --until-decided judges the specs as written (as pytest -m claims does), not --seeds' cut
     if args.seeds:
         claims = {k: c.model_copy(update={"profiles": {**c.profiles, profile: c.profiles[profile].model_copy(
             update={"seeds": c.profiles[profile].seeds[: args.seeds]})}}) for k, c in claims.items()
@@ -129,15 +151,21 @@ def cmd_run(args) -> int:
         print("\ninterrupted: every finished run is saved, and the run in progress keeps its last finished "
               "epoch; run the same command again to resume", file=sys.stderr)
         return 130
+    except OSError as err:  # a store or cache entry of the wrong kind, a full disk: one line, not a traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"done: {summary['counts']}")
     for (claim, variant), why in summary["not_runnable"].items():
         print(f"NOT RUN {claim} [{variant}]: {why}")
     if args.until_decided:
         try:
-            return until_decided(claims, profile, store, executor, args.max_minutes)
+            return until_decided(chosen, profile, store, executor, args.max_minutes)
         except KeyboardInterrupt:
             print("\ninterrupted: every finished run is saved; run the same command again to go on", file=sys.stderr)
             return 130
+        except OSError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     return 0
 
 
@@ -155,7 +183,8 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
         return 2
     started = time.monotonic()
     while True:
-        verdicts = decide_all(sequential, profile, store)
+        # judged as pytest -m claims judges these claims (-k them): the same specs, the same Holm family
+        verdicts = [v for v in decide_all(claims, profile, store) if v["claim"] in sequential]
         # INCONCLUSIVE for lack of evidence (undecided, or past its own boundary but not Holm's) with a look
         # left: a failed precondition, a diverged run or no spread has no next look
         todo = [v for v in verdicts if v.get("next_look") and v["status"] == "INCONCLUSIVE"]
@@ -184,7 +213,7 @@ def _interrupt(signum, frame):
 
 def cmd_report(args) -> int:
     from .report import ReportError, load_verdicts, render
-    from .store import atomic_write
+    from .store import atomic_write, check_outputs
     if args.report_out and args.report_out.endswith(".html"):  # `report --out FILE.html`, as before
         html = Path(args.report_out)
     else:
@@ -195,6 +224,7 @@ def cmd_report(args) -> int:
     if not (html and verdicts and results):  # some output is not named: it goes under the set's output folder
         results, reports = _outputs(args)
         verdicts, html = verdicts or reports / "verdicts.json", html or reports / "index.html"
+    check_outputs(args.claims, html)
     claims, out, verdicts, results = _claims(args), html, Path(verdicts), Path(results)
     try:
         doc = load_verdicts(verdicts)
@@ -205,20 +235,40 @@ def cmd_report(args) -> int:
     if dropped:  # verdicts of claims outside --claims (another set, or deleted specs) are not this set's report
         print(f"note: left out {len(set(dropped))} claim(s) not in {args.claims}: {', '.join(sorted(set(dropped)))}")
     doc["verdicts"] = [v for v in doc["verdicts"] if v["claim"] in claims]
-    atomic_write(out, render(doc, claims, results, Path(args.claims)).encode())
+    try:
+        html_text = render(doc, claims, results, Path(args.claims))
+    except ReportError as err:
+        print(f"error: {verdicts}: {err}", file=sys.stderr)
+        return 2
+    try:
+        atomic_write(out, html_text.encode())
+    except OSError as err:
+        print(f"error: {out}: not writable ({err.strerror or type(err).__name__})", file=sys.stderr)
+        return 2
     print(f"wrote {out}")
     return 0
 
 
 def cmd_reference(args) -> int:
     from .reference import reference_markdown
+    from .spec import read_regular
+    from .store import atomic_write
     path, text = Path(args.path), reference_markdown()
     if args.check:
-        current = path.read_text() if path.exists() else ""
+        try:  # a regular file of at most twice the reference's size: a pipe or /dev/zero is not waited on
+            current = read_regular(path, 2 * len(text.encode()) + 4096).decode("utf-8", "replace") if path.exists() else ""
+        except OSError as err:
+            print(f"{path}: OUT OF DATE: not a readable reference ({err.strerror or type(err).__name__}); "
+                  "run `repro reference`")
+            return 1
         print(f"{path}: {'up to date' if current == text else 'OUT OF DATE: run `repro reference`'}")
         return 0 if current == text else 1
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    try:  # atomic: an interrupted write leaves the old file whole, never a torn one
+        atomic_write(path, text.encode())
+    except OSError as err:
+        print(f"error: {path}: not writable ({err.strerror or type(err).__name__}; expected a file path, "
+              "e.g. docs/spec-reference.md)", file=sys.stderr)
+        return 2
     print(f"wrote {path}")
     return 0
 
@@ -265,7 +315,7 @@ def main(argv=None) -> int:
     p.add_argument("--until-decided", action="store_true",
                    help="claims whose profile declares `sequential:`: add seeds a group at a time until each is "
                         "decided or at its cap, with alpha spent across the looks (repro/sequential.py)")
-    p.add_argument("--max-minutes", type=float, help="with --until-decided: start no new look after this long")
+    p.add_argument("--max-minutes", type=minutes, help="with --until-decided: start no new look after this long")
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("report", help="render OUT/reports/index.html from OUT/reports/verdicts.json and the results")
@@ -292,6 +342,9 @@ def main(argv=None) -> int:
     except SpecError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # e.g. while torch is still importing, before any command has started work
+        print("\ninterrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")
+# Labels are arm names and metrics from specs and verdicts.json: text, never TeX ("$\\frac" would raise mid-report)
+matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
