@@ -2,4 +2,9 @@
 
 Importing the package fills the registries (datasets, models, losses, checks), so YAML names resolve.
 """
-from . import data, losses, models, stats  # noqa: F401  (registration side effects)
+try:
+    from . import data, losses, models, stats  # noqa: F401  (registration side effects)
+except KeyboardInterrupt:  # Ctrl-C while torch is still importing (seconds): stop quietly, not with a traceback
+    import sys
+    print("\ninterrupted", file=sys.stderr)
+    raise SystemExit(130) from None
