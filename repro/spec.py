@@ -766,7 +766,7 @@ def load_claim(path: str | Path) -> Claim:
         teacher = resolved.get((spec.teacher, variant, profile)) if spec.teacher_epoch else None
         if teacher is not None and spec.teacher_epoch > teacher.epochs:
             errors.setdefault(f"teacher_epoch.{arm}", f"{path}: arms.{arm} (variant '{variant}', profile '{profile}')."
-                              f"teacher_epoch: {spec.teacher_epoch} is beyond the {teacher.epochs} epochs of its "
+                              f"teacher_epoch: {spec.teacher_epoch} is beyond the last epoch ({teacher.epochs}) of its "
                               f"teacher '{spec.teacher}'")
     for where, check in [("check", claim.check)] + [(f"preconditions.{i}", c) for i, c in enumerate(claim.preconditions)]:
         for (arm, variant, profile), spec in resolved.items():
