@@ -14,6 +14,7 @@ import io
 import math
 import os
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Optional, Sequence
@@ -395,12 +396,15 @@ def image_files(root: Path) -> list[Path]:
 def check_images(root: Path) -> None:
     """Raise DataDamaged naming the first image file that is not a regular file of bounded size and side, or
     that PIL cannot read (it would otherwise fail, or hang on a pipe, mid-training)."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
     for path in image_files(root):
         where = shown(path.relative_to(data_root()))
         try:
             data = read_regular(path, MAX_IMAGE_BYTES)
-            with Image.open(io.BytesIO(data)) as image:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the side is checked below
+                image = Image.open(io.BytesIO(data))
+            with image:
                 if max(image.size) > MAX_IMAGE_SIDE:
                     raise DataDamaged(f"{where}: {image.size[0]} x {image.size[1]} pixels, over the {MAX_IMAGE_SIDE} "
                                       "a side an image may have here (a decompression bomb?)")
@@ -409,7 +413,8 @@ def check_images(root: Path) -> None:
             raise
         except Exception as err:  # truncated, not an image, unsupported, a pipe, a device
             why = err.strerror if isinstance(err, OSError) and err.strerror else \
-                f"{type(err).__name__}: {clip(str(err).replace(str(path), 'the file'), 80)}"
+                "UnidentifiedImageError: not an image file PIL can read" if isinstance(err, UnidentifiedImageError) \
+                else f"{type(err).__name__}: {clip(str(err).replace(str(path), 'the file'), 80)}"
             raise DataDamaged(f"{where}: damaged image ({why})") from None
 
 
