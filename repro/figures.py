@@ -133,7 +133,7 @@ def per_seed(verdict: dict, colors: dict[str, str]) -> str | None:
 
 def interval(ax, verdict: dict, values: dict, what: str, est: float, lo: float, hi: float, ref: float) -> None:
     """The tested quantity, its interval, the reference it is compared with and the margin or tolerance."""
-    level = verdict.get("ci_level") or 1 - 2 * verdict.get("alpha", 0.025)
+    level = verdict.get("ci_level") or 1 - 2 * (verdict.get("alpha") or 0.025)  # a hand-made verdict may lack it
     band = next((b for b in (verdict.get("margin"), verdict.get("tolerance")) if number(b) and b > 0), None)
     if band:
         ax.axhspan(ref - band, ref + band, color="#999", alpha=0.15, lw=0, label=f"±{band:g}")
