@@ -449,3 +449,89 @@ def test_provenance_keeps_no_absolute_path(monkeypatch):
                                      "--out=/home/alice/secret/out", "c1"])
     command = provenance()["command"]
     assert command == "repro --claims .../my/claims run --out=.../secret/out c1" and "alice" not in command
+
+
+# --- issue 26: the verdicts file, `pytest -m claims` after a bad spec, `repro reference` -----------------
+
+def claims_session(tmp_path, env: dict, *args) -> "subprocess.CompletedProcess":
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "pytest", "-m", "claims", "-q", "-p", "no:cacheprovider",
+                           "tests/test_claims.py", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "REPRO_PROFILE": "smoke",
+                               "REPRO_RESULTS": str(tmp_path / "results"), "REPRO_CACHE": str(tmp_path / "cache"),
+                               **env})
+
+
+def test_a_verdicts_path_that_is_a_folder_loses_no_verdict(tmp_path):
+    """REPRO_VERDICTS a folder: every verdict is still computed and printed, then one line, exit 2 (was an
+    INTERNALERROR that lost them all)."""
+    (tmp_path / "verdicts.json").mkdir()
+    done = claims_session(tmp_path, {"REPRO_VERDICTS": str(tmp_path / "verdicts.json")}, "-k", "hinton-kd-helps")
+    out = done.stdout + done.stderr
+    assert "INTERNALERROR" not in out and "Traceback" not in out, out[-3000:]
+    assert "NOT RUN        hinton-kd-helps [as_described]" in out
+    assert f"error: verdicts not written: {tmp_path / 'verdicts.json'}: not writable (Is a directory)" in out
+    assert done.returncode == 2
+
+
+def test_a_bad_spec_under_pytest_m_claims_is_its_line_without_a_conftest_traceback(tmp_path):
+    import shutil
+    claims = tmp_path / "claims"
+    shutil.copytree("claims", claims)
+    (claims / "hinton-kd-helps.yaml").write_text((claims / "hinton-kd-helps.yaml").read_text()
+                                                 .replace("statement:", "epochs_typo: 3\nstatement:", 1))
+    done = claims_session(tmp_path, {"REPRO_CLAIMS": str(claims), "REPRO_OUT": str(tmp_path / "out")})
+    out = done.stdout + done.stderr
+    assert "CollectReport" not in out and "INTERNALERROR" not in out, out[-3000:]
+    assert f"{claims}/hinton-kd-helps.yaml: epochs_typo: Extra inputs are not permitted" in out
+
+
+def test_report_hooks_take_collect_reports():
+    from _pytest.reports import CollectReport
+    import conftest
+    report = CollectReport("tests/test_claims.py", "failed", "SpecError: ...", [])
+    assert conftest.pytest_report_teststatus(report, None) is None
+
+
+@pytest.mark.parametrize("target", ["folder", "/dev/zero", "named-pipe"])
+def test_repro_reference_to_or_from_a_non_file_is_one_line(target, tmp_path, capsys):
+    import signal
+    from repro.cli import main
+    path = tmp_path / "ref.md"
+    if target == "folder":
+        path.mkdir()
+    elif target == "named-pipe":
+        os.mkfifo(path)
+    else:
+        path = Path(target)
+    signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(TimeoutError("hung")))
+    signal.alarm(20)
+    try:
+        assert main(["reference", "--check", str(path)]) == 1
+        checked = capsys.readouterr()
+        rc = main(["reference", str(path)]) if target == "folder" else None
+    finally:
+        signal.alarm(0)
+    kind = {"folder": "a folder", "/dev/zero": "a device", "named-pipe": "a named pipe"}[target]
+    assert checked.out == f"{path}: OUT OF DATE: not a readable reference ({kind}, not a regular file); run `repro reference`\n"
+    if target == "folder":
+        assert rc == 2 and capsys.readouterr().err == (f"error: {path}: not writable (Is a directory; expected a file "
+                                                       "path, e.g. docs/spec-reference.md)\n")
+
+
+def test_an_interrupted_repro_reference_leaves_the_old_file_whole(tmp_path, monkeypatch):
+    from pathlib import Path as P
+    from repro.cli import main
+    path = tmp_path / "ref.md"
+    path.write_text("the old reference\n" * 100)
+
+    def torn_write(self, text, *a, **kw):  # what a kill halfway through a plain write leaves
+        with open(self, "w") as f:
+            f.write(text[: len(text) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(P, "write_text", torn_write)
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(["reference", str(path)]) == 130
+    assert path.read_text() == "the old reference\n" * 100 and [p.name for p in tmp_path.iterdir()] == ["ref.md"]
