@@ -535,3 +535,21 @@ def test_an_interrupted_repro_reference_leaves_the_old_file_whole(tmp_path, monk
     monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(KeyboardInterrupt))
     assert main(["reference", str(path)]) == 130
     assert path.read_text() == "the old reference\n" * 100 and [p.name for p in tmp_path.iterdir()] == ["ref.md"]
+
+
+def test_pytest_m_claims_never_writes_the_shipped_verdicts_for_another_set(tmp_path, monkeypatch):
+    import conftest
+    from repro.spec import SpecError
+    claims_sets(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REPRO_RESULTS", raising=False)
+    monkeypatch.setenv("REPRO_CLAIMS", "my/claims")
+    monkeypatch.setenv("REPRO_OUT", "my")
+    monkeypatch.setenv("REPRO_VERDICTS", "reports/verdicts.json")
+    with pytest.raises(SpecError, match=r"^reports/verdicts.json: inside the shipped reports/ \(of claims/\)"):
+        conftest.claims_outputs()
+    monkeypatch.setenv("REPRO_VERDICTS", "my/claims/verdicts.json")
+    with pytest.raises(SpecError, match=r"^my/claims/verdicts.json: inside the claims folder my/claims/"):
+        conftest.claims_outputs()
+    monkeypatch.setenv("REPRO_VERDICTS", "my/reports/v.json")
+    assert conftest.claims_outputs() == (Path("my/results"), Path("my/reports/v.json"))
