@@ -553,3 +553,43 @@ def test_pytest_m_claims_never_writes_the_shipped_verdicts_for_another_set(tmp_p
         conftest.claims_outputs()
     monkeypatch.setenv("REPRO_VERDICTS", "my/reports/v.json")
     assert conftest.claims_outputs() == (Path("my/results"), Path("my/reports/v.json"))
+
+
+HOSTILE_FILES_SCRIPT = r"""
+import os, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))  # reading /dev/zero or a 3 GB file to the end dies here
+from pathlib import Path
+from repro.cli import main
+from repro.store import CorruptResult, Store
+tmp = Path(sys.argv[1])
+os.mkfifo(tmp / "pipe.yaml")
+with open(tmp / "sparse.yaml", "wb") as f:
+    f.truncate(3 << 30)
+codes = [main(["validate", "/dev/zero"]), main(["validate", str(tmp / "pipe.yaml")]),
+         main(["validate", str(tmp / "sparse.yaml")]), main(["reference", "--check", "/dev/zero"]),
+         main(["reference", "--check", str(tmp / "pipe.yaml")]),
+         main(["--claims", "claims", "report", "--verdicts", "/dev/zero", "--results", str(tmp),
+               "--out", str(tmp / "index.html")])]
+for name in ("pipe.yaml", "sparse.yaml"):
+    try:
+        Store.load(tmp / name)
+    except CorruptResult as err:
+        print("result", err)
+print("codes", codes)
+"""
+
+
+def test_hostile_files_fail_fast_under_a_memory_limit(tmp_path):
+    """Pipes, /dev/zero and a sparse 3 GB file as specs, references, verdicts and results, in a process limited
+    to 6 GB of address space: one line each, no traceback, no hang."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", HOSTILE_FILES_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                          timeout=180, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    out = done.stdout + done.stderr
+    assert done.returncode == 0 and "Traceback" not in out and "MemoryError" not in out, out[-3000:]
+    assert "codes [1, 1, 1, 1, 1, 2]" in out
+    assert f"error {tmp_path}/pipe.yaml: not readable (a named pipe, not a regular file)" in out
+    assert f"error {tmp_path}/sparse.yaml: 3221225472 bytes; a spec is at most 1048576 bytes" in out
+    assert "error: /dev/zero: not readable (a device, not a regular file); expected the verdicts file" in out
+    assert f"result {tmp_path}/sparse.yaml: 3221225472 bytes, over the 67108864 a result may have" in out
