@@ -98,7 +98,7 @@ def cmd_run(args) -> int:
     import torch
     from .executors import make_executor
     from .plan import needed_arms, plan, resolve_profile
-    from .store import Store
+    from .store import OutsideStore, Store
     profile = resolve_profile(args.profile)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     claims = _claims(args)
@@ -131,7 +131,11 @@ def cmd_run(args) -> int:
     except OSError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    jobs = plan(list(claims.values()), profile, store, args.arms)
+    try:
+        jobs = plan(list(claims.values()), profile, store, args.arms)
+    except OutsideStore as err:  # a folder of the store linked elsewhere: refused, before anything trains
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         executor = make_executor(args.executor, store, device, force=args.force, address=args.address,
                                  stack_seeds=args.stack_seeds)

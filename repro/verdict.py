@@ -20,7 +20,7 @@ from .registry import CHECKS
 from .sequential import Design, judge
 from .spec import Check, Claim, public_path
 from .stats import holm
-from .store import CorruptResult, Store
+from .store import CorruptResult, OutsideStore, Store
 
 DECISION_TO_STATUS = {"supported": "REPRODUCED", "refuted": "NOT REPRODUCED", "undecided": "INCONCLUSIVE"}
 
@@ -40,7 +40,11 @@ def collect(claim: Claim, variant: str, profile: str, store: Store, seeds: list[
     for arm, runs in plan_claim(claim, variant, profile, seeds, arms).items():
         results[arm] = []
         for run in runs:
-            path = store.path(profile, claim.id, variant, arm, run)
+            try:
+                path = store.path(profile, claim.id, variant, arm, run)
+            except OutsideStore:  # a folder of the store linked elsewhere: its files are not this store's
+                raise Missing(f"the results folder of arm '{arm}' leads out of the results folder (a symlink?); "
+                              f"make it a plain folder and run `repro run {claim.id} --profile {profile}`") from None
             try:
                 found = store.find(path, run.key)
             except CorruptResult as err:  # the path as the report may show it: never this machine's absolute path

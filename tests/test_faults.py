@@ -593,3 +593,21 @@ def test_hostile_files_fail_fast_under_a_memory_limit(tmp_path):
     assert f"error {tmp_path}/sparse.yaml: 3221225472 bytes; a spec is at most 1048576 bytes" in out
     assert "error: /dev/zero: not readable (a device, not a regular file); expected the verdicts file" in out
     assert f"result {tmp_path}/sparse.yaml: 3221225472 bytes, over the 67108864 a result may have" in out
+
+
+def test_a_store_folder_linked_out_of_the_store_is_refused_by_run_and_not_run_by_the_verdict(tmp_path, monkeypatch,
+                                                                                            capsys):
+    from repro.cli import main
+    from repro.verdict import decide_all
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "results" / "smoke").mkdir(parents=True)
+    (tmp_path / "results" / "smoke" / CLAIM.id).symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("repro.run.LocalExecutor.submit", lambda self, jobs: pytest.fail("trained"))
+    assert main(["--results", str(tmp_path / "results"), "run", CLAIM.id, "--profile", "smoke"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "refusing to write there" in err
+    verdicts = decide_all({CLAIM.id: CLAIM}, "smoke", Store(tmp_path / "results", tmp_path / "cache"))
+    assert {v["status"] for v in verdicts} == {"NOT RUN"}
+    assert all(v["reason"].startswith("the results folder of arm '") and str(tmp_path) not in v["reason"]
+               for v in verdicts)
