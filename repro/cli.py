@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -116,12 +117,27 @@ def positive(text: str) -> int:
     return value
 
 
+def minutes(text: str) -> float:
+    """--max-minutes M: a finite number of minutes above 0 (nan would switch the limit off)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number of minutes above 0, got {text[:20]!r}")
+    return value
+
+
 def cmd_run(args) -> int:
+    if args.max_minutes is not None and not args.until_decided:
+        print("error: --max-minutes limits --until-decided's looks; without --until-decided it would be ignored",
+              file=sys.stderr)
+        return 2
     import torch
     from .executors import make_executor
     from .plan import needed_arms, plan, resolve_profile
     from .precision import slow_bf16_warning
-    from .store import Store
+    from .store import OutsideStore, Store
     profile = resolve_profile(args.profile)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.precision:  # for the plan (every arm's precision, so its run keys); pytest -m claims reads the same
@@ -136,6 +152,11 @@ def cmd_run(args) -> int:
               file=sys.stderr)
     if lacking and len(lacking) == len(claims):
         print(f"error: no chosen claim has a '{profile}' profile: 0 runs to plan", file=sys.stderr)
+        return 2
+    if args.until_decided and not any(c.profiles.get(profile) and c.profiles[profile].sequential
+                                      for c in claims.values()):
+        print(f"error: --until-decided: no chosen claim declares `sequential:` in its '{profile}' profile; nothing "
+              "to add seeds to (run without --until-decided)", file=sys.stderr)
         return 2
     if args.seeds:
         claims = {k: c.model_copy(update={"profiles": {**c.profiles, profile: c.profiles[profile].model_copy(
@@ -159,7 +180,11 @@ def cmd_run(args) -> int:
     except OSError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    jobs = plan(list(claims.values()), profile, store, args.arms)
+    try:
+        jobs = plan(list(claims.values()), profile, store, args.arms)
+    except OutsideStore as err:  # a folder of the store linked elsewhere: refused, before anything trains
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if warning := slow_bf16_warning([j.run for j in jobs if not j.path.exists()], device):
         print(warning, file=sys.stderr, flush=True)
     try:
@@ -182,6 +207,9 @@ def cmd_run(args) -> int:
         print("\ninterrupted: every finished run is saved, and the run in progress keeps its last finished "
               "epoch; run the same command again to resume", file=sys.stderr)
         return 130
+    except OSError as err:  # a store or cache entry of the wrong kind, a full disk: one line, not a traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"done: {summary['counts']}")
     for (claim, variant), why in summary["not_runnable"].items():
         print(f"NOT RUN {claim} [{variant}]: {why}")
@@ -191,6 +219,9 @@ def cmd_run(args) -> int:
         except KeyboardInterrupt:
             print("\ninterrupted: every finished run is saved; run the same command again to go on", file=sys.stderr)
             return 130
+        except OSError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     return 0
 
 
@@ -272,7 +303,7 @@ def cmd_verify(args) -> int:
 
 def cmd_report(args) -> int:
     from .report import ReportError, load_verdicts, render
-    from .store import atomic_write
+    from .store import atomic_write, check_outputs
     if args.report_out and args.report_out.endswith(".html"):  # `report --out FILE.html`, as before
         html = Path(args.report_out)
     else:
@@ -283,6 +314,7 @@ def cmd_report(args) -> int:
     if not (html and verdicts and results):  # some output is not named: it goes under the set's output folder
         results, reports = _outputs(args)
         verdicts, html = verdicts or reports / "verdicts.json", html or reports / "index.html"
+    check_outputs(args.claims, html)
     claims, out, verdicts, results = _claims(args), html, Path(verdicts), Path(results)
     try:
         doc = load_verdicts(verdicts)
@@ -293,7 +325,16 @@ def cmd_report(args) -> int:
     if dropped:  # verdicts of claims outside --claims (another set, or deleted specs) are not this set's report
         print(f"note: left out {len(set(dropped))} claim(s) not in {args.claims}: {', '.join(sorted(set(dropped)))}")
     doc["verdicts"] = [v for v in doc["verdicts"] if v["claim"] in claims]
-    atomic_write(out, render(doc, claims, results, Path(args.claims)).encode())
+    try:
+        html_text = render(doc, claims, results, Path(args.claims))
+    except ReportError as err:
+        print(f"error: {verdicts}: {err}", file=sys.stderr)
+        return 2
+    try:
+        atomic_write(out, html_text.encode())
+    except OSError as err:
+        print(f"error: {out}: not writable ({err.strerror or type(err).__name__})", file=sys.stderr)
+        return 2
     print(f"wrote {out}")
     return 0
 
@@ -322,13 +363,24 @@ def cmd_judge(args) -> int:
 
 def cmd_reference(args) -> int:
     from .reference import reference_markdown
+    from .spec import read_regular
+    from .store import atomic_write
     path, text = Path(args.path), reference_markdown()
     if args.check:
-        current = path.read_text() if path.exists() else ""
+        try:  # a regular file of at most twice the reference's size: a pipe or /dev/zero is not waited on
+            current = read_regular(path, 2 * len(text.encode()) + 4096).decode("utf-8", "replace") if path.exists() else ""
+        except OSError as err:
+            print(f"{path}: OUT OF DATE: not a readable reference ({err.strerror or type(err).__name__}); "
+                  "run `repro reference`")
+            return 1
         print(f"{path}: {'up to date' if current == text else 'OUT OF DATE: run `repro reference`'}")
         return 0 if current == text else 1
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    try:  # atomic: an interrupted write leaves the old file whole, never a torn one
+        atomic_write(path, text.encode())
+    except OSError as err:
+        print(f"error: {path}: not writable ({err.strerror or type(err).__name__}; expected a file path, "
+              "e.g. docs/spec-reference.md)", file=sys.stderr)
+        return 2
     print(f"wrote {path}")
     return 0
 
@@ -381,7 +433,7 @@ def main(argv=None) -> int:
     p.add_argument("--until-decided", action="store_true",
                    help="claims whose profile declares `sequential:`: add seeds a group at a time until each is "
                         "decided or at its cap, with alpha spent across the looks (repro/sequential.py)")
-    p.add_argument("--max-minutes", type=float, help="with --until-decided: start no new look after this long")
+    p.add_argument("--max-minutes", type=minutes, help="with --until-decided: start no new look after this long")
     p.add_argument("--dry-run", action="store_true",
                    help="train nothing: list the runs (stored or to train) with minutes estimated from stored timings "
                         "(repro/cost.py)")
@@ -430,6 +482,9 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # `repro validate | head -1`: the reader left; stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 141  # 128 + SIGPIPE
+    except KeyboardInterrupt:  # e.g. while torch is still importing, before any command has started work
+        print("\ninterrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import functools
 import gzip
+import io
 import math
 import os
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Sequence
@@ -22,6 +24,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from .registry import DATASETS, Examples, NonNegative, Pixels, Positive, limited
+from .spec import clip, read_regular
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -61,15 +64,16 @@ def check_idx(folder: Path, name: str, label: str = "MNIST") -> None:
     magic, shape = MNIST_FILES[name]
     path = folder / name if (folder / name).exists() else folder / f"{name}.gz"
     where = shown(path.relative_to(data_root()))
-    try:
+    try:  # a regular file of bounded size: a named pipe or /dev/zero is refused before it is read
         if path.suffix == ".gz":
-            data = gzip.decompress(path.read_bytes())
+            data = gzip.decompress(read_regular(path, MAX_DATA_BYTES))
             head, size = data[:16], len(data)
         else:
-            with open(path, "rb") as f:
-                head, size = f.read(16), os.fstat(f.fileno()).st_size
+            data = read_regular(path, MAX_DATA_BYTES)
+            head, size = data[:16], len(data)
     except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise DataDamaged(f"{where}: damaged {label} file (not readable: {type(err).__name__})") from None
+        raise DataDamaged(f"{where}: damaged {label} file (not readable: "
+                          f"{err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__})") from None
     header = [int.from_bytes(head[i: i + 4], "big") for i in range(0, 4 * (1 + len(shape)), 4)]
     if size < 4 or header[0] != magic:
         found = f"magic number {header[0]}" if size >= 4 else f"{size} bytes"
@@ -348,6 +352,9 @@ def mnist(mean: Sequence[Finite01] = (0.5,), std: Sequence[Positive] = (0.5,), o
     return idx_dataset("MNIST", mean, std, omit_classes, keep_classes, holdout, train_subset, test_subset)
 
 
+mnist.num_classes, mnist.n_train, mnist.n_test = 10, 60000, 10000  # what spec validation checks classes against
+
+
 @DATASETS.register("fashion_mnist")
 def fashion_mnist(mean: Sequence[Finite01] = (0.5,), std: Sequence[Positive] = (0.5,),
                   omit_classes: Sequence[Digit] = (), keep_classes: Sequence[Digit] = (), holdout: Held = 0,
@@ -357,12 +364,18 @@ def fashion_mnist(mean: Sequence[Finite01] = (0.5,), std: Sequence[Positive] = (
     return idx_dataset("FashionMNIST", mean, std, omit_classes, keep_classes, holdout, train_subset, test_subset)
 
 
+fashion_mnist.num_classes, fashion_mnist.n_train, fashion_mnist.n_test = 10, 60000, 10000
+
+
 @DATASETS.register("kmnist")
 def kmnist(mean: Sequence[Finite01] = (0.5,), std: Sequence[Positive] = (0.5,),
            omit_classes: Sequence[Digit] = (), keep_classes: Sequence[Digit] = (), holdout: Held = 0,
            train_subset: Optional[Examples] = None, test_subset: Optional[Examples] = None) -> TensorDataset:
     """Kuzushiji-MNIST in torchvision's layout, `$REPRO_DATA/KMNIST/raw/` (MNIST's idx files and sizes)."""
     return idx_dataset("KMNIST", mean, std, omit_classes, keep_classes, holdout, train_subset, test_subset)
+
+
+kmnist.num_classes, kmnist.n_train, kmnist.n_test = 10, 60000, 10000
 
 
 @DATASETS.register("cifar10")
@@ -382,8 +395,7 @@ def cifar10(omit_classes: Sequence[Digit] = (), keep_classes: Sequence[Digit] = 
         xs, ys = [], []
         for name in names:
             try:
-                with open(folder / name, "rb") as f:
-                    batch = pickle.load(f, encoding="latin1")
+                batch = pickle.loads(read_regular(folder / name, MAX_DATA_BYTES), encoding="latin1")
                 data, labels = batch["data"], batch["labels"]
                 if getattr(data, "shape", None) is None or data.shape[1:] != (3072,) or len(labels) != len(data):
                     raise ValueError(f"data of shape {getattr(data, 'shape', '?')} and {len(labels)} labels, "
@@ -401,6 +413,9 @@ def cifar10(omit_classes: Sequence[Digit] = (), keep_classes: Sequence[Digit] = 
     mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
     return tensor_dataset(read([f"data_batch_{i}" for i in range(1, 6)]), (test_x, test_y), 10, mean, std,
                           omit_classes, keep_classes, holdout, train_subset)
+
+
+cifar10.num_classes, cifar10.n_train, cifar10.n_test = 10, 50000, 10000
 
 
 def fetched(name: str, download) -> None:
@@ -487,7 +502,7 @@ def svhn(holdout: Held = 0, train_subset: Optional[Examples] = None,
 @DATASETS.register("synthetic")
 def synthetic(n_train: Examples = 512, n_test: Examples = 256, num_classes: Annotated[int, Field(ge=2, le=1000)] = 10,
               shape: Annotated[Sequence[Pixels], Field(min_length=3, max_length=3)] = (1, 28, 28),
-              noise: NonNegative = 0.35, seed: int = 0, omit_classes: Sequence[Class] = (),
+              noise: NonNegative = 0.35, seed: Annotated[int, Field(ge=0, lt=2 ** 31)] = 0, omit_classes: Sequence[Class] = (),
               keep_classes: Sequence[Class] = (), holdout: Held = 0) -> TensorDataset:
     """Class prototypes plus noise, quantised to uint8 like real images. Fixed by `seed`,
     independent of the run seed (the data is the same for every run; order and init vary)."""
@@ -527,16 +542,61 @@ class FolderDataset:
             yield x.to(device), y.to(device)
 
 
+MAX_DATA_BYTES = 1 << 30     # one dataset file (CIFAR-10's batches are 31 MB, MNIST's images 47 MB)
+MAX_IMAGE_BYTES = 64 << 20   # one image file
+MAX_IMAGE_SIDE = 4096        # pixels: a 17 kB PNG can claim 12000 x 12000 and decode to 400 MB every epoch
+
+
+def image_files(root: Path) -> list[Path]:
+    """The files ImageFolder would read under `root`, found without following links blindly: a symlinked folder
+    that leads back up (a loop: ImageFolder walks it over and over, multiplying the training set) or out of
+    the dataset folder, or a file linked from outside it, raises DataDamaged naming the link (relative to
+    $REPRO_DATA; never its target)."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+    real, files = root.resolve(), []
+    for folder, dirs, names in os.walk(root, followlinks=False):
+        for name in sorted(dirs) + sorted(names):
+            path = Path(folder) / name
+            if path.is_symlink():
+                target = path.resolve()
+                where = shown(path.relative_to(data_root()))
+                if path.is_dir() and path.parent.resolve().is_relative_to(target):
+                    raise DataDamaged(f"{where}: a symlink loop (the folder links back to one that holds it); its "
+                                      "images would be read again and again")
+                if not target.is_relative_to(real):
+                    raise DataDamaged(f"{where}: a symlink out of the dataset folder {shown(root.relative_to(data_root()))}; "
+                                      "copy the images in instead")
+                if path.is_dir():
+                    raise DataDamaged(f"{where}: a symlink to another folder of the dataset; its images would "
+                                      "count twice")
+            if name in names and name.lower().endswith(IMG_EXTENSIONS):
+                files.append(path)
+    return sorted(files)
+
+
 def check_images(root: Path) -> None:
-    """Raise DataDamaged naming the first image file PIL cannot read (it would otherwise fail mid-training)."""
-    from PIL import Image
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg", ".png")):
+    """Raise DataDamaged naming the first image file that is not a regular file of bounded size and side, or
+    that PIL cannot read (it would otherwise fail, or hang on a pipe, mid-training)."""
+    from PIL import Image, UnidentifiedImageError
+    for path in image_files(root):
+        where = shown(path.relative_to(data_root()))
         try:
-            with Image.open(path) as image:
+            data = read_regular(path, MAX_IMAGE_BYTES)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the side is checked below
+                image = Image.open(io.BytesIO(data))
+            with image:
+                if max(image.size) > MAX_IMAGE_SIDE:
+                    raise DataDamaged(f"{where}: {image.size[0]} x {image.size[1]} pixels, over the {MAX_IMAGE_SIDE} "
+                                      "a side an image may have here (a decompression bomb?)")
                 image.verify()
-        except Exception as err:  # truncated, not an image, unsupported
-            raise DataDamaged(f"{shown(path.relative_to(data_root()))}: damaged image ({type(err).__name__}: "
-                              f"{str(err)[:80]})") from None
+        except DataDamaged:
+            raise
+        except Exception as err:  # truncated, not an image, unsupported, a pipe, a device
+            why = err.strerror if isinstance(err, OSError) and err.strerror else \
+                "UnidentifiedImageError: not an image file PIL can read" if isinstance(err, UnidentifiedImageError) \
+                else f"{type(err).__name__}: {clip(str(err).replace(str(path), 'the file'), 80)}"
+            raise DataDamaged(f"{where}: damaged image ({why})") from None
 
 
 @DATASETS.register("hymenoptera")
@@ -555,3 +615,6 @@ def hymenoptera(resolution: Pixels = 224) -> FolderDataset:
     val = datasets.ImageFolder(root / "val", T.Compose([
         T.Resize(round(resolution * 256 / 224)), T.CenterCrop(resolution), T.ToTensor(), normalize]))
     return FolderDataset(train, val, num_classes=2, resolution=resolution)
+
+
+hymenoptera.num_classes = 2

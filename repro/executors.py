@@ -44,8 +44,8 @@ def _run_on_worker(root: str, cache: str, device: str, force: bool, argv: list[s
 class RayExecutor:
     """Runs each job as a Ray task asking for 1 CPU (and 1 GPU when the device is CUDA). A job starts once
     the runs it learns from (teacher, init_from) are finished; jobs sharing a run key run one after another,
-    so the first trains and the others are stored from the done index without a Ray task (with `force`
-    each of them trains again, as with the local executor)."""
+    so the first trains and the others are stored from the done index without a Ray task (with `force` too:
+    force redoes what was stored before this executor started, never a run twice, as with the local executor)."""
 
     def __init__(self, store: Store, device: torch.device, force: bool = False, address: str | None = None,
                  log=None):
@@ -75,7 +75,7 @@ class RayExecutor:
                         continue
                     todo.remove(job)
                     busy.add(job.run.key)
-                    if not self.force and self.store.done(job.run.key) is not None:
+                    if self.local._fresh(self.store.done(job.run.key)):  # with force: stored since we started
                         _merge(summary, self.local.submit([job]))  # already trained: stored here, no training
                     else:
                         running[self.task.remote(*self.args, job)] = job

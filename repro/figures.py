@@ -14,6 +14,8 @@ import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")
+# Labels are arm names and metrics from specs and verdicts.json: text, never TeX ("$\\frac" would raise mid-report)
+matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
@@ -131,7 +133,7 @@ def per_seed(verdict: dict, colors: dict[str, str]) -> str | None:
 
 def interval(ax, verdict: dict, values: dict, what: str, est: float, lo: float, hi: float, ref: float) -> None:
     """The tested quantity, its interval, the reference it is compared with and the margin or tolerance."""
-    level = verdict.get("ci_level") or 1 - 2 * verdict.get("alpha", 0.025)
+    level = verdict.get("ci_level") or 1 - 2 * (verdict.get("alpha") or 0.025)  # a hand-made verdict may lack it
     band = next((b for b in (verdict.get("margin"), verdict.get("tolerance")) if number(b) and b > 0), None)
     if band:
         ax.axhspan(ref - band, ref + band, color="#999", alpha=0.15, lw=0, label=f"±{band:g}")

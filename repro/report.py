@@ -10,13 +10,16 @@ import datetime
 import hashlib
 import json
 import math
+import re
 import subprocess
 from pathlib import Path
 
 import jinja2
+import markupsafe
 import yaml
 
 from . import figures
+from .spec import clip, public_path, read_regular
 from .store import CorruptResult, Store, atomic_write
 
 BADGE = {"REPRODUCED": "ok", "NOT REPRODUCED": "bad", "INCONCLUSIVE": "warn", "NOT RUN": "none"}
@@ -38,6 +41,18 @@ NOT_VERSIONS = {"command", "created", "git_commit"}
 
 class ReportError(ValueError):
     pass
+
+
+# Bidirectional controls (LRE, RLO, isolates, marks) in a spec's or verdict's text would reorder what the page
+# shows ("DECUDORPER TON" read as NOT REPRODUCED): every value is printed without them.
+BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def plain_text(value):
+    """jinja's finalize: each printed value with bidi controls removed (escaping then happens as usual)."""
+    if isinstance(value, markupsafe.Markup):
+        return markupsafe.Markup(BIDI.sub("", value))
+    return BIDI.sub("", value) if isinstance(value, str) else value
 
 
 def num(x, fmt: str = ".3g") -> str:
@@ -64,16 +79,79 @@ def duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
+MAX_VERDICTS_BYTES = 64 << 20
+
+
+def _num_or_null(x) -> bool:
+    return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
+
+
+def _strings(x) -> bool:
+    return isinstance(x, list) and all(isinstance(a, str) for a in x)
+
+
+def _per_arm(x) -> bool:
+    return isinstance(x, dict) and all(isinstance(vs, list) and all(_num_or_null(v) for v in vs) for vs in x.values())
+
+
+# The verdict keys the page reads, with what each must be: a verdicts.json written by hand, by an older
+# version or damaged is one line naming the entry and key, not a traceback halfway through the page.
+VERDICT_KEYS = {
+    "claim": (lambda x: isinstance(x, str) and x != "", "a claim id"),
+    "variant": (lambda x: isinstance(x, str) and x != "", "a variant name"),
+    "profile": (lambda x: isinstance(x, str), "a profile name"),
+    "status": (lambda x: x in BADGE, f"one of {', '.join(BADGE)}"),
+    "check": (lambda x: isinstance(x, str), "a check kind"), "metric": (lambda x: isinstance(x, str), "a metric"),
+    "reason": (lambda x: isinstance(x, str), "a text"), "justification": (lambda x: isinstance(x, str), "a text"),
+    "arms": (_strings, "a list of arm names"), "seeds": (lambda x: isinstance(x, list) and all(
+        isinstance(s, int) for s in x), "a list of seeds"),
+    "alpha": (_num_or_null, "a number"), "margin": (_num_or_null, "a number or null"),
+    "p": (_num_or_null, "a number or null"), "p_holm": (_num_or_null, "a number or null"),
+    "ci": (lambda x: x is None or (isinstance(x, list) and len(x) == 2 and all(map(_num_or_null, x))),
+           "[low, high] or null"),
+    "values": (_per_arm, "arm -> list of numbers"),
+    "run_keys": (lambda x: isinstance(x, dict) and all(_strings(v) for v in x.values()), "arm -> list of run keys"),
+    "preconditions": (lambda x: isinstance(x, list) and all(isinstance(p, dict) and isinstance(p.get("held"), bool)
+                      and _strings(p.get("arms")) and _num_or_null(p.get("p")) and _per_arm(p.get("values", {}))
+                      for p in x), "a list of preconditions, each with held, arms and p"),
+    "looks": (lambda x: isinstance(x, list) and all(isinstance(look, dict) for look in x), "a list of looks"),
+    "sequential": (lambda x: x is None or isinstance(x, dict), "a mapping"),
+}
+
+
+def verdicts_error(doc) -> str | None:
+    """What is wrong with a verdicts document's shape, as `key: expected ...`, or None."""
+    if not isinstance(doc, dict):
+        return f"(top level): expected a mapping with a 'verdicts' list, got {type(doc).__name__}"
+    if "verdicts" not in doc:
+        return ("no 'verdicts' in it (a session that ran only tests other than the claims wrote it); run "
+                "`pytest -m claims` to write the verdicts")
+    if not isinstance(doc["verdicts"], list):
+        return f"verdicts: expected a list of verdicts, got {type(doc['verdicts']).__name__}"
+    if not isinstance(doc.get("invariants", []), list) or not all(isinstance(t, dict) for t in doc.get("invariants", [])):
+        return "invariants: expected a list of test outcomes"
+    for i, v in enumerate(doc["verdicts"]):
+        if not isinstance(v, dict):
+            return f"verdicts.{i}: expected a verdict (a mapping), got {type(v).__name__}"
+        for key, (ok, expected) in VERDICT_KEYS.items():
+            if (key in v or key in ("claim", "variant")) and not ok(v.get(key)):
+                return f"verdicts.{i}.{key}: expected {expected}, got {clip(json.dumps(v.get(key)), 40)}"
+    return None
+
+
 def load_verdicts(path: Path) -> dict:
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(read_regular(path, MAX_VERDICTS_BYTES))
     except FileNotFoundError:
         raise ReportError(f"{path}: no verdicts yet; run `pytest -m claims` first") from None
-    except json.JSONDecodeError as err:
-        raise ReportError(f"{path}: not valid JSON ({err}); re-run `pytest -m claims`") from None
-    if not isinstance(doc, dict) or "verdicts" not in doc:
-        raise ReportError(f"{path}: no 'verdicts' in it (a session that ran only tests other than the claims "
-                          "wrote it); run `pytest -m claims` to write the verdicts")
+    except OSError as err:
+        raise ReportError(f"{path}: not readable ({err.strerror or type(err).__name__}); expected the verdicts "
+                          "file `pytest -m claims` writes") from None
+    except (ValueError, RecursionError) as err:  # not JSON, not UTF-8 (a binary file)
+        raise ReportError(f"{path}: not valid JSON ({clip(err, 80)}); re-run `pytest -m claims`") from None
+    wrong = verdicts_error(doc)
+    if wrong:
+        raise ReportError(f"{path}: {wrong}")
     return doc
 
 
@@ -125,7 +203,7 @@ def stat_rows(v: dict) -> list[tuple[str, str]]:
     tested = figures.estimate_of(v)
     if tested:
         what, est, lo, hi, ref = tested
-        level = v.get("ci_level") or 1 - 2 * v.get("alpha", 0.025)
+        level = v.get("ci_level") or 1 - 2 * (v.get("alpha") or 0.025)
         rows.append((f"{what}, {level:.0%} CI", f"{num(est, '.4g')} [{num(lo, '.4g')}, {num(hi, '.4g')}]"
                      + (f" against {num(ref, '.4g')}" if ref else "")))
     if "effect_size" in v:
@@ -259,13 +337,17 @@ def spec_hashes(claims_dir: Path, claim_id: str) -> list[tuple[str, str]]:
     """(file, sha256) of claims/<id>.yaml and of the shared file it names as its `base`, if any."""
     path, out = claims_dir / f"{claim_id}.yaml", []
     while path.is_file() and len(out) < 2:
-        out.append((str(path), hashlib.sha256(path.read_bytes()).hexdigest()))
         try:
-            base = (yaml.safe_load(path.read_text()) or {}).get("base")
-        except (yaml.YAMLError, AttributeError):
+            data = read_regular(path, 1 << 20)
+        except OSError:
+            break
+        out.append((public_path(path, 2), hashlib.sha256(data).hexdigest()))
+        try:
+            base = (yaml.safe_load(data.decode("utf-8")) or {}).get("base")
+        except (yaml.YAMLError, AttributeError, UnicodeDecodeError):
             base = None
         path = path.parent / str(base) if base else Path()
-    return out or [(str(claims_dir / f"{claim_id}.yaml"), "spec file not found")]
+    return out or [(public_path(claims_dir / f"{claim_id}.yaml", 2), "spec file not found")]
 
 
 def git_commit() -> str:
@@ -282,8 +364,8 @@ def git_commit() -> str:
 
 
 def render(doc: dict, claims: dict, results: Path | None = None, claims_dir: Path = Path("claims")) -> str:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("repro", "templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(loader=jinja2.PackageLoader("repro", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, finalize=plain_text)
     env.filters["num"] = num
     verdicts = [{**DEFAULTS, **v} for v in doc["verdicts"]]
     # Claims in the order they first appear; within a claim the paper profile first, then quick, then the rest
@@ -298,9 +380,13 @@ def render(doc: dict, claims: dict, results: Path | None = None, claims_dir: Pat
             "id": v["claim"], "claim": claim, "blocks": [], "v": v, "profiles": {},
             "colors": figures.arm_colors(list(claim.arms) if claim else list(v.get("run_keys") or {}))})
         group["profiles"].setdefault(v["profile"], claim.profiles.get(v["profile"]) if claim else None)
-        runs = load_runs(results, v) if results is not None else {}
-        all_runs.update({r["key"]: r for rs in runs.values() for r in rs})
-        group["blocks"].append(variant_block(v, claim, runs, group["colors"]))
+        try:
+            runs = load_runs(results, v) if results is not None else {}
+            all_runs.update({r["key"]: r for rs in runs.values() for r in rs})
+            group["blocks"].append(variant_block(v, claim, runs, group["colors"]))
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as err:  # a shape no check foresaw
+            raise ReportError(f"verdict {clip(v['claim'], 40)} [{clip(v['variant'], 40)}]: cannot be shown "
+                              f"({type(err).__name__}: {clip(err, 80)})") from None
     for group in groups.values():  # summary-table row spans: one cell per claim, and per profile within it
         blocks = group["blocks"]
         for i, b in enumerate(blocks):

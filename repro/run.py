@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import datetime
+import os
 import platform
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from .data import DataMissing
 from .metrics import run_value
 from .models import WeightsMissing
 from .plan import Job
-from .spec import RunSpec
+from .spec import RunSpec, public_path
 from .stacked import train_stacked, why_not_stackable
 from .store import RESULT_FIELDS, CorruptResult, Store
 from .train import build_model, train
@@ -36,7 +37,14 @@ def provenance() -> dict:
     import torchvision
     return {"git_commit": commit, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "command": " ".join(["repro"] + sys.argv[1:])}
+            "command": " ".join(["repro"] + [public_arg(a) for a in sys.argv[1:]])}
+
+
+def public_arg(arg: str) -> str:
+    """A command-line argument as a result's provenance keeps it: an absolute path (--out /home/me/x, or
+    --out=/home/me/x) as spec.public_path shows it, so no local path reaches a committed file or a report."""
+    flag, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+    return flag + eq + public_path(value, 2) if os.path.isabs(value) else arg
 
 
 PROGRESS_EVERY_S = 10.0  # without a TTY (logs, CI), a progress line at most this often
@@ -49,6 +57,9 @@ class LocalExecutor:
         self.keep_epochs: dict[str, set[int]] = {}  # run key -> epochs whose weights a student asks for
         self.teacher_memo: dict = {}  # train.teacher_predictions: a teacher's logits, once for all its students
         self._said_stored: set = set()  # result files already reported as stored (a fixed_seed run: every seed)
+        # --force redoes results stored before this moment; one stored since (by this process, or by another
+        # `repro run --force` that took the run's lock first) is not trained twice
+        self.started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
     def trained_model(self, run: RunSpec, epoch: int | None = None) -> torch.nn.Module:
         """The run's final weights (or those at the end of `epoch`) from the cache; retrained (same seed, same
@@ -83,9 +94,16 @@ class LocalExecutor:
         self.store.save_weights(run, model)
         return result, model
 
+    def _fresh(self, result: dict | None) -> bool:
+        """A stored result that counts as done: any, or with --force one stored since this executor started."""
+        if result is None:
+            return False
+        created = result["provenance"].get("created")
+        return not self.force or (isinstance(created, str) and created >= self.started)
+
     def _stored(self, job: Job) -> bool:
         try:
-            return not self.force and self.store.find(job.path, job.run.key) is not None
+            return self._fresh(self.store.find(job.path, job.run.key))
         except CorruptResult as err:
             self.log(f"  {err}: re-running it")
             return False
@@ -140,8 +158,8 @@ class LocalExecutor:
             if self._stored(job):
                 counts["cached"] += 1
                 return
-            done = None if self.force else self.store.done(job.run.key)
-            if done is not None:  # the same run finished for another claim or variant (a shared teacher)
+            done = self.store.done(job.run.key)
+            if self._fresh(done):  # the same run finished for another claim or variant (a shared teacher)
                 self.log(f"  stored for another claim, copied: {job.claim}/{job.variant}/{job.arm} "
                          f"seed {job.run.seed}")
                 self.store.save(job.path, job.run, {k: done[k] for k in RESULT_FIELDS}, done["provenance"])
@@ -165,7 +183,7 @@ class LocalExecutor:
     def _run_stacked(self, group: list[Job]) -> set[str]:
         """Train an arm's pending seeds as one stacked model (stacked.py) when they allow it; their
         run keys, or nothing (then they train one by one, which also reports missing data)."""
-        group = [j for j in group if not self._stored(j) and (self.force or self.store.done(j.run.key) is None)]
+        group = [j for j in group if not self._stored(j) and not self._fresh(self.store.done(j.run.key))]
         runs = [j.run for j in group]
         if any(r.key in self.keep_epochs for r in runs):  # a student wants weights of an epoch: one by one
             return set()

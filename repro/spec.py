@@ -9,11 +9,14 @@ is resolved once at load time, so a bad override fails `repro validate`, not a r
 from __future__ import annotations
 
 import copy
+import errno
 import functools
 import hashlib
 import inspect
 import json
+import os
 import re
+import stat
 import typing
 from pathlib import Path
 import math
@@ -46,11 +49,29 @@ def clip(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def public_path(path: str | Path, keep: int = 6) -> str:
+    """A path as verdicts, reports and provenance show it: relative to the working folder when inside it, else
+    its last `keep` parts after '.../': never this machine's absolute path (a home folder, a user name)."""
+    path = Path(path)
+    if not path.is_absolute():
+        return str(path)
+    if path.is_relative_to(Path.cwd()):
+        return str(path.relative_to(Path.cwd())) or "."
+    return str(Path("...", *path.parts[1:][-keep:]))
+
+
 # One pattern for every name that becomes a folder of the results store (claim ids, arms, variants,
 # profiles): letters, digits, '_', '.', '-', starting with a letter or digit (so no '.', '..', '',
 # hidden or absolute names), at most 64 characters.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 NAME_RULE = "letters, digits, '_', '.', '-', starting with a letter or digit, at most 64 characters"
+
+
+def _not_blank(value: str, expected: str) -> str:
+    """A one-line text the report shows: blank (spaces only) is no text."""
+    if not value.strip():
+        raise ValueError(f"blank; expected {expected}")
+    return value
 
 
 def check_name(name: str) -> str:
@@ -63,7 +84,8 @@ Name = Annotated[str, AfterValidator(check_name)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a YAML `true` is not the integer 1, "10" is not a number, 1 is not `true` (a float still takes an int)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Component(Strict):
@@ -134,6 +156,21 @@ def _check_component(component: Component, registry, reserved: tuple[str, ...], 
     return component
 
 
+def dataset_fact(data: Component, name: str) -> int | None:
+    """A dataset's `num_classes`, `n_train` or `n_test`: its builder's parameter of that name (as the spec sets
+    it, or its default), else the builder's attribute of that name (a fixed dataset: mnist.n_train = 60000),
+    else None (the dataset does not say, and nothing is checked against it)."""
+    try:
+        builder = DATASETS.get(data.name)
+    except KeyError:
+        return None
+    param = inspect.signature(builder).parameters.get(name)
+    value = data.params.get(name, param.default) if param is not None else getattr(builder, name, None)
+    if name == "n_test" and isinstance(data.params.get("test_subset"), int) and isinstance(value, int):
+        value = min(value, data.params["test_subset"])  # cifar10's test_subset
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 class Optimizer(Strict):
     name: Literal["sgd", "adam", "adamw"]
     lr: float = Field(gt=0, allow_inf_nan=False)
@@ -183,7 +220,7 @@ class Arm(Strict):
     teacher_epoch: Optional[Annotated[int, Field(gt=0), limited("epochs")]] = Field(None, description="distil from the teacher's weights at the end of "
                                          "this epoch of its run instead of its final ones (the teacher run is "
                                          "not changed or retrained for it: it keeps those weights as it passes)")
-    fixed_seed: Optional[int] = Field(None, description="one model for every seed of the profile (a teacher file "
+    fixed_seed: Optional[Annotated[int, Field(ge=0, lt=2 ** 31)]] = Field(None, description="one model for every seed of the profile (a teacher file "
                                       "the source ships)")
     teacher_mode: Literal["eval", "train"] = Field("eval", description="'train': the teacher's dropout stays on "
                                                    "while producing soft targets")
@@ -259,6 +296,27 @@ class Arm(Strict):
                              "(for a label-smoothed arm without a teacher: loss: {name: ce, label_smoothing: 0.1})")
         if self.teacher_epoch is not None and self.teacher is None:
             raise ValueError("teacher_epoch: the arm has no 'teacher' to take an epoch of")
+        return self
+
+    @model_validator(mode="after")
+    def _classes_fit_the_data(self):
+        """Class numbers and the held-out slice must fit the dataset: otherwise a traceback at run time, an
+        empty training set, or a class both kept and omitted (which one wins is an accident of the code)."""
+        params, name = self.data.params, self.data.name
+        kept, omitted = set(params.get("keep_classes") or ()), set(params.get("omit_classes") or ())
+        if kept & omitted:
+            raise ValueError(f"data: class(es) {sorted(kept & omitted)} both kept (keep_classes) and omitted "
+                             "(omit_classes); name each class in one of them")
+        classes = dataset_fact(self.data, "num_classes")
+        named = [("data.keep_classes", kept), ("data.omit_classes", omitted),
+                 ("bias_shift.classes", set(self.bias_shift.classes) if self.bias_shift else set())]
+        for key, values in named:
+            if classes and values and max(values) >= classes:
+                raise ValueError(f"{key}: class {max(values)} is out of range: dataset '{name}' has classes 0 to "
+                                 f"{classes - 1}")
+        n_train, holdout = dataset_fact(self.data, "n_train"), params.get("holdout") or 0
+        if n_train and holdout >= n_train:
+            raise ValueError(f"data.holdout: {holdout} leaves no training images (dataset '{name}' has {n_train})")
         return self
 
     _model = field_validator("model")(lambda v, info: _check_component(
@@ -375,6 +433,9 @@ class Check(Strict):
             raise ValueError(f"arms: an arm is named twice in {self.arms}")
         if isinstance(self.value, list) and len(self.value) != len(self.arms):
             raise ValueError(f"value: one number per arm ({len(self.arms)}), got {len(self.value)}")
+        if self.kind == "at_most" and any(DERIVED[self.derived or "mean"].denominator):
+            raise ValueError(f"derived: at_most takes 'mean' or 'difference' (a quantity whose denominator is "
+                             f"constant, so negating the values negates it), got '{self.derived}'")
         if self.top is not None and self.top >= len(self.arms):
             raise ValueError(f"top: must leave at least one other arm (top {self.top}, {len(self.arms)} arms)")
         return self
@@ -386,6 +447,8 @@ class Comparable(Strict):
 
     numbers: bool = Field(description="true: the numbers can be set beside the source's; false: they cannot")
     why: str = Field(min_length=1, description="one line: why (or the protocol that makes them comparable)")
+
+    _why_not_blank = field_validator("why")(lambda v: _not_blank(v, "one line: why the numbers are (or are not) comparable"))
 
 
 class Overrides(Strict):
@@ -418,11 +481,18 @@ class Profile(Overrides):
     sequential: Optional[Sequential] = None
     comparable: Optional[Comparable] = None  # unstated: comparable
 
+    _scale_not_blank = field_validator("scale")(lambda v: _not_blank(v, "one line for the report, e.g. "
+                                                                        "'reduced: 20 of 1000 epochs'"))
+
     @model_validator(mode="after")
     def _cap_above_seeds(self):
         if self.sequential and self.sequential.max_seeds < len(self.seeds):
             raise ValueError(f"sequential.max_seeds ({self.sequential.max_seeds}) is below the profile's "
                              f"{len(self.seeds)} seeds")
+        if self.sequential and max(self.seeds) + self.sequential.max_seeds - len(self.seeds) >= 2 ** 31:
+            # the looks add the next integers after the largest seed: they must be seeds a spec could list
+            raise ValueError(f"sequential: the looks would add seeds up to {max(self.seeds) + self.sequential.max_seeds - len(self.seeds)}, "
+                             f"beyond the largest seed {2 ** 31 - 1}; use smaller seeds")
         return self
 
     def seeds_for(self, n: int) -> list[int]:
@@ -672,13 +742,51 @@ def expanded_size(node, sizes=None, open_=None) -> int:
     return size
 
 
+class TooBig(OSError):
+    """A file over the size a reader allows (`size`: its bytes)."""
+
+    def __init__(self, size: int, limit: int):
+        self.size = size
+        super().__init__(errno.EFBIG, f"{size} bytes, over the {limit} bytes allowed here")
+
+
+def read_regular(path: str | Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes. A named pipe (which would block), a device
+    (/dev/zero never ends), a folder or a bigger file (a sparse giant) raises OSError saying which, before a
+    byte is read: the file is opened without blocking and its type and size come from that open file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = ("a folder" if stat.S_ISDIR(info.st_mode) else "a named pipe" if stat.S_ISFIFO(info.st_mode)
+                    else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "a socket")
+            raise OSError(errno.EISDIR if stat.S_ISDIR(info.st_mode) else errno.EINVAL,
+                          f"{kind}, not a regular file")
+        if info.st_size > limit:
+            raise TooBig(info.st_size, limit)
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:  # grew since fstat
+            raise TooBig(len(data), limit)
+        return data
+    finally:
+        os.close(fd)
+
+
 def read_yaml(path: Path) -> dict:
     """A spec file as a dict; any problem reading it (missing, not a file, too big, not UTF-8 text,
     not YAML, duplicate keys, too deep) is one line naming the file."""
+    if path.is_symlink() and not path.resolve().is_relative_to(path.parent.resolve()):
+        # its content is not the claims folder's to show: nothing of it is read, so no error can echo it
+        raise SpecError(f"{path}: a symlink to a file outside its folder; not read (a spec and its base file "
+                        "live inside the claims folder)")
     try:
-        data = path.read_bytes()
+        data = read_regular(path, MAX_BYTES)
     except FileNotFoundError:
         raise SpecError(f"{path}: no such file") from None
+    except TooBig as err:
+        raise SpecError(f"{path}: {err.size} bytes; a spec is at most {MAX_BYTES} bytes") from None
     except OSError as err:
         raise SpecError(f"{path}: not readable ({clip(err.strerror or type(err).__name__)})") from None
     if len(data) > MAX_BYTES:
@@ -774,6 +882,12 @@ def claim_from_raw(raw: dict, path: Path) -> Claim:
                         if line in errors and arm not in also.setdefault(line, []) and f"arms.{arm} " not in errors[line]:
                             also[line].append(arm)
                         errors.setdefault(line, f"{path}: {where}")
+    for (arm, variant, profile), spec in resolved.items():  # a teacher epoch its run never reaches
+        teacher = resolved.get((spec.teacher, variant, profile)) if spec.teacher_epoch else None
+        if teacher is not None and spec.teacher_epoch > teacher.epochs:
+            errors.setdefault(f"teacher_epoch.{arm}", f"{path}: arms.{arm} (variant '{variant}', profile '{profile}')."
+                              f"teacher_epoch: {spec.teacher_epoch} is beyond the last epoch ({teacher.epochs}) of its "
+                              f"teacher '{spec.teacher}'")
     for where, check in [("check", claim.check)] + [(f"preconditions.{i}", c) for i, c in enumerate(claim.preconditions)]:
         for (arm, variant), (obs, _) in claim.observed.items():
             if arm in check.arms and check.metric != obs.metric:

@@ -20,11 +20,19 @@ from pathlib import Path
 
 import torch
 
-from .spec import RunSpec, check_name, clip
+from .spec import RunSpec, TooBig, check_name, clip, read_regular
 
 
 class CorruptResult(ValueError):
-    """A result file is truncated, hand-edited or not a result at all."""
+    """A result file is truncated, hand-edited or not a result at all: `path` and `why` (str() is both)."""
+
+    def __init__(self, message: str, path: Path | str | None = None, why: str | None = None):
+        self.path, self.why = path, why
+        super().__init__(message)
+
+
+def corrupt(path: Path, why: str) -> CorruptResult:
+    return CorruptResult(f"{path}: {why}", path, why)
 
 
 class OutsideStore(ValueError):
@@ -78,6 +86,56 @@ def schema_error(payload: dict) -> str | None:
     return None
 
 
+MAX_RESULT_BYTES = 64 << 20  # a result is per-epoch numbers (per-step accuracies at most): megabytes, never more
+
+
+def _same(a, b) -> bool:
+    return a == b or all(isinstance(x, float) and math.isnan(x) for x in (a, b))
+
+
+def integrity_error(payload: dict) -> str | None:
+    """What makes a well-formed result not the result of its run, or None: its stored run spec must hash to its
+    key, its epoch count be its run's (a diverged run stops early), its final metrics be the selected epoch's
+    (the last, or the best test accuracy with `select: best`), and its counts possible (0 <= test errors <= test
+    images, whole; 0 <= test_acc <= 1; no NaN or null in a finished run's errors, accuracy or training loss)."""
+    from pydantic import ValidationError
+    from .spec import dataset_fact
+    try:
+        run = RunSpec.model_validate(payload["run"])
+    except (ValidationError, ValueError, TypeError) as err:
+        return f"run: not a valid run spec ({clip(err, 80)})"
+    if run.key != payload["key"]:
+        return (f"key: {payload['key'][:12]}... is not the hash of its stored run spec ({run.key[:12]}...): a result "
+                "copied to another run and its key rewritten")
+    epochs, final, done, arm = payload["epochs"], payload["final"], payload["status"] == "done", run.arm
+    if len(epochs) != arm.epochs if done else not 1 <= len(epochs) <= arm.epochs:
+        return (f"epochs: {len(epochs)} epochs stored, its run trains "
+                + (f"{arm.epochs}" if done else f"1 to {arm.epochs} (diverged: it may stop early)"))
+    if any("test_acc" not in e or not _number(e["test_acc"]) for e in epochs) and arm.select == "best" and done:
+        return "epochs: an epoch without a test_acc number, so the best epoch cannot be told"
+    best = max(range(len(epochs)), key=lambda i: (epochs[i]["test_acc"], -i)) if arm.select == "best" and done else -1
+    selected = {k: v for k, v in epochs[best].items() if k != "step_acc"}
+    wrong = [k for k, v in selected.items() if k not in final or not _same(final[k], v)]
+    if wrong:
+        return (f"final.{clip(wrong[0], 40)}: {clip(json.dumps(final.get(wrong[0])), 30)} is not the "
+                f"{'best' if best != -1 else 'last'} epoch's {clip(json.dumps(selected[wrong[0]]), 30)} (final metrics are "
+                "that epoch's)")
+    n_test = dataset_fact(arm.data, "n_test")
+    for where, metrics in [*((f"epochs.{i}", e) for i, e in enumerate(epochs)), ("final", final)]:
+        for key in ("test_errors", "test_acc", "train_loss"):
+            value = metrics.get(key)
+            if done and key in metrics and not (_number(value) and math.isfinite(value)):
+                return f"{where}.{key}: {json.dumps(value)} in a finished run, where a number is needed"
+        errors, acc = metrics.get("test_errors"), metrics.get("test_acc")
+        if _number(errors) and math.isfinite(errors) and (errors < 0 or errors != int(errors)
+                                                          or (n_test is not None and errors > n_test)):
+            return (f"{where}.test_errors: {errors} is not a possible count (a whole number from 0 to "
+                    f"{n_test if n_test is not None else 'the test images'})")
+        if _number(acc) and math.isfinite(acc) and not 0 <= acc <= 1:
+            return f"{where}.test_acc: {acc} is not an accuracy (0 to 1)"
+    return None
+
+
 def checksum(payload: dict) -> str:
     body = {k: v for k, v in payload.items() if k != "checksum"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
@@ -124,18 +182,24 @@ class Store:
     def inside(self, path: Path, folder: Path | None = None) -> Path:
         """`path` if it resolves inside `folder` (the results root, or else the cache); refuses any other write."""
         folders = [folder] if folder is not None else [self.root, self.cache]
-        resolved = Path(path).resolve()
+        path = Path(path)
+        # a link as the last part is replaced by the write (os.replace), never written through: its folder counts
+        resolved = path.parent.resolve() / path.name if path.is_symlink() else path.resolve()
         if not any(resolved.is_relative_to(f.resolve()) for f in folders):
             raise OutsideStore(f"{clip(str(path), 120)}: outside the results folder {self.root} and cache {self.cache}; "
                                "refusing to write there")
         return Path(path)
 
+    CACHE_FOLDERS = ("locks", "done", "state", "checkpoints")
+
     def probe(self) -> None:
         """Create the results and cache folders and write a file in each, before any training: an
-        unwritable folder is one line now, not a lost run later. Raises OSError naming the folder."""
-        for folder in (self.root, self.cache):
+        unwritable folder, or a cache entry of the wrong kind, is one line now, not a lost run later.
+        Raises OSError naming the folder."""
+        for folder in (self.root, self.cache, *(self.cache / sub for sub in self.CACHE_FOLDERS)):
             if folder.exists() and not folder.is_dir():
-                raise NotADirectoryError(f"{folder}: is a file, not a folder (results and cache are folders)")
+                raise NotADirectoryError(f"{folder}: is a file, not a folder (results, the cache and its "
+                                         f"{', '.join(self.CACHE_FOLDERS)} are folders)")
             try:
                 folder.mkdir(parents=True, exist_ok=True)
                 with tempfile.TemporaryFile(dir=folder):
@@ -167,24 +231,30 @@ class Store:
         """The result stored at `path`, checked: JSON with exactly the result keys, the checksum, each
         field's type, the file name's seed and key prefix against the content, and (given `key`) the run
         key it must be the result of. Anything else raises CorruptResult naming the file and the fault."""
+        if Path(path).is_symlink():  # a result is a file of the store, not a pointer to one elsewhere
+            raise corrupt(path, "a symlink, not a result file; delete it to re-run")
         try:
-            payload = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise CorruptResult(f"{path}: not readable as JSON ({err})") from None
+            payload = json.loads(read_regular(path, MAX_RESULT_BYTES))
+        except TooBig as err:
+            raise corrupt(path, f"{err.size} bytes, over the {MAX_RESULT_BYTES} a result may have") from None
+        except OSError as err:
+            raise corrupt(path, f"not readable ({err.strerror or type(err).__name__})") from None
+        except (ValueError, RecursionError) as err:  # not JSON, not UTF-8, nested beyond reason
+            raise corrupt(path, f"not readable as JSON ({clip(err, 80)})") from None
         if not isinstance(payload, dict) or set(payload) != RESULT_KEYS:
             found = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
-            raise CorruptResult(f"{path}: expected a result with keys {sorted(RESULT_KEYS)}, found {found}")
+            raise corrupt(path, f"expected a result with keys {sorted(RESULT_KEYS)}, found {clip(found, 200)}")
         if payload["checksum"] != checksum(payload):
-            raise CorruptResult(f"{path}: checksum mismatch (file was edited or truncated); delete it to re-run")
-        wrong = schema_error(payload)
+            raise corrupt(path, "checksum mismatch (file was edited or truncated); delete it to re-run")
+        wrong = schema_error(payload) or integrity_error(payload)
         if wrong:
-            raise CorruptResult(f"{path}: {wrong}; delete it to re-run")
+            raise corrupt(path, f"{wrong}; delete it to re-run")
         named = re.fullmatch(r"seed(\d+)-([0-9a-f]{12})\.json", Path(path).name)
         if named and (int(named[1]) != payload["run"]["seed"] or named[2] != payload["key"][:12]):
-            raise CorruptResult(f"{path}: holds the result of seed {payload['run']['seed']} run "
+            raise corrupt(path, f"holds the result of seed {payload['run']['seed']} run "
                                 f"{payload['key'][:12]}, not the one its name says (a misfiled copy); delete it to re-run")
         if key is not None and payload["key"] != key:
-            raise CorruptResult(f"{path}: holds run {payload['key'][:12]}..., not the run {key[:12]}... filed "
+            raise corrupt(path, f"holds run {payload['key'][:12]}..., not the run {key[:12]}... filed "
                                 "under this name; delete it to re-run")
         return payload
 
@@ -198,6 +268,10 @@ class Store:
         """An exclusive lock per run key (flock: released by the OS if the holder dies). Yields whether it
         is held: with wait=False, False at once if another process holds it."""
         path = self.cache / "locks" / f"{key}.lock"
+        if path.parent.exists() and not path.parent.is_dir() or path.is_dir():
+            raise NotADirectoryError(f"{path.parent if path.parent.is_file() else path}: "
+                                     + ("is a file, not the folder of run locks" if path.parent.is_file()
+                                        else "is a folder, not a lock file; remove it"))
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w") as handle:
             try:
@@ -221,7 +295,7 @@ class Store:
         candidates = []
         if pointer.exists():
             try:
-                candidates.append(self.inside(Path(pointer.read_bytes().decode("utf-8")), self.root))
+                candidates.append(self.inside(Path(read_regular(pointer, 4096).decode("utf-8")), self.root))
             except (OSError, UnicodeDecodeError, ValueError) as err:
                 warn(f"{pointer}: not a usable pointer to a result ({clip(err, 80)}); looking for the result instead")
         candidates += sorted(self.root.glob(f"*/*/*/*/seed*-{key[:12]}.json"))
@@ -257,16 +331,54 @@ class Store:
         return True
 
 
+# The claims sets this checkout ships, each with the output folder of its committed results and report.
+SHIPPED = {"claims": ".", "examples/claims": "examples"}
+
+
+def shipped_out(claims_dir: str | Path) -> Path | None:
+    """The output folder of a shipped claims set (claims -> ., examples/claims -> examples), or None."""
+    here = Path(claims_dir).resolve()
+    return next((Path(out) for claims, out in SHIPPED.items() if Path(claims).resolve() == here), None)
+
+
+def protected_error(path: str | Path, claims_dir: str | Path) -> str | None:
+    """Why the output `path` must not be written by this claims set, or None: it lies in (or is) a shipped set's
+    results/ or reports/ and this is not that set, or it lies inside a claims folder (the shipped ones, or this
+    set's own). A write there would replace committed evidence or the shipped verdicts, or land among specs."""
+    target, own = Path(path).resolve(), shipped_out(claims_dir)
+    for claims, out in SHIPPED.items():
+        for folder in (Path(out) / "results", Path(out) / "reports"):
+            if target.is_relative_to(folder.resolve()) and (own is None or own.resolve() != Path(out).resolve()):
+                return (f"{clip(str(path), 80)}: inside the shipped {folder}/ (of {claims}/); the outputs of "
+                        f"{clip(str(claims_dir), 60)} go to a folder of their own, e.g. --out my")
+    for folder in {Path(claims_dir), *map(Path, SHIPPED)}:
+        if target.is_relative_to(folder.resolve()):
+            return f"{clip(str(path), 80)}: inside the claims folder {folder}/; outputs go to a folder of their own"
+    return None
+
+
+def check_outputs(claims_dir: str | Path, *paths: str | Path | None) -> None:
+    """Raise SpecError for the first output path this claims set must not write (protected_error)."""
+    from .spec import SpecError
+    for path in paths:
+        wrong = protected_error(path, claims_dir) if path is not None else None
+        if wrong:
+            raise SpecError(wrong)
+
+
 def outputs(claims_dir: str | Path, out: str | Path | None, results: str | Path | None = None) -> tuple[Path, Path]:
     """(results folder, reports folder) of a claims folder: OUT/results (or `results`, or $REPRO_RESULTS) and
     OUT/reports (verdicts.json, index.html).
 
-    The shipped claims/ write to this checkout's results/ and reports/; any other claims folder must
-    name its own OUT (--out DIR or REPRO_OUT), so running one's own claims never touches the shipped
-    verdicts or report, and its Holm family is that folder's claims alone."""
-    if not out and Path(claims_dir).resolve() != Path("claims").resolve():
+    A shipped claims set (claims/, examples/claims/) writes to its own results/ and reports/ by default; any
+    other claims folder must name its own OUT (--out DIR or REPRO_OUT), so running one's own claims never
+    touches the shipped verdicts or report, and its Holm family is that folder's claims alone. No set's
+    outputs may be another shipped set's results/ or reports/, or lie inside a claims folder (check_outputs)."""
+    if not out and shipped_out(claims_dir) is None:
         from .spec import SpecError
         raise SpecError(f"{claims_dir}: not the shipped claims folder: pass --out DIR (or set REPRO_OUT) for its "
                         "results, verdicts and report, e.g. --claims my/claims --out my")
-    out = Path(out or ".")
-    return Path(results or os.environ.get("REPRO_RESULTS") or out / "results"), out / "reports"
+    out = Path(out or shipped_out(claims_dir))
+    paths = Path(results or os.environ.get("REPRO_RESULTS") or out / "results"), out / "reports"
+    check_outputs(claims_dir, *paths)
+    return paths

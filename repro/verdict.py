@@ -22,9 +22,9 @@ from .plan import plan_claim
 from .precision import used_precision
 from .registry import CHECKS
 from .sequential import Design, _first, judge
-from .spec import Check, Claim
+from .spec import Check, Claim, public_path
 from .stats import holm
-from .store import CorruptResult, Store
+from .store import CorruptResult, OutsideStore, Store
 
 DECISION_TO_STATUS = {"supported": "REPRODUCED", "refuted": "NOT REPRODUCED", "undecided": "INCONCLUSIVE"}
 
@@ -47,11 +47,15 @@ def collect(claim: Claim, variant: str, profile: str, store: Store, seeds: list[
     for arm, runs in plan_claim(claim, variant, profile, seeds, arms).items():
         results[arm] = []
         for run in runs:
-            path = store.path(profile, claim.id, variant, arm, run)
+            try:
+                path = store.path(profile, claim.id, variant, arm, run)
+            except OutsideStore:  # a folder of the store linked elsewhere: its files are not this store's
+                raise Missing(f"the results folder of arm '{arm}' leads out of the results folder (a symlink?); "
+                              f"make it a plain folder and run `repro run {claim.id} --profile {profile}`") from None
             try:
                 found = store.find(path, run.key)
-            except CorruptResult as err:
-                raise Missing(f"corrupt result, re-run it: {err}") from None
+            except CorruptResult as err:  # the path as the report may show it: never this machine's absolute path
+                raise Missing(f"corrupt result, re-run it: {public_path(err.path or path)}: {err.why or err}") from None
             if found is None:  # only now do the data and weights matter: they say why it could not run
                 unavailable = availability(run.arm.data.name) or weights_availability(run.arm.model.name,
                                                                                        run.arm.model.params)

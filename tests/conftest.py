@@ -28,9 +28,19 @@ SELECTED: list = []  # (claim, variant) that pytest selected: their lines are pr
 
 def claims_outputs() -> tuple[Path, Path]:
     """(results folder, verdicts file) of the claims set pytest judges (REPRO_CLAIMS, REPRO_OUT), as `repro` has them."""
-    from repro.store import outputs
-    results, reports = outputs(os.environ.get("REPRO_CLAIMS", "claims"), os.environ.get("REPRO_OUT"))
-    return results, Path(os.environ.get("REPRO_VERDICTS") or reports / "verdicts.json")
+    from repro.store import check_outputs, outputs
+    claims = os.environ.get("REPRO_CLAIMS", "claims")
+    results, reports = outputs(claims, os.environ.get("REPRO_OUT"))
+    verdicts = Path(os.environ.get("REPRO_VERDICTS") or reports / "verdicts.json")
+    check_outputs(claims, verdicts)  # never the shipped verdicts for another set, never inside a claims folder
+    return results, verdicts
+
+
+def made_up_result(run, test_errors: float = 3, **final) -> dict:
+    """A result a store accepts for `run` (tests): one epoch per epoch of its arm, the final metrics the last
+    epoch's (`test_errors` there, plus `final`'s keys in every epoch)."""
+    epochs = [{"epoch": e, "test_errors": test_errors, **final} for e in range(1, run.arm.epochs + 1)]
+    return {"status": "done", "epochs": epochs, "final": dict(epochs[-1]), "wall_s": 1.0, "device": "cpu"}
 
 
 def pytest_collection_modifyitems(items):
@@ -47,7 +57,7 @@ def shipped_claims() -> bool:
 
 def pytest_runtest_logreport(report):
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        marker = report.keywords.get("invariant")
+        marker = getattr(report, "keywords", {}).get("invariant")
         if marker and shipped_claims():
             INVARIANTS.append({"test": report.nodeid, "outcome": report.outcome,
                                "detail": str(report.longrepr)[-800:] if report.failed else ""})
@@ -69,27 +79,34 @@ def pytest_sessionfinish(session):
     # too, and must not replace the committed verdicts with a file that has none.
     if not VERDICTS:
         return
+    from repro.spec import SpecError
     from repro.store import atomic_write
-    path = claims_outputs()[1]
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    before = _previous(path)
-    profile = VERDICTS["profile"]
-    # One file for every profile judged: this session replaces its own profile's verdicts and keeps the others'
-    # (the report shows the paper verdict of a claim beside its quick one).
-    kept = [v for v in before.get("verdicts", []) if isinstance(v, dict) and v.get("profile") != profile]
-    judged = {**(before.get("judged") if isinstance(before.get("judged"), dict) else {}), profile: now}
-    families = {**(before.get("families") if isinstance(before.get("families"), dict) else {}),
-                profile: {"text": VERDICTS.get("holm_family_text", ""), "families": VERDICTS.get("holm_families", {})}}
-    doc = {"generated": now, "profile": profile, "judged": {p: judged[p] for p in sorted(judged)},
-           "families": {p: families[p] for p in sorted(families)}, "verdicts": kept + VERDICTS["verdicts"],
-           "invariants": INVARIANTS or before.get("invariants", [])}
-    atomic_write(path, json.dumps(_plain(doc), indent=1, sort_keys=True).encode())
+    try:
+        path = claims_outputs()[1]
+        before = _previous(path)
+        profile = VERDICTS["profile"]
+        # One file for every profile judged: this session replaces its own profile's verdicts and keeps the
+        # others' (the report shows the paper verdict of a claim beside its quick one).
+        kept = [v for v in before.get("verdicts", []) if isinstance(v, dict) and v.get("profile") != profile]
+        judged = {**(before.get("judged") if isinstance(before.get("judged"), dict) else {}), profile: now}
+        families = {**(before.get("families") if isinstance(before.get("families"), dict) else {}),
+                    profile: {"text": VERDICTS.get("holm_family_text", ""), "families": VERDICTS.get("holm_families", {})}}
+        doc = {"generated": now, "profile": profile, "judged": {p: judged[p] for p in sorted(judged)},
+               "families": {p: families[p] for p in sorted(families)}, "verdicts": kept + VERDICTS["verdicts"],
+               "invariants": INVARIANTS or before.get("invariants", [])}
+        atomic_write(path, json.dumps(_plain(doc), indent=1, sort_keys=True).encode())
+    except (OSError, SpecError) as err:  # a folder, an unwritable place: one line; the verdicts are printed below
+        where = f"{path}: not writable ({err.strerror or type(err).__name__})" if isinstance(err, OSError) else err
+        VERDICTS["not_written"] = f"error: verdicts not written: {where}"
+        session.exitstatus = 2
 
 
 def _previous(path: Path) -> dict:
     """The verdicts file as it was, if it is one (anything else is replaced whole)."""
-    try:
-        doc = json.loads(path.read_text())
+    from repro.spec import read_regular
+    try:  # a regular file of bounded size only: a named pipe there would hang the session's end
+        doc = json.loads(read_regular(path, 64 * 2 ** 20))
     except (OSError, ValueError):
         return {}
     return doc if isinstance(doc, dict) and isinstance(doc.get("verdicts"), list) else {}
@@ -104,7 +121,7 @@ def pytest_report_teststatus(report, config):
             return status, "s", status
         status = "REPRODUCED" if report.passed else "NOT REPRODUCED"
         return status, "." if report.passed else "F", status
-    if report.keywords.get("invariant") and report.when == "call":
+    if getattr(report, "keywords", {}).get("invariant") and report.when == "call":
         return ("invariants held" if report.passed else "invariants broken"), "." if report.passed else "F", \
             report.outcome.upper()
 
@@ -127,3 +144,5 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(VERDICTS["holm_family_text"] + (
             f" (the {rest} verdicts not selected were decided too, and written with these)" if rest else ""))
     terminalreporter.write_line("verdicts: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    if VERDICTS.get("not_written"):
+        terminalreporter.write_line(VERDICTS["not_written"])

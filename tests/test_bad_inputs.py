@@ -5,6 +5,9 @@ Stored-state faults are in tests/test_faults.py, dataset damage in tests/test_da
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
 import time
 import tracemalloc
@@ -20,7 +23,7 @@ from repro.cli import main  # noqa: E402
 from repro.spec import SpecError, load_claim, load_claims  # noqa: E402
 
 SECRET = "hunter2-secret"
-ALL = cases.CASES + cases.BASE_CASES
+ALL = cases.CASES + cases.BASE_CASES + cases.ROUND2_CASES
 
 
 def claims_folder(root: Path) -> Path:
@@ -45,7 +48,9 @@ def write_spec(path: Path, spec) -> Path:
 def test_the_corpus_covers_every_class_with_at_least_80_cases():
     counts = {cls: sum(c[1] == cls for c in ALL) for cls in {c[1] for c in ALL}}
     assert len(ALL) >= 80 and len({c[0] for c in ALL}) == len(ALL), counts
-    assert set(counts) == {cases.NAMES, cases.PARAMS, cases.LIMITS, cases.YAML, cases.MESSAGES}
+    assert set(counts) == {cases.NAMES, cases.PARAMS, cases.LIMITS, cases.YAML, cases.MESSAGES, cases.TYPES,
+                           cases.RANGES}
+    assert counts[cases.TYPES] >= 25 and counts[cases.RANGES] >= 20, counts
 
 
 @pytest.mark.parametrize("case", ALL, ids=[c[0] for c in ALL])
@@ -141,3 +146,115 @@ def test_an_unwritable_results_folder_fails_before_any_training(results, tmp_pat
     err = capsys.readouterr().err
     assert not trained and len(err.splitlines()) == 1 and "Traceback" not in err
     assert err.startswith(f"error: {tmp_path / results}: ")
+
+
+# --- round 2 (issue 26): spec files that are not plain files of the claims folder ---------------------
+
+@contextlib.contextmanager
+def deadline(seconds: int = 20):
+    """Fail instead of hanging (a named pipe or /dev/zero read to the end would never return)."""
+    def hung(signum, frame):
+        raise TimeoutError(f"hung for more than {seconds} s")
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def sparse(path: Path) -> Path:
+    with open(path, "wb") as f:  # 3 GB on paper, a few kB on disk
+        f.truncate(3 << 30)
+    return path
+
+
+SPEC_FILES = [  # (case, how to make claims/bad.yaml, the line after "<file>: ")
+    ("named-pipe", fifo, "not readable (a named pipe, not a regular file)"),
+    ("dev-zero", lambda p: p.symlink_to("/dev/zero"), "a symlink to a file outside its folder; not read (a spec and "
+     "its base file live inside the claims folder)"),
+    ("sparse-3gb", sparse, "3221225472 bytes; a spec is at most 1048576 bytes"),
+    ("symlink-outside-with-secret", lambda p: p.symlink_to(p.parent.parent / "outside.yaml"),
+     "a symlink to a file outside its folder; not read (a spec and its base file live inside the claims folder)"),
+]
+
+
+@pytest.mark.parametrize("case", SPEC_FILES, ids=[c[0] for c in SPEC_FILES])
+def test_a_spec_that_is_not_a_regular_file_of_the_folder_is_one_line_without_its_content(case, tmp_path, capsys):
+    _, make, expected = case
+    path = claims_folder(tmp_path) / "bad.yaml"
+    make(path)
+    with deadline():
+        assert main(["validate", str(path)]) == 1
+    out = capsys.readouterr()
+    assert out.out.splitlines() == [f"error {path}: {expected}"]
+    assert "Traceback" not in out.err and SECRET not in out.out + out.err
+
+
+def test_a_symlinked_spec_inside_the_folder_is_read(tmp_path, capsys):
+    claims = claims_folder(tmp_path)
+    write_spec(claims / "real.yaml", cases.edit(id="linked"))
+    (claims / "linked.yaml").symlink_to("real.yaml")
+    assert load_claim(claims / "linked.yaml").id == "linked"
+
+
+@pytest.mark.parametrize("value", ["nan", "-5", "inf", "0", "abc", "-inf"])
+def test_max_minutes_is_a_finite_positive_number(value, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--until-decided", f"--max-minutes={value}", "--profile", "smoke"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"repro run: error: argument --max-minutes: expected a finite number of minutes above 0, got {value!r}")
+
+
+def test_max_minutes_without_until_decided_is_an_error_not_ignored(capsys, monkeypatch):
+    monkeypatch.setattr("repro.run.LocalExecutor.submit", lambda self, jobs: pytest.fail("trained"))
+    assert main(["run", "hinton-kd-helps", "--profile", "smoke", "--max-minutes", "5"]) == 2
+    assert capsys.readouterr().err == ("error: --max-minutes limits --until-decided's looks; without --until-decided "
+                                       "it would be ignored\n")
+
+
+def test_until_decided_on_claims_without_sequential_fails_before_training(capsys, monkeypatch):
+    monkeypatch.setattr("repro.store.Store.probe", lambda self: pytest.fail("probed the store"))
+    monkeypatch.setattr("repro.run.LocalExecutor.submit", lambda self, jobs: pytest.fail("trained"))
+    assert main(["run", "hinton-kd-helps", "--profile", "smoke", "--until-decided"]) == 2
+    assert capsys.readouterr().err == ("error: --until-decided: no chosen claim declares `sequential:` in its 'smoke' "
+                                       "profile; nothing to add seeds to (run without --until-decided)\n")
+
+
+def test_seeds_with_until_decided_judges_the_spec_as_written(tmp_path, capsys, monkeypatch):
+    """`--seeds 2` trains two seeds; the looks are judged on the profile's own seeds and design, as pytest -m
+    claims judges them (the old code judged a 2-seed design it made up and could print REPRODUCED)."""
+    judged = {}
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("repro.run.LocalExecutor.submit", lambda self, jobs: {"counts": {}, "not_runnable": {}})
+    monkeypatch.setattr("repro.cli.until_decided", lambda claims, *a: judged.update(claims) or 0)
+    assert main(["--results", str(tmp_path / "results"), "run", "hinton-kd-helps", "--profile", "paper", "--seeds", "2",
+                 "--until-decided"]) == 0
+    spec = load_claim("claims/hinton-kd-helps.yaml").profiles["paper"]
+    assert judged["hinton-kd-helps"].profiles["paper"].seeds == spec.seeds and len(spec.seeds) > 2
+
+
+def test_ctrl_c_while_importing_is_one_line(tmp_path):
+    """SIGINT a fraction of a second after start lands while torch imports (seconds): no traceback."""
+    import subprocess
+    import time
+    process = subprocess.Popen([sys.executable, "-m", "repro.cli", "list"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert "Traceback" not in err, err[-2000:]
+    assert process.returncode in (130, -signal.SIGINT), (process.returncode, err[-500:])
+
+
+def test_ctrl_c_in_a_command_is_one_line(capsys, monkeypatch):
+    monkeypatch.setattr("repro.cli.cmd_list", lambda args: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(["list"]) == 130
+    assert capsys.readouterr().err == "\ninterrupted\n"

@@ -15,7 +15,7 @@ import os
 import pytest
 
 from repro.plan import resolve_profile
-from repro.spec import load_claims
+from repro.spec import SpecError, load_claims
 from repro.store import Store
 from repro.family import FamilyError, declared, describe
 from repro.verdict import families, judge_folder
@@ -33,8 +33,11 @@ def verdicts(request):
     selected = [(item.callspec.params["claim"], item.callspec.params["variant"]) for item in request.session.items
                 if item.originalname == "test_claim" and hasattr(item, "callspec")]
     profile = resolve_profile(os.environ.get("REPRO_PROFILE", "auto"))
-    store = Store(claims_outputs()[0])
     try:
+        store = Store(claims_outputs()[0])
+    except SpecError as err:  # an output the set must not write (the shipped verdicts, a claims folder)
+        pytest.exit(f"error: {err}", returncode=2)
+    try:  # every claim of the folder, guarded: one result no check foresaw makes its claim NOT RUN
         results = judge_folder(FOLDER, CLAIMS, profile, store)
     except FamilyError as err:
         pytest.exit(f"error {err}", returncode=2)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -223,3 +224,79 @@ def test_sync_free_batches_are_the_per_batch_ones_drawn_up_front(monkeypatch):
         assert len(epoch_a) == len(epoch_b) == 5
         for a, b in zip(epoch_a, epoch_b):
             assert all(torch.equal(u, v) for u, v in zip(a, b))
+
+
+# --- issue 26: image folders hold plain image files of the dataset, each a readable size ---------------
+
+def image_folder(root: Path) -> Path:
+    from PIL import Image
+    for split in ("train", "val"):
+        for label in ("ants", "bees"):
+            folder = root / "hymenoptera_data" / split / label
+            folder.mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(folder / "whole.jpg")
+    return root / "hymenoptera_data"
+
+
+def huge_png(path: Path) -> None:
+    from PIL import Image
+    Image.new("1", (12000, 12000)).save(path)  # a few kB on disk
+
+
+IMAGE_DAMAGE = [  # (case, damage under hymenoptera_data/, the line); paths relative to $REPRO_DATA, never a target
+    ("empty-bmp", lambda r, out: (r / "train/ants/empty.bmp").write_bytes(b""),
+     "$REPRO_DATA/hymenoptera_data/train/ants/empty.bmp: damaged image (UnidentifiedImageError: not an image file "
+     "PIL can read)"),
+    ("empty-webp", lambda r, out: (r / "val/bees/empty.webp").write_bytes(b""),
+     "$REPRO_DATA/hymenoptera_data/val/bees/empty.webp: damaged image (UnidentifiedImageError: not an image file "
+     "PIL can read)"),
+    ("named-pipe", lambda r, out: os.mkfifo(r / "train/bees/pipe.png"),
+     "$REPRO_DATA/hymenoptera_data/train/bees/pipe.png: damaged image (a named pipe, not a regular file)"),
+    ("huge-png", lambda r, out: huge_png(r / "train/ants/bomb.png"),
+     "$REPRO_DATA/hymenoptera_data/train/ants/bomb.png: 12000 x 12000 pixels, over the 4096 a side an image may "
+     "have here (a decompression bomb?)"),
+    ("symlink-loop", lambda r, out: (r / "train/ants/again").symlink_to(r / "train", target_is_directory=True),
+     "$REPRO_DATA/hymenoptera_data/train/ants/again: a symlink loop (the folder links back to one that holds it); "
+     "its images would be read again and again"),
+    ("folder-linked-out", lambda r, out: (r / "train/bees/more").symlink_to(out, target_is_directory=True),
+     "$REPRO_DATA/hymenoptera_data/train/bees/more: a symlink out of the dataset folder "
+     "$REPRO_DATA/hymenoptera_data; copy the images in instead"),
+    ("image-linked-out", lambda r, out: (r / "val/ants/x.jpg").symlink_to(out / "secret.jpg"),
+     "$REPRO_DATA/hymenoptera_data/val/ants/x.jpg: a symlink out of the dataset folder "
+     "$REPRO_DATA/hymenoptera_data; copy the images in instead"),
+    ("folder-linked-twice", lambda r, out: (r / "val/bees/copy").symlink_to(r / "train/ants", target_is_directory=True),
+     "$REPRO_DATA/hymenoptera_data/val/bees/copy: a symlink to another folder of the dataset; its images would "
+     "count twice"),
+]
+
+
+@pytest.mark.parametrize("case", IMAGE_DAMAGE, ids=[c[0] for c in IMAGE_DAMAGE])
+def test_an_image_folder_entry_that_is_not_a_plain_image_is_named(case, tmp_path, monkeypatch):
+    """A 0-byte BMP or WebP crashed mid-training; a symlink loop multiplied the training set silently; a pipe hung."""
+    import signal
+    from PIL import Image
+
+    from repro.data import hymenoptera
+    _, damage, line = case
+    outside = tmp_path / "private-folder"
+    outside.mkdir()
+    Image.new("RGB", (8, 8)).save(outside / "secret.jpg")
+    damage(image_folder(tmp_path / "data"), outside)
+    monkeypatch.setenv("REPRO_DATA", str(tmp_path / "data"))
+    signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(TimeoutError("hung")))
+    signal.alarm(30)
+    try:
+        with pytest.raises(DataDamaged) as err:
+            hymenoptera(resolution=8)
+    finally:
+        signal.alarm(0)
+    assert str(err.value) == line and str(tmp_path) not in str(err.value) and "private" not in str(err.value)
+
+
+def test_a_data_seed_beyond_the_seed_range_is_a_validation_error_not_a_crash():
+    from repro.data import synthetic  # 2**32 reached torch's generator at run time and raised there
+    from repro.registry import DATASETS
+    from repro.spec import Component, ParamErrors, _check_component
+    with pytest.raises(ParamErrors, match="less than 2147483648"):
+        _check_component(Component(name="synthetic", params={"seed": 2 ** 32}), DATASETS, ())
+    assert synthetic(n_train=8, n_test=8, seed=2 ** 31 - 1).train_x.shape[0] == 8

@@ -48,7 +48,7 @@ def store_results(root: Path, claim, variant: str, profile: str = "smoke") -> di
         for i, run in enumerate(runs):
             epochs = [{"epoch": e, "lr": 0.05, "train_loss": 2.0 / e + 0.1 * i, "train_hard": 2.0 / e, "train_soft": 0.1,
                        "train_acc": 0.2 * e, "test_errors": 200 - 10 * e - i, "test_acc": 0.2 * e,
-                       "test_errors_per_class": [0] * 10} for e in range(1, 5)]
+                       "test_errors_per_class": [0] * 10} for e in range(1, run.arm.epochs + 1)]
             store.save(store.path(profile, claim.id, variant, arm, run), run,
                        {"status": "done", "epochs": epochs, "final": epochs[-1], "wall_s": 10.0, "device": DEVICE},
                        {"git_commit": "abc123", "python": "3.11.7", "torch": "9.9.9", "command": "repro run",
@@ -316,3 +316,114 @@ def test_the_holm_family_is_stated_once_at_the_top(claim):
     assert 'id="holm-family-quick"' in top and "Holm family: 2 tested claims, every claim of claims/" in top
     assert ", ".join(members) in top
     assert page.count("Holm family") == 1
+
+
+# --- issue 26: a malformed verdicts.json is one line naming the entry and key, never a traceback -------
+
+def good_verdict(**changes) -> dict:
+    return {**verdict(), **changes}
+
+
+def without(key):
+    v = verdict()
+    v.pop(key)
+    return v
+
+
+MALFORMED = [  # (case, file content, the line after "error: <file>: ")
+    ("empty-entry", {"verdicts": [{}]}, "verdicts.0.claim: expected a claim id, got null"),
+    ("verdicts-not-a-list", {"verdicts": {"a": 1}}, "verdicts: expected a list of verdicts, got dict"),
+    ("top-level-a-list", [verdict()], "(top level): expected a mapping with a 'verdicts' list, got list"),
+    ("top-level-a-number", 3, "(top level): expected a mapping with a 'verdicts' list, got int"),
+    ("entry-a-string", {"verdicts": ["REPRODUCED"]}, "verdicts.0: expected a verdict (a mapping), got str"),
+    ("claim-a-number", {"verdicts": [good_verdict(claim=5)]}, "verdicts.0.claim: expected a claim id, got 5"),
+    ("unknown-status", {"verdicts": [good_verdict(status="MAYBE")]},
+     'verdicts.0.status: expected one of REPRODUCED, NOT REPRODUCED, INCONCLUSIVE, NOT RUN, got "MAYBE"'),
+    ("alpha-a-string", {"verdicts": [good_verdict(alpha="0.05")]}, 'verdicts.0.alpha: expected a number, got "0.05"'),
+    ("values-a-string", {"verdicts": [good_verdict(values="many")]},
+     'verdicts.0.values: expected arm -> list of numbers, got "many"'),
+    ("values-of-strings", {"verdicts": [good_verdict(values={"a": ["1"]})]},
+     'verdicts.0.values: expected arm -> list of numbers, got {"a": ["1"]}'),
+    ("preconditions-numbers", {"verdicts": [good_verdict(preconditions=[1])]},
+     "verdicts.0.preconditions: expected a list of preconditions, each with held, arms and p, got [1]"),
+    ("ci-three-numbers", {"verdicts": [good_verdict(ci=[1, 2, 3])]},
+     "verdicts.0.ci: expected [low, high] or null, got [1, 2, 3]"),
+    ("seeds-strings", {"verdicts": [good_verdict(seeds=["0"])]}, 'verdicts.0.seeds: expected a list of seeds, got ["0"]'),
+    ("run-keys-a-list", {"verdicts": [good_verdict(run_keys=["k"])]},
+     'verdicts.0.run_keys: expected arm -> list of run keys, got ["k"]'),
+    ("arms-a-string", {"verdicts": [good_verdict(arms="a,b")]}, 'verdicts.0.arms: expected a list of arm names, got "a,b"'),
+    ("looks-numbers", {"verdicts": [good_verdict(looks=[1, 2])]}, "verdicts.0.looks: expected a list of looks, got [1, 2]"),
+    ("invariants-a-string", {"verdicts": [], "invariants": "all passed"}, "invariants: expected a list of test outcomes"),
+    ("binary", b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "not valid JSON ("),
+    ("empty-file", b"", "not valid JSON ("),
+]
+
+
+@pytest.mark.parametrize("case", MALFORMED, ids=[c[0] for c in MALFORMED])
+def test_a_malformed_verdicts_file_is_one_line(case, smoke_doc, tmp_path, capsys):
+    _, content, line = case
+    tmp, _ = smoke_doc
+    path = tmp_path / "verdicts.json"
+    path.write_bytes(content if isinstance(content, bytes) else json.dumps(content).encode())
+    assert repro_main(["--claims", str(tmp / "claims"), "--results", str(tmp / "results"), "report",
+                       "--verdicts", str(path), "--out", str(tmp_path / "index.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: {line}") and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "index.html").exists()
+
+
+@pytest.mark.parametrize("kind", ["folder", "named-pipe"])
+def test_a_verdicts_path_that_is_not_a_file_is_one_line(kind, smoke_doc, tmp_path, capsys):
+    tmp, _ = smoke_doc
+    path = tmp_path / "verdicts.json"
+    path.mkdir() if kind == "folder" else os.mkfifo(path)
+    assert repro_main(["--claims", str(tmp / "claims"), "--results", str(tmp / "results"), "report",
+                       "--verdicts", str(path), "--out", str(tmp_path / "index.html")]) == 2
+    what = "a folder" if kind == "folder" else "a named pipe"
+    assert capsys.readouterr().err == (f"error: {path}: not readable ({what}, not a regular file); expected the "
+                                       "verdicts file `pytest -m claims` writes\n")
+
+
+@pytest.mark.parametrize("change", [
+    {"alpha": None}, {"claim": CLAIM_ID, "metric": "$\\frac{1}{$"}, {"arms": ["$x^$", "small"]},
+    {"values": {"$\\alpha$ arm": [1, 2, 3], "small": [3, 4, 5]}}])
+def test_verdicts_without_alpha_or_with_tex_in_their_text_render(change, claim):
+    """A missing alpha and mathtext ('$\\frac') in a text field raised inside matplotlib or the page."""
+    doc = {"profile": "smoke", "verdicts": [{k: v for k, v in verdict(**change).items() if v is not None}]}
+    assert "<html" in render(doc, {CLAIM_ID: claim})
+
+
+def test_an_html_output_that_is_a_folder_is_one_line(smoke_doc, tmp_path, capsys):
+    tmp, _ = smoke_doc
+    (tmp_path / "index.html").mkdir()
+    assert repro_main(["--claims", str(tmp / "claims"), "--results", str(tmp / "results"), "report",
+                       "--verdicts", str(tmp / "verdicts.json"), "--out", str(tmp_path / "index.html")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'index.html'}: not writable (Is a directory)\n"
+
+
+# --- issue 26: spec text cannot reorder the page, widen it, or show a local path ----------------------
+
+RLO, PDF = "\u202e", "\u202c"
+
+
+def test_bidi_overrides_in_spec_text_cannot_reorder_the_page(claim):
+    """A right-to-left override made 'DECUDORPER TON' read as NOT REPRODUCED in a deviation."""
+    profile = claim.profiles["smoke"].model_copy(update={"deviations": [f"fewer epochs {RLO}DECUDORPER TON{PDF}"],
+                                                         "scale": f"{RLO}tiny"})
+    hostile = claim.model_copy(update={"statement": f"\u2066claim{RLO} text\u2069", "profiles": {
+        **claim.profiles, "smoke": profile}})
+    page = render({"profile": "smoke", "verdicts": [verdict(reason=f"reason {RLO}desrever")]}, {CLAIM_ID: hostile})
+    assert not re.search("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]", page)
+    assert "fewer epochs DECUDORPER TON" in page and "reason desrever" in page
+
+
+def test_a_very_long_word_wraps_instead_of_widening_the_page(claim):
+    page = render({"profile": "smoke", "verdicts": [verdict(reason="x" * 20000)]},
+                  {CLAIM_ID: claim.model_copy(update={"statement": "y" * 20000})})
+    assert "y" * 20000 in page and "overflow-wrap: anywhere" in page
+
+
+def test_the_spec_hash_table_shows_no_absolute_path(smoke_doc, claim):
+    tmp, doc = smoke_doc  # tmp is an absolute folder outside the working folder, as `--claims /abs/...` is
+    page = render(doc, {CLAIM_ID: claim}, tmp / "results", tmp / "claims")
+    assert f"claims/{CLAIM_ID}.yaml" in page and str(tmp) not in page

@@ -417,8 +417,12 @@ def test_at_most_difference_is_at_least_with_the_arms_swapped():
 
 def test_at_most_refuses_a_ratio_it_cannot_mirror():
     from repro.stats import at_most
-    with pytest.raises(ValueError, match="at_most takes derived 'mean'"):
-        at_most({"a": A, "b": B}, check("at_most", arms=("a", "b"), derived="relative_change", bound=0.1))
+    with pytest.raises(ValueError, match="derived: at_most takes 'mean' or 'difference'"):  # at validation now
+        check("at_most", arms=("a", "b"), derived="relative_change", bound=0.1)
+    unvalidated = check("at_most", arms=("a", "b"), derived="difference", bound=0.1).model_copy(
+        update={"derived": "relative_change"})
+    with pytest.raises(ValueError, match="at_most takes derived 'mean'"):  # and the function itself
+        at_most({"a": A, "b": B}, unvalidated)
 
 
 def test_at_most_arms_follow_the_derived_quantity_at_validation():

@@ -9,9 +9,10 @@ from repro.plan import plan_claim
 from repro.spec import load_claim
 from repro.store import CorruptResult, Store
 
+from conftest import made_up_result
+
 RUN = plan_claim(load_claim("claims/hinton-kd-helps.yaml"), "as_described", "smoke")["small"][0]
-RESULT = {"status": "done", "epochs": [{"epoch": 1, "test_errors": 3}], "final": {"epoch": 1, "test_errors": 3},
-          "wall_s": 0.1, "device": "cpu"}
+RESULT = made_up_result(RUN)
 
 
 def saved(tmp_path):
@@ -98,7 +99,7 @@ def test_a_result_is_only_used_for_the_run_it_is_filed_under(tmp_path):
         store.find(misfiled, other.key)
     # a forged key (and recomputed checksum) under the right name is still not that run's result
     forged(path, key=RUN.key[:12] + "0" * 52)
-    with pytest.raises(CorruptResult, match="not the run"):
+    with pytest.raises(CorruptResult, match="is not the hash of its stored run spec"):
         store.find(path, RUN.key)
     assert store.done(other.key) is None  # done() skips it too
 
