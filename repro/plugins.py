@@ -110,6 +110,11 @@ def from_plugin(builder) -> bool:
     return any(module == m or module.startswith(m + ".") for m in _modules.values())
 
 
+def loaded_modules() -> tuple[str, ...]:
+    """The plugin modules imported in this process (a stored run of one of their models can be checked)."""
+    return tuple(_modules.values())
+
+
 def unnamed_plugin(builder, named: tuple[str, ...]) -> str | None:
     """The plugin module a builder comes from when the spec being checked does not name it, else None: a
     name another claim's plugin registered in this process is not this claim's to use (it would validate

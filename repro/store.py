@@ -100,8 +100,9 @@ def integrity_error(payload: dict) -> str | None:
     images, whole; 0 <= test_acc <= 1; no NaN or null in a finished run's errors, accuracy or training loss)."""
     from pydantic import ValidationError
     from .spec import dataset_fact
-    try:
-        run = RunSpec.model_validate(payload["run"])
+    from .plugins import loaded_modules
+    try:  # a plugin's model is this run's to use if its claim loaded the plugin in this process
+        run = RunSpec.model_validate(payload["run"], context={"plugins": loaded_modules()})
     except (ValidationError, ValueError, TypeError) as err:
         return f"run: not a valid run spec ({clip(err, 80)})"
     if run.key != payload["key"]:

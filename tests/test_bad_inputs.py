@@ -234,7 +234,7 @@ def test_seeds_with_until_decided_judges_the_spec_as_written(tmp_path, capsys, m
     judged = {}
     monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("repro.run.LocalExecutor.submit", lambda self, jobs: {"counts": {}, "not_runnable": {}})
-    monkeypatch.setattr("repro.cli.until_decided", lambda claims, *a: judged.update(claims) or 0)
+    monkeypatch.setattr("repro.verdict.judge_folder", lambda folder, claims, *a: judged.update(claims) or [])
     assert main(["--results", str(tmp_path / "results"), "run", "hinton-kd-helps", "--profile", "paper", "--seeds", "2",
                  "--until-decided"]) == 0
     spec = load_claim("claims/hinton-kd-helps.yaml").profiles["paper"]
@@ -246,7 +246,9 @@ def test_ctrl_c_while_importing_is_one_line(tmp_path):
     import subprocess
     import time
     process = subprocess.Popen([sys.executable, "-m", "repro.cli", "list"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               # a shell's background job inherits SIGINT ignored; the user's terminal does not
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
