@@ -419,7 +419,8 @@ def families(doc: dict, verdicts: list[dict], profiles: list[str]) -> dict[str, 
             named = {"all": members} if members else {}
         text = entry.get("text") if isinstance(entry.get("text"), str) and entry.get("text") else \
             f"Holm family of the {p} profile"
-        out[p] = {"text": text, "families": {str(k): [str(m) for m in v] for k, v in named.items() if isinstance(v, list)}}
+        out[p] = {"text": text, "families": {str(k): [str(m) for m in v] for k, v in named.items()
+                                             if isinstance(v, list) and v}}
     return out
 
 
