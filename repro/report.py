@@ -368,6 +368,9 @@ def render(doc: dict, claims: dict, results: Path | None = None, claims_dir: Pat
                              undefined=jinja2.StrictUndefined, finalize=plain_text)
     env.filters["num"] = num
     verdicts = [{**DEFAULTS, **v} for v in doc["verdicts"]]
+    if results is not None:  # a profile a claim has no stored run of (a paper profile not trained) is not shown
+        verdicts = [v for v in verdicts if v["status"] != "NOT RUN" or only_profile(verdicts, v)
+                    or has_runs(results, v)]
     # Claims in the order they first appear; within a claim the paper profile first, then quick, then the rest
     first = {c: i for i, c in reversed(list(enumerate(v["claim"] for v in verdicts)))}
     verdicts.sort(key=lambda v: (first[v["claim"]], profile_rank(str(v["profile"]))))  # stable: variants keep order
@@ -401,6 +404,16 @@ def render(doc: dict, claims: dict, results: Path | None = None, claims_dir: Pat
         families=families(doc, verdicts, profiles),
         policy=next((v["holm_policy"] for v in verdicts if isinstance(v.get("holm_policy"), str)), ""), env=environment(doc, all_runs, claims_dir),
         smoke=profiles == ["smoke"])
+
+
+def has_runs(results: Path, v: dict) -> bool:
+    folder = Path(results) / str(v["profile"]) / str(v["claim"])
+    return folder.is_dir() and next(folder.rglob("seed*.json"), None) is not None
+
+
+def only_profile(verdicts: list[dict], v: dict) -> bool:
+    """Whether `v` is its claim's only verdict (a claim NOT RUN everywhere still gets its block, with the reason)."""
+    return all(w["profile"] == v["profile"] for w in verdicts if w["claim"] == v["claim"])
 
 
 def families(doc: dict, verdicts: list[dict], profiles: list[str]) -> dict[str, dict]:

@@ -427,3 +427,13 @@ def test_the_spec_hash_table_shows_no_absolute_path(smoke_doc, claim):
     tmp, doc = smoke_doc  # tmp is an absolute folder outside the working folder, as `--claims /abs/...` is
     page = render(doc, {CLAIM_ID: claim}, tmp / "results", tmp / "claims")
     assert f"claims/{CLAIM_ID}.yaml" in page and str(tmp) not in page
+
+
+def test_a_profile_a_claim_has_no_stored_run_of_is_left_out(claim, tmp_path):
+    """The paper profile of a claim nobody trained at it is not a block of NOT RUN beside the quick verdict."""
+    quick = verdict(profile="quick", run_keys=store_results(tmp_path / "results", claim, "as_described", "quick"))
+    paper = verdict(profile="paper", status="NOT RUN", reason="results for arm 'teacher' seed 0 are missing")
+    page = render({"profile": "quick", "verdicts": [quick, paper]}, {CLAIM_ID: claim}, tmp_path / "results")
+    assert f'id="{CLAIM_ID}--quick--as_described"' in page and f'id="{CLAIM_ID}--paper--as_described"' not in page
+    alone = render({"profile": "paper", "verdicts": [paper]}, {CLAIM_ID: claim}, tmp_path / "results")
+    assert f'id="{CLAIM_ID}--paper--as_described"' in alone  # its only verdict: shown, with the reason
