@@ -213,8 +213,8 @@ class Store:
         return self.cache / "checkpoints" / (f"{run.key}.pt" if epoch is None else f"{run.key}-epoch{epoch}.pt")
 
     def shipped_weights(self, run: RunSpec) -> Path:
-        """Final weights committed beside the results (results/weights/<key>.pt), read when the cache lacks them:
-        a paper teacher takes hours, and its students are trained in a later session on a fresh clone."""
+        """Final weights placed beside the results (results/weights/<key>.pt, git-ignored: checkpoints stay out of
+        git), read when the cache lacks them: a paper teacher takes hours, and its students may train elsewhere."""
         return self.root / "weights" / f"{run.key}.pt"
 
     def state_path(self, run: RunSpec) -> Path:
