@@ -29,7 +29,7 @@ def _claims(args) -> dict:
 def cmd_list(args) -> int:
     """Every claim that loads; a spec that does not is its error lines (and exit status 1), not the end of
     the listing for the others."""
-    from .plan import plan_claim, resolve_profile
+    from .plan import plan_claim, resolve_profile, twin_precision
     from .store import Store
     store = Store(_outputs(args)[0])  # a claims folder other than claims/ names its --out, as for run and report
     if args.stored_profiles:  # for `make reproduce`: judge every profile that has evidence
@@ -55,7 +55,7 @@ def cmd_list(args) -> int:
         print(f"{claim.id}: {claim.check.kind} {claim.check.metric} {claim.check.arms}  [{claim.source.file}]")
         for profile, prof in claim.profiles.items():
             for variant in claim.variants:
-                runs = plan_claim(claim, variant, profile)
+                runs = plan_claim(claim, variant, profile, precision=twin_precision(claim, variant, profile, store))
                 have = sum(store.path(profile, claim.id, variant, arm, r).exists() for arm, rs in runs.items() for r in rs)
                 total = sum(len(rs) for rs in runs.values())
                 print(f"  {profile:5s} {variant:14s} arms {','.join(runs)}  seeds {prof.seeds}  results {have}/{total}")
@@ -171,8 +171,10 @@ def cmd_run(args) -> int:
     store = Store(_outputs(args)[0])
     if args.dry_run:  # what the plan would train and about how long, from stored timings; nothing is written
         from .cost import dry_run
-        jobs = plan(list(claims.values()), profile, store, args.arms)
+        jobs = plan(list(claims.values()), profile, store, args.arms, device)
         print(f"profile {profile} on {device}: {len(claims)} claim(s)")
+        if note := twin_note(jobs, device):
+            print(note)
         print("\n".join(dry_run(jobs, store, device if args.probe else None)))
         return 0
     try:
@@ -181,10 +183,12 @@ def cmd_run(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
-        jobs = plan(list(claims.values()), profile, store, args.arms)
+        jobs = plan(list(claims.values()), profile, store, args.arms, device)
     except OutsideStore as err:  # a folder of the store linked elsewhere: refused, before anything trains
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if note := twin_note(jobs, device):
+        print(note, file=sys.stderr, flush=True)
     if warning := slow_bf16_warning([j.run for j in jobs if not j.path.exists()], device):
         print(warning, file=sys.stderr, flush=True)
     try:
@@ -266,12 +270,25 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
             return 0
         jobs = [job for v in todo for claim in [sequential[v["claim"]]]
                 for job in variant_jobs(claim, v["variant"], profile, store,
-                                        claim.profiles[profile].seeds_for(v["next_look"]), claim.check.arms)]
+                                        claim.profiles[profile].seeds_for(v["next_look"]), claim.check.arms,
+                                        executor.device)]
         print(f"until-decided: next looks for {len(todo)} claim(s), {len(jobs)} runs (stored ones skipped)", flush=True)
         if not warned and (warning := slow_bf16_warning([j.run for j in jobs if not j.path.exists()], executor.device)):
             print(warning, file=sys.stderr, flush=True)
             warned = True
         executor.submit(jobs)
+
+
+def twin_note(jobs: list, device) -> str | None:
+    """What `repro run` says before training claim variants as their fp32 twins (repro.plan.twin_precision)."""
+    from .precision import bf16_slowdown, probe_path
+    twins = sorted({f"{j.claim} [{j.variant}]" for j in jobs if j.twin and not j.path.exists()})
+    if not twins:
+        return None
+    return (f"note: bf16 is slow on this CPU (a bf16 matmul takes {bf16_slowdown(device):.0f}x fp32's time here, "
+            f"measured once into {probe_path()}), so {len(twins)} claim variant(s) that declare bf16 and whose bf16 "
+            f"runs are not all stored train in fp32 instead, every arm of each: {', '.join(twins)}. Their verdicts "
+            "come from these fp32 runs and say so; `--precision bf16` trains the declared precision instead")
 
 
 def _interrupt(signum, frame):
@@ -418,7 +435,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", choices=["cpu", "cuda"])
     p.add_argument("--precision", choices=["fp32", "bf16"],
                    help="train every arm in this precision instead of its spec's (as REPRO_PRECISION, which "
-                        "pytest -m claims must then be given too): for CPUs where bf16 is emulated")
+                        "pytest -m claims must then be given too). Without it, where bf16 is slow (a CPU without "
+                        "native bf16) a variant that declares bf16 and is not stored yet trains as its fp32 twin")
     p.add_argument("--arms", type=arm_names,
                    help="comma-separated: train only these arms (and the arms they learn from), e.g. the "
                         "baselines in one process while another trains the teacher")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .precision import apply_override
+from .precision import apply_override, is_slow, override
 from .spec import Claim, RunSpec
 
 
@@ -19,20 +19,22 @@ class Job:
     run: RunSpec
     path: Path  # where its result is stored
     metric: str = "test_errors"  # the claim's check metric, which `repro run` prints per finished run
+    twin: bool = False  # trained as its variant's fp32 twin (twin_precision), not at its declared bf16
 
 
 def plan_claim(claim: Claim, variant: str, profile: str, seeds: list[int] | None = None,
-               arms: list[str] | None = None) -> dict[str, list[RunSpec]]:
+               arms: list[str] | None = None, precision: str | None = None) -> dict[str, list[RunSpec]]:
     """Arm name -> one RunSpec per seed (the profile's, or `seeds`). A student's teacher is the teacher arm's
     RunSpec for the same seed, or its single run when the teacher arm has a `fixed_seed`. `arms`: only
-    these arms and what they learn from (a sequential look adds seeds to the check's arms alone)."""
+    these arms and what they learn from (a sequential look adds seeds to the check's arms alone).
+    `precision`: every arm at this precision (the variant's twin), unless REPRO_PRECISION sets another."""
     specs: dict[str, list[RunSpec]] = {}
     needed = needed_arms(claim, variant, profile, arms)
     if not needed:  # only observed arms: nothing to train (and perhaps no profile)
         return specs
     seeds = claim.profiles[profile].seeds if seeds is None else seeds
     for name in [a for a in claim.teacher_order() if a in needed]:
-        arm = apply_override(claim.resolve(name, variant, profile))  # REPRO_PRECISION, for run and verdict alike
+        arm = apply_override(claim.resolve(name, variant, profile), precision)  # for run and verdict alike
         specs[name] = [RunSpec(arm=arm, seed=seed if arm.fixed_seed is None else arm.fixed_seed,
                                teacher=specs[arm.teacher][i] if arm.teacher else None,
                                init_from=specs[arm.init_from][i] if arm.init_from else None)
@@ -55,6 +57,30 @@ def needed_arms(claim: Claim, variant: str, profile: str, roots: list[str] | Non
     return needed
 
 
+def twin_precision(claim: Claim, variant: str, profile: str, store, device=None) -> str | None:
+    """'fp32' where a variant that declares bf16 is judged, or trained, as its fp32 twin (every arm in fp32,
+    its teachers included: other run keys, never mixed with its bf16 runs); None: as declared.
+
+    Judging (no device) looks only at what is stored, so a verdict is the same on every machine: the declared
+    runs when every run of the profile's seeds is stored, else the twin's when all of those are. Training
+    (a device) adds the machine: a variant whose declared runs are not all stored trains its twin where bf16
+    is slow (a CPU without native bf16, where a bf16 run takes 10-13x fp32's time), and as declared elsewhere.
+    REPRO_PRECISION (`--precision`) sets every arm itself, and then there is no twin."""
+    if override() is not None or profile not in claim.profiles:
+        return None
+    declared = plan_claim(claim, variant, profile)
+    if not any(r.arm.precision == "bf16" for runs in declared.values() for r in runs) or \
+            _all_stored(declared, claim, variant, profile, store):
+        return None
+    if _all_stored(plan_claim(claim, variant, profile, precision="fp32"), claim, variant, profile, store):
+        return "fp32"
+    return "fp32" if device is not None and is_slow(device) else None
+
+
+def _all_stored(runs: dict[str, list[RunSpec]], claim: Claim, variant: str, profile: str, store) -> bool:
+    return all(store.path(profile, claim.id, variant, arm, r).exists() for arm, rs in runs.items() for r in rs)
+
+
 def resolve_profile(profile: str) -> str:
     """'auto' is the source's protocol on a GPU and the reduced one on a CPU."""
     if profile == "auto":
@@ -63,20 +89,23 @@ def resolve_profile(profile: str) -> str:
 
 
 def variant_jobs(claim: Claim, variant: str, profile: str, store, seeds: list[int] | None = None,
-                 arms: list[str] | None = None) -> list[Job]:
-    """The jobs of one claim variant (plan_claim's runs with where each is stored)."""
-    return [Job(profile, claim.id, variant, arm, run, store.path(profile, claim.id, variant, arm, run), claim.check.metric)
-            for arm, runs in plan_claim(claim, variant, profile, seeds, arms).items() for run in runs]
+                 arms: list[str] | None = None, device=None) -> list[Job]:
+    """The jobs of one claim variant (plan_claim's runs with where each is stored), at its declared precision
+    or as its fp32 twin (twin_precision: `device` is the machine that would train them; None: what is stored)."""
+    twin = twin_precision(claim, variant, profile, store, device)
+    return [Job(profile, claim.id, variant, arm, run, store.path(profile, claim.id, variant, arm, run),
+                claim.check.metric, twin is not None)
+            for arm, runs in plan_claim(claim, variant, profile, seeds, arms, twin).items() for run in runs]
 
 
-def plan(claims: list[Claim], profile: str, store, arms: list[str] | None = None) -> list[Job]:
+def plan(claims: list[Claim], profile: str, store, arms: list[str] | None = None, device=None) -> list[Job]:
     """Every run of the claims at this profile; with `arms`, only those of these arms that a claim variant
     needs, and what they learn from (`repro run --arms`: one process trains the baselines while another
-    trains the teacher)."""
+    trains the teacher). `device`: the machine that trains them, for twin_precision."""
     jobs = []
     for claim in [c for c in claims if profile in c.profiles]:
         for variant in claim.variants:
             roots = None if arms is None else [a for a in arms if a in needed_arms(claim, variant, profile)]
             if roots != []:
-                jobs += variant_jobs(claim, variant, profile, store, arms=roots)
+                jobs += variant_jobs(claim, variant, profile, store, arms=roots, device=device)
     return jobs

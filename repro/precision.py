@@ -4,12 +4,11 @@ Every shipped quick profile declares `precision: bf16`: on CPUs with AMX or avx5
 step is 2-4x faster than fp32, but on a CPU with AVX2 only bf16 is emulated and a matmul runs at about a
 hundredth of fp32's speed (2 against 159 GFLOP/s on an AMD EPYC), so a bf16 run takes 10-13x fp32's time.
 
-The declared precision is what runs, on every machine: it is part of each run's key, so the stored results
-and their verdicts are the same wherever they are judged. What changes with the machine is what you are told:
-before training bf16 runs on a machine where a short probe finds bf16 slow, `repro run` says so, with the
-measured slowdown and the override, `REPRO_PRECISION=fp32` (or `repro run --precision fp32`), which sets every
-arm's precision for planning, training and judging alike: new run keys, so fp32 and bf16 runs of one arm are
-never mixed, and each verdict says which precision its runs used (`used_precision`).
+Where bf16 is slow, a variant that declares bf16 trains as its fp32 twin (every arm in fp32: other run keys,
+never mixed with bf16 runs; repro.plan.twin_precision decides, from what is stored and, when training, this
+probe). A verdict reads the stored results alone, so the shipped bf16 results are judged alike everywhere.
+REPRO_PRECISION (`repro run --precision`) sets every arm's precision for planning, training and judging alike,
+and then there is no twin; each verdict says which precision its runs used (`used_precision`).
 """
 from __future__ import annotations
 
@@ -42,10 +41,16 @@ def override() -> str | None:
     return value
 
 
-def apply_override(arm):
-    """The arm with REPRO_PRECISION's precision, if one is set (the plan calls this for every arm)."""
-    chosen = override()
+def apply_override(arm, twin: str | None = None):
+    """The arm with REPRO_PRECISION's precision if one is set, else with `twin`'s (repro.plan.twin_precision),
+    else as declared (the plan calls this for every arm)."""
+    chosen = override() or twin
     return arm if chosen is None or arm.precision == chosen else arm.model_copy(update={"precision": chosen})
+
+
+def is_slow(device) -> bool:
+    """Whether bf16 is slow here (a CPU without native bf16, by the remembered probe)."""
+    return torch.device(device).type == "cpu" and bf16_slowdown(device) > SLOW_ABOVE
 
 
 def probe_path() -> Path:
@@ -128,10 +133,11 @@ def slow_bf16_warning(runs: list, device) -> str | None:
         return None
     return (f"warning: bf16 is slow on this CPU (no native bf16: a bf16 matmul takes {slowdown:.0f}x fp32's time "
             f"here, measured once into {probe_path()}); the {len(bf16)} bf16 run(s) to train will take several times "
-            f"(the shipped MNIST quick profiles measured 10-13x) as long as in fp32. They run as their specs declare, "
-            "so they join the stored bf16 results. To train in fp32 instead: REPRO_PRECISION=fp32 for `repro run` "
-            "and `pytest -m claims` alike (or `repro run --precision fp32`): other run keys, verdicts from fp32 runs "
-            "only, each verdict naming its precision")
+            f"(the shipped MNIST quick profiles measured 10-13x) as long as in fp32. They are bf16 because "
+            "REPRO_PRECISION (--precision) asks for it, or because their variant's other bf16 runs are stored (a "
+            "later look, a missing seed: an arm never mixes precisions). To train in fp32 instead: "
+            "REPRO_PRECISION=fp32 for `repro run` and `pytest -m claims` alike (or `repro run --precision fp32`): "
+            "other run keys, verdicts from fp32 runs only, each verdict naming its precision")
 
 
 def used_precision(results: dict[str, list[dict]]) -> str:

@@ -30,7 +30,7 @@ SHOWN = {"claim", "variant", "profile", "check", "metric", "arms", "alpha", "mar
          "wall_s", "run_keys", "devices", "versions", "commits", "hypothesis", "estimand", "estimate", "estimate_ci",
          "reference", "p_refute", "paired", "companion", "pairs", "p_refute_holm", "holm_family", "holm_policy",
          "seeds_support", "seeds_refute", "looks", "sequential", "next_look", "p_look", "p_refute_look",
-         "not_comparable", "conditional_on", "observed", "unconverged", "family"}
+         "not_comparable", "conditional_on", "observed", "unconverged", "family", "used_precision", "precision_twin"}
 LABELS = {"holm_family": "Holm family (p-values corrected together)", "diverged": "diverged runs per arm"}
 # Keys every verdict from verdict.py has; a hand-made or older verdicts.json may lack them.
 DEFAULTS = {"check": "", "metric": "", "arms": [], "alpha": None, "margin": None, "justification": "",
@@ -230,6 +230,8 @@ def stat_rows(v: dict) -> list[tuple[str, str]]:
         for i, look in enumerate(v["looks"], 1):
             rows.append((f"look {i} ({look.get('seeds')} seeds)", f"p {num(look.get('p'))}, against {num(look.get('p_refute'))}"
                          f"; boundary {num(look.get('boundary'))}"))
+    if v.get("used_precision"):
+        rows.append(("precision", str(v["used_precision"]) + (f" ({v['precision_twin']})" if v.get("precision_twin") else "")))
     if v.get("conditional_on"):
         rows.append(("conditional on", f"the one run of {', '.join(v['conditional_on'])} (reused for every seed)"))
     for pair in v.get("pairs") or []:

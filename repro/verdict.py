@@ -18,7 +18,7 @@ from .family import DEFAULT as DEFAULT_FAMILY, family_of
 from .models import weights_availability
 from .metrics import run_value
 from .observed import describe as describe_observed, pseudo_results, unpaired
-from .plan import plan_claim
+from .plan import plan_claim, twin_precision
 from .precision import used_precision
 from .registry import CHECKS
 from .sequential import Design, _first, judge
@@ -34,17 +34,18 @@ class Missing(Exception):
 
 
 def collect(claim: Claim, variant: str, profile: str, store: Store, seeds: list[int] | None = None,
-            arms: list[str] | None = None) -> dict[str, list[dict]]:
+            arms: list[str] | None = None, precision: str | None = None) -> dict[str, list[dict]]:
     """Arm -> stored result per seed, for exactly the runs the current spec asks for (`seeds`, `arms`: those
-    of a sequential look). Decided from the stored results alone: a missing dataset or missing weights are
-    the NOT RUN reason only for a result that is missing too."""
+    of a sequential look; `precision`: of its fp32 twin, repro.plan.twin_precision). Decided from the stored
+    results alone: a missing dataset or missing weights are the NOT RUN reason only for a result that is
+    missing too."""
     compared = [a for c in [claim.check, *claim.preconditions] for a in c.arms]
     if profile not in claim.profiles and not all(claim.is_observed(a) for a in compared):
         raise Missing(f"the spec has no '{profile}' profile")
     # observed arms: their values, whatever the profile (they were not trained at one)
     results: dict[str, list[dict]] = {a: pseudo_results(claim, a, variant) for a in dict.fromkeys(arms or compared)
                                       if claim.is_observed(a)}
-    for arm, runs in plan_claim(claim, variant, profile, seeds, arms).items():
+    for arm, runs in plan_claim(claim, variant, profile, seeds, arms, precision).items():
         results[arm] = []
         for run in runs:
             try:
@@ -102,7 +103,8 @@ def _distinct(results: dict[str, list[dict]], values: dict[str, list[float]], ch
     return out
 
 
-def looked_at(claim: Claim, variant: str, profile: str, store: Store, results: dict) -> tuple[dict, Design]:
+def looked_at(claim: Claim, variant: str, profile: str, store: Store, results: dict,
+              precision: str | None = None) -> tuple[dict, Design]:
     """A sequential profile: the check arms' results at the last look whose seeds are all stored (the first
     look is the profile's own seeds, already in `results`), and the design."""
     seq, seeds = claim.profiles[profile].sequential, claim.profiles[profile].seeds
@@ -110,7 +112,7 @@ def looked_at(claim: Claim, variant: str, profile: str, store: Store, results: d
     for n in design.looks[1:]:
         try:  # the other arms (preconditions, teachers) keep the first look's runs
             results = {**results, **collect(claim, variant, profile, store, claim.profiles[profile].seeds_for(n),
-                                            claim.check.arms)}
+                                            claim.check.arms, precision)}
         except Missing:
             break
     return results, design
@@ -245,7 +247,11 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
             "derived": check.derived, "bound": check.bound, "justification": check.justification,
             "also_reported": [r.model_dump() for r in check.also_reported]}
     try:
-        results = collect(claim, variant, profile, store)
+        try:  # the declared runs, or the fp32 twin's where only those are stored (trained where bf16 is slow)
+            twin = twin_precision(claim, variant, profile, store) if store is not None else None
+        except OutsideStore:
+            twin = None  # collect says why, in its own words
+        results = collect(claim, variant, profile, store, precision=twin)
         # the first look is stored: from now on its design is locked (repro.designs)
         # (a claim of observed arms only has no profile, hence no design to lock)
         refused = lock(store.root, claim, variant, profile) if store is not None and profile in claim.profiles else None
@@ -265,7 +271,7 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
             preconditions.append(entry)
         design = None
         if profile in claim.profiles and claim.profiles[profile].sequential is not None:
-            results, design = looked_at(claim, variant, profile, store, results)
+            results, design = looked_at(claim, variant, profile, store, results, twin)
         observed = any(map(claim.is_observed, check.arms))
         outcome = run_check(results, unpaired(check) if observed else check, design)
     except Missing as why:
@@ -289,6 +295,8 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
                "run_keys": {arm: [r["key"] for r in rs] for arm, rs in results.items()},
                "devices": sorted({r["device"] for rs in results.values() for r in rs}),
                "used_precision": used_precision(results),
+               **({"precision_twin": "its spec declares bf16; judged from its fp32 twin (every arm in fp32), "
+                   "trained where bf16 is slow"} if twin else {}),
                "versions": sorted({f"torch {r['provenance'].get('torch')}, python {r['provenance'].get('python')}"
                                    for rs in results.values() for r in rs}),
                "commits": sorted({str(r["provenance"].get("git_commit")) for rs in results.values() for r in rs})}

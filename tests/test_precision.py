@@ -141,3 +141,91 @@ def test_until_decided_warns_before_its_first_look_that_trains_bf16_where_it_is_
     assert main(args + ["--until-decided"]) == 0  # the profile's seeds are stored: only the looks train
     out = capsys.readouterr()
     assert "until-decided: next looks" in out.out and out.err.count("warning: bf16 is slow") == 1
+
+
+def bf16_smoke_claims(folder):
+    """claims/hinton-kd-helps.yaml with its smoke profile declaring bf16, as the quick profiles do."""
+    import shutil
+    from pathlib import Path
+    (folder / "_shared").mkdir(parents=True)
+    base = Path("claims/_shared/hinton-mnist.yaml").read_text()
+    assert base.count("      epochs: 3\n") == 1
+    (folder / "_shared/hinton-mnist.yaml").write_text(base.replace("      epochs: 3\n", "      epochs: 3\n      precision: bf16\n"))
+    shutil.copy(HINTON, folder)
+    return folder
+
+
+def stored_precisions(out):
+    return sorted({json.loads(p.read_text())["run"]["arm"]["precision"] for p in (out / "results").rglob("seed*.json")})
+
+
+def test_where_bf16_is_slow_a_bf16_variant_trains_its_fp32_twin_and_says_so(monkeypatch, tmp_path, capsys):
+    """Issue 23: on a CPU without native bf16 a run that declares bf16 takes about fp32's time by itself, every arm
+    of the variant (its teacher too) in fp32; the verdict comes from those runs and names them."""
+    from repro.cli import main
+    from repro.store import Store
+    from repro.verdict import decide
+    monkeypatch.setattr(precision, "measure_bf16_slowdown", lambda: 40.0)
+    claims, out = bf16_smoke_claims(tmp_path / "claims"), tmp_path / "out"
+    args = ["--claims", str(claims), "--out", str(out), "run", "--profile", "smoke", "--seeds", "2", "--device", "cpu"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert err.count("note: bf16 is slow on this CPU") == 1 and "hinton-kd-helps [as_described]" in err
+    assert "warning: bf16 is slow" not in err  # nothing trains in bf16
+    assert stored_precisions(out) == ["fp32"]
+    claim = load_claim(claims / "hinton-kd-helps.yaml")
+    claim = claim.model_copy(update={"profiles": {**claim.profiles, "smoke": claim.profiles["smoke"].model_copy(
+        update={"seeds": [0, 1]})}})
+    verdict = decide(claim, "as_described", "smoke", Store(out / "results"))
+    assert verdict["status"] != "NOT RUN" and verdict["used_precision"] == "fp32" and "fp32 twin" in verdict["precision_twin"]
+    # judged on a machine where bf16 is fast, the same stored runs give the same verdict: judging never probes
+    monkeypatch.setattr(precision, "bf16_slowdown", lambda device: pytest.fail("judging consulted the probe"))
+    again = decide(claim, "as_described", "smoke", Store(out / "results"))
+    assert again["run_keys"] == verdict["run_keys"] and again["p"] == verdict["p"]
+
+
+def test_a_variant_with_some_bf16_runs_stored_trains_all_of_its_twin_never_mixing(monkeypatch, tmp_path, capsys):
+    from repro.cli import main
+    claims, out = bf16_smoke_claims(tmp_path / "claims"), tmp_path / "out"
+    args = ["--claims", str(claims), "--out", str(out), "run", "--profile", "smoke", "--device", "cpu"]
+    monkeypatch.setattr(precision, "measure_bf16_slowdown", lambda: 0.5)  # an AMX machine trains seed 0
+    assert main(args + ["--seeds", "1"]) == 0 and stored_precisions(out) == ["bf16"]
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "avx2-cache"))  # an AVX2 machine goes on with the store
+    monkeypatch.setattr(precision, "measure_bf16_slowdown", lambda: 40.0)
+    capsys.readouterr()
+    assert main(args + ["--seeds", "2"]) == 0
+    assert "note: bf16 is slow" in capsys.readouterr().err
+    from repro.plan import plan_claim
+    from repro.store import Store
+    store = Store(out / "results")
+    twin = plan_claim(load_claim(claims / "hinton-kd-helps.yaml"), "as_described", "smoke", [0, 1], precision="fp32")
+    assert all(store.path("smoke", "hinton-kd-helps", "as_described", arm, r).exists() for arm, rs in twin.items() for r in rs)
+    # the bf16 seed-0 runs stay stored, unused until their variant's seeds are all there in bf16
+    assert stored_precisions(out) == ["bf16", "fp32"]
+
+
+def test_declared_precision_wins_where_every_declared_run_is_stored_and_the_override_has_no_twin(monkeypatch, tmp_path):
+    from repro.plan import twin_precision
+    from repro.store import Store
+    monkeypatch.setattr(precision, "measure_bf16_slowdown", lambda: 40.0)
+    claim = load_claim(bf16_smoke_claims(tmp_path / "claims") / "hinton-kd-helps.yaml")
+    store = Store(tmp_path / "results")
+    assert twin_precision(claim, "as_described", "smoke", store) is None  # judging, nothing stored: as declared
+    assert twin_precision(claim, "as_described", "smoke", store, "cpu") == "fp32"  # training on a slow CPU
+    monkeypatch.setattr(precision, "measure_bf16_slowdown", lambda: 0.5)
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "amx-cache"))
+    assert twin_precision(claim, "as_described", "smoke", store, "cpu") is None
+    monkeypatch.setenv("REPRO_PRECISION", "bf16")
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "avx2-cache"))
+    monkeypatch.setattr(precision, "measure_bf16_slowdown", lambda: 40.0)
+    assert twin_precision(claim, "as_described", "smoke", store, "cpu") is None  # asked for: trained as asked
+    monkeypatch.setenv("REPRO_PRECISION", "")
+    # every declared run stored: declared, on every machine
+    from repro.plan import plan_claim
+    for arm, runs in plan_claim(claim, "as_described", "smoke").items():
+        for r in runs:
+            path = store.path("smoke", claim.id, "as_described", arm, r)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}")
+    assert twin_precision(claim, "as_described", "smoke", store, "cpu") is None
+    assert twin_precision(claim, "as_described", "smoke", store) is None

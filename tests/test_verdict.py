@@ -53,7 +53,7 @@ def stored(monkeypatch):
     """stored[claim_id] = arm -> runs; `collect` serves those (or raises what it was given)."""
     table: dict = {}
 
-    def collect(claim, variant, profile, store):
+    def collect(claim, variant, profile, store, seeds=None, arms=None, precision=None):
         found = table[claim.id]
         if isinstance(found, Exception):
             raise found
@@ -281,7 +281,7 @@ def test_one_forged_file_is_not_run_with_its_path_and_the_rest_is_decided(tmp_pa
 
 def test_unexpected_errors_make_one_claim_not_run(tmp_path, monkeypatch):
     claim = make_claim(tmp_path, {"kind": "less", "arms": ["distilled", "small"]})
-    monkeypatch.setattr(V, "collect", lambda *a: (_ for _ in ()).throw(TypeError("boom")))
+    monkeypatch.setattr(V, "collect", lambda *a, **k: (_ for _ in ()).throw(TypeError("boom")))
     [v] = V.decide_all({"toy": claim}, "smoke", None)
     assert v["status"] == "NOT RUN" and v["reason"] == "could not be decided: TypeError: boom"
 
