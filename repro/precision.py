@@ -134,8 +134,8 @@ def slow_bf16_warning(runs: list, device) -> str | None:
     return (f"warning: bf16 is slow on this CPU (no native bf16: a bf16 matmul takes {slowdown:.0f}x fp32's time "
             f"here, measured once into {probe_path()}); the {len(bf16)} bf16 run(s) to train will take several times "
             f"(the shipped MNIST quick profiles measured 10-13x) as long as in fp32. They are bf16 because "
-            "REPRO_PRECISION (--precision) asks for it, or because their variant's other bf16 runs are stored (a "
-            "later look, a missing seed: an arm never mixes precisions). To train in fp32 instead: "
+            "REPRO_PRECISION (--precision) asks for it, or because they are a later sequential look of a variant "
+            "whose first seeds are stored in bf16 (an arm never mixes precisions). To train in fp32 instead: "
             "REPRO_PRECISION=fp32 for `repro run` and `pytest -m claims` alike (or `repro run --precision fp32`): "
             "other run keys, verdicts from fp32 runs only, each verdict naming its precision")
 
