@@ -6,7 +6,8 @@ data sets, and the power the issue-25 changes cost or gain, before (the old rule
 Each rate is the share of simulated data sets decided wrongly at the least favourable null (or rightly, for power),
 through the registered check kinds themselves (repro.registry.CHECKS); "before" swaps in the old rule by
 monkeypatching repro.stats. 20k data sets give a Monte Carlo half-width of about 0.003 at a rate of 0.05.
-benchmarks/calibration.txt holds what it printed.
+benchmarks/calibration.txt holds what it printed (before the paired t's skew hedge); `--skew` runs only the skew tables
+(the paired t with and without stats.skew_factor, and the rules tried), whose output is benchmarks/calibration-skew.txt.
 """
 from __future__ import annotations
 
