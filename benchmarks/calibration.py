@@ -6,7 +6,8 @@ data sets, and the power the issue-25 changes cost or gain, before (the old rule
 Each rate is the share of simulated data sets decided wrongly at the least favourable null (or rightly, for power),
 through the registered check kinds themselves (repro.registry.CHECKS); "before" swaps in the old rule by
 monkeypatching repro.stats. 20k data sets give a Monte Carlo half-width of about 0.003 at a rate of 0.05.
-benchmarks/calibration.txt holds what it printed.
+benchmarks/calibration.txt holds what it printed (before the paired t's skew hedge); `--skew` runs only the skew tables
+(the paired t with and without stats.skew_factor, and the rules tried), whose output is benchmarks/calibration-skew.txt.
 """
 from __future__ import annotations
 
@@ -35,17 +36,20 @@ def supported(kind, values, **kw) -> float:
 
 
 @contextmanager
-def rule(allowance=None, shrink=None):
-    """The old rules: the integer allowance (1/12 before, 1/24 now) and the unequal-sizes df share (1 before)."""
-    old_round, old_shrink = S._rounding_var, S.DF_SHRINK
+def rule(allowance=None, shrink=None, hedge=True):
+    """The old rules: the integer allowance (1/12 before, 1/24 now), the unequal-sizes df share (1 before) and the
+    paired t's skew factor on its standard error (hedge=False: none, as before)."""
+    old_round, old_shrink, old_skew = S._rounding_var, S.DF_SHRINK, S.skew_factor
     if allowance is not None:
         S._rounding_var = lambda *xs: np.where(old_round(*xs) > 0, allowance, 0.0)
     if shrink is not None:
         S.DF_SHRINK = shrink
+    if not hedge:
+        S.skew_factor = lambda n: np.ones(np.shape(n))
     try:
         yield
     finally:
-        S._rounding_var, S.DF_SHRINK = old_round, old_shrink
+        S._rounding_var, S.DF_SHRINK, S.skew_factor = old_round, old_shrink, old_skew
 
 
 def lognormal(rng, shape, sigma=1.0):
@@ -106,16 +110,108 @@ def welch_table(rng, sims):
         print(f"{na} v {nb}: now {cells[0]}, before {cells[1]}")
 
 
+def _one_sample_rules(n):
+    """The rules tried for skewed paired differences, as one-sample tests of "mean(d) > 0" on d (sims x n):
+    each returns the claim-side statistic and its critical value at ALPHA (reject when statistic > critical)."""
+    from scipy import stats as sps
+    c0 = sps.t.ppf(1 - ALPHA, n - 1)
+
+    def moments(d):
+        m, s = d.mean(-1), d.std(-1, ddof=1)
+        c = d - m[..., None]
+        g1 = (c ** 3).mean(-1) / np.maximum((c ** 2).mean(-1), 1e-300) ** 1.5
+        big_g = g1 * math.sqrt(n * (n - 1)) / (n - 2) if n > 2 else 0 * g1  # the bias-corrected sample skewness
+        return m, s, big_g
+
+    def plain(d):
+        m, s, _ = moments(d)
+        return m / (s / math.sqrt(n)), c0
+
+    def johnson(d):  # Johnson (1978): t + G s / (6 n) + G (mean)^2 / (3 s), skewness estimated (bias-corrected)
+        m, s, g = moments(d)
+        return (m + g * s / (6 * n) + g * m * m / (3 * s)) / (s / math.sqrt(n)), c0
+
+    def hall(d):  # Hall (1992): the monotone cubic transformation, skewness estimated (bias-corrected)
+        m, s, g = moments(d)
+        th = m / s
+        a = g / 3
+        return math.sqrt(n) * (th + a * th ** 2 + a * a * th ** 3 / 3 + g / (6 * n)), c0
+
+    df_needed = {3: 1.59, 4: 2.16, 5: 2.57, 8: 3.47}  # the df at which the lognormal regime's t is at ALPHA
+
+    def df_cut(d):
+        m, s, _ = moments(d)
+        return m / (s / math.sqrt(n)), sps.t.ppf(1 - ALPHA, df_needed[n])
+
+    def se_factor(d):  # the rule chosen (repro.stats.skew_factor)
+        m, s, _ = moments(d)
+        return m / (s / math.sqrt(n)) / float(S.skew_factor(n)), c0
+
+    return {"t (before)": plain, "Johnson, G": johnson, "Hall, G": hall, "df cut": df_cut, "SE x skew_factor": se_factor}
+
+
+def skew_alternatives(rng, sims):
+    print("\n== skewed paired differences: the rules tried (one lognormal arm, sigma 1, against a normal arm of "
+          "the same sd; level = wrong REPRODUCED on the side the skew favours / power at 1 sd, normal) ==")
+    for n in (3, 4, 5, 8):
+        rules = _one_sample_rules(n)
+        liberal = -(lognormal(rng, (sims, n)) - rng.normal(0, 1, (sims, n)))  # "greater" is the favoured side
+        other = -liberal
+        effect = 1.0 * math.sqrt(2) + rng.normal(0, 1, (sims, n)) - rng.normal(0, 1, (sims, n))
+        cells = []
+        for name, fn in rules.items():
+            rates = [float(np.mean(np.greater(*fn(x)))) for x in (liberal, other, effect)]
+            cells.append(f"{name} {rates[0]:.4f}/{rates[1]:.4f}/{rates[2]:.2f}")
+        print(f"{n} seeds (favoured / other side / power): " + "; ".join(cells))
+
+
 def skew_table(rng, sims):
-    print("\n== skew: paired, one arm lognormal (sd 1) against a normal arm; wrong REPRODUCED per side ==")
-    for sigma in (0.25, 0.5, 1.0):
-        for n in (3, 5, 8):
-            a, b = lognormal(rng, (sims, n), sigma), rng.normal(0, 1, (sims, n))
-            print(f"sigma {sigma} ({n} seeds): greater {supported('greater', {'a': a, 'b': b}):.4f}, "
-                  f"less {supported('less', {'a': a, 'b': b}):.4f}")
-    for n in (3, 5):
-        a, b = rng.standard_t(3, (sims, n)), rng.standard_t(3, (sims, n))
-        print(f"t3 arms ({n} seeds): less {supported('less', {'a': a, 'b': b}):.4f}")
+    """Issue 25 item 5, paired: wrong REPRODUCED per side (greater / less on the same data), with the paired t's
+    standard error times skew_factor(n) (now) and without (before)."""
+    print("\n== skew and the paired t: wrong REPRODUCED, worse side (greater / less), now (SE x skew_factor) | before ==")
+    seeds = (2, 3, 4, 5, 8, 11, 20)
+    print(f"{'differences (a - b per seed)':>44} | " + " | ".join(f"{n:>2} seeds" for n in seeds))
+
+    def normal(r, s):
+        return r.normal(0, 1, s)
+    regimes = {
+        "normal (paired arms, shared effect)": lambda r, s: (r.normal(0, 1, s) + (x := r.normal(0, 1, s)),
+                                                            x + r.normal(0, 1, s)),
+        "t3 arms": lambda r, s: (r.standard_t(3, s), r.standard_t(3, s)),
+        "one lognormal arm sigma 0.25 v normal": lambda r, s: (lognormal(r, s, 0.25), normal(r, s)),
+        "one lognormal arm sigma 0.5 v normal": lambda r, s: (lognormal(r, s, 0.5), normal(r, s)),
+        "one lognormal arm sigma 1 v normal": lambda r, s: (lognormal(r, s, 1.0), normal(r, s)),
+        "conditional: normal + lognormal 1 v one run": lambda r, s: (normal(r, s) + lognormal(r, s, 1.0),
+                                                                     np.zeros(s)),
+        "integer, sd 0.5 (lattice offset 0.25)": lambda r, s: (np.round(0.25 + (x := r.normal(0, .5, s)) + r.normal(0, .5, s)),
+                                                               np.round(0.25 + x + r.normal(0, .5, s))),
+        "integer, sd 1": lambda r, s: (np.round((x := r.normal(0, 1, s)) + r.normal(0, 1, s)),
+                                       np.round(x + r.normal(0, 1, s))),
+        "outside: conditional, pure lognormal 1 v one run": lambda r, s: (lognormal(r, s, 1.0), np.zeros(s)),
+        "outside: lognormal 1 v normal of sd 0.5": lambda r, s: (lognormal(r, s, 1.0), 0.5 * normal(r, s)),
+    }
+    for name, draw in regimes.items():
+        cells = []
+        for n in seeds:
+            a, b = draw(rng, (sims, n))
+            pair = []
+            for hedge in (True, False):
+                with rule(hedge=hedge):
+                    pair.append(max(supported("greater", {"a": a, "b": b}), supported("less", {"a": a, "b": b})))
+            cells.append(f"{pair[0]:.3f}|{pair[1]:.3f}")
+        print(f"{name:>44} | " + " | ".join(cells))
+    print("power (greater, paired, normal differences): effect 0.5, 1, 2 sd of the differences, now | before")
+    for n in (3, 5, 8, 11, 20):
+        cells = []
+        for hedge in (True, False):
+            with rule(hedge=hedge):
+                row = []
+                for sd_units in (0.5, 1.0, 2.0):
+                    shared = rng.normal(0, 1, (sims, n))
+                    a = sd_units * math.sqrt(2) + shared + rng.normal(0, 1, (sims, n))
+                    row.append(supported("greater", {"a": a, "b": shared + rng.normal(0, 1, (sims, n))}))
+                cells.append("/".join(f"{p:.2f}" for p in row))
+        print(f"{n:>2} seeds: now {cells[0]}, before {cells[1]}")
 
 
 def sequential_ratio_table(rng, sims):
@@ -158,12 +254,16 @@ def sequential_table(rng, sims):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sims", type=int, default=20_000)
+    parser.add_argument("--skew", action="store_true",
+                        help="only the skew tables (their output: benchmarks/calibration-skew.txt)")
     args = parser.parse_args()
     rng = np.random.default_rng(20251201)
     started = time.time()
     print(f"{args.sims} simulated data sets per cell (Monte Carlo half-width at 0.05: "
           f"{3 * math.sqrt(ALPHA * (1 - ALPHA) / args.sims):.4f})")
-    for table in (integer_table, welch_table, skew_table, sequential_ratio_table, sequential_table):
+    tables = (skew_table, skew_alternatives) if args.skew else (
+        integer_table, welch_table, skew_table, skew_alternatives, sequential_ratio_table, sequential_table)
+    for table in tables:
         table(rng, args.sims)
     print(f"\n{time.time() - started:.0f} s")
 

@@ -20,6 +20,7 @@ from scipy import stats as sps
 
 from repro.registry import CHECKS
 from repro.spec import Check
+from repro.stats import skew_factor
 
 ALPHA = 0.05
 N_NULL = 4000  # simulated data sets per null scenario: Monte-Carlo SE of a 5% rate = 0.0034
@@ -106,12 +107,13 @@ def test_null_reproduced_rate_at_most_alpha(name):
 
 def test_least_favourable_nulls_are_tight():
     """Where the null sits exactly on the boundary, the rate is close to alpha, not just below it
-    (the checks are not needlessly conservative); identical-arm nulls of IUT kinds are far below."""
+    (the checks are not needlessly conservative); identical-arm nulls of IUT kinds are far below. The paired t
+    of greater/less/best_of/equivalent is tight at the edge of its skew class instead (normal differences are
+    below alpha: test_paired_strong_skew_against_the_claim_keeps_the_level)."""
     run = {name: RATES.get(f"{NULLS[name][0]}: {name}") for name in NULLS}
     if any(v is None for v in run.values()):
         pytest.skip("needs the null scenarios run first (same session)")
-    for name in ("greater, paired t, 10 seeds", "less, Welch t, 5 v 5", "best_of, least favourable (tie with one, far from other)",
-                 "at_least recovered_fraction, paired, f = bound", "at_least mean, mean = bound"):
+    for name in ("less, Welch t, 5 v 5", "at_least recovered_fraction, paired, f = bound", "at_least mean, mean = bound"):
         assert run[name][0] >= ALPHA - 3 * math.sqrt(ALPHA * (1 - ALPHA) / N_NULL), name
     assert run["best_of, 3 identical arms"][0] < ALPHA / 2
 
@@ -187,7 +189,8 @@ SPREADS = [0.3, 0.5, 1.0, 1.5, 3.0]
 def test_integer_metrics_keep_their_level_at_every_spread_and_most_of_the_power(spread):
     """Issue 25 item 7: the whole h^2/12 over-corrected (level 0.003 and power 0.16 at spread 0.5, 5 seeds) and
     none at all is liberal (0.06 at spread 0.7-1); half of it keeps every spread at or below alpha, on and off
-    the lattice, and keeps most of the power (benchmarks/calibration.py runs this at 20k data sets)."""
+    the lattice, and keeps most of the power (benchmarks/calibration.py runs this at 20k data sets). The paired t's
+    skew hedge (stats.skew_factor) costs power here too: 0.43 -> 0.28 at 1 sd, spread 0.5."""
     rng = np.random.default_rng(int(spread * 10))
     chk = check("greater", ["a", "b"])
     worst = 0.0
@@ -196,11 +199,11 @@ def test_integer_metrics_keep_their_level_at_every_spread_and_most_of_the_power(
         worst = max(worst, rate(CHECKS.get("greater")({"a": a, "b": b}, chk)))
     RATES[f"greater, integer, spread {spread}, 5 seeds: null"] = (worst, N_NULL)
     assert worst <= upper(ALPHA, N_NULL), f"spread {spread}: REPRODUCED in {worst:.4f} of null data sets"
-    if spread == 0.5:  # one sd of the differences: the whole term found this in 0.29 of data sets, none in 0.53
+    if spread == 0.5:  # one sd of the differences: 0.28 (0.43 before the skew hedge; the whole 1/12 term 0.29)
         a, b = (np.round(x) for x in arms_data(rng, [spread * math.sqrt(2), 0], 5, N_NULL, sd=spread, shared_sd=spread))
         power = rate(CHECKS.get("greater")({"a": a, "b": b}, chk))
         RATES["greater, integer, spread 0.5, 5 seeds: power at 1 sd"] = (power, N_NULL)
-        assert power >= 0.38, f"power {power:.3f}"
+        assert power >= 0.24, f"power {power:.3f}"
 
 
 def lognormal(rng, shape, sigma=1.0):
@@ -249,18 +252,48 @@ def test_paired_symmetric_heavy_tails_keep_their_level():
         assert r <= upper(ALPHA, N_NULL)
 
 
-@pytest.mark.xfail(strict=True, reason="a known limit, stated in README: no test of a mean holds its level over "
-                   "every skewed distribution at a fixed n (Bahadur and Savage 1956); at 3-5 seeds neither the "
-                   "permutation companion nor Johnson's skewness-corrected t mends it without a large power loss")
-@pytest.mark.parametrize("n", [5])
-def test_paired_strong_skew_against_the_claim_breaks_the_level(n):
-    """One lognormal arm (sigma 1): the paired t (and the conditional test against one reused run, the same
-    one-sample t) wrongly REPRODUCED in about 0.075 of data sets on the side the skew favours."""
-    rng = np.random.default_rng(402)
-    a, b = lognormal(rng, (N_NULL, n)), rng.normal(0, 1, (N_NULL, n))
-    r = rate(CHECKS.get("less")({"a": a, "b": b}, check("less", ["a", "b"])))
-    RATES[f"less (supported wrongly): paired, one lognormal arm, {n} seeds"] = (r, N_NULL)
-    assert r <= upper(ALPHA, N_NULL)
+SKEW_EDGE = {  # the edge of the class the paired t's level is held over: (arm a's noise, arm b's noise)
+    "one lognormal arm (sigma 1) against a normal arm": (lambda rng, s: lognormal(rng, s), lambda rng, s: rng.normal(0, 1, s)),
+    "conditional: normal + lognormal (sigma 1) arm against one reused run": (
+        lambda rng, s: rng.normal(0, 1, s) + lognormal(rng, s), lambda rng, s: np.full(s, 0.0)),
+}
+
+
+@pytest.mark.parametrize("tail", ["less", "greater"])
+@pytest.mark.parametrize("n", [3, 4, 5])
+@pytest.mark.parametrize("regime", list(SKEW_EDGE))
+def test_paired_strong_skew_against_the_claim_keeps_the_level(regime, n, tail):
+    """Issue 25 item 5: one lognormal arm (sigma 1) took the paired t (and the conditional test against one reused
+    run, the same one-sample t on the differences) to 0.068-0.076 wrong REPRODUCED on the side the skew favours.
+    The paired t's standard error is now times stats.skew_factor(n): that side is at alpha (tight: the hedge is
+    no wider than the class needs), the other far below. `tail` is the claim; the arm's skew is mirrored so
+    that each claim meets both the skew that favours it and the one that does not."""
+    noise_a, noise_b = SKEW_EDGE[regime]
+    rng = np.random.default_rng(402 + 10 * n + list(SKEW_EDGE).index(regime))
+    rates = {}
+    for sign, favoured in ((1, tail == "less"), (-1, tail == "greater")):  # right skew favours "less"
+        a, b = sign * noise_a(rng, (N_NULL, n)), sign * noise_b(rng, (N_NULL, n))
+        rates[favoured] = rate(CHECKS.get(tail)({"a": a, "b": b}, check(tail, ["a", "b"])))
+    RATES[f"{tail} (supported wrongly): paired, {regime}, {n} seeds, favoured side"] = (rates[True], N_NULL)
+    assert rates[True] <= upper(ALPHA, N_NULL), f"REPRODUCED in {rates[True]:.4f} on the side the skew favours"
+    assert rates[True] >= ALPHA - 3 * math.sqrt(ALPHA * (1 - ALPHA) / N_NULL), f"needlessly wide: {rates[True]:.4f}"
+    assert rates[False] <= ALPHA
+
+
+def test_paired_normal_differences_keep_the_power_the_skew_hedge_leaves():
+    """The hedge's price, and no more: with normal differences (5 seeds, effect 1 sd of the differences) the paired
+    greater finds the effect with the exact noncentral-t power of a t test whose critical value is skew_factor(5)
+    times Student's (0.47; 0.58 without the hedge), within Monte Carlo error: a wider hedge (or a df cut that
+    over-widens) fails here."""
+    n, rng = 5, np.random.default_rng(403)
+    shared = rng.normal(0, 1, (N_POWER, n))
+    a, b = math.sqrt(2) + shared + rng.normal(0, 1, (N_POWER, n)), shared + rng.normal(0, 1, (N_POWER, n))
+    power = record("greater (power): paired, normal, 1 sd, 5 seeds", CHECKS.get("greater")({"a": a, "b": b},
+                                                                                             check("greater", ["a", "b"])), N_POWER)
+    exact = sps.nct.sf(float(skew_factor(n)) * sps.t.ppf(1 - ALPHA, n - 1), n - 1, math.sqrt(n))
+    plain = sps.nct.sf(sps.t.ppf(1 - ALPHA, n - 1), n - 1, math.sqrt(n))
+    assert abs(power - exact) <= 3 * math.sqrt(exact * (1 - exact) / N_POWER), f"power {power:.3f}, exact {exact:.3f}"
+    assert power >= 0.75 * plain, f"power {power:.3f} against {plain:.3f} without the hedge"
 
 
 @pytest.mark.parametrize("kind", ["equivalent", "matches"])
@@ -287,14 +320,17 @@ def test_tost_refutes_a_true_claim_at_most_alpha_when_the_margin_is_small(kind, 
 
 Z = sps.norm.ppf(1 - ALPHA) + sps.norm.ppf(0.8)  # one-sided design for 80% power
 N = 20  # seeds per arm in the power scenarios
+F = float(skew_factor(N))  # the paired t's skew hedge widens its critical value F times: its design too
+ZH = sps.norm.ppf(1 - ALPHA) * F + sps.norm.ppf(0.8)
 DESIGN_TOLERANCE = 0.08  # t tests at 20 seeds against the normal approximation
 
 
 def _best_of_delta(se: float) -> float:
-    """Planted advantage for 80% power of 'first arm beats both others' (two correlated z tests, rho 0.5)."""
+    """Planted advantage for 80% power of 'first arm beats both others' (two correlated z tests, rho 0.5, each
+    with the paired t's skew hedge)."""
     from scipy.optimize import brentq
     mvn = sps.multivariate_normal(mean=[0, 0], cov=[[1, 0.5], [0.5, 1]])
-    crit = sps.norm.ppf(1 - ALPHA)
+    crit = sps.norm.ppf(1 - ALPHA) * F
     return brentq(lambda d: mvn.cdf([d / se - crit] * 2) - 0.8, 0, 20 * se)
 
 
@@ -308,11 +344,11 @@ def power_scenarios():
     return {
         # name: (kind, means, check keywords, shared-effect sd, exact power or None)
         # greater / at_least: the paired t statistic is noncentral t with noncentrality Z exactly
-        "greater, paired t": ("greater", [Z * se_paired, 0], {}, 1.0,
-                              sps.nct.sf(sps.t.ppf(1 - ALPHA, N - 1), N - 1, Z)),
+        "greater, paired t": ("greater", [ZH * se_paired, 0], {}, 1.0,
+                              sps.nct.sf(F * sps.t.ppf(1 - ALPHA, N - 1), N - 1, ZH)),
         "less, Welch t": ("less", [0, Z * math.sqrt(2 / N)], {"paired": False}, 0.0, None),
         "equivalent, paired TOST (true diff 0)": (
-            "equivalent", [0, 0], {"margin": (sps.norm.ppf(1 - ALPHA) + sps.norm.ppf(0.9)) * se_paired}, 1.0, None),
+            "equivalent", [0, 0], {"margin": (sps.norm.ppf(1 - ALPHA) * F + sps.norm.ppf(0.9)) * se_paired}, 1.0, None),
         "matches, one-sample TOST (mean = value)": (
             "matches", [5.0], {"value": 5.0, "tolerance": (sps.norm.ppf(1 - ALPHA) + sps.norm.ppf(0.9)) * se_one},
             1.0, None),

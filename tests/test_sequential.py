@@ -112,8 +112,8 @@ def test_naive_retesting_after_each_seed_breaks_the_bound(kind, means, kw):
     assert rate > upper(), f"naive re-testing stayed at {rate:.4f}"
 
 
-@pytest.mark.parametrize("first,group,spending,least_power", [(3, 1, "pocock", 0.65), (3, 2, "pocock", 0.7),
-                                                               (3, 2, "obf", 0.85), (3, 1, "obf", 0.8)])
+@pytest.mark.parametrize("first,group,spending,least_power", [(3, 1, "pocock", 0.6), (3, 2, "pocock", 0.62),
+                                                               (3, 2, "obf", 0.8), (3, 1, "obf", 0.75)])
 def test_planted_effects_are_found_with_fewer_seeds_than_the_cap(first, group, spending, least_power):
     """The price of looking: against the fixed design at the cap (10 seeds: power 0.96 at this effect) the
     union bound costs some power, O'Brien-Fleming-type spending least; in exchange clear claims stop early."""
@@ -223,15 +223,23 @@ def test_exact_boundaries_spend_the_whole_alpha_where_the_looks_joint_law_is_kno
     """Issue 25 item 9 / brief item 5: the union bound realised 0.030 where 0.05 is allowed (looks at 5, 7, 9, 11,
     obf). A paired t sequence's joint law is pivotal, so its sequential p is now the simulated null probability of
     min p_l / a_l: the wrong-decision rate is alpha within Monte Carlo error on both sides, p_seq stays valid at
-    Holm's smaller levels, and a 0.5 sd effect is found more often."""
+    Holm's smaller levels, and a 0.5 sd effect is found more often. Since the paired t's standard error carries the
+    skew hedge (stats.skew_factor), the whole alpha is spent at the edge of the class the level is held over (one
+    lognormal arm of sigma 1 against a normal one: the side its skew favours), and normal data are below alpha."""
     import repro.sequential as SQ
+
+    def lognormal(rng, shape):  # mean 0, sd 1, sigma 1 (skewness 6.2)
+        return (rng.lognormal(0, 1, shape) - math.exp(0.5)) / math.sqrt((math.e - 1) * math.e)
     sims, design = 10_000, Design.of(5, 11, 2, ALPHA)
     chk = check("greater", ["arm0", "arm1"])
     null, effect = simulate(31, [0, 0], seeds=11, sims=sims), simulate(32, [0.5 * math.sqrt(2), 0], seeds=11, sims=sims)
     exact = judge(null, chk, design)
     band = 3 * math.sqrt(ALPHA * (1 - ALPHA) / sims)
-    for side in ("supported", "refuted"):
-        assert abs(np.mean(exact["decision"] == side) - ALPHA) <= band, side
+    rng = np.random.default_rng(33)
+    for sign, side in ((-1, "supported"), (1, "refuted")):  # the lognormal arm's skew favours that side
+        edge = {"arm0": sign * lognormal(rng, (sims, 11)), "arm1": rng.normal(0, 1, (sims, 11))}
+        assert abs(np.mean(judge(edge, chk, design)["decision"] == side) - ALPHA) <= band, side
+        assert np.mean(exact["decision"] == side) <= ALPHA + band, side
     small = np.asarray(exact["p_seq"]) <= 0.01
     assert small.mean() <= 0.01 + 3 * math.sqrt(0.01 * 0.99 / sims)
     power = np.mean(judge(effect, chk, design)["decision"] == "supported")

@@ -14,7 +14,7 @@ from statsmodels.stats.weightstats import DescrStatsW, ttost_ind, ttost_paired
 from repro.registry import CHECKS
 from repro.spec import Check, SpecError, load_claim
 from repro.stats import (DERIVED, at_least, best_of, equivalent, greater, holm, less, matches,
-                         seeds_to_decide, sign_flip, two_sample_permutation)
+                         seeds_to_decide, sign_flip, skew_factor, two_sample_permutation)
 
 TIGHT = {"rel": 1e-8, "abs": 1e-12}
 KINDS = ["greater", "less", "equivalent", "matches", "best_of", "at_least"]
@@ -31,6 +31,27 @@ B = [110.5, 105, 108, 101, 104]
 B_LONG = [110.5, 115, 108, 113, 109, 111]
 
 
+def hedged_rel(x, y, alternative):
+    """scipy's paired t with its standard error times stats.skew_factor(n) (issue 25: the paired checks' hedge
+    against skewed differences): statistic / f, the p at the same df, the one-sided 95% bound f times as far."""
+    ref = sps.ttest_rel(x, y, alternative=alternative)
+    f = float(skew_factor(len(x)))
+    t = ref.statistic / f
+    p = sps.t.sf(t, ref.df) if alternative == "greater" else sps.t.cdf(t, ref.df)
+    d = np.subtract(x, y)
+    half = sps.t.ppf(0.95, ref.df) * d.std(ddof=1) / math.sqrt(len(d)) * f
+    return t, p, ref.df, (d.mean() - half, d.mean() + half)
+
+
+def hedged_ttost_paired(x, y, low, upp):
+    """statsmodels' ttost_paired with the same hedge: (p, (t, p, df) lower, (t, p, df) upper)."""
+    _, lower, upper = ttost_paired(np.array(x), np.array(y), low, upp)
+    f = float(skew_factor(len(x)))
+    lower = (lower[0] / f, sps.t.sf(lower[0] / f, lower[2]), lower[2])
+    upper = (upper[0] / f, sps.t.cdf(upper[0] / f, upper[2]), upper[2])
+    return max(lower[1], upper[1]), lower, upper
+
+
 # --- references ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind,alternative", [("greater", "greater"), ("less", "less")])
@@ -38,16 +59,20 @@ B_LONG = [110.5, 115, 108, 113, 109, 111]
 def test_directional_matches_scipy(kind, alternative, b):
     out = CHECKS.get(kind)({"a": A, "b": b}, check(kind))
     paired = len(b) == len(A)
-    ref = sps.ttest_rel(A, b, alternative=alternative) if paired else \
-        sps.ttest_ind(A, b, equal_var=False, alternative=alternative)
-    assert out["paired"] == paired
-    assert out["statistic"] == pytest.approx(ref.statistic, **TIGHT)
-    assert out["p"] == pytest.approx(ref.pvalue, **TIGHT)
-    assert out["df"] == pytest.approx(ref.df, **TIGHT)
-    # the claim-side bound of our (1 - 2 alpha) interval is scipy's one-sided 95% bound
-    ref_ci = ref.confidence_interval(confidence_level=0.95)
     side = 0 if kind == "greater" else 1
-    assert out["ci"][side] == pytest.approx(getattr(ref_ci, ("low", "high")[side]), **TIGHT)
+    if paired:
+        statistic, p, df, bounds = hedged_rel(A, b, alternative)
+    else:
+        ref = sps.ttest_ind(A, b, equal_var=False, alternative=alternative)
+        statistic, p, df = ref.statistic, ref.pvalue, ref.df
+        ref_ci = ref.confidence_interval(confidence_level=0.95)
+        bounds = (ref_ci.low, ref_ci.high)
+    assert out["paired"] == paired
+    assert out["statistic"] == pytest.approx(statistic, **TIGHT)
+    assert out["p"] == pytest.approx(p, **TIGHT)
+    assert out["df"] == pytest.approx(df, **TIGHT)
+    # the claim-side bound of our (1 - 2 alpha) interval is the reference's one-sided 95% bound
+    assert out["ci"][side] == pytest.approx(bounds[side], **TIGHT)
     assert out["diff"] == pytest.approx(np.mean(A) - np.mean(b), **TIGHT)
 
 
@@ -56,7 +81,7 @@ def test_directional_matches_scipy(kind, alternative, b):
 def test_equivalent_matches_statsmodels_ttost(b, margin):
     out = equivalent({"a": A, "b": b}, check("equivalent", margin=margin))
     if len(b) == len(A):
-        p, lower, upper = ttost_paired(np.array(A), np.array(b), -margin, margin)
+        p, lower, upper = hedged_ttost_paired(A, b, -margin, margin)
     else:
         p, lower, upper = ttost_ind(np.array(A), np.array(b), -margin, margin, usevar="unequal")
     assert out["p"] == pytest.approx(p, **TIGHT)
@@ -68,7 +93,7 @@ def test_equivalent_matches_statsmodels_ttost(b, margin):
 def test_equivalent_of_several_arms_is_the_largest_pairwise_tost():
     c = [104.5, 100, 103, 100, 106]
     out = equivalent({"a": A, "b": B, "c": c}, check("equivalent", arms="abc", margin=8.0))
-    refs = [ttost_paired(np.array(x), np.array(y), -8.0, 8.0)[0] for x, y in [(A, B), (A, c), (B, c)]]
+    refs = [hedged_ttost_paired(x, y, -8.0, 8.0)[0] for x, y in [(A, B), (A, c), (B, c)]]
     assert out["p"] == pytest.approx(max(refs), **TIGHT)
     assert [q["p"] for q in out["pairs"]] == pytest.approx(refs, **TIGHT)
 
@@ -93,7 +118,7 @@ def test_best_of_is_the_largest_pairwise_one_sided_p(better):
     c = [107.5, 104, 109, 100, 108]
     out = best_of({"a": A, "b": B, "c": c}, check("best_of", arms="abc", better=better))
     alternative = "less" if better == "lower" else "greater"
-    refs = [sps.ttest_rel(A, x, alternative=alternative).pvalue for x in (B, c)]
+    refs = [hedged_rel(A, x, alternative)[1] for x in (B, c)]
     assert out["p"] == pytest.approx(max(refs), **TIGHT)
 
 
@@ -101,7 +126,7 @@ def test_best_of_top_k_tests_the_best_by_mean_with_bonferroni():
     lead2 = [97.5, 96, 101, 97, 100]  # better (lower) mean than A: it is the one tested
     c = [107.5, 104, 109, 100, 108]
     out = best_of({"a": A, "l": lead2, "b": B, "c": c}, check("best_of", arms="albc", better="lower", top=2))
-    refs = [sps.ttest_rel(lead2, x, alternative="less").pvalue for x in (B, c)]
+    refs = [hedged_rel(lead2, x, "less")[1] for x in (B, c)]
     assert out["chosen"] == "l"
     assert out["p"] == pytest.approx(min(1.0, 2 * max(refs)), **TIGHT)
 
@@ -248,7 +273,8 @@ def test_integer_data_get_the_rounding_variance():
     assert out["statistic"] == pytest.approx((np.mean(a) - np.mean(b)) / math.sqrt(va / 4 + vb / 4), **TIGHT)
     paired = less({"a": a, "b": b}, check())
     d = np.subtract(a, b)
-    assert paired["statistic"] == pytest.approx(d.mean() / math.sqrt((d.var(ddof=1) + 2 / 24) / 4), **TIGHT)
+    assert paired["statistic"] == pytest.approx(d.mean() / math.sqrt((d.var(ddof=1) + 2 / 24) / 4) / skew_factor(4),
+                                                **TIGHT)
     off = less({"a": [70.5, 72, 71, 73], "b": b}, check(paired=False))  # not all integers: a plain Welch test
     assert off["statistic"] == pytest.approx(sps.ttest_ind([70.5, 72, 71, 73], b, equal_var=False).statistic, **TIGHT)
 
