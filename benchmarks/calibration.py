@@ -6,8 +6,8 @@ data sets, and the power the issue-25 changes cost or gain, before (the old rule
 Each rate is the share of simulated data sets decided wrongly at the least favourable null (or rightly, for power),
 through the registered check kinds themselves (repro.registry.CHECKS); "before" swaps in the old rule by
 monkeypatching repro.stats. 20k data sets give a Monte Carlo half-width of about 0.003 at a rate of 0.05.
-benchmarks/calibration.txt holds what it printed (before the paired t's skew hedge); `--skew` runs only the skew tables
-(the paired t with and without stats.skew_factor, and the rules tried), whose output is benchmarks/calibration-skew.txt.
+benchmarks/calibration.txt holds what it printed (299 s on one core); `--skew` runs only the skew tables (the paired t
+with and without stats.skew_factor, and the rules tried).
 """
 from __future__ import annotations
 
@@ -255,7 +255,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sims", type=int, default=20_000)
     parser.add_argument("--skew", action="store_true",
-                        help="only the skew tables (their output: benchmarks/calibration-skew.txt)")
+                        help="only the skew tables (a part of benchmarks/calibration.txt)")
     args = parser.parse_args()
     rng = np.random.default_rng(20251201)
     started = time.time()

@@ -199,7 +199,7 @@ def skew_factor(n) -> np.ndarray:
     lognormal part of sigma up to 1 and an sd no larger than the normal part's (skewness up to 2.2, either
     sign): at most 0.051 at 2-20 seeds, 20k data sets each; normal, t3 and integer differences become
     conservative (at most 0.043, 0.035, 0.028). The price, normal differences at 0.5 / 1 / 2 sd: 0.15/0.32/0.71 -> 0.12/0.25/0.60
-    with 3 seeds, 0.23/0.58/0.97 -> 0.17/0.46/0.94 with 5 (benchmarks/calibration-skew.txt)."""
+    with 3 seeds, 0.23/0.58/0.97 -> 0.17/0.46/0.94 with 5 (benchmarks/calibration.txt)."""
     return SKEW_BASE + SKEW_SMALL_N / np.asarray(n, float)
 
 
