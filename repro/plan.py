@@ -8,6 +8,7 @@ import torch
 
 from .precision import apply_override, is_slow, override
 from .spec import Claim, RunSpec
+from .store import OutsideStore
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,10 @@ def twin_precision(claim: Claim, variant: str, profile: str, store, device=None)
 
 
 def _all_stored(runs: dict[str, list[RunSpec]], claim: Claim, variant: str, profile: str, store) -> bool:
-    return all(store.path(profile, claim.id, variant, arm, r).exists() for arm, rs in runs.items() for r in rs)
+    try:
+        return all(store.path(profile, claim.id, variant, arm, r).exists() for arm, rs in runs.items() for r in rs)
+    except OutsideStore:  # a folder linked out of the store holds none of its runs (collect and plan say so)
+        return False
 
 
 def resolve_profile(profile: str) -> str:

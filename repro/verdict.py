@@ -247,10 +247,7 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
             "derived": check.derived, "bound": check.bound, "justification": check.justification,
             "also_reported": [r.model_dump() for r in check.also_reported]}
     try:
-        try:  # the declared runs, or the fp32 twin's where only those are stored (trained where bf16 is slow)
-            twin = twin_precision(claim, variant, profile, store) if store is not None else None
-        except OutsideStore:
-            twin = None  # collect says why, in its own words
+        twin = twin_precision(claim, variant, profile, store)  # the fp32 twin's runs where only those are stored
         results = collect(claim, variant, profile, store, precision=twin)
         # the first look is stored: from now on its design is locked (repro.designs)
         # (a claim of observed arms only has no profile, hence no design to lock)
