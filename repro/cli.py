@@ -136,7 +136,7 @@ def cmd_run(args) -> int:
     import torch
     from .executors import make_executor
     from .plan import needed_arms, plan, resolve_profile
-    from .precision import slow_bf16_warning
+    from .precision import before_training
     from .store import OutsideStore, Store
     profile = resolve_profile(args.profile)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -173,8 +173,8 @@ def cmd_run(args) -> int:
         from .cost import dry_run
         jobs = plan(list(claims.values()), profile, store, args.arms, device)
         print(f"profile {profile} on {device}: {len(claims)} claim(s)")
-        if note := twin_note(jobs, device):
-            print(note)
+        for line in before_training(jobs, device):
+            print(line)
         print("\n".join(dry_run(jobs, store, device if args.probe else None)))
         return 0
     try:
@@ -187,10 +187,8 @@ def cmd_run(args) -> int:
     except OutsideStore as err:  # a folder of the store linked elsewhere: refused, before anything trains
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if note := twin_note(jobs, device):
-        print(note, file=sys.stderr, flush=True)
-    if warning := slow_bf16_warning([j.run for j in jobs if not j.path.exists()], device):
-        print(warning, file=sys.stderr, flush=True)
+    for line in before_training(jobs, device):
+        print(line, file=sys.stderr, flush=True)
     try:
         executor = make_executor(args.executor, store, device, force=args.force, address=args.address,
                                  stack_seeds=args.stack_seeds)
@@ -238,7 +236,7 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
     import time
     from .plan import variant_jobs
     from .family import describe
-    from .precision import slow_bf16_warning
+    from .precision import before_training
     from .verdict import families, judge_folder
     everything = load_claims(folder)  # the spec as written (not cut by --seeds): the design the looks follow
     sequential = {k: c for k, c in everything.items()
@@ -273,22 +271,10 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
                                         claim.profiles[profile].seeds_for(v["next_look"]), claim.check.arms,
                                         executor.device)]
         print(f"until-decided: next looks for {len(todo)} claim(s), {len(jobs)} runs (stored ones skipped)", flush=True)
-        if not warned and (warning := slow_bf16_warning([j.run for j in jobs if not j.path.exists()], executor.device)):
-            print(warning, file=sys.stderr, flush=True)
+        if not warned and (lines := before_training(jobs, executor.device)):
+            print("\n".join(lines), file=sys.stderr, flush=True)
             warned = True
         executor.submit(jobs)
-
-
-def twin_note(jobs: list, device) -> str | None:
-    """What `repro run` says before training claim variants as their fp32 twins (repro.plan.twin_precision)."""
-    from .precision import bf16_slowdown, probe_path
-    twins = sorted({f"{j.claim} [{j.variant}]" for j in jobs if j.twin and not j.path.exists()})
-    if not twins:
-        return None
-    return (f"note: bf16 is slow on this CPU (a bf16 matmul takes {bf16_slowdown(device):.0f}x fp32's time here, "
-            f"measured once into {probe_path()}), so {len(twins)} claim variant(s) that declare bf16 and whose bf16 "
-            f"runs are not all stored train in fp32 instead, every arm of each: {', '.join(twins)}. Their verdicts "
-            "come from these fp32 runs and say so; `--precision bf16` trains the declared precision instead")
 
 
 def _interrupt(signum, frame):

@@ -140,6 +140,24 @@ def slow_bf16_warning(runs: list, device) -> str | None:
             "other run keys, verdicts from fp32 runs only, each verdict naming its precision")
 
 
+def twin_note(jobs: list, device) -> str | None:
+    """What `repro run` says before training claim variants as their fp32 twins (repro.plan.twin_precision), or None."""
+    twins = sorted({f"{j.claim} [{j.variant}]" for j in jobs if j.twin})
+    if not twins:
+        return None
+    return (f"note: bf16 is slow on this CPU (a bf16 matmul takes {bf16_slowdown(device):.0f}x fp32's time here, "
+            f"measured once into {probe_path()}), so {len(twins)} claim variant(s) that declare bf16 and whose bf16 "
+            f"runs are not all stored train in fp32 instead, every arm of each: {', '.join(twins)}. Their verdicts "
+            "come from these fp32 runs and say so; `--precision bf16` trains the declared precision instead")
+
+
+def before_training(jobs: list, device) -> list[str]:
+    """What `repro run` (and `--until-decided`, once) says about precision before training `jobs` (repro.plan.Job):
+    which variants train as fp32 twins, and the cost of bf16 runs where bf16 is slow."""
+    todo = [j for j in jobs if not j.path.exists()]
+    return [line for line in (twin_note(todo, device), slow_bf16_warning([j.run for j in todo], device)) if line]
+
+
 def used_precision(results: dict[str, list[dict]]) -> str:
     """Which precision a verdict's stored runs used: one word where every arm agrees, else per arm; an arm whose
     runs differ (never by construction: the precision is in each run's key) is said to mix them."""
