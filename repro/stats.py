@@ -178,28 +178,17 @@ SKEW_BASE, SKEW_SMALL_N = 1.155, 0.15  # skew_factor(n) = SKEW_BASE + SKEW_SMALL
 
 
 def skew_factor(n) -> np.ndarray:
-    """The paired t's standard error is this many times sd / sqrt(n) (1.23 at 2 seeds, 1.205 at 3, 1.185 at 5,
-    1.174 at 8, 1.163 at 20): a hedge against skewed per-seed differences, for every paired check (greater,
-    less, equivalent, best_of on arms paired by seed) and so for the conditional test against one run reused for
-    every seed, which is the same one-sample t on the differences.
+    """The paired t's standard error is this many times sd / sqrt(n) (1.205 at 3 seeds, 1.185 at 5, 1.163 at 20):
+    a hedge against skewed per-seed differences, for every paired check (greater, less, equivalent, best_of) and
+    so for the conditional test against one run reused for every seed, the same one-sample t on the differences.
 
-    Why: where the differences are skewed (one arm lognormal), a sample whose values all come from the bulk has
-    a mean on the short tail's side and, at the same time, a small variance (the mean and variance of a skewed
-    sample are correlated), so the t test is liberal on the side the skew favours: with one lognormal arm of
-    sigma 1 against a normal arm of the same sd, wrong REPRODUCED in 0.065-0.078 of data sets from 3 to 20 seeds
-    (still 0.071 at 50). No estimate of skewness mends it at these n: the falsely rejecting samples have the
-    same (symmetric) sample skewness as true effects do, so Johnson's or Hall's corrections with an estimated
-    skewness leave the level where it was, and a critical value that depends on the sample skewness buys no power
-    over a flat one (benchmarks/calibration.py --skew; a df cut calibrated at 0.05 matches it there). What the data cannot tell apart has to be paid for by
-    every data set: the standard error is widened on both sides (the skew's direction is unknown) by the factor
-    that puts that regime's t quantiles back on Student's at every level from 0.05 down to 0.002 (the widening it
-    needs is the same share of the critical value at every level: 0.23 at 2 seeds, 0.19 at 3, 0.18 at 5, 0.17
-    at 8, 0.16 at 20, 0.14 at 50; a df cut, by contrast, over-widens at Holm's small levels). The level then holds
-    (Bahadur and Savage: only over a named class) for differences that are a normal part plus an independent
-    lognormal part of sigma up to 1 and an sd no larger than the normal part's (skewness up to 2.2, either
-    sign): at most 0.051 at 2-20 seeds, 20k data sets each; normal, t3 and integer differences become
-    conservative (at most 0.043, 0.035, 0.028). The price, normal differences at 0.5 / 1 / 2 sd: 0.15/0.32/0.71 -> 0.12/0.25/0.60
-    with 3 seeds, 0.23/0.58/0.97 -> 0.17/0.46/0.94 with 5 (benchmarks/calibration.txt)."""
+    Why: a skewed sample's mean and variance are correlated, so samples drawn from the bulk have their mean on the
+    short tail's side and a small variance at once, and the t test is liberal on the side the skew favours (one
+    lognormal arm of sigma 1: about 0.07 wrong REPRODUCED at every n). No estimate of skewness mends it at these
+    n (the falsely rejecting samples have the same sample skewness as true effects), so the widening is flat, on
+    both sides, as wide as that regime needs at every level from 0.05 down to Holm's 0.002. The class the level
+    is held over, the price in power and the rules tried: README ("Small samples, unequal variances and skew")
+    and benchmarks/calibration.txt."""
     return SKEW_BASE + SKEW_SMALL_N / np.asarray(n, float)
 
 

@@ -227,9 +227,7 @@ def test_exact_boundaries_spend_the_whole_alpha_where_the_looks_joint_law_is_kno
     skew hedge (stats.skew_factor), the whole alpha is spent at the edge of the class the level is held over (one
     lognormal arm of sigma 1 against a normal one: the side its skew favours), and normal data are below alpha."""
     import repro.sequential as SQ
-
-    def lognormal(rng, shape):  # mean 0, sd 1, sigma 1 (skewness 6.2)
-        return (rng.lognormal(0, 1, shape) - math.exp(0.5)) / math.sqrt((math.e - 1) * math.e)
+    from test_calibration import lognormal  # mean 0, sd 1, sigma 1 (skewness 6.2)
     sims, design = 10_000, Design.of(5, 11, 2, ALPHA)
     chk = check("greater", ["arm0", "arm1"])
     null, effect = simulate(31, [0, 0], seeds=11, sims=sims), simulate(32, [0.5 * math.sqrt(2), 0], seeds=11, sims=sims)
