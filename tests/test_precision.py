@@ -77,14 +77,9 @@ def test_repro_precision_sets_every_arm_and_gives_the_keys_of_a_spec_that_declar
                for rs in overridden.values() for r in rs)
     assert all(a.key != b.key for arm in overridden for a, b in zip(overridden[arm], declared_bf16[arm]))
     # the same runs benchmarks/precision.py trains from a copy of the specs with fp32 written in
-    import shutil
-    from pathlib import Path
-    (tmp_path / "_shared").mkdir()
-    base = Path("claims/_shared/hinton-mnist.yaml").read_text()
-    (tmp_path / "_shared/hinton-mnist.yaml").write_text(base.replace("      precision: bf16\n", "      precision: fp32\n"))
-    shutil.copy(HINTON, tmp_path)
+    folder = hinton_claims(tmp_path / "claims", "      precision: bf16\n", "      precision: fp32\n")
     monkeypatch.setenv("REPRO_PRECISION", "")
-    declared_fp32 = plan_claim(load_claim(tmp_path / "hinton-kd-helps.yaml"), "as_described", "quick")
+    declared_fp32 = plan_claim(load_claim(folder / "hinton-kd-helps.yaml"), "as_described", "quick")
     assert {a: [r.key for r in rs] for a, rs in declared_fp32.items()} == \
         {a: [r.key for r in rs] for a, rs in overridden.items()}
 
@@ -143,16 +138,21 @@ def test_until_decided_warns_before_its_first_look_that_trains_bf16_where_it_is_
     assert "until-decided: next looks" in out.out and out.err.count("warning: bf16 is slow") == 1
 
 
-def bf16_smoke_claims(folder):
-    """claims/hinton-kd-helps.yaml with its smoke profile declaring bf16, as the quick profiles do."""
+def hinton_claims(folder, old: str, new: str):
+    """claims/hinton-kd-helps.yaml and its shared base copied into `folder`, with `old` (once) in the base made `new`."""
     import shutil
     from pathlib import Path
     (folder / "_shared").mkdir(parents=True)
     base = Path("claims/_shared/hinton-mnist.yaml").read_text()
-    assert base.count("      epochs: 3\n") == 1
-    (folder / "_shared/hinton-mnist.yaml").write_text(base.replace("      epochs: 3\n", "      epochs: 3\n      precision: bf16\n"))
+    assert base.count(old) == 1, old
+    (folder / "_shared/hinton-mnist.yaml").write_text(base.replace(old, new))
     shutil.copy(HINTON, folder)
     return folder
+
+
+def bf16_smoke_claims(folder):
+    """The Hinton claims with their smoke profile declaring bf16, as the quick profiles do."""
+    return hinton_claims(folder, "      epochs: 3\n", "      epochs: 3\n      precision: bf16\n")
 
 
 def stored_precisions(out):
