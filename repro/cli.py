@@ -98,11 +98,11 @@ def cmd_validate(args) -> int:
     return 1 if failed else 0
 
 
-def arm_names(text: str) -> list[str]:
-    """--arms A,B: one or more arm names."""
+def name_list(text: str) -> list[str]:
+    """--arms A,B or --variants V,W: one or more names."""
     names = [name.strip() for name in text.split(",")]
     if not all(names):
-        raise argparse.ArgumentTypeError(f"expected arm names separated by commas, got {text[:40]!r}")
+        raise argparse.ArgumentTypeError(f"expected names separated by commas, got {text[:40]!r}")
     return names
 
 
@@ -158,6 +158,14 @@ def cmd_run(args) -> int:
         print(f"error: --until-decided: no chosen claim declares `sequential:` in its '{profile}' profile; nothing "
               "to add seeds to (run without --until-decided)", file=sys.stderr)
         return 2
+    if args.variants:  # e.g. copy one variant's shared runs without training another variant's own
+        known = {v for c in claims.values() for v in c.variants}
+        if set(args.variants) - known:
+            print(f"error: --variants: no chosen claim has {', '.join(sorted(set(args.variants) - known))} "
+                  f"(they have {', '.join(sorted(known))})", file=sys.stderr)
+            return 2
+        claims = {k: c.model_copy(update={"variants": {v: o for v, o in c.variants.items() if v in args.variants}})
+                  for k, c in claims.items() if set(c.variants) & set(args.variants)}
     if args.seeds:
         claims = {k: c.model_copy(update={"profiles": {**c.profiles, profile: c.profiles[profile].model_copy(
             update={"seeds": c.profiles[profile].seeds[: args.seeds]})}}) for k, c in claims.items()
@@ -253,7 +261,8 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
         verdicts = [v for v in judged if v["claim"] in sequential]
         # INCONCLUSIVE for lack of evidence (undecided, or past its own boundary but not Holm's) with a look
         # left: a failed precondition, a diverged run or no spread has no next look
-        todo = [v for v in verdicts if v.get("next_look") and v["status"] == "INCONCLUSIVE"]
+        todo = [v for v in verdicts if v.get("next_look") and v["status"] == "INCONCLUSIVE"
+                and v["variant"] in claims[v["claim"]].variants]  # as cut by --variants
         for v in verdicts:
             look = f"look {len(v['looks'])}, {v['sequential']['seeds_used']} seeds" if v.get("looks") else "no look"
             print(f"  {v['status']:<14} {v['claim']} [{v['variant']}] ({look})"
@@ -423,9 +432,12 @@ def main(argv=None) -> int:
                    help="train every arm in this precision instead of its spec's (as REPRO_PRECISION, which "
                         "pytest -m claims must then be given too). Without it, where bf16 is slow (a CPU without "
                         "native bf16) a variant that declares bf16 and is not stored yet trains as its fp32 twin")
-    p.add_argument("--arms", type=arm_names,
+    p.add_argument("--arms", type=name_list,
                    help="comma-separated: train only these arms (and the arms they learn from), e.g. the "
                         "baselines in one process while another trains the teacher")
+    p.add_argument("--variants", type=name_list,
+                   help="comma-separated: only these variants of the chosen claims (a run another variant shares "
+                        "is still copied, not retrained)")
     p.add_argument("--force", action="store_true", help="re-run runs that are already stored")
     p.add_argument("--executor", default="local", choices=["local", "ray"],
                    help="local: in this process (default); ray: one Ray task per run (needs kd-repro[ray])")

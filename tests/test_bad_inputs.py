@@ -124,7 +124,7 @@ def test_arms_must_be_names(arms, capsys):
         main(["run", "--arms", arms, "--profile", "quick"])
     assert exit_.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == \
-        f"repro run: error: argument --arms: expected arm names separated by commas, got {arms!r}"
+        f"repro run: error: argument --arms: expected names separated by commas, got {arms!r}"
 
 
 @pytest.mark.parametrize("arms", ["nope", "baseline,nope,teacher", "student_hard"])
@@ -134,6 +134,14 @@ def test_arms_no_chosen_claim_has_is_an_error_before_anything_runs(arms, capsys,
     missing = ", ".join(sorted(set(arms.split(",")) - {"baseline", "teacher", "student"}))
     assert capsys.readouterr().err == f"error: --arms: no chosen claim trains {missing} at profile quick " \
                                       "(they train baseline, student, teacher)\n"
+
+
+@pytest.mark.parametrize("variants", ["nope", "as_written,nope"])
+def test_variants_no_chosen_claim_has_is_an_error_before_anything_runs(variants, capsys, monkeypatch):
+    monkeypatch.setattr("repro.store.Store.probe", lambda self: pytest.fail("probed the store"))
+    assert main(["run", "hinton-kd-helps", "--profile", "quick", "--variants", variants]) == 2
+    assert capsys.readouterr().err == "error: --variants: no chosen claim has nope (they have as_described, " \
+                                      "as_written)\n"
 
 
 @pytest.mark.parametrize("results", ["a-file", "a-file/results"])

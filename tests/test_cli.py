@@ -46,3 +46,14 @@ def test_list_of_another_claims_folder_needs_its_out_like_run_and_report(tmp_pat
     out = capsys.readouterr().out
     assert "born-again-beats-teacher" in out and "results 10/10" in out  # stored runs are counted, not 0/10
     assert "observed arms (values measured elsewhere, not trained): rerun" in out
+
+
+def test_variants_train_only_the_chosen_variant(tmp_path, monkeypatch):
+    """hinton-kd-helps [as_written]'s distilled net is its own run: --variants as_described plans none of it."""
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    submitted = []
+    monkeypatch.setattr("repro.run.LocalExecutor.submit",
+                        lambda self, jobs: submitted.extend(jobs) or {"counts": {}, "not_runnable": {}})
+    assert main(["--results", str(tmp_path / "results"), "run", "hinton-kd-helps", "hinton-small", "--profile",
+                 "smoke", "--variants", "as_described", "--arms", "distilled"]) == 0
+    assert submitted and {(j.claim, j.variant) for j in submitted} == {("hinton-kd-helps", "as_described")}

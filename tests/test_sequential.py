@@ -210,6 +210,19 @@ def test_until_decided_trains_looks_until_the_claim_is_decided(tmp_path):
     assert all(look["p"] >= look["boundary"] for look in v["looks"][:-1])
 
 
+def test_until_decided_adds_seeds_only_to_the_chosen_variants(tmp_path, monkeypatch):
+    """Variant two is stored and undecided (its arms barely differ): --variants one adds no look to it."""
+    from repro.cli import main
+    two = {**SPEC, "variants": {"one": {}, "two": {"arms": {"bad": {"optimizer": {"name": "sgd", "lr": 0.09}}}}}}
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    results = tmp_path / "results"
+    folders = ["--claims", str(write_spec(tmp_path / "claims", two)), "--out", str(tmp_path / "out"),
+               "--results", str(results)]
+    assert main(folders + ["run", "--profile", "smoke"]) == 0
+    assert main(folders + ["run", "--profile", "smoke", "--until-decided", "--variants", "one"]) == 0
+    assert len(list((results / "smoke" / "seq-toy" / "two").rglob("*.json"))) == 2 * 3  # its 3 seeds, no look
+
+
 def test_the_report_draws_the_path_against_the_boundaries():
     from repro.figures import sequential_path
     v = {"looks": [{"seeds": 3, "p": 0.04, "p_refute": 0.9, "boundary": 0.005},
