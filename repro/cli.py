@@ -164,6 +164,10 @@ def cmd_run(args) -> int:
             print(f"error: --variants: no chosen claim has {', '.join(sorted(set(args.variants) - known))} "
                   f"(they have {', '.join(sorted(known))})", file=sys.stderr)
             return 2
+        for k, c in claims.items():
+            if not set(c.variants) & set(args.variants):
+                print(f"warning: {k} has none of --variants (it has {', '.join(c.variants)}); nothing to run for it",
+                      file=sys.stderr)
         claims = {k: c.model_copy(update={"variants": {v: o for v, o in c.variants.items() if v in args.variants}})
                   for k, c in claims.items() if set(c.variants) & set(args.variants)}
     if args.seeds:

@@ -48,7 +48,7 @@ def test_list_of_another_claims_folder_needs_its_out_like_run_and_report(tmp_pat
     assert "observed arms (values measured elsewhere, not trained): rerun" in out
 
 
-def test_variants_train_only_the_chosen_variant(tmp_path, monkeypatch):
+def test_variants_train_only_the_chosen_variant(tmp_path, monkeypatch, capsys):
     """hinton-kd-helps [as_written]'s distilled net is its own run: --variants as_described plans none of it."""
     monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
     submitted = []
@@ -57,3 +57,10 @@ def test_variants_train_only_the_chosen_variant(tmp_path, monkeypatch):
     assert main(["--results", str(tmp_path / "results"), "run", "hinton-kd-helps", "hinton-small", "--profile",
                  "smoke", "--variants", "as_described", "--arms", "distilled"]) == 0
     assert submitted and {(j.claim, j.variant) for j in submitted} == {("hinton-kd-helps", "as_described")}
+    assert main(["--results", str(tmp_path / "results"), "run", "hinton-kd-helps", "course-teacher", "--profile",
+                 "smoke", "--variants", "as_written", "--dry-run"]) == 0
+    assert "warning: course-teacher has none" not in capsys.readouterr().err
+    assert main(["--results", str(tmp_path / "results"), "run", "hinton-kd-helps", "course-teacher", "--profile",
+                 "smoke", "--variants", "as_described", "--dry-run"]) == 0
+    assert "warning: course-teacher has none of --variants (it has as_written, corrected); nothing to run for it\n" \
+        in capsys.readouterr().err
