@@ -159,17 +159,17 @@ def cmd_run(args) -> int:
               "to add seeds to (run without --until-decided)", file=sys.stderr)
         return 2
     if args.variants:  # e.g. copy one variant's shared runs without training another variant's own
-        known = {v for c in claims.values() for v in c.variants}
-        if set(args.variants) - known:
-            print(f"error: --variants: no chosen claim has {', '.join(sorted(set(args.variants) - known))} "
+        chosen, known = set(args.variants), {v for c in claims.values() for v in c.variants}
+        if chosen - known:
+            print(f"error: --variants: no chosen claim has {', '.join(sorted(chosen - known))} "
                   f"(they have {', '.join(sorted(known))})", file=sys.stderr)
             return 2
         for k, c in claims.items():
-            if not set(c.variants) & set(args.variants):
+            if not chosen & set(c.variants):
                 print(f"warning: {k} has none of --variants (it has {', '.join(c.variants)}); nothing to run for it",
                       file=sys.stderr)
-        claims = {k: c.model_copy(update={"variants": {v: o for v, o in c.variants.items() if v in args.variants}})
-                  for k, c in claims.items() if set(c.variants) & set(args.variants)}
+        claims = {k: c.model_copy(update={"variants": {v: o for v, o in c.variants.items() if v in chosen}})
+                  for k, c in claims.items() if chosen & set(c.variants)}
     if args.seeds:
         claims = {k: c.model_copy(update={"profiles": {**c.profiles, profile: c.profiles[profile].model_copy(
             update={"seeds": c.profiles[profile].seeds[: args.seeds]})}}) for k, c in claims.items()

@@ -51,16 +51,13 @@ def test_list_of_another_claims_folder_needs_its_out_like_run_and_report(tmp_pat
 def test_variants_train_only_the_chosen_variant(tmp_path, monkeypatch, capsys):
     """hinton-kd-helps [as_written]'s distilled net is its own run: --variants as_described plans none of it."""
     monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
-    submitted = []
+    submitted, run = [], ["--results", str(tmp_path / "results"), "run", "--profile", "smoke"]
     monkeypatch.setattr("repro.run.LocalExecutor.submit",
                         lambda self, jobs: submitted.extend(jobs) or {"counts": {}, "not_runnable": {}})
-    assert main(["--results", str(tmp_path / "results"), "run", "hinton-kd-helps", "hinton-small", "--profile",
-                 "smoke", "--variants", "as_described", "--arms", "distilled"]) == 0
+    assert main(run + ["hinton-kd-helps", "hinton-small", "--variants", "as_described", "--arms", "distilled"]) == 0
     assert submitted and {(j.claim, j.variant) for j in submitted} == {("hinton-kd-helps", "as_described")}
-    assert main(["--results", str(tmp_path / "results"), "run", "hinton-kd-helps", "course-teacher", "--profile",
-                 "smoke", "--variants", "as_written", "--dry-run"]) == 0
+    assert main(run + ["hinton-kd-helps", "course-teacher", "--variants", "as_written", "--dry-run"]) == 0
     assert "warning: course-teacher has none" not in capsys.readouterr().err
-    assert main(["--results", str(tmp_path / "results"), "run", "hinton-kd-helps", "course-teacher", "--profile",
-                 "smoke", "--variants", "as_described", "--dry-run"]) == 0
+    assert main(run + ["hinton-kd-helps", "course-teacher", "--variants", "as_described", "--dry-run"]) == 0
     assert "warning: course-teacher has none of --variants (it has as_written, corrected); nothing to run for it\n" \
         in capsys.readouterr().err
