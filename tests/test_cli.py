@@ -49,7 +49,8 @@ def test_list_of_another_claims_folder_needs_its_out_like_run_and_report(tmp_pat
 
 
 def test_variants_train_only_the_chosen_variant(tmp_path, monkeypatch, capsys):
-    """hinton-kd-helps [as_written]'s distilled net is its own run: --variants as_described plans none of it."""
+    """hinton-kd-helps [as_written]'s distilled net is its own run: --variants as_described plans none of it;
+    a chosen claim with none of the variants is warned about (course-teacher has no as_described)."""
     monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
     submitted, run = [], ["--results", str(tmp_path / "results"), "run", "--profile", "smoke"]
     monkeypatch.setattr("repro.run.LocalExecutor.submit",
