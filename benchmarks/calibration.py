@@ -20,7 +20,7 @@ import numpy as np
 
 from repro import stats as S
 from repro.registry import CHECKS
-from repro.sequential import Design, judge
+from repro.stats.sequential import Design, judge
 from repro.spec import Check
 
 ALPHA = 0.05
@@ -228,7 +228,7 @@ def sequential_ratio_table(rng, sims):
 
 def sequential_table(rng, sims):
     print("\n== group-sequential, paired greater: exact sequential p (now) against the union bound (before) ==")
-    import repro.sequential as SQ
+    import repro.stats.sequential as SQ
     chk = check("greater", ["a", "b"])
     for first, cap, group, spending in ((5, 11, 2, "obf"), (3, 9, 2, "obf"), (3, 15, 1, "pocock")):
         design = Design.of(first, cap, group, ALPHA, spending)

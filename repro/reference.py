@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from . import data, losses, models, stats  # noqa: F401  (importing them fills the registries)
 from .metrics import EPOCH_KEYS, FINAL_KEYS, REDUCERS
 from .registry import CHECKS, DATASETS, LOSSES, MODELS
-from .observed import Observed
+from .spec.observed import Observed
 from .spec import Arm, BiasShift, Check, Claim, Comparable, Optimizer, Profile, Schedule, Sequential, Source, Variant
 
 # Claim-level keys have no field descriptions in spec.py; their meaning is kept here, and

@@ -17,11 +17,11 @@ from .designs import lock
 from .family import DEFAULT as DEFAULT_FAMILY, family_of
 from .models import weights_availability
 from .metrics import run_value
-from .observed import describe as describe_observed, pseudo_results, unpaired
+from .spec.observed import describe as describe_observed, pseudo_results, unpaired
 from .plan import plan_claim, twin_precision
 from .precision import used_precision
 from .registry import CHECKS
-from .sequential import Design, _first, judge
+from .stats.sequential import Design, _first, judge
 from .spec import Check, Claim, public_path
 from .stats import holm
 from .store import CorruptResult, OutsideStore, Store

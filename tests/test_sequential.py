@@ -13,7 +13,7 @@ import os
 import numpy as np
 import pytest
 
-from repro.sequential import Design, judge, look_sizes, spent
+from repro.stats.sequential import Design, judge, look_sizes, spent
 from repro.spec import Check
 
 ALPHA, SIMS, CAP = 0.05, 3000, 10
@@ -239,7 +239,7 @@ def test_exact_boundaries_spend_the_whole_alpha_where_the_looks_joint_law_is_kno
     Holm's smaller levels, and a 0.5 sd effect is found more often. Since the paired t's standard error carries the
     skew hedge (stats.skew_factor), the whole alpha is spent at the edge of the class the level is held over (one
     lognormal arm of sigma 1 against a normal one: the side its skew favours), and normal data are below alpha."""
-    import repro.sequential as SQ
+    import repro.stats.sequential as SQ
     from test_calibration import lognormal  # mean 0, sd 1, sigma 1 (skewness 6.2)
     sims, design = 10_000, Design.of(5, 11, 2, ALPHA)
     chk = check("greater", ["arm0", "arm1"])
@@ -264,7 +264,7 @@ def test_exact_boundaries_spend_the_whole_alpha_where_the_looks_joint_law_is_kno
 
 
 def test_sides_that_are_not_one_t_sequence_keep_the_union_bound():
-    from repro.sequential import exact_sides
+    from repro.stats.sequential import exact_sides
     assert exact_sides(check("greater", ["a", "b"]), True) == (True, True)
     assert exact_sides(check("greater", ["a", "b"], paired=False), False) == (False, False)  # Welch: nuisance ratio
     assert exact_sides(check("equivalent", ["a", "b"], margin=1.0), True) == (True, False)  # refute: 2 x min

@@ -26,7 +26,7 @@ import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, StringConstraints, ValidationError,
                       create_model, field_validator, model_validator)
 
-from .registry import CHECKS, DATASETS, LIMITS, LOSSES, MODELS, limited
+from ..registry import CHECKS, DATASETS, LIMITS, LOSSES, MODELS, limited
 
 # Bump when a change alters what training computes for an unchanged spec: it is part of every
 # run key, so results from the old code stop counting as done (and are reported as stale).
@@ -127,7 +127,7 @@ def _check_component(component: Component, registry, reserved: tuple[str, ...], 
     """Refuse unknown names, parameters the builder does not take, and values of the wrong type or range."""
     if component.name not in registry:
         raise ValueError(registry.unknown(clip(component.name, 40)))
-    from .plugins import unnamed_plugin
+    from ..plugins import unnamed_plugin
     owner = unnamed_plugin(registry.get(component.name), (context or {}).get("plugins", ()))
     if owner:
         raise ValueError(f"{registry.kind} '{component.name}' is registered by the plugin {clip(Path(owner).name, 60)}, "
@@ -389,7 +389,7 @@ class Check(Strict):
     @field_validator("margin", "value", "tolerance", "better", "top", "derived", "bound", "paired")
     @classmethod
     def _kind_takes(cls, v, info):
-        from .stats import DERIVED, KEY_HELP
+        from ..stats import DERIVED, KEY_HELP
         kind = info.data.get("kind")
         if kind is None:  # the kind itself was refused; that is the error to report
             return v
@@ -419,7 +419,7 @@ class Check(Strict):
 
     @model_validator(mode="after")
     def _arm_count(self):
-        from .stats import DERIVED
+        from ..stats import DERIVED
         low, high = getattr(CHECKS.get(self.kind), "arm_count", (1, None))
         roles = ""
         if self.kind in ("at_least", "at_most"):  # the derived quantity fixes the arms (default 'mean': one arm)
@@ -847,7 +847,7 @@ def claim_from_raw(raw: dict, path: Path) -> Claim:
         if "base" in base:
             raise SpecError(f"{base_path}: base: a shared file cannot have a base itself")
         raw = deep_merge(base, raw)
-    from .plugins import load_plugins
+    from ..plugins import load_plugins
     plugin_errors, modules = load_plugins(raw.get("plugins"), path)  # before the arms: they name what it registers
     if plugin_errors:
         raise SpecError(*plugin_errors)
@@ -920,7 +920,7 @@ def capped(lines: list[str], path: Path) -> list[str]:
 
 def metric_problem(metric: str, arm: Arm) -> str | None:
     """Why a run of `arm` will not record `metric` (repro.metrics), or None."""
-    from .metrics import REDUCERS, recorded_keys
+    from ..metrics import REDUCERS, recorded_keys
     reducer, _, key = metric.rpartition(":")
     epoch_keys, final_keys = recorded_keys(teacher=arm.teacher is not None, bias_shift=arm.bias_shift is not None,
                                            holdout=bool(arm.data.params.get("holdout")))

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-from .registry import CHECKS
+from ..registry import CHECKS
 
 SPENDING = ("pocock", "obf")
 

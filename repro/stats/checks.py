@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-from .registry import CHECKS
+from ..registry import CHECKS
 
 POWER = 0.8  # seeds_to_decide: the power at which a decision counts as reachable
 SEEDS_CAP = 10_000  # beyond this, seeds_to_decide is None ("no practical number of seeds")
