@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from repro import stats as S
+from repro.stats import checks as SC, small_sample as SS
 from repro.registry import CHECKS
 from repro.stats.sequential import Design, judge
 from repro.spec import Check
@@ -38,18 +38,27 @@ def supported(kind, values, **kw) -> float:
 @contextmanager
 def rule(allowance=None, shrink=None, hedge=True):
     """The old rules: the integer allowance (1/12 before, 1/24 now), the unequal-sizes df share (1 before) and the
-    paired t's skew factor on its standard error (hedge=False: none, as before)."""
-    old_round, old_shrink, old_skew = S._rounding_var, S.DF_SHRINK, S.skew_factor
+    paired t's skew factor on its standard error (hedge=False: none, as before). Each is set where it is defined
+    (repro/stats/small_sample.py) and where the check kinds read it (checks.py imports some by name)."""
+    modules = (SS, SC)
+    saved = [{k: getattr(m, k) for k in ("_rounding_var", "DF_SHRINK", "skew_factor") if hasattr(m, k)} for m in modules]
+    old_round = SS._rounding_var
+    changes = {}
     if allowance is not None:
-        S._rounding_var = lambda *xs: np.where(old_round(*xs) > 0, allowance, 0.0)
+        changes["_rounding_var"] = lambda *xs: np.where(old_round(*xs) > 0, allowance, 0.0)
     if shrink is not None:
-        S.DF_SHRINK = shrink
+        changes["DF_SHRINK"] = shrink
     if not hedge:
-        S.skew_factor = lambda n: np.ones(np.shape(n))
+        changes["skew_factor"] = lambda n: np.ones(np.shape(n))
+    for module, names in zip(modules, saved):
+        for name in names.keys() & changes.keys():
+            setattr(module, name, changes[name])
     try:
         yield
     finally:
-        S._rounding_var, S.DF_SHRINK, S.skew_factor = old_round, old_shrink, old_skew
+        for module, names in zip(modules, saved):
+            for name, value in names.items():
+                setattr(module, name, value)
 
 
 def lognormal(rng, shape, sigma=1.0):
@@ -145,7 +154,7 @@ def _one_sample_rules(n):
 
     def se_factor(d):  # the rule chosen (repro.stats.skew_factor)
         m, s, _ = moments(d)
-        return m / (s / math.sqrt(n)) / float(S.skew_factor(n)), c0
+        return m / (s / math.sqrt(n)) / float(SS.skew_factor(n)), c0
 
     return {"t (before)": plain, "Johnson, G": johnson, "Hall, G": hall, "df cut": df_cut, "SE x skew_factor": se_factor}
 

@@ -2,7 +2,7 @@
 
 The same decision as `pytest -m claims` (verdict.decide + Holm over the claims judged together), from
 stored results and observed values; nothing trains, and no verdicts file is written (pytest -m claims
-writes the report's). A claim whose arms are all observed (repro/observed.py) is decided from its
+writes the report's). A claim whose arms are all observed (repro/spec/observed.py) is decided from its
 values alone, whatever the profile.
 """
 from __future__ import annotations

@@ -181,7 +181,7 @@ def stat_rows(v: dict) -> list[tuple[str, str]]:
         rows.append(("unconverged runs", ", ".join(f"{arm}: {n}" for arm, n in v["unconverged"].items())
                      + " (training loss still fell over 5% in the last epoch: the budget, not the method, may decide)"))
     for arm, o in (v.get("observed") or {}).items() if isinstance(v.get("observed"), dict) else []:
-        if isinstance(o, dict):  # observed arms (repro/observed.py): evidence from elsewhere, named as such
+        if isinstance(o, dict):  # observed arms (repro/spec/observed.py): evidence from elsewhere, named as such
             rows.append((f"external evidence: {arm}", f"{o.get('n')} values of {o.get('metric')} ({o.get('units')}), "
                          f"measured elsewhere, not trained here"
                          + (f" (from {o['file']})" if o.get("file") else "") + f": {o.get('provenance')}"))

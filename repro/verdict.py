@@ -1,4 +1,4 @@
-"""Stored results -> Verdicts. Reads results, never trains; the numbers go through stats.py.
+"""Stored results -> Verdicts. Reads results, never trains; the numbers go through repro/stats/.
 
 REPRODUCED      the check supports the claim at alpha, after Holm across the report's tested claims
 NOT REPRODUCED  the interval rules the claimed effect out (the refuting test at alpha, after Holm across
@@ -23,7 +23,7 @@ from .precision import used_precision
 from .registry import CHECKS
 from .stats.sequential import Design, _first, judge
 from .spec import Check, Claim, public_path
-from .stats import holm
+from .stats.multiplicity import holm
 from .store import CorruptResult, OutsideStore, Store
 
 DECISION_TO_STATUS = {"supported": "REPRODUCED", "refuted": "NOT REPRODUCED", "undecided": "INCONCLUSIVE"}

@@ -1,4 +1,4 @@
-"""Observed arms (repro/observed.py): values measured elsewhere, judged by the same checks as trained runs,
+"""Observed arms (repro/spec/observed.py): values measured elsewhere, judged by the same checks as trained runs,
 from `repro judge`, `repro.judge(...)` and pytest -m claims alike."""
 from __future__ import annotations
 

@@ -33,6 +33,10 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..registry import CHECKS
+from .errors import _format
+from .schema import deep_merge, is_observed
+
 MAX_VALUES = 10_000
 
 
@@ -121,13 +125,8 @@ def read_file(path: Path, column: str) -> list[float]:
     return values
 
 
-def is_observed(raw_arm) -> bool:
-    return isinstance(raw_arm, dict) and "observed" in raw_arm
-
-
 def observed_layers(claim, arm: str, variant: str) -> dict:
     """The arm's own `observed:` with a variant's override of it (nothing from defaults or `all:`)."""
-    from .schema import deep_merge
     raw = claim.arms[arm]
     extra = sorted(set(raw) - {"observed"})
     if extra:
@@ -142,7 +141,6 @@ def observed_layers(claim, arm: str, variant: str) -> dict:
 def load_observed(claim, folder: Path) -> tuple[dict, list[str]]:
     """(arm, variant) -> (Observed, values) for every observed arm and variant of a claim, and error lines
     (`key: what was expected`) for those that cannot be read."""
-    from .schema import _format
     out, errors = {}, []
     for arm in [a for a, raw in claim.arms.items() if is_observed(raw)]:
         for variant in claim.variants:
@@ -193,7 +191,6 @@ def describe(claim, variant: str, arms) -> dict:
 def unpaired(check):
     """A check that compares an observed arm: unpaired where the kind has the choice (observed values carry no
     seeds to pair by)."""
-    from ..registry import CHECKS
     fn = CHECKS.get(check.kind)
     if "paired" in getattr(fn, "needs", ()) + getattr(fn, "optional", ()) and check.paired is None:
         return check.model_copy(update={"paired": False})

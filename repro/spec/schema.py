@@ -1,4 +1,4 @@
-"""YAML claim specs -> typed, validated objects; every error names the file, the key and what was expected.
+"""The spec's typed models (Arm, Check, Profile, Claim, ...): what a claim may say, validated by pydantic.
 
 A claim's `arms` are partial training configs on top of `defaults`. Variants (as_written,
 corrected, ...) and profiles (smoke, quick, paper) override them with `all:` (every arm) and
@@ -9,79 +9,20 @@ is resolved once at load time, so a bad override fails `repro validate`, not a r
 from __future__ import annotations
 
 import copy
-import errno
 import functools
-import hashlib
 import inspect
-import json
-import os
-import re
-import stat
+import math
 import typing
 from pathlib import Path
-import math
 from typing import Annotated, Any, Literal, Optional
 
-import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, StringConstraints, ValidationError,
                       create_model, field_validator, model_validator)
 
 from ..registry import CHECKS, DATASETS, LIMITS, LOSSES, MODELS, limited
+from .errors import ParamErrors, _message, _not_blank, check_name, clip
 
-# Bump when a change alters what training computes for an unchanged spec: it is part of every
-# run key, so results from the old code stop counting as done (and are reported as stale).
-# 2: dropout masks drawn with torch.rand (models.Dropout), fused optimiser steps.
-TRAIN_VERSION = 2
-
-
-class SpecError(ValueError):
-    """A spec is malformed. Each of `lines` is one line, `file: key: what was expected`; str() joins them."""
-
-    def __init__(self, *lines: str):
-        self.lines = [clip(line, 1000) for line in lines]  # inputs are clipped where echoed; this is a backstop
-        super().__init__("\n".join(self.lines))
-
-
-def clip(text: str, width: int = 60) -> str:
-    """At most `width` characters on one line: an error never prints more than a line of the input."""
-    text = " ".join(str(text).split()) if "\n" in str(text) or "\r" in str(text) else str(text)
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def public_path(path: str | Path, keep: int = 6) -> str:
-    """A path as verdicts, reports and provenance show it: relative to the working folder when inside it, else
-    its last `keep` parts after '.../': never this machine's absolute path (a home folder, a user name)."""
-    path = Path(path)
-    if not path.is_absolute():
-        return str(path)
-    if path.is_relative_to(Path.cwd()):
-        return str(path.relative_to(Path.cwd())) or "."
-    return str(Path("...", *path.parts[1:][-keep:]))
-
-
-# One pattern for every name that becomes a folder of the results store (claim ids, arms, variants,
-# profiles): letters, digits, '_', '.', '-', starting with a letter or digit (so no '.', '..', '',
-# hidden or absolute names), at most 64 characters.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-NAME_RULE = "letters, digits, '_', '.', '-', starting with a letter or digit, at most 64 characters"
-
-
-def _not_blank(value: str, expected: str) -> str:
-    """A one-line text the report shows: blank (spaces only) is no text."""
-    if not value.strip():
-        raise ValueError(f"blank; expected {expected}")
-    return value
-
-
-def check_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise ValueError(f"{clip(repr(name), 40)} is not a safe name ({NAME_RULE})")
-    return name
-
-
-Name = Annotated[str, AfterValidator(check_name)]
-
+Name = Annotated[str, AfterValidator(check_name)]  # a name that becomes a folder of the results store
 
 class Strict(BaseModel):
     # strict: a YAML `true` is not the integer 1, "10" is not a number, 1 is not `true` (a float still takes an int)
@@ -103,13 +44,6 @@ class Component(Strict):
             return {"name": value.get("name"), "params": {k: v for k, v in value.items() if k != "name"}}
         return value
 
-
-class ParamErrors(ValueError):
-    """Errors in a component's parameters, each (key path, message): _format prints one line per error."""
-
-    def __init__(self, errors: list[tuple[str, str]]):
-        self.errors = errors
-        super().__init__("; ".join(f"{k}: {m}" for k, m in errors))
 
 
 @functools.cache
@@ -349,7 +283,7 @@ class Reported(Strict):
 
 
 class Check(Strict):
-    """A statistical question about the runs (repro/stats.py has each kind's test). Every kind declares
+    """A statistical question about the runs (repro/stats/checks.py has each kind's test). Every kind declares
     the keys it needs, fixed here before running: equivalent -> margin; matches -> value, tolerance;
     best_of -> better; at_least -> bound (and `derived` unless it is one arm's mean). Keys a kind does
     not use are refused, so a spec cannot believe a tolerance applies where it does not."""
@@ -389,7 +323,7 @@ class Check(Strict):
     @field_validator("margin", "value", "tolerance", "better", "top", "derived", "bound", "paired")
     @classmethod
     def _kind_takes(cls, v, info):
-        from ..stats import DERIVED, KEY_HELP
+        from ..stats.checks import DERIVED, KEY_HELP
         kind = info.data.get("kind")
         if kind is None:  # the kind itself was refused; that is the error to report
             return v
@@ -419,7 +353,7 @@ class Check(Strict):
 
     @model_validator(mode="after")
     def _arm_count(self):
-        from ..stats import DERIVED
+        from ..stats.checks import DERIVED
         low, high = getattr(CHECKS.get(self.kind), "arm_count", (1, None))
         roles = ""
         if self.kind in ("at_least", "at_most"):  # the derived quantity fixes the arms (default 'mean': one arm)
@@ -465,7 +399,7 @@ Seed = Annotated[StrictInt, Field(ge=0, lt=2 ** 31)]  # no bools, no floats: wha
 
 
 class Sequential(Strict):
-    """Judge the claims group-sequentially (repro/sequential.py): a look after the profile's seeds, then after
+    """Judge the claims group-sequentially (repro/stats/sequential.py): a look after the profile's seeds, then after
     every `group` more (`repro run --until-decided` trains them) up to `max_seeds`, alpha spent across the
     looks. Declared in the spec, before any result: the first look is already tested at its own boundary."""
 
@@ -531,7 +465,7 @@ class Claim(Strict):
     variants: dict[Name, Variant] = Field({"default": Variant()}, min_length=1)
     # Profile names are the user's: smoke (synthetic data, machinery only), quick and paper keep their
     # meaning in this project's claims; 'auto' is not a profile but `repro run`'s choice of quick/paper.
-    # A claim whose arms are all observed (repro/observed.py) trains nothing and needs no profile.
+    # A claim whose arms are all observed (repro/spec/observed.py) trains nothing and needs no profile.
     profiles: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")], Profile] = {}
     # Python modules with the claim's own models, datasets and losses (repro/plugins.py), imported by
     # load_claim before the arms are checked; nothing else is imported.
@@ -541,11 +475,10 @@ class Claim(Strict):
 
     @property
     def observed(self) -> dict:
-        """(arm, variant) -> (Observed, values) of the observed arms (repro/observed.py)."""
+        """(arm, variant) -> (Observed, values) of the observed arms (repro/spec/observed.py)."""
         return self._observed
 
     def is_observed(self, arm: str) -> bool:
-        from .observed import is_observed
         return is_observed(self.arms[arm])
 
     @model_validator(mode="after")
@@ -634,358 +567,6 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def _message(error: dict) -> str:
-    """pydantic's message for one error, with the offending value (clipped to a few words) unless it says it."""
-    got, message = error.get("input"), error["msg"].removeprefix("Value error, ")
-    shown = isinstance(got, dict) or error["type"] == "missing" or message.startswith(f"{got} ") or \
-        (isinstance(got, str) and (repr(got) in message or clip(repr(got), 40) in message))
-    return message if shown else f"{message} (got {clip(repr(got))})"
-
-
-def _valid_keys(model, loc: tuple) -> list[str]:
-    """The keys a model accepts at `loc` (its last part is the unknown key), for an 'Extra inputs' error."""
-    annotation = model
-    for part in loc[:-1]:
-        while typing.get_origin(annotation) in (typing.Union, Annotated) or str(annotation).startswith("typing.Optional"):
-            annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            field = annotation.model_fields.get(str(part))
-            if field is None:
-                return []
-            annotation = field.annotation
-        elif typing.get_origin(annotation) in (dict, list):
-            annotation = typing.get_args(annotation)[-1]
-        else:
-            return []
-    while typing.get_origin(annotation) in (typing.Union, Annotated):
-        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
-    return list(annotation.model_fields) if isinstance(annotation, type) and issubclass(annotation, BaseModel) else []
-
-
-def _format(err: ValidationError, prefix: str = "", model=None) -> list[str]:
-    """One line per error: `key: what was expected (got value)`."""
-    lines = []
-    for error in err.errors():
-        loc = error["loc"][:-2] if error["loc"][-1:] == ("[key]",) else error["loc"]  # a bad dict key: its dict
-        key = ".".join(clip(part, 40) for part in map(str, loc))
-        cause = (error.get("ctx") or {}).get("error")
-        if isinstance(cause, ParamErrors):
-            lines += [f"{prefix}{key}.{sub}: {message}" for sub, message in cause.errors]
-            continue
-        message = _message(error)
-        if error["type"] == "extra_forbidden" and model is not None:
-            valid = _valid_keys(model, error["loc"])
-            message += f"; valid keys: {', '.join(valid)}" if valid else ""
-        lines.append(f"{prefix}{key or '(top level)'}: {message}")
-    return lines
-
-
-# Bounds on what a spec file may make the YAML reader build: a spec is a page of text, and a few
-# aliases may share a block; an alias bomb or 10^5 nesting levels fail at once instead of eating memory.
-MAX_BYTES = 1 << 20
-MAX_DEPTH = 32
-MAX_VALUES = 100_000  # scalars, lists and mappings, aliases expanded
-
-
-class SpecYAMLError(yaml.YAMLError):
-    """A YAML document beyond what a spec may be (duplicate keys, too deep, an alias bomb): str() is the line."""
-
-
-class SpecLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses duplicate keys and bounds nesting depth and alias expansion."""
-
-    depth = 0
-
-    def compose_node(self, parent, index):
-        if self.depth >= MAX_DEPTH:
-            mark = self.peek_event().start_mark
-            raise SpecYAMLError(f"line {mark.line + 1}: nested more than {MAX_DEPTH} levels deep")
-        self.depth += 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-
-    def get_single_node(self):
-        node = super().get_single_node()
-        if node is not None:
-            expanded_size(node)
-        return node
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                key = self.construct_object(key_node)
-                if key in seen:
-                    raise SpecYAMLError(f"line {key_node.start_mark.line + 1}: duplicate key '{clip(key, 40)}' "
-                                        "(its second value would silently replace the first)")
-                seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
-def expanded_size(node, sizes=None, open_=None) -> int:
-    """How many values the document has with its aliases expanded (each shared node counted per use)."""
-    sizes, open_ = ({}, set()) if sizes is None else (sizes, open_)
-    if id(node) in sizes:
-        return sizes[id(node)]
-    if id(node) in open_:
-        raise SpecYAMLError(f"line {node.start_mark.line + 1}: an alias refers to a block that contains it")
-    open_.add(id(node))
-    children = node.value if isinstance(node, yaml.SequenceNode) else \
-        [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else []
-    size = 1 + sum(expanded_size(child, sizes, open_) for child in children)
-    if size > MAX_VALUES:
-        raise SpecYAMLError(f"more than {MAX_VALUES} values once aliases are expanded (an alias bomb?)")
-    open_.discard(id(node))
-    sizes[id(node)] = size
-    return size
-
-
-class TooBig(OSError):
-    """A file over the size a reader allows (`size`: its bytes)."""
-
-    def __init__(self, size: int, limit: int):
-        self.size = size
-        super().__init__(errno.EFBIG, f"{size} bytes, over the {limit} bytes allowed here")
-
-
-def read_regular(path: str | Path, limit: int) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes. A named pipe (which would block), a device
-    (/dev/zero never ends), a folder or a bigger file (a sparse giant) raises OSError saying which, before a
-    byte is read: the file is opened without blocking and its type and size come from that open file."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = ("a folder" if stat.S_ISDIR(info.st_mode) else "a named pipe" if stat.S_ISFIFO(info.st_mode)
-                    else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "a socket")
-            raise OSError(errno.EISDIR if stat.S_ISDIR(info.st_mode) else errno.EINVAL,
-                          f"{kind}, not a regular file")
-        if info.st_size > limit:
-            raise TooBig(info.st_size, limit)
-        os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(limit + 1)
-        if len(data) > limit:  # grew since fstat
-            raise TooBig(len(data), limit)
-        return data
-    finally:
-        os.close(fd)
-
-
-def read_yaml(path: Path) -> dict:
-    """A spec file as a dict; any problem reading it (missing, not a file, too big, not UTF-8 text,
-    not YAML, duplicate keys, too deep) is one line naming the file."""
-    if path.is_symlink() and not path.resolve().is_relative_to(path.parent.resolve()):
-        # its content is not the claims folder's to show: nothing of it is read, so no error can echo it
-        raise SpecError(f"{path}: a symlink to a file outside its folder; not read (a spec and its base file "
-                        "live inside the claims folder)")
-    try:
-        data = read_regular(path, MAX_BYTES)
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such file") from None
-    except TooBig as err:
-        raise SpecError(f"{path}: {err.size} bytes; a spec is at most {MAX_BYTES} bytes") from None
-    except OSError as err:
-        raise SpecError(f"{path}: not readable ({clip(err.strerror or type(err).__name__)})") from None
-    if len(data) > MAX_BYTES:
-        raise SpecError(f"{path}: {len(data)} bytes; a spec is at most {MAX_BYTES} bytes")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise SpecError(f"{path}: not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}); "
-                        "save the spec as UTF-8") from None
-    if "\x00" in text:
-        raise SpecError(f"{path}: not a text file (it contains NUL bytes)")
-    try:
-        raw = yaml.load(text, Loader=SpecLoader)
-    except SpecYAMLError as err:
-        raise SpecError(f"{path}: {err}") from None
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"line {mark.line + 1}" if mark else "YAML"
-        raise SpecError(f"{path}: {where}: not valid YAML ({clip(err.problem or err.context, 100)})") from None
-    except yaml.YAMLError as err:
-        raise SpecError(f"{path}: not valid YAML ({clip(err, 120)})") from None
-    except RecursionError:
-        raise SpecError(f"{path}: not valid YAML (nested too deep)") from None
-    if raw is None:
-        raise SpecError(f"{path}: the file is empty; expected a mapping of claim fields")
-    if not isinstance(raw, dict):
-        raise SpecError(f"{path}: (top level): expected a mapping of claim fields, got {type(raw).__name__}")
-    return raw
-
-
-def base_file(path: Path, base) -> Path:
-    """`base:` names a file inside the claims folder (the spec's folder), by a relative path."""
-    folder = path.parent.resolve()
-    target = (path.parent / base).resolve() if isinstance(base, str) and base and not Path(base).is_absolute() else None
-    if target is None or not target.is_relative_to(folder) or not target.is_file():
-        raise SpecError(f"{path}: base: expected the relative path of a file inside the spec's folder "
-                        f"(e.g. _shared/source.yaml), got {clip(repr(base))}")
-    return path.parent / target.relative_to(folder)
-
-
-def load_claim(path: str | Path) -> Claim:
-    """`base: _shared/x.yaml` (relative to the spec) merges the claim over a shared file, so claims of
-    one source define their common arms (and hence share teacher runs) once. One level, no logic.
-    Raises SpecError with one line per error found."""
-    path = Path(path)
-    return claim_from_raw(read_yaml(path), path)
-
-
-def claim_from_raw(raw: dict, path: Path) -> Claim:
-    """A claim from its spec as a dict (what the YAML reader gives), checked as load_claim checks a file;
-    `path` names it in errors, and its folder is where `base:`, plugins and observed files are found."""
-    if not isinstance(raw, dict):
-        raise SpecError(f"{path}: (top level): expected a mapping of claim fields, got {type(raw).__name__}")
-    raw = dict(raw)
-    if "base" in raw:
-        base_path = base_file(path, raw.pop("base"))
-        base = read_yaml(base_path)
-        if "base" in base:
-            raise SpecError(f"{base_path}: base: a shared file cannot have a base itself")
-        raw = deep_merge(base, raw)
-    from ..plugins import load_plugins
-    plugin_errors, modules = load_plugins(raw.get("plugins"), path)  # before the arms: they name what it registers
-    if plugin_errors:
-        raise SpecError(*plugin_errors)
-    try:
-        claim = Claim.model_validate(raw, context={"plugins": modules})
-    except ValidationError as err:
-        raise SpecError(*capped([f"{path}: {line}" for line in _format(err, model=Claim)], path)) from None
-    errors: dict[str, str] = {}  # one line per distinct problem, with the first combination that shows it
-    if claim.id != path.stem:
-        errors["id"] = f"{path}: id: expected '{clip(path.stem)}' (the file name), got '{claim.id}'"
-    try:
-        order = claim.teacher_order()
-    except ValueError as err:
-        raise SpecError(*errors.values(), f"{path}: {clip(err, 200)}") from None
-    from .observed import load_observed
-    claim._observed, observed_errors = load_observed(claim, path.parent)
-    errors.update({line: f"{path}: {line}" for line in observed_errors})
-    resolved: dict[tuple[str, str, str], Arm] = {}
-    also: dict[str, list[str]] = {}  # an arm problem -> the other arms that have it too
-    for variant in claim.variants:
-        for profile in claim.profiles:
-            for arm in [a for a in order if not claim.is_observed(a)]:
-                try:
-                    resolved[arm, variant, profile] = claim.resolve(arm, variant, profile)
-                except ValidationError as err:
-                    context = f"arms.{arm} (variant '{variant}', profile '{profile}')."
-                    for line in _format(err, model=Arm):  # "(top level)" of an arm: a rule across its keys
-                        where = context.removesuffix(".") + line.removeprefix("(top level)") \
-                            if line.startswith("(top level):") else context + line
-                        # one line per problem (the first arm, variant and profile that show it), naming
-                        # every other arm that has it too (two arms with one unknown model: both named)
-                        if line in errors and arm not in also.setdefault(line, []) and f"arms.{arm} " not in errors[line]:
-                            also[line].append(arm)
-                        errors.setdefault(line, f"{path}: {where}")
-    for (arm, variant, profile), spec in resolved.items():  # a teacher epoch its run never reaches
-        teacher = resolved.get((spec.teacher, variant, profile)) if spec.teacher_epoch else None
-        if teacher is not None and spec.teacher_epoch > teacher.epochs:
-            errors.setdefault(f"teacher_epoch.{arm}", f"{path}: arms.{arm} (variant '{variant}', profile '{profile}')."
-                              f"teacher_epoch: {spec.teacher_epoch} is beyond the last epoch ({teacher.epochs}) of its "
-                              f"teacher '{spec.teacher}'")
-    for where, check in [("check", claim.check)] + [(f"preconditions.{i}", c) for i, c in enumerate(claim.preconditions)]:
-        for (arm, variant), (obs, _) in claim.observed.items():
-            if arm in check.arms and check.metric != obs.metric:
-                errors.setdefault(f"{where}.observed.{arm}", f"{path}: {where}.metric: '{clip(check.metric, 40)}', but "
-                                  f"arm '{arm}' is observed as '{obs.metric}' (the check reads its values as that metric)")
-        if check.paired and any(claim.is_observed(a) for a in check.arms):
-            errors.setdefault(f"{where}.paired", f"{path}: {where}.paired: observed values carry no seeds to pair "
-                              "by; leave `paired` unset (the comparison is unpaired)")
-        for (arm, variant, profile), spec in resolved.items():
-            problem = metric_problem(check.metric, spec) if arm in check.arms else None
-            if problem:
-                errors.setdefault(f"{where}.{problem}", f"{path}: {where}.metric: {problem} "
-                                                        f"(arm '{arm}', variant '{variant}', profile '{profile}')")
-    for line, arms in also.items():
-        if arms:
-            errors[line] += f" (the same in arm{'s' if len(arms) > 1 else ''} {', '.join(arms)})"
-    if errors:
-        raise SpecError(*capped(list(errors.values()), path))
-    return claim
-
-
-MAX_ERRORS = 20  # per file: beyond that, a count (a 5000-item list of wrong values is one mistake)
-
-
-def capped(lines: list[str], path: Path) -> list[str]:
-    if len(lines) <= MAX_ERRORS:
-        return lines
-    return lines[:MAX_ERRORS] + [f"{path}: ... and {len(lines) - MAX_ERRORS} more errors"]
-
-
-def metric_problem(metric: str, arm: Arm) -> str | None:
-    """Why a run of `arm` will not record `metric` (repro.metrics), or None."""
-    from ..metrics import REDUCERS, recorded_keys
-    reducer, _, key = metric.rpartition(":")
-    epoch_keys, final_keys = recorded_keys(teacher=arm.teacher is not None, bias_shift=arm.bias_shift is not None,
-                                           holdout=bool(arm.data.params.get("holdout")))
-    if reducer and reducer not in REDUCERS:
-        return f"unknown reducer '{clip(reducer, 30)}' in '{clip(metric, 40)}'; known: {', '.join(REDUCERS)}"
-    known = epoch_keys if reducer else epoch_keys + final_keys
-    if key not in known:
-        return f"'{clip(key, 40)}' is not recorded by this run{' per epoch' if reducer else ''}; known: {', '.join(known)}"
-    if reducer and arm.eval_every > 1 and key in TEST_KEYS:
-        return (f"'{clip(metric, 40)}' reduces a test key over the epochs, but eval_every: {arm.eval_every} scores "
-                "the test set only every few epochs (use eval_every: 1, or a metric of the last epoch)")
-    return None
-
-
-TEST_KEYS = ("test_errors", "test_acc", "test_loss", "logit_gap", "fidelity")  # scored on the test set
-
-
-SPEC_SUFFIXES = (".yaml", ".yml")
-
-
-def spec_files(folder: str | Path) -> list[Path]:
-    # families.yaml declares the folder's Holm families (repro.family), not a claim
-    return sorted(p for p in Path(folder).iterdir() if p.suffix in SPEC_SUFFIXES and not p.name.startswith(".")
-                  and p.name != "families.yaml")
-
-
-def load_claims(folder: str | Path = "claims") -> dict[str, Claim]:
-    """Every claim of a folder (*.yaml and *.yml); a bad file is reported with every other bad file."""
-    if not Path(folder).is_dir():
-        raise SpecError(f"{folder}: not a folder of claim specs")
-    paths = spec_files(folder)
-    if not paths:
-        raise SpecError(f"{folder}: no claim specs (*.yaml) found")
-    claims, errors = {}, []
-    for path in paths:
-        try:
-            claim = load_claim(path)
-        except SpecError as err:
-            errors += err.lines
-            continue
-        if claim.id in claims:
-            errors.append(f"{path}: id: '{claim.id}' is also the id of another spec in {folder}")
-        claims[claim.id] = claim
-    if errors:
-        raise SpecError(*errors)
-    return claims
-
-
-class RunSpec(Strict):
-    """One arm of one claim for one seed, fully resolved; its teacher is itself a RunSpec.
-
-    Not tied to a claim: two claims needing the same teacher produce equal RunSpecs, hence
-    the same key, so the store trains it once.
-    """
-
-    arm: Arm
-    seed: int
-    teacher: Optional["RunSpec"] = None
-    init_from: Optional["RunSpec"] = None  # start from this run's final weights (arm.init_from)
-
-    @property
-    def key(self) -> str:
-        # exclude_defaults: a field added later with a default leaves existing keys (and results) valid.
-        canonical = json.dumps({"run": self.model_dump(mode="json", exclude_defaults=True),
-                                "train_version": TRAIN_VERSION},
-                               sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
+def is_observed(raw_arm) -> bool:
+    """An arm declared with `observed:` (values measured elsewhere, repro/spec/observed.py), not trained."""
+    return isinstance(raw_arm, dict) and "observed" in raw_arm

@@ -33,24 +33,15 @@ registered checks that way, so they test exactly the code that decides the claim
 """
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
 
 from ..registry import CHECKS
-
-POWER = 0.8  # seeds_to_decide: the power at which a decision counts as reachable
-SEEDS_CAP = 10_000  # beyond this, seeds_to_decide is None ("no practical number of seeds")
-EXACT_LIMIT = 4096  # permutation tests enumerate up to this many arrangements (sign flips: n <= 12 seeds) ...
-MC_PERMUTATIONS = 1999  # ... else draw this many with a fixed seed (p floor 1/2000)
-# A standard deviation at or below this share of the values' magnitude is no spread at all (float noise):
-# the seeds agree, and no t test (nor any other) can then tell a certainty from too few distinct runs.
-SPREAD_TOL = 1e-9
-
+from .small_sample import (SPREAD_TOL, _difference, _p_above, _quantile, _rounding_var, _scale, _seeds_all, _seeds_needed,
+                           _unequal_sizes_df, _var, sign_flip, two_sample_permutation)
 
 # --- specs: what each kind needs (read by repro.spec.Check's validators) --------------------------
 
@@ -94,249 +85,6 @@ KEY_HELP = {
     "bound": "the value the derived quantity must reach or exceed",
     "paired": "pair the arms by seed (default: paired when every arm has the same number of seeds)",
 }
-
-
-# --- building blocks (all vectorised over leading axes; the last axis is seeds) ------------------
-
-def _var(x: np.ndarray) -> np.ndarray:
-    if x.shape[-1] < 2:
-        return np.full(x.shape[:-1], np.nan)
-    return x.var(axis=-1, ddof=1)
-
-
-def _p_above(num, se, df, no_spread=False):
-    """One-sided t test that the quantity estimated by `num` (standard error `se`, `df`) is > 0.
-
-    Returns (p, t). Without spread (se 0, or `no_spread`: the seeds agree) there is no valid test: NaN,
-    never p = 0, so the decision is undecided rather than a certainty no correction could demote.
-    """
-    num, se, df, no_spread = np.broadcast_arrays(*(np.asarray(x, float) for x in (num, se, df)),
-                                                 np.asarray(no_spread, bool))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = num / se
-        p = sps.t.sf(t, df)
-    bad = np.isnan(num) | ~(se > 0) | no_spread
-    return np.where(bad, np.nan, p), np.where(bad, np.nan, t)
-
-
-def _rounding_var(*xs: np.ndarray) -> np.ndarray:
-    """h^2 / 24 with h = 1 where every value is an integer (counts such as test errors, epochs), else 0.
-
-    Not Sheppard's correction (which subtracts h^2/12 to estimate the unrounded variance; the test here is on the
-    rounded values, whose sample variance already carries the rounding). It is a small-sample tie allowance:
-    with a spread of about one unit, ties make the sample variance too small too often, and the paired t test
-    rejects a true null in 0.061 of data sets at alpha 0.05 (sd 0.7, 5 seeds). Half the rounding variance per
-    value is the smallest allowance found that keeps every simulated regime (spread 0.3-3, 3-5 seeds, lattice
-    offsets 0-0.5) at or below alpha (0.050 at most, 20k data sets each), and it keeps most of the power that
-    the whole h^2/12 cost: 0.43 against 0.29 at 1 sd, spread 0.5 and 5 seeds, where none gives 0.53
-    (benchmarks/calibration.py prints the table). Against a spread of several units it changes nothing that
-    matters. It is decided on the values' own scale: a count divided by a constant (epochs / 15) is not
-    recognised as one, and is tested as a real-valued metric."""
-    integral = np.all(np.stack([np.all(x == np.round(x), -1) for x in xs], 0), 0)
-    return np.where(integral, 1 / 24, 0.0)
-
-
-def _scale(*xs: np.ndarray) -> np.ndarray:
-    """The values' magnitude (the largest |value| per data set), for SPREAD_TOL."""
-    return np.max(np.stack([np.max(np.abs(x), -1) for x in xs], 0), 0)
-
-
-def _quantile(alpha: float, df) -> np.ndarray:
-    return sps.t.ppf(1 - alpha, np.asarray(df, float))
-
-
-def _difference(a: np.ndarray, b: np.ndarray, paired: bool) -> dict:
-    """Mean difference a - b: paired t on per-seed differences, or Welch's unequal-variance t.
-
-    sd_unit: se = sd_unit / sqrt(n) with n seeds per arm (for seeds_to_decide); sd_effect standardises
-    the effect size (sd of the differences when paired, pooled sd otherwise). no_spread: the per-seed
-    differences (paired) or an arm (unpaired) do not vary, so the spread is unmeasured and nothing is tested.
-    """
-    q, tiny = _rounding_var(a, b), (SPREAD_TOL * _scale(a, b)) ** 2
-    if paired:
-        if a.shape[-1] != b.shape[-1]:
-            raise ValueError(f"paired: the arms have different numbers of seeds ({a.shape[-1]}, {b.shape[-1]})")
-        d = a - b
-        n = d.shape[-1]
-        raw = _var(d)
-        sd = np.sqrt(raw + 2 * q)
-        return {"diff": d.mean(-1), "se": sd / math.sqrt(n) * skew_factor(n), "df": np.full(sd.shape, n - 1.0),
-                "sd_unit": sd, "sd_effect": sd, "no_spread": ~(raw > tiny)}
-    na, nb = a.shape[-1], b.shape[-1]
-    no_spread = ~(np.minimum(_var(a), _var(b)) > tiny)
-    va_raw, vb_raw = _var(a) + q, _var(b) + q
-    va, vb = va_raw / na, vb_raw / nb
-    se = np.sqrt(va + vb)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        df = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
-    df = _unequal_sizes_df(np.where(se == 0, na + nb - 2.0, df), [na, nb])
-    return {"diff": a.mean(-1) - b.mean(-1), "se": se, "df": df, "no_spread": no_spread,
-            "sd_unit": np.sqrt(va_raw + vb_raw), "sd_effect": np.sqrt((va_raw + vb_raw) / 2)}
-
-
-SKEW_BASE, SKEW_SMALL_N = 1.155, 0.15  # skew_factor(n) = SKEW_BASE + SKEW_SMALL_N / n
-
-
-def skew_factor(n) -> np.ndarray:
-    """The paired t's standard error is this many times sd / sqrt(n) (1.205 at 3 seeds, 1.185 at 5, 1.163 at 20):
-    a hedge against skewed per-seed differences, for every paired check (greater, less, equivalent, best_of) and
-    so for the conditional test against one run reused for every seed, the same one-sample t on the differences.
-
-    Why: a skewed sample's mean and variance are correlated, so samples drawn from the bulk have their mean on the
-    short tail's side and a small variance at once, and the t test is liberal on the side the skew favours (one
-    lognormal arm of sigma 1: about 0.07 wrong REPRODUCED at every n). No estimate of skewness mends it at these
-    n (the falsely rejecting samples have the same sample skewness as true effects), so the widening is flat, on
-    both sides, as wide as that regime needs at every level from 0.05 down to Holm's 0.002. The class the level
-    is held over, the price in power and the rules tried: README ("Small samples, unequal variances and skew")
-    and benchmarks/calibration.txt."""
-    return SKEW_BASE + SKEW_SMALL_N / np.asarray(n, float)
-
-
-DF_SHRINK = 0.25  # _unequal_sizes_df: the share of Satterthwaite's df above the smallest arm's n - 1 kept ...
-SMALL_ARM = 4  # ... where the smaller arm has at most this many seeds
-
-
-def _unequal_sizes_df(df, sizes: list[int]):
-    """Satterthwaite's df for arms of different sizes, moved most of the way down to Hsu's min(n) - 1.
-
-    With 3 seeds against 8 and the smaller arm the noisier (sd 2-3 against 1), the Satterthwaite df is
-    overestimated whenever the small arm's variance happens to come out small, and Welch's test rejects a true
-    null in 0.058-0.060 of data sets at alpha 0.05; Hsu's df = min(n) - 1 keeps every variance ratio at or below
-    alpha but costs a third of the power at equal variances (0.64 -> 0.45, 3 v 8 at 2.5 se). Keeping a quarter
-    of the excess (DF_SHRINK) holds the worst case simulated (3-5 seeds against 5-12, sd ratios 1-5) at 0.050
-    and keeps most of the power (0.55; benchmarks/calibration.py). Equal sizes keep Satterthwaite's df: there
-    Welch's test holds its level (0.050-0.052 at 3 v 3 and 5 v 5, sd ratio 3), and so does it from 5 seeds in the
-    smaller arm (0.049-0.054 at 5-6 against 6-15, sd ratios 1.5-5, 40k data sets each: within Monte Carlo error
-    of Welch's own slight excess), where it keeps Satterthwaite's df too."""
-    if len(set(sizes)) < 2 or min(sizes) > SMALL_ARM:
-        return df
-    low = min(sizes) - 1.0
-    return low + (np.asarray(df, float) - low) * DF_SHRINK
-
-
-@functools.lru_cache(maxsize=64)
-def _t_sums(alpha: float, power: float, welch: bool, hedge: bool = False) -> np.ndarray:
-    """(t_{1-alpha} + t_{power}) / sqrt(n) for n = 2 .. 1201 seeds per arm (df n-1, or 2n-2 for Welch); with
-    `hedge` (the paired t) t_{1-alpha} is times skew_factor(n)."""
-    n = np.arange(2, 1202)
-    df = 2 * (n - 1) if welch else n - 1
-    return (sps.t.ppf(1 - alpha, df) * (skew_factor(n) if hedge else 1.0) + sps.t.ppf(power, df)) / np.sqrt(n)
-
-
-def _seeds_needed(distance, sd_unit, alpha: float, welch: bool = False, power: float = POWER,
-                  hedge: bool = False) -> np.ndarray:
-    """Smallest n (seeds per arm) with (t_{1-alpha} + t_{power}) sd_unit / sqrt(n) <= distance: how many
-    seeds decide, with `power`, a true effect `distance` away from the decision's boundary (the normal
-    approximation, refined with t quantiles up to 1201 seeds). NaN where distance <= 0 or sd is undefined,
-    or where more than SEEDS_CAP seeds would be needed."""
-    distance, sd = np.broadcast_arrays(np.asarray(distance, float), np.asarray(sd_unit, float))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = distance / sd  # the t sums must fall to this
-        z = sps.norm.ppf(1 - alpha) * (SKEW_BASE if hedge else 1.0) + sps.norm.ppf(power)
-        normal = np.ceil((z / ratio) ** 2)
-    sums = _t_sums(float(alpha), float(power), bool(welch), bool(hedge))
-    idx = np.searchsorted(-sums, -np.where(np.isnan(ratio), 0, ratio), side="left")
-    n = np.where(idx < len(sums), np.minimum(idx, len(sums) - 1) + 2, np.maximum(normal, len(sums) + 2))
-    ok = (distance > 0) & (sd >= 0) & (n <= SEEDS_CAP)
-    return np.where(ok, n, np.nan)
-
-
-def _seeds_all(distances: list, sds: list, alpha: float, welch: bool, power: float = POWER,
-               hedge: bool = False) -> np.ndarray:
-    """Smallest n (seeds per arm) with which several one-sided tests at `alpha` all pass together with
-    `power` (true effects `distances` from their boundaries, per-seed sds `sds`): their misses, each
-    P(T_df < t_{1-alpha} - distance sqrt(n) / sd), may sum to at most 1 - power (Bonferroni; nearly exact
-    for TOST's two sides, a little conservative for best_of's correlated pairs). One test: _seeds_needed.
-    NaN where some distance <= 0 or sd is undefined, or beyond SEEDS_CAP."""
-    d = np.stack(np.broadcast_arrays(*[np.asarray(x, float) for x in distances]), -1)
-    sd = np.stack(np.broadcast_arrays(*[np.asarray(x, float) for x in sds]), -1)
-    d, sd = np.broadcast_arrays(d, sd)
-    ok = np.all(d > 0, -1) & np.all(sd >= 0, -1)
-    d, sd = np.where(ok[..., None], d, 1.0), np.where(ok[..., None], sd, 1.0)
-
-    def misses(n):
-        df = (2 * (n - 1) if welch else n - 1)[..., None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x = d / sd * np.sqrt(n)[..., None] - sps.t.ppf(1 - alpha, df) * (skew_factor(n)[..., None] if hedge else 1.0)
-        return np.sum(sps.t.sf(np.where(np.isnan(x), np.inf, x), df), -1)
-
-    lo, hi = np.full(ok.shape, 2.0), np.full(ok.shape, float(SEEDS_CAP))
-    reachable = misses(hi) <= 1 - power
-    while np.any(lo < hi):
-        mid = np.floor((lo + hi) / 2)
-        good = misses(mid) <= 1 - power
-        hi, lo = np.where(good, mid, hi), np.where(good, lo, mid + 1)
-    return np.where(ok & reachable, lo, np.nan)
-
-
-def seeds_to_decide(distance: float, sd_unit: float, alpha: float, welch: bool = False,
-                    power: float = POWER, hedge: bool = False) -> int | None:
-    """Scalar form of _seeds_needed."""
-    n = float(_seeds_needed(distance, sd_unit, alpha, welch, power, hedge))
-    return None if math.isnan(n) else int(n)
-
-
-def _permutation_p(x: np.ndarray, weights: np.ndarray, exact: bool) -> np.ndarray:
-    """p of statistic x @ w[0] against the arrangements in `weights` (one per row; row 0 of an exact set
-    is the observed one): the share of arrangements at least as large, as scipy.stats.permutation_test
-    counts them (with its relative tolerance for ties; Monte Carlo adds the observed one)."""
-    observed = x @ weights[0]
-    gamma = np.abs(observed) * np.finfo(float).eps * 100
-    flat, obs, gam = x.reshape(-1, x.shape[-1]), observed.reshape(-1), gamma.reshape(-1)
-    count = np.empty(len(flat))
-    chunk = max(1, 2_000_000 // len(weights))
-    for start in range(0, len(flat), chunk):
-        null = flat[start:start + chunk] @ weights.T
-        count[start:start + chunk] = (null >= (obs - gam)[start:start + chunk, None]).sum(-1)
-    # exact: count / arrangements; Monte Carlo: row 0 is the observed arrangement, so this is (k + 1) / (B + 1)
-    return (count / len(weights)).reshape(observed.shape)
-
-
-@functools.lru_cache(maxsize=64)
-def _sign_flips(n: int) -> tuple[np.ndarray, bool]:
-    if 2 ** n <= EXACT_LIMIT:
-        signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)  # row 0: no flips
-        return signs / n, True
-    rng = np.random.default_rng(20190725)
-    signs = np.vstack([np.ones(n), rng.choice([-1.0, 1.0], size=(MC_PERMUTATIONS, n))])
-    return signs / n, False
-
-
-def sign_flip(d) -> dict:
-    """One-sided sign-flip permutation test of "the per-seed values d are centred above 0" (paired data;
-    exact under symmetry about 0). Floor: 1 / 2^n exactly (3 seeds: 0.125), 1/2000 by Monte Carlo."""
-    d = np.asarray(d, float)
-    weights, exact = _sign_flips(d.shape[-1])
-    return {"test": "sign-flip permutation" + ("" if exact else " (Monte Carlo)"),
-            "p": _permutation_p(d, weights, exact), "p_floor": 1 / len(weights),
-            "exact": exact, "n_permutations": len(weights) - (0 if exact else 1)}
-
-
-@functools.lru_cache(maxsize=64)
-def _splits(na: int, nb: int) -> tuple[np.ndarray, bool]:
-    total = na + nb
-    if math.comb(total, na) <= EXACT_LIMIT:
-        masks = np.zeros((math.comb(total, na), total), bool)
-        for i, chosen in enumerate(itertools.combinations(range(total), na)):  # first one: the observed split
-            masks[i, list(chosen)] = True
-        exact = True
-    else:
-        rng = np.random.default_rng(20190725)
-        order = np.argsort(rng.random((MC_PERMUTATIONS, total)), axis=1) < na
-        masks = np.vstack([np.arange(total) < na, order])
-        exact = False
-    return np.where(masks, 1 / na, -1 / nb), exact
-
-
-def two_sample_permutation(a, b) -> dict:
-    """One-sided permutation test of "mean(a) > mean(b)" over every split of the pooled runs (exact under
-    exchangeability). Floor: 1 / C(na + nb, na) (3 vs 3: 1/20 = 0.05, so it never gets below 0.05)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    weights, exact = _splits(a.shape[-1], b.shape[-1])
-    pooled = np.concatenate([a, b], -1)
-    return {"test": "two-sample permutation" + ("" if exact else " (Monte Carlo)"),
-            "p": _permutation_p(pooled, weights, exact), "p_floor": 1 / len(weights),
-            "exact": exact, "n_permutations": len(weights) - (0 if exact else 1)}
 
 
 def _companion_max(parts: list[dict]) -> dict:
@@ -723,16 +471,6 @@ def at_least(values, check) -> dict:
            "companion": comp, "numerator": num, "denominator": den, "no_spread": no_spread}
     out["seeds_to_decide"] = np.fmin(out["seeds_support"], out["seeds_refute"])
     return _finish(out, batch)
-
-
-def holm(pvalues: list[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (NaN stays NaN and is not counted)."""
-    finite = [(p, i) for i, p in enumerate(pvalues) if not math.isnan(p)]
-    m, adjusted, running = len(finite), [math.nan] * len(pvalues), 0.0
-    for rank, (p, i) in enumerate(sorted(finite)):
-        running = max(running, min(1.0, (m - rank) * p))
-        adjusted[i] = running
-    return adjusted
 
 
 @CHECKS.register("at_most")
