@@ -129,3 +129,78 @@ def test_the_report_marks_observed_arms_as_external_evidence(tmp_path):
     rows = dict(stat_rows(v))
     assert rows["external evidence: rerun"].startswith("5 values of top1 (% top-1 accuracy on the CIFAR-100 test "
                                                        "set), measured elsewhere, not trained here (from mdistiller-7")
+
+
+# Hostile files of observed values: each is one line naming the file and what is wrong, never a traceback, a hang
+# or a wrong verdict (issue 36). Each entry: file name, its bytes, the arm's extra keys, the expected line.
+HOSTILE_FILES = [
+    ("dup.csv", b"top1,top1\n1,76.2\n2,75.8\n", {}, "dup.csv: the header names column 'top1' 2 times"),
+    ("semi.csv", b"seed;top1\n0;76.2\n1;75.8\n", {}, "semi.csv: the header has one column 'seed;top1': values "
+                                                       "separated by ;?"),
+    ("tabs.csv", b"seed\ttop1\n0\t76.2\n", {}, "values separated by tab?"),
+    ("ragged.csv", b"seed,top1\n0,76.2\n1,75.8,9\n", {}, "ragged.csv: row 3 has 3 fields, the header 2"),
+    ("short.csv", b"seed,top1\n0,76.2\n1\n", {}, "short.csv: row 3 has 1 fields, the header 2"),
+    ("header.csv", b"top1\n", {}, "header.csv: a header row but no values"),
+    ("empty.csv", b"", {}, "empty.csv: empty; expected a header row"),
+    ("huge.csv", b"top1\n1e308\n1.1e308\n", {}, "huge.csv: row 2, column 'top1': 1e+308 is beyond +-1e+100"),
+    ("nan.csv", b"top1\nnan\n", {}, "expected a finite number"),
+    ("nul.csv", b"top1\n7\x006\n", {}, "nul.csv: not a text file (it contains NUL bytes)"),
+    ("latin.csv", b"top1\n76,2\xe9\n", {}, "latin.csv: not readable as UTF-8 text"),
+    ("strings.json", b'["76.2", "75.8"]', {}, "strings.json: entry 0: expected a number, got '76.2' (a JSON string"),
+    ("deep.json", b"[" * 100_000 + b"]" * 100_000, {}, "deep.json: nested more than 16 levels deep"),
+    ("dupkey.json", b'{"top1": [1], "top1": [2]}', {}, "dupkey.json: duplicate key 'top1' in one object"),
+    ("bool.json", b"[true, 1.0]", {}, "bool.json: entry 0: expected a number, got a boolean (true)"),
+    ("obj.json", b'{"other": [1, 2]}', {}, "obj.json: expected a list of numbers"),
+    ("big.json", b"[" + b"1," * (2 << 20) + b"1]", {}, "big.json: 4194307 bytes; an observed-values file is at most 4194304 bytes"),
+    ("runs.txt", b"76.2\n", {}, "runs.txt: expected a .csv or .json file"),
+]
+
+
+@pytest.mark.parametrize("name,content,extra,expected", HOSTILE_FILES, ids=[c[0] for c in HOSTILE_FILES])
+def test_a_hostile_observed_file_is_one_line(tmp_path, name, content, extra, expected):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(SpecError) as err:
+        load_claim(write(tmp_path, spec({"rerun": observed(None, file=name, **extra)})))
+    assert len(err.value.lines) == 1 and expected in err.value.lines[0], err.value.lines
+    assert err.value.lines[0].startswith(f"{tmp_path / 'obs.yaml'}: arms.rerun.observed.file: ")
+
+
+def test_a_named_pipe_or_a_folder_is_refused_without_blocking(tmp_path):
+    import os
+    os.mkfifo(tmp_path / "pipe.csv")  # nobody writes to it: reading it would block forever
+    (tmp_path / "dir.csv").mkdir()
+    for name, kind in (("pipe.csv", "a named pipe"), ("dir.csv", "a folder")):
+        with pytest.raises(SpecError, match=f"{name}: not readable \\({kind}, not a regular file\\)"):
+            load_claim(write(tmp_path, spec({"rerun": observed(None, file=name)})))
+
+
+def test_a_spreadsheets_byte_order_mark_does_not_hide_the_first_column(tmp_path):
+    (tmp_path / "excel.csv").write_bytes("top1,seed\r\n".encode("utf-8-sig") + b"76.2,0\r\n75.8,1\r\n\r\n")
+    claim = load_claim(write(tmp_path, spec({"rerun": observed(None, file="excel.csv")})))
+    assert claim.observed["rerun", "default"][1] == [76.2, 75.8]
+
+
+@pytest.mark.parametrize("field", ["provenance", "units", "metric"])
+def test_blank_text_fields_are_refused(tmp_path, field):
+    arm = observed()
+    arm["observed"][field] = "   "
+    with pytest.raises(SpecError, match=f"arms.rerun.observed.{field}: blank; expected a line of text"):
+        load_claim(write(tmp_path, spec({"rerun": arm})))
+
+
+def test_inline_values_beyond_any_metric_are_refused(tmp_path):
+    with pytest.raises(SpecError, match=r"arms.rerun.observed.values: 1e\+308 is beyond \+-1e\+100"):
+        load_claim(write(tmp_path, spec({"rerun": observed([1e308, 1.1e308])})))
+
+
+def test_observed_arms_in_different_units_are_not_compared(tmp_path):
+    pct = observed([76.2, 75.8, 75.9])
+    frac = {"observed": {**observed([0.762, 0.758, 0.759])["observed"], "units": "fraction top-1"}}
+    check = {"kind": "equivalent", "metric": "top1", "arms": ["a", "b"], "margin": 0.5, "alpha": 0.05,
+             "justification": "j"}
+    with pytest.raises(SpecError) as err:
+        load_claim(write(tmp_path, spec({"a": pct, "b": frac}, check)))
+    assert err.value.lines == [f"{tmp_path / 'obs.yaml'}: check.arms: the observed arms it compares are in different "
+                               "units ('a' in '% top-1', 'b' in 'fraction top-1'); convert them to one unit"]
+    same = {"observed": {**frac["observed"], "units": "% Top-1.", "values": [76.1, 75.9, 76.0]}}
+    assert load_claim(write(tmp_path, spec({"a": pct, "b": same}, check)))  # case, spaces, a full stop: the same

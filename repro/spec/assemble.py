@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from ..metrics import REDUCERS, recorded_keys
 from ..plugins import load_plugins
 from .errors import SpecError, _format, capped, clip
-from .observed import load_observed
+from .observed import load_observed, units_problem
 from .reader import read_yaml
 from .schema import Arm, Claim, deep_merge
 
@@ -87,6 +87,8 @@ def claim_from_raw(raw: dict, path: Path) -> Claim:
             if arm in check.arms and check.metric != obs.metric:
                 errors.setdefault(f"{where}.observed.{arm}", f"{path}: {where}.metric: '{clip(check.metric, 40)}', but "
                                   f"arm '{arm}' is observed as '{obs.metric}' (the check reads its values as that metric)")
+        if (problem := units_problem(claim, check)) is not None:
+            errors.setdefault(f"{where}.units", f"{path}: {where}.arms: {problem}")
         if check.paired and any(claim.is_observed(a) for a in check.arms):
             errors.setdefault(f"{where}.paired", f"{path}: {where}.paired: observed values carry no seeds to pair "
                               "by; leave `paired` unset (the comparison is unpaired)")

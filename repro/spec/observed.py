@@ -13,7 +13,10 @@ An arm that holds `observed:` is not trained; its values stand in for runs:
 The values come inline or from a file beside the spec (inside its folder): a CSV with a header row (the
 column named `column`, default the metric), or JSON (a list of numbers, a list of objects holding the
 column, or an object with a list under it). They are read when the spec loads, so `repro validate` reports
-a missing file, a missing column or a non-number with the file and row. An observed arm takes nothing from
+a missing file, a missing column or a non-number with the file and row. The file must be a regular file
+of UTF-8 text (a spreadsheet's byte-order mark is fine) of at most 4 MB; a CSV is comma-separated with one field
+per header column in every row and the column named once; JSON numbers are numbers, not strings. The arms
+one check compares must state the same `units`, and `metric`, `units` and `provenance` are never blank. An observed arm takes nothing from
 `defaults` or a variant's or profile's `all:`; a variant may give it other values under `arms:`
 (`variants.<v>.arms.<arm>.observed`); profiles do not change it (its runs were not made at a profile).
 
@@ -34,10 +37,14 @@ from typing import Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..registry import CHECKS
-from .errors import _format
+from .errors import _format, clip
+from .reader import TooBig, read_regular
 from .schema import deep_merge, is_observed
 
 MAX_VALUES = 10_000
+MAX_FILE_BYTES = 4 << 20  # a file of at most MAX_VALUES numbers (a few columns each) is far smaller
+MAX_JSON_DEPTH = 16  # [..] or {"column": [..]} or [{"column": x}, ..] is 3 deep; deeper is not a table of runs
+MAX_MAGNITUDE = 1e100  # no metric is this large; beyond it sums of squares overflow float64 and every p is NaN
 
 
 class Observed(BaseModel):
@@ -54,12 +61,21 @@ class Observed(BaseModel):
     file: Optional[str] = Field(None, description="or: a CSV or JSON file beside the spec holding them")
     column: Optional[str] = Field(None, description="the file's column (CSV) or key (JSON); default: the metric")
 
+    @field_validator("metric", "units", "provenance")
+    @classmethod
+    def _not_blank(cls, v):
+        if not v.strip():
+            raise ValueError("blank; expected a line of text")
+        return v
+
     @field_validator("values", mode="before")
     @classmethod
     def _finite(cls, v):
         for x in v if isinstance(v, list) else []:
             if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
                 raise ValueError(f"expected finite numbers, found {str(x)[:30]!r}")
+            if abs(x) > MAX_MAGNITUDE:
+                raise ValueError(f"{x:.3g} is beyond +-{MAX_MAGNITUDE:.0e}, not a metric's value")
         return v
 
     @model_validator(mode="after")
@@ -76,53 +92,130 @@ class ObservedError(ValueError):
     """A file of observed values that cannot be used; the message names the file and what is wrong."""
 
 
-def _number(value, where: str) -> float:
+
+def _number(value, where: str, text_ok: bool = False) -> float:
+    """A finite number; a CSV cell is text by nature (text_ok), a JSON string is not a number."""
     if isinstance(value, bool):
-        raise ObservedError(f"{where}: expected a number, got {value!r}")
+        raise ObservedError(f"{where}: expected a number, got a boolean ({str(value).lower()})")
+    if isinstance(value, str) and not text_ok:
+        raise ObservedError(f"{where}: expected a number, got {str(value)[:30]!r}"
+                            + (" (a JSON string; write the number without quotes)" if isinstance(value, str) else ""))
     try:
         x = float(value)
     except (TypeError, ValueError):
         raise ObservedError(f"{where}: expected a number, got {str(value)[:30]!r}") from None
     if not math.isfinite(x):
         raise ObservedError(f"{where}: expected a finite number, got {value!r}")
+    if abs(x) > MAX_MAGNITUDE:
+        raise ObservedError(f"{where}: {x:.3g} is beyond +-{MAX_MAGNITUDE:.0e}, not a metric's value")
     return x
 
 
-def read_file(path: Path, column: str) -> list[float]:
-    """The values of `column` in a CSV (header row) or JSON file."""
-    shown = path.name
+def _depth(data, limit: int) -> int:
+    """Nesting depth of parsed JSON, iteratively (no recursion to exhaust), stopping past `limit`."""
+    deepest, todo = 0, [(data, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if isinstance(node, (list, dict)):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            todo += [(x, depth + 1) for x in (node.values() if isinstance(node, dict) else node)]
+    return deepest
+
+
+def _no_duplicate_keys(pairs):
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) < len(keys):
+        raise ObservedError(f"duplicate key {next(k for k in keys if keys.count(k) > 1)[:40]!r} in one object")
+    return dict(pairs)
+
+
+def _read_json(shown: str, text: str, column: str) -> list[float]:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as err:
+        raise ObservedError(f"{shown}: not valid JSON (line {err.lineno}: {err.msg})") from None
+    except ObservedError as err:
+        raise ObservedError(f"{shown}: {err}") from None
+    except RecursionError:
+        raise ObservedError(f"{shown}: nested more than {MAX_JSON_DEPTH} levels deep") from None
+    if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise ObservedError(f"{shown}: nested more than {MAX_JSON_DEPTH} levels deep")
+    if isinstance(data, dict):
+        data = data.get(column)
+    if isinstance(data, list) and all(isinstance(x, dict) for x in data) and data:
+        if any(column not in x for x in data):
+            raise ObservedError(f"{shown}: an entry lacks '{column}'")
+        data = [x[column] for x in data]
+    if not isinstance(data, list) or not data:
+        raise ObservedError(f"{shown}: expected a list of numbers, a list of objects with '{column}', or an "
+                            f"object with a list under '{column}'")
+    return [_number(x, f"{shown}: entry {i}") for i, x in enumerate(data)]
+
+
+def _read_csv(shown: str, text: str, column: str) -> list[float]:
+    rows = list(csv.reader(io.StringIO(text)))
+    while rows and not any(cell.strip() for cell in rows[-1]):
+        rows.pop()  # trailing blank lines
+    if not rows:
+        raise ObservedError(f"{shown}: empty; expected a header row and one row per run")
+    header = [h.strip() for h in rows[0]]
+    if len(header) == 1 and any(sep in header[0] for sep in ";\t"):
+        sep = ";" if ";" in header[0] else "tab"
+        raise ObservedError(f"{shown}: the header has one column '{header[0][:40]}': values separated by {sep}? "
+                            "expected comma-separated values")
+    if header.count(column) > 1:
+        raise ObservedError(f"{shown}: the header names column '{column}' {header.count(column)} times; "
+                            "which one holds the values is ambiguous")
+    if column not in header:
+        raise ObservedError(f"{shown}: no column '{column}' (found {', '.join(header)[:80]}); name it with `column:`")
+    at = header.index(column)
+    for i, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise ObservedError(f"{shown}: row {i} has {len(row)} fields, the header {len(header)}")
+    if len(rows) < 2:
+        raise ObservedError(f"{shown}: a header row but no values")
+    return [_number(row[at].strip(), f"{shown}: row {i}, column '{column}'", text_ok=True)
+            for i, row in enumerate(rows[1:], start=2)]
+
+
+def read_file(path: Path, column: str) -> list[float]:
+    """The values of `column` in a CSV (header row) or JSON file: a regular file, UTF-8 (a BOM is allowed)."""
+    shown = path.name
+    if path.suffix.lower() not in (".json", ".csv"):
+        raise ObservedError(f"{shown}: expected a .csv or .json file")
+    try:
+        data = read_regular(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise ObservedError(f"{shown}: no such file beside the spec") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ObservedError(f"{shown}: not readable as UTF-8 text ({type(err).__name__})") from None
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ObservedError(f"{shown}: not valid JSON (line {err.lineno}: {err.msg})") from None
-        if isinstance(data, dict):
-            data = data.get(column)
-        if isinstance(data, list) and all(isinstance(x, dict) for x in data) and data:
-            if any(column not in x for x in data):
-                raise ObservedError(f"{shown}: an entry lacks '{column}'")
-            data = [x[column] for x in data]
-        if not isinstance(data, list) or not data:
-            raise ObservedError(f"{shown}: expected a list of numbers, a list of objects with '{column}', or an "
-                                f"object with a list under '{column}'")
-        values = [_number(x, f"{shown}: entry {i}") for i, x in enumerate(data)]
-    elif path.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(io.StringIO(text)))
-        if not rows or column not in rows[0]:
-            found = ", ".join(rows[0]) if rows else "no rows"
-            raise ObservedError(f"{shown}: no column '{column}' (found {found[:80]}); name it with `column:`")
-        values = [_number(row[column], f"{shown}: row {i + 2}, column '{column}'") for i, row in enumerate(rows)]
-    else:
-        raise ObservedError(f"{shown}: expected a .csv or .json file")
+    except TooBig as err:
+        raise ObservedError(f"{shown}: {err.size} bytes; an observed-values file is at most {MAX_FILE_BYTES} bytes") from None
+    except OSError as err:
+        raise ObservedError(f"{shown}: not readable ({clip(err.strerror or type(err).__name__)})") from None
+    try:
+        text = data.decode("utf-8-sig")  # a spreadsheet's CSV often starts with a byte-order mark
+    except UnicodeDecodeError:
+        raise ObservedError(f"{shown}: not readable as UTF-8 text") from None
+    if "\x00" in text:
+        raise ObservedError(f"{shown}: not a text file (it contains NUL bytes)")
+    reader = _read_json if path.suffix.lower() == ".json" else _read_csv
+    values = reader(shown, text, column)
     if len(values) > MAX_VALUES:
         raise ObservedError(f"{shown}: {len(values)} values; at most {MAX_VALUES}")
     return values
+
+
+def units_problem(claim, check) -> str | None:
+    """Observed arms that one check compares must be in the same units: values in % against fractions would
+    be compared as they are. None when they agree (compared without case, spaces or trailing punctuation)."""
+    same = lambda u: " ".join(u.casefold().split()).rstrip(".")  # noqa: E731
+    for variant in claim.variants:
+        units = {arm: claim.observed[arm, variant][0].units for arm in check.arms if (arm, variant) in claim.observed}
+        if len({same(u) for u in units.values()}) > 1:
+            shown = ", ".join(f"'{a}' in '{clip(u, 40)}'" for a, u in units.items())
+            return f"the observed arms it compares are in different units ({shown}); convert them to one unit"
+    return None
 
 
 def observed_layers(claim, arm: str, variant: str) -> dict:
