@@ -165,3 +165,28 @@ def test_a_loss_alias_gives_the_same_function_and_keeps_the_name_as_written():
     assert arm.loss.name == "hinton"  # so the run keys of existing specs cannot move
     with pytest.raises(KeyError, match="aliases: .*logit_mse"):
         LOSSES.get("no_such_loss")
+
+
+def test_a_profile_tunes_a_components_parameters_without_naming_it(tmp_path):
+    """`all: {loss: {label_smoothing: 0.1}}` keeps the arm's loss, written as a mapping, as a string, or left at
+    its default (ce), and only sets the parameter (it was refused for a nameless loss nobody wrote)."""
+    def edit(d):
+        d["arms"]["teacher"]["loss"] = "ce"  # as a string
+        d["arms"]["small"].pop("loss", None)  # the default
+        d["profiles"]["quick"].setdefault("all", {})["loss"] = {"label_smoothing": 0.1}
+    claim = load_claim(write(tmp_path, edited(edit)))
+    for arm, name in (("teacher", "ce"), ("small", "ce"), ("distilled", "hinton")):
+        loss = claim.resolve(arm, "as_described", "quick").loss
+        assert (loss.name, loss.params["label_smoothing"]) == (name, 0.1), arm
+    assert claim.resolve("distilled", "as_described", "quick").loss.params["T"] == 20  # the rest kept
+    assert "label_smoothing" not in claim.resolve("small", "as_described", "paper").loss.params
+
+
+def test_teacher_view_fixed_on_a_dataset_read_from_files_is_a_validation_line(tmp_path):
+    doc = flattened(Path("claims/hym-accuracy.yaml"))
+    doc["arms"]["alpha05"].update(teacher_view="fixed", teacher_mode="eval")
+    with pytest.raises(SpecError) as err:
+        load_claim(write(tmp_path, doc, "hym-accuracy"))
+    assert any("teacher_view: 'fixed' keeps the teacher's predictions by image index, but dataset 'hymenoptera' is "
+               "read from files batch by batch, not held in memory; use teacher_view: consistent" in line
+               for line in err.value.lines), err.value.lines

@@ -105,6 +105,18 @@ def dataset_fact(data: Component, name: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def held_in_memory(data: Component) -> bool | None:
+    """Whether a dataset's builder returns tensors held in memory (repro.data.TensorDataset), by its return
+    annotation: False for one read from files (hymenoptera), None where the builder does not say (a plugin)."""
+    try:
+        returns = inspect.signature(DATASETS.get(data.name)).return_annotation
+    except KeyError:
+        return None
+    if returns is inspect.Signature.empty:
+        return None
+    return (returns if isinstance(returns, str) else getattr(returns, "__name__", "")) == "TensorDataset"
+
+
 class Optimizer(Strict):
     name: Literal["sgd", "adam", "adamw"]
     lr: float = Field(gt=0, allow_inf_nan=False)
@@ -208,6 +220,15 @@ class Arm(Strict):
         if self.teacher_view == "fixed" and (self.teacher is None or self.teacher_mode != "eval"):
             raise ValueError("teacher_view: 'fixed' predicts once with a teacher in eval mode: the arm needs a "
                              "`teacher` and teacher_mode 'eval'")
+        return self
+
+    @model_validator(mode="after")
+    def _fixed_targets_need_data_in_memory(self):
+        if (self.teacher_view == "fixed" or self.cache_teacher_logits) and held_in_memory(self.data) is False:
+            key = "teacher_view: 'fixed'" if self.teacher_view == "fixed" else "cache_teacher_logits"
+            raise ValueError(f"{key} keeps the teacher's predictions by image index, but dataset "
+                             f"'{self.data.name}' is read from files batch by batch, not held in memory; "
+                             "use teacher_view: consistent")
         return self
 
     @model_validator(mode="after")
@@ -520,7 +541,7 @@ class Claim(Strict):
         v, p = self.variants[variant], self.profiles[profile]
         merged: dict = {}
         for layer in (self.defaults, self.arms[arm], v.all, v.arms.get(arm, {}), p.all, p.arms.get(arm, {})):
-            merged = deep_merge(merged, layer)
+            merged = deep_merge(_named_components(merged, layer), layer)
         return Arm.model_validate(merged, context={"limits": self.limits, "plugins": self._plugin_modules})
 
     def numbers_comparable(self, variant: str, profile: str) -> tuple[bool, str]:
@@ -555,6 +576,26 @@ class Claim(Strict):
         for name in self.arms:
             visit(name, [])
         return order
+
+
+def _named_components(merged: dict, layer: dict) -> dict:
+    """`merged` with the name of each component that `layer` gives parameters for without a name: an override
+    such as `all: {loss: {label_smoothing: 0.1}}` tunes the component in place, whether the arm named it as a
+    string (`loss: hinton`) or left the default (ce), rather than replacing it with a nameless one."""
+    out = merged
+    for key, value in layer.items():
+        field = Arm.model_fields.get(key)
+        if field is None or field.annotation not in (Component, "Component") or not isinstance(value, dict) \
+                or "name" in value or isinstance(merged.get(key), dict):
+            continue
+        base = merged.get(key, field.default if isinstance(field.default, Component) else None)
+        if isinstance(base, Component):
+            base = {"name": base.name, **base.params}
+        elif isinstance(base, str):
+            base = {"name": base}
+        if base is not None:
+            out = {**out, key: base}
+    return out
 
 
 def deep_merge(base: dict, override: dict) -> dict:
