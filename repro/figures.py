@@ -18,6 +18,8 @@ matplotlib.use("Agg")
 matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .wording import estimate_of, number  # noqa: E402,F401  (the report reads them from here too)
+
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 REFERENCE = "#b8860b"  # the source's reported number
 STYLE = {"font.size": 7.5, "axes.titlesize": 8, "axes.labelsize": 7.5, "legend.fontsize": 7,
@@ -61,24 +63,6 @@ def reference_line(ax, verdict: dict, horizontal: bool = True) -> None:
     line(value, color=REFERENCE, ls="--", lw=1.2, label=f"source: {value:g}", zorder=2)
     if isinstance(tol, (int, float)) and tol > 0:
         span(value - tol, value + tol, color=REFERENCE, alpha=0.12, lw=0, zorder=1)
-
-
-def number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def estimate_of(verdict: dict) -> tuple[str, float, float, float, float] | None:
-    """(what, estimate, low, high, reference) of the quantity the check tests, from whichever keys the
-    verdict has: `estimate`/`estimate_ci` (with `estimand`, `reference`), else `diff`/`ci` of arms[0] - arms[1]."""
-    est, ci = verdict.get("estimate"), verdict.get("estimate_ci") or []
-    if number(est) and len(ci) == 2 and all(map(number, ci)):
-        diff = verdict.get("diff")
-        ref = verdict.get("reference") if number(verdict.get("reference")) else (est - diff if number(diff) else 0.0)
-        return str(verdict.get("estimand") or "estimate"), est, ci[0], ci[1], ref
-    diff, ci, arms = verdict.get("diff"), verdict.get("ci") or [], verdict.get("arms") or []
-    if number(diff) and len(ci) == 2 and all(map(number, ci)) and len(arms) >= 2:
-        return f"{arms[0]} - {arms[1]}", diff, ci[0], ci[1], 0.0
-    return None
 
 
 def per_seed(verdict: dict, colors: dict[str, str]) -> str | None:
