@@ -113,7 +113,7 @@ def per_seed(verdict: dict, colors: dict[str, str]) -> str | None:
         ax.set_xlim(-0.6, len(arms) - 0.4)
         ax.set_ylabel(verdict.get("metric", ""))
         ax.set_title("per seed (bar = mean; lines join a seed)" if paired else
-                     "independent values (bar = mean, whisker = 95% CI of the mean)")
+                     "independent values (bar = mean, whisker = its 95% CI)")
         ax.grid(axis="y", alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best", frameon=False)
