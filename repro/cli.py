@@ -355,6 +355,11 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import command
+    return command(args, lambda: _outputs(args), load_claims)
+
+
 def cmd_judge(args) -> int:
     """Verdicts from stored results and observed values, printed (nothing trains, no verdicts file)."""
     from .judge import judge
@@ -475,6 +480,13 @@ def main(argv=None) -> int:
     p.add_argument("--verdicts", help="default: $REPRO_VERDICTS or OUT/reports/verdicts.json")
     p.add_argument("--out", dest="report_out", help="output folder (as before the command), or a .html file to write")
     p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("export", help="the verdicts as a table: csv, md (GitHub), tex or json", parents=[folders])
+    p.add_argument("--format", required=True, choices=["csv", "md", "tex", "json"])
+    p.add_argument("-o", "--output", help="file to write (default: stdout)")
+    p.add_argument("--profile", help="only this profile's verdicts")
+    p.add_argument("--verdicts", help="default: $REPRO_VERDICTS or OUT/reports/verdicts.json")
+    p.set_defaults(fn=cmd_export)
 
     p = sub.add_parser("judge", help="decide claims from stored results and observed values and print the verdicts "
                                      "(no pytest, nothing trains, no verdicts file)", parents=[folders])

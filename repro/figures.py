@@ -18,6 +18,8 @@ matplotlib.use("Agg")
 matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .wording import estimate_of, number  # noqa: E402,F401  (the report reads them from here too)
+
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 REFERENCE = "#b8860b"  # the source's reported number
 STYLE = {"font.size": 7.5, "axes.titlesize": 8, "axes.labelsize": 7.5, "legend.fontsize": 7,
@@ -63,24 +65,6 @@ def reference_line(ax, verdict: dict, horizontal: bool = True) -> None:
         span(value - tol, value + tol, color=REFERENCE, alpha=0.12, lw=0, zorder=1)
 
 
-def number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def estimate_of(verdict: dict) -> tuple[str, float, float, float, float] | None:
-    """(what, estimate, low, high, reference) of the quantity the check tests, from whichever keys the
-    verdict has: `estimate`/`estimate_ci` (with `estimand`, `reference`), else `diff`/`ci` of arms[0] - arms[1]."""
-    est, ci = verdict.get("estimate"), verdict.get("estimate_ci") or []
-    if number(est) and len(ci) == 2 and all(map(number, ci)):
-        diff = verdict.get("diff")
-        ref = verdict.get("reference") if number(verdict.get("reference")) else (est - diff if number(diff) else 0.0)
-        return str(verdict.get("estimand") or "estimate"), est, ci[0], ci[1], ref
-    diff, ci, arms = verdict.get("diff"), verdict.get("ci") or [], verdict.get("arms") or []
-    if number(diff) and len(ci) == 2 and all(map(number, ci)) and len(arms) >= 2:
-        return f"{arms[0]} - {arms[1]}", diff, ci[0], ci[1], 0.0
-    return None
-
-
 def per_seed(verdict: dict, colors: dict[str, str]) -> str | None:
     """Left: every seed's value per arm (the check's arms, then precondition-only arms such as the
     teacher), bar = mean, a seed's values joined across arms, the source's number as a reference.
@@ -100,16 +84,22 @@ def per_seed(verdict: dict, colors: dict[str, str]) -> str | None:
         arms = list(values)
         compared = [a for a in checked if a in values]
         lengths = {len(values[a]) for a in compared}
-        if len(compared) == 2 and len(lengths) == 1:  # the same seeds in both arms: join each seed's values
+        paired = is_paired(verdict)
+        if paired and len(compared) == 2 and len(lengths) == 1:  # the check pairs by seed: join each seed's values
             for i in range(lengths.pop()):
                 ax.plot([arms.index(a) for a in compared], [values[a][i] for a in compared],
                         color="#bbb", lw=0.7, zorder=2)
+        observed = verdict.get("observed") if isinstance(verdict.get("observed"), dict) else {}
         for i, arm in enumerate(arms):
             vs = finite(values[arm])
             ax.scatter([i] * len(vs), vs, s=22, color=colors.get(arm, "#555"), alpha=0.9 if arm in checked else 0.5,
                        zorder=3, edgecolor="white", linewidth=0.5)
             if vs:
                 ax.hlines(sum(vs) / len(vs), i - 0.28, i + 0.28, color="black", lw=1.8, zorder=4)
+            if not paired and arm in compared and len(vs) >= 2:  # independent samples: each its own interval
+                mean, low, high = mean_interval(vs)
+                ax.errorbar([i + 0.2], [mean], yerr=[[mean - low], [high - mean]], fmt="none", ecolor="black",
+                            capsize=3, lw=1, zorder=4)
         reference_line(ax, verdict)
         per_arm = verdict.get("value")
         if isinstance(per_arm, list) and len(per_arm) == len(checked):  # one source number per arm
@@ -118,10 +108,12 @@ def per_seed(verdict: dict, colors: dict[str, str]) -> str | None:
                     i = arms.index(arm)
                     ax.hlines(value, i - 0.4, i + 0.4, color=REFERENCE, ls="--", lw=1.2, zorder=2,
                               label="source" if arm == checked[0] else None)
-        ax.set_xticks(range(len(arms)), [a if a in checked else f"{a}\n(precondition)" for a in arms])
+        ax.set_xticks(range(len(arms)), [f"{a}\n(observed)" if a in observed else a if a in checked
+                                         else f"{a}\n(precondition)" for a in arms])
         ax.set_xlim(-0.6, len(arms) - 0.4)
         ax.set_ylabel(verdict.get("metric", ""))
-        ax.set_title("per seed (bar = mean)")
+        ax.set_title("per seed (bar = mean; lines join a seed)" if paired else
+                     "independent values (bar = mean, whisker = its 95% CI)")
         ax.grid(axis="y", alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best", frameon=False)
@@ -129,6 +121,23 @@ def per_seed(verdict: dict, colors: dict[str, str]) -> str | None:
             interval(axes[0][1], verdict, values, *tested)
         fig.tight_layout()
         return to_png(fig)
+
+
+def is_paired(verdict: dict) -> bool:
+    """Whether the check paired the arms by seed (as the verdict records it; an older verdict, by its test)."""
+    if isinstance(verdict.get("paired"), bool):
+        return verdict["paired"]
+    return str(verdict.get("test", "")).startswith("paired")
+
+
+def mean_interval(values: list[float]) -> tuple[float, float, float]:
+    """An arm's mean with its 95% t interval: a picture of one sample's spread, not the check's test (the
+    check's own interval is the right-hand panel)."""
+    import scipy.stats
+    n, mean = len(values), sum(values) / len(values)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in values) / (n - 1))
+    half = float(scipy.stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
 
 
 def interval(ax, verdict: dict, values: dict, what: str, est: float, lo: float, hi: float, ref: float) -> None:
@@ -141,8 +150,7 @@ def interval(ax, verdict: dict, values: dict, what: str, est: float, lo: float, 
     if ref or band:  # beside the panel: inside, it would cover the interval
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     arms = verdict.get("arms") or []
-    if len(arms) >= 2 and what.replace(" ", "") == f"{arms[0]}-{arms[1]}" and (
-            verdict.get("paired") or str(verdict.get("test", "")).startswith("paired")):
+    if len(arms) >= 2 and what.replace(" ", "") == f"{arms[0]}-{arms[1]}" and is_paired(verdict):
         d = [x - y for x, y in zip(values.get(arms[0], []), values.get(arms[1], [])) if number(x) and number(y)]
         ax.scatter([0] * len(d), d, s=16, color="#888", zorder=3)
     ax.errorbar([0.3], [est], yerr=[[est - lo], [hi - est]], fmt="o", color="black", capsize=4, zorder=4)
@@ -269,4 +277,55 @@ def sequential_path(verdict: dict) -> str | None:
         ax.grid(alpha=0.3)
         ax.legend(frameon=False, loc="best")
         fig.tight_layout()
+        return to_png(fig)
+
+
+VERDICT_COLOR = {"REPRODUCED": "#0a6b2a", "NOT REPRODUCED": "#b42318", "INCONCLUSIVE": "#b07d00", "NOT RUN": "#888"}
+
+
+def forest(verdicts: list[dict], title: str) -> str | None:
+    """One Holm family at a glance: a row per claim with its tested quantity and interval, each on its own
+    claim's scale (a difference against 0 or its margin, a matched number against its band: the claims
+    measure different things, so no axis is shared), the region where the claim holds shaded, its threshold
+    dashed, the point coloured by the verdict and the verdict's words beside it."""
+    from .wording import claimed_region, wording
+    if not verdicts:
+        return None
+    n = len(verdicts)
+    with plt.rc_context({**STYLE, "font.size": 8.5, "xtick.labelsize": 7.5}):
+        fig, axes = plt.subplots(n, 1, figsize=(12.5, 0.9 + 0.42 * n), squeeze=False)
+        fig.subplots_adjust(left=0.25, right=0.66, top=1 - 0.55 / (0.9 + 0.42 * n), bottom=0.35 / (0.9 + 0.42 * n),
+                            hspace=0.9)
+        for ax, v in zip(axes[:, 0], verdicts):
+            color = VERDICT_COLOR.get(v.get("status"), "#888")
+            tested, region = estimate_of(v), claimed_region(v)
+            ax.text(-0.02, 0.62, f"{v.get('claim')} [{v.get('variant')}]", transform=ax.transAxes, ha="right",
+                    va="center", fontsize=8.5)
+            ax.text(-0.02, 0.0, tested[0] if tested else v.get("metric", ""), transform=ax.transAxes, ha="right",
+                    va="center", fontsize=7, color="#6b7280")
+            ax.text(1.02, 0.5, wording(v), transform=ax.transAxes, ha="left", va="center", fontsize=8, color=color)
+            ax.set_yticks([])
+            for side in ("left", "right", "top"):
+                ax.spines[side].set_visible(False)
+            if not tested:
+                ax.set_xticks([])
+                ax.text(0.5, 0.5, "no estimate", transform=ax.transAxes, ha="center", va="center", color="#888")
+                continue
+            _, est, lo, hi, ref = tested
+            marks = [x for x in (region[1], region[2]) if number(x)] if region else [ref]
+            if region and region[0] == "sign" and number(v.get("margin")):  # a directional claim's refuting margin
+                marks.append(ref + (v["margin"] if region[2] == math.inf else -v["margin"]))
+            left, right = min([lo, est, *marks]), max([hi, est, *marks])
+            pad = 0.12 * (right - left or abs(right) or 1.0)
+            ax.set_xlim(left - pad, right + pad)
+            if region:
+                x0, x1 = ax.get_xlim()
+                ax.axvspan(max(region[1], x0), min(region[2], x1), color=VERDICT_COLOR["REPRODUCED"], alpha=0.1, lw=0)
+            for x in marks:
+                ax.axvline(x, color="#333", ls="--", lw=0.9)
+            ax.errorbar([est], [0.5], xerr=[[est - lo], [hi - est]], fmt="o", color=color, ms=5, capsize=3, lw=1.6)
+            ax.set_ylim(0, 1)
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=4))
+            ax.tick_params(axis="x", length=2, pad=1)
+        fig.suptitle(title, x=0.02, ha="left", fontsize=9.5)
         return to_png(fig)

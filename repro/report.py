@@ -19,6 +19,7 @@ import markupsafe
 import yaml
 
 from . import figures
+from .wording import explain
 from .spec import clip, public_path, read_regular
 from .store import CorruptResult, Store, atomic_write
 
@@ -311,7 +312,7 @@ def variant_block(v: dict, claim, runs: dict, colors: dict) -> dict:
     return {"v": v, "badge": BADGE.get(v.get("status"), "none"), "stats": stat_rows(v), "seeds": seed_table(v),
             "description": variant.description if variant else "", "figures": figs,
             "scale": profile.scale if profile else "", "comparable": profile.comparable if profile else None,
-            "claimed_measured": claimed_and_measured(v)}
+            "claimed_measured": claimed_and_measured(v), "explain": explain(v)}
 
 
 def environment(doc: dict, all_runs: dict[str, dict], claims_dir: Path) -> dict:
@@ -399,13 +400,28 @@ def render(doc: dict, claims: dict, results: Path | None = None, claims_dir: Pat
             same = [x for x in blocks if x["v"]["profile"] == b["v"]["profile"]]
             b["profile_span"] = len(same) if same[0] is b else 0
     profiles = sorted({str(v["profile"]) for v in verdicts}, key=profile_rank)
+    holm = families(doc, verdicts, profiles)
     counts = {p: {status: sum(v.get("status") == status and v["profile"] == p for v in verdicts) for status in BADGE}
               for p in profiles}
     return env.get_template("index.html.j2").render(
         doc=doc, groups=list(groups.values()), counts=counts, badge=BADGE, profiles=profiles,
-        families=families(doc, verdicts, profiles),
+        families=holm, glance=glance(verdicts, holm),
         policy=next((v["holm_policy"] for v in verdicts if isinstance(v.get("holm_policy"), str)), ""), env=environment(doc, all_runs, claims_dir),
         smoke=profiles == ["smoke"])
+
+
+def glance(verdicts: list[dict], holm: dict[str, dict]) -> dict[str, list[tuple[str, str]]]:
+    """Per profile, (family, forest plot) for each Holm family, its members in the family's order: the page's
+    first picture, every claim of the family at once."""
+    out = {}
+    for p, entry in holm.items():
+        by_id = {f"{v['claim']}[{v['variant']}]": v for v in verdicts if v["profile"] == p}
+        figs = [(name, figures.forest([by_id[m] for m in members if m in by_id],
+                                      f"{p} profile · Holm family {name}: each claim's tested quantity with its "
+                                      "interval, on its own scale; shaded: where the claim holds; dashed: its "
+                                      "threshold")) for name, members in entry["families"].items()]
+        out[p] = [(name, uri) for name, uri in figs if uri]
+    return out
 
 
 def has_runs(results: Path, v: dict) -> bool:
