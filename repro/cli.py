@@ -30,15 +30,12 @@ def _claims(args) -> dict:
 def cmd_list(args) -> int:
     """Every claim that loads; a spec that does not is its error lines (and exit status 1), not the end of
     the listing for the others."""
-    from .plan import plan_claim, resolve_profile, twin_precision
+    from .plan import listing, resolve_profile
     from .store import Store
     store = Store(_outputs(args)[0])  # a claims folder other than claims/ names its --out, as for run and report
     if args.stored_profiles:  # for `make reproduce`: judge every profile that has evidence
-        from .report import profile_rank
-        asked = resolve_profile(args.stored_profiles)
-        names = {p for c in _claims(args).values() for p in c.profiles if p != "smoke"
-                 and any((store.root / p / c.id).rglob("seed*.json"))}
-        print("\n".join(sorted(names | {asked}, key=profile_rank)))
+        from .report import judged_profiles
+        print("\n".join(judged_profiles(_claims(args), store, resolve_profile(args.stored_profiles))))
         return 0
     if not Path(args.claims).is_dir():
         raise SpecError(f"{args.claims}: not a folder of claim specs")
@@ -53,16 +50,7 @@ def cmd_list(args) -> int:
     if unknown:
         failed.append(f"unknown claim(s) {unknown}; known: {', '.join(claims)}")
     for claim in [c for k, c in claims.items() if not args.claim or k in args.claim]:
-        print(f"{claim.id}: {claim.check.kind} {claim.check.metric} {claim.check.arms}  [{claim.source.file}]")
-        for profile, prof in claim.profiles.items():
-            for variant in claim.variants:
-                runs = plan_claim(claim, variant, profile, precision=twin_precision(claim, variant, profile, store))
-                have = sum(store.path(profile, claim.id, variant, arm, r).exists() for arm, rs in runs.items() for r in rs)
-                total = sum(len(rs) for rs in runs.values())
-                print(f"  {profile:5s} {variant:14s} arms {','.join(runs)}  seeds {prof.seeds}  results {have}/{total}")
-        observed = [a for a in claim.arms if claim.is_observed(a)]
-        if observed:
-            print(f"  observed arms (values measured elsewhere, not trained): {', '.join(observed)}")
+        print("\n".join(listing(claim, store)))
     for line in failed:
         print(f"error {line}", file=sys.stderr)
     return 1 if failed else 0
@@ -136,50 +124,17 @@ def cmd_run(args) -> int:
         return 2
     import torch
     from .executors import make_executor
-    from .plan import needed_arms, plan, resolve_profile
+    from .plan import NothingToRun, choose, plan, resolve_profile
     from .precision import before_training
     from .store import OutsideStore, Store
     profile = resolve_profile(args.profile)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.precision:  # for the plan (every arm's precision, so its run keys); pytest -m claims reads the same
         os.environ["REPRO_PRECISION"] = args.precision
-    claims = _claims(args)
-    lacking = {k: c for k, c in claims.items() if profile not in c.profiles}
-    for k, c in lacking.items():
-        if not c.profiles:  # every arm observed (values measured elsewhere): `repro judge` decides it
-            print(f"note: {k} has only observed arms: nothing to train (`repro judge {k}` decides it)", file=sys.stderr)
-            continue
-        print(f"warning: {k} has no '{profile}' profile (it has {', '.join(c.profiles)}); nothing to run for it",
-              file=sys.stderr)
-    if lacking and len(lacking) == len(claims):
-        print(f"error: no chosen claim has a '{profile}' profile: 0 runs to plan", file=sys.stderr)
-        return 2
-    if args.until_decided and not any(c.profiles.get(profile) and c.profiles[profile].sequential
-                                      for c in claims.values()):
-        print(f"error: --until-decided: no chosen claim declares `sequential:` in its '{profile}' profile; nothing "
-              "to add seeds to (run without --until-decided)", file=sys.stderr)
-        return 2
-    if args.variants:  # e.g. copy one variant's shared runs without training another variant's own
-        chosen, known = set(args.variants), {v for c in claims.values() for v in c.variants}
-        if chosen - known:
-            print(f"error: --variants: no chosen claim has {', '.join(sorted(chosen - known))} "
-                  f"(they have {', '.join(sorted(known))})", file=sys.stderr)
-            return 2
-        for k, c in claims.items():
-            if not chosen & set(c.variants):
-                print(f"warning: {k} has none of --variants (it has {', '.join(c.variants)}); nothing to run for it",
-                      file=sys.stderr)
-        claims = {k: c.model_copy(update={"variants": {v: o for v, o in c.variants.items() if v in chosen}})
-                  for k, c in claims.items() if chosen & set(c.variants)}
-    if args.seeds:
-        claims = {k: c.model_copy(update={"profiles": {**c.profiles, profile: c.profiles[profile].model_copy(
-            update={"seeds": c.profiles[profile].seeds[: args.seeds]})}}) for k, c in claims.items()
-            if profile in c.profiles}
-    trained = {arm for c in claims.values() if profile in c.profiles
-               for v in c.variants for arm in needed_arms(c, v, profile)}
-    if set(args.arms or []) - trained:
-        print(f"error: --arms: no chosen claim trains {', '.join(sorted(set(args.arms) - trained))} at profile "
-              f"{profile} (they train {', '.join(sorted(trained))})", file=sys.stderr)
+    try:
+        claims = choose(_claims(args), profile, args.variants, args.seeds, args.arms, args.until_decided)
+    except NothingToRun as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     store = Store(_outputs(args)[0])
     if args.dry_run:  # what the plan would train and about how long, from stored timings; nothing is written

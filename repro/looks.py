@@ -12,12 +12,21 @@ from .family import declared
 from .spec import load_claims
 
 
-def until_decided(claims: dict, profile: str, store, executor, max_minutes: float | None,
-                  folder: str = "claims") -> int:
+def say(line: str) -> None:
+    """The loop's progress lines, as `repro run` prints them (flushed: a log file follows the looks)."""
+    print(line, flush=True)
+
+
+def until_decided(claims: dict, profile: str, store, executor, max_minutes: float | None = None,
+                  folder: str = "claims", log=say) -> int:
     """Group-sequential runs: judge every claim of the folder (Holm within the folder's family, as the report
     does: repro.family), train the next look's seeds for the chosen claims that declare `sequential:` and are
     still undecided for lack of evidence (not a failed precondition, a missing dataset or a diverged run), and
-    again, until each is decided or at its cap. Stops starting new looks after `max_minutes`."""
+    again, until each is decided or at its cap. Stops starting new looks after `max_minutes`.
+
+    `claims`: the chosen claims (id -> Claim, as cut by --variants); `executor`: what trains a look's runs
+    (its `device` and `submit(jobs)`); `log(line)`: each progress line (warnings go to stderr). Returns the
+    exit status of `repro run`: 0, or 2 when no chosen claim declares `sequential:` at this profile."""
     import time
     from .plan import variant_jobs
     from .family import describe
@@ -33,7 +42,7 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
     while True:
         judged = judge_folder(folder, everything, profile, store)
         if not verdicts_seen:  # the family the loop corrects within, once: the report's
-            print(describe(folder, profile, families(judged), declared(folder, everything) is not None), flush=True)
+            log(describe(folder, profile, families(judged), declared(folder, everything) is not None))
             verdicts_seen = True
         verdicts = [v for v in judged if v["claim"] in sequential]
         # INCONCLUSIVE for lack of evidence (undecided, or past its own boundary but not Holm's) with a look
@@ -42,21 +51,21 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
                 and v["variant"] in claims[v["claim"]].variants]  # as cut by --variants
         for v in verdicts:
             look = f"look {len(v['looks'])}, {v['sequential']['seeds_used']} seeds" if v.get("looks") else "no look"
-            print(f"  {v['status']:<14} {v['claim']} [{v['variant']}] ({look})"
-                  + (f" -> next look at {v['next_look']} seeds" if v["status"] == "INCONCLUSIVE" and v.get("next_look")
-                     else ""), flush=True)
+            log(f"  {v['status']:<14} {v['claim']} [{v['variant']}] ({look})"
+                + (f" -> next look at {v['next_look']} seeds" if v["status"] == "INCONCLUSIVE" and v.get("next_look")
+                   else ""))
         if not todo:
-            print("until-decided: every sequential claim is decided, at its cap, or not testable for another reason")
+            log("until-decided: every sequential claim is decided, at its cap, or not testable for another reason")
             return 0
         if max_minutes is not None and time.monotonic() - started > 60 * max_minutes:
-            print(f"until-decided: stopped after {max_minutes:g} minutes with {len(todo)} claim(s) undecided; "
-                  "run the same command again to go on", flush=True)
+            log(f"until-decided: stopped after {max_minutes:g} minutes with {len(todo)} claim(s) undecided; "
+                "run the same command again to go on")
             return 0
         jobs = [job for v in todo for claim in [sequential[v["claim"]]]
                 for job in variant_jobs(claim, v["variant"], profile, store,
                                         claim.profiles[profile].seeds_for(v["next_look"]), claim.check.arms,
                                         executor.device)]
-        print(f"until-decided: next looks for {len(todo)} claim(s), {len(jobs)} runs (stored ones skipped)", flush=True)
+        log(f"until-decided: next looks for {len(todo)} claim(s), {len(jobs)} runs (stored ones skipped)")
         if not warned and (lines := before_training(jobs, executor.device)):
             print("\n".join(lines), file=sys.stderr, flush=True)
             warned = True
