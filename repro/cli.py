@@ -14,8 +14,8 @@ from .spec import SpecError, load_claim, load_claims, spec_files
 
 
 def _outputs(args) -> tuple[Path, Path]:
-    """(results folder, reports folder) of the chosen claims folder (store.outputs)."""
-    from .store import outputs
+    """(results folder, reports folder) of the chosen claims folder (outputs.outputs)."""
+    from .outputs import outputs
     return outputs(args.claims, args.out_dir, args.results)
 
 
@@ -224,7 +224,8 @@ def cmd_verify(args) -> int:
 
 def cmd_report(args) -> int:
     from .report import ReportError, load_verdicts, render
-    from .store import atomic_write, check_outputs
+    from .outputs import check_outputs
+    from .store import atomic_write
     if args.report_out and args.report_out.endswith(".html"):  # `report --out FILE.html`, as before
         html = Path(args.report_out)
     else:
