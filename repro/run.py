@@ -25,7 +25,8 @@ from .plan import Job
 from .spec import RunSpec, public_path
 from .stacked import train_stacked, why_not_stackable
 from .store import RESULT_FIELDS, CorruptResult, Store
-from .train import build_model, train
+from .nets import build_model
+from .train import train
 
 
 def provenance() -> dict:

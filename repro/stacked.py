@@ -23,8 +23,10 @@ import torch
 from .registry import LOSSES
 from .spec import RunSpec, clip
 from .store import atomic_torch_save, warn
-from .train import EpochTally, augment_of, build_model, cast_teacher, dataset_of, describe_device, epoch_metrics, \
-    epoch_state, final_metrics, lr_at, make_optimizer, predict, track_best
+from .nets import augment_of, build_model, dataset_of, predict
+from .teachers import cast_teacher
+from .train import EpochTally, describe_device, epoch_metrics, epoch_state, final_metrics, lr_at, make_optimizer, \
+    track_best
 
 
 def why_not_stackable(runs: list[RunSpec]) -> str | None:
