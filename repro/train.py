@@ -19,7 +19,7 @@ from .nets import augment_of, autocast, build_model, dataset_of, device_layout, 
 from .registry import LOSSES
 from .spec import Arm, RunSpec, clip
 from .store import atomic_torch_save, warn
-from .teachers import cast_teacher, teacher_predictions
+from .teachers import SoftTargets
 
 
 def lr_at(arm: Arm, epoch: int, plateau_lr: float) -> float:
@@ -177,8 +177,8 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
           on_epoch=None, resume_path: Path | None = None, init: dict | None = None,
           on_weights=None, teacher_memo: dict | None = None) -> tuple[dict, torch.nn.Module]:
     """`on_weights(epoch, model)` after each finished epoch (1-based) lets the caller keep the weights of
-    epochs a student asks for (Arm.teacher_epoch) without the run itself knowing about it. `teacher_memo`:
-    see teacher_predictions."""
+    epochs a student asks for (Arm.teacher_epoch) without the run itself knowing about it. `teacher`: the network
+    whose soft targets the run learns from (teachers.SoftTargets); `teacher_memo`: see teachers.teacher_predictions."""
     arm = run.arm
     torch.manual_seed(run.seed)  # init, dropout, and torchvision's PIL transforms
     order = torch.Generator().manual_seed(run.seed)  # data order and batch augmentation
@@ -191,14 +191,8 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
     plateau = Plateau(arm)
     forward = torch.compile(model) if arm.compile else model  # shares the parameters; state_dict keeps plain keys
     loss_fn, loss_params = LOSSES.get(arm.loss.name), arm.loss.params
-    teacher_test_logits = teacher_train_logits = None
-    if teacher is not None:
-        teacher = device_layout(cast_teacher(teacher, arm.precision), device)
-        teacher_test_logits, teacher_train_logits = teacher_predictions(teacher, run, dataset, device, teacher_memo)
-        if teacher_train_logits is not None and sync_free(device):  # on the device once, not a copy per step
-            teacher_train_logits = teacher_train_logits.to(device)
-        # "train" reproduces sources that leave dropout on while producing soft targets.
-        teacher.train(arm.teacher_mode == "train")
+    soft = SoftTargets(teacher, run, dataset, device, teacher_memo) if teacher is not None else None
+    teacher_test_logits = soft.test if soft is not None else None
 
     history, status, best, best_state, elapsed = [], "done", None, None, 0.0
     if resume_path is not None and resume_path.exists():
@@ -230,10 +224,7 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
             with autocast(arm.precision, device):
                 logits = forward(xb)
                 with torch.no_grad():
-                    if teacher_train_logits is not None:
-                        teacher_logits = teacher_train_logits[idx].to(device)
-                    else:
-                        teacher_logits = teacher(xb) if teacher is not None else None
+                    teacher_logits = soft.batch(xb, idx) if soft is not None else None
             parts = loss_fn(logits, yb, teacher_logits, **loss_params)
             optimizer.zero_grad(set_to_none=True)
             parts["loss"].backward()
