@@ -1,4 +1,6 @@
 """`repro list | validate | run | report`: thin wrappers over plan, run, verdict and report."""
+# Imports here stay the standard library's: `repro --help` answers at once. The library (torch, scipy, pydantic)
+# is imported after the arguments are parsed (main: registry.load_builtins, with Ctrl-C held), and by each command.
 from __future__ import annotations
 
 import argparse
@@ -8,9 +10,6 @@ import signal
 import sys
 from pathlib import Path
 
-from .family import FILE as FAMILY_FILE, declared
-from .looks import until_decided
-from .spec import SpecError, load_claim, load_claims, spec_files
 
 
 def _outputs(args) -> tuple[Path, Path]:
@@ -20,6 +19,7 @@ def _outputs(args) -> tuple[Path, Path]:
 
 
 def _claims(args) -> dict:
+    from .spec import SpecError, load_claims
     claims = load_claims(args.claims)
     unknown = [c for c in getattr(args, "claim", []) or [] if c not in claims]
     if unknown:
@@ -31,6 +31,7 @@ def cmd_list(args) -> int:
     """Every claim that loads; a spec that does not is its error lines (and exit status 1), not the end of
     the listing for the others."""
     from .plan import listing, resolve_profile
+    from .spec import SpecError, load_claim, spec_files
     from .store import Store
     store = Store(_outputs(args)[0])  # a claims folder other than claims/ names its --out, as for run and report
     if args.stored_profiles:  # for `make reproduce`: judge every profile that has evidence
@@ -58,6 +59,8 @@ def cmd_list(args) -> int:
 
 def cmd_validate(args) -> int:
     """Every spec file of every folder given (*.yaml and *.yml), every error of each file, one per line."""
+    from .family import FILE as FAMILY_FILE, declared
+    from .spec import SpecError, load_claim, load_claims, spec_files
     paths = [Path(p) for p in args.paths] or [Path(args.claims)]
     failed = 0
     for path in paths:
@@ -184,6 +187,7 @@ def cmd_run(args) -> int:
     for (claim, variant), why in summary["not_runnable"].items():
         print(f"NOT RUN {claim} [{variant}]: {why}")
     if args.until_decided:
+        from .looks import until_decided
         try:
             return until_decided(claims, profile, store, executor, args.max_minutes, args.claims)
         except KeyboardInterrupt:
@@ -264,6 +268,7 @@ def cmd_report(args) -> int:
 def cmd_judge(args) -> int:
     """Verdicts from stored results and observed values, printed (nothing trains, no verdicts file)."""
     from .judge import judge
+    from .spec import load_claim
     files = [Path(c) for c in args.claim if c.endswith((".yaml", ".yml"))]
     ids = [c for c in args.claim if not c.endswith((".yaml", ".yml"))]
     chosen = [load_claim(f) for f in files]
@@ -401,10 +406,14 @@ def main(argv=None) -> int:
     args.out_dir = getattr(args, "out_dir", None) or os.environ.get("REPRO_OUT")
     args.results = getattr(args, "results", None)
     try:
-        return args.fn(args)
-    except SpecError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        from .registry import load_builtins
+        load_builtins()  # torch, scipy and the registries' built-in entries, with Ctrl-C held until they are loaded
+        from .spec import SpecError
+        try:
+            return args.fn(args)
+        except SpecError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     except BrokenPipeError:  # `repro validate | head -1`: the reader left; stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 141  # 128 + SIGPIPE
