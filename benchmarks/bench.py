@@ -40,7 +40,8 @@ from repro.losses import hinton
 from repro.models import create_model
 from repro.precision import SLOW_ABOVE, bf16_slowdown, machine_id
 from repro.stacked import stack
-from repro.train import autocast, cast_teacher, device_layout
+from repro.nets import autocast, device_layout
+from repro.teachers import cast_teacher
 
 BATCH, BATCHES, EPOCH, SEEDS = 128, 60, 60_000, 5
 ENGINE_BATCHES = int(os.environ.get("BENCH_ENGINE_BATCHES", 150))  # of an epoch's 469

@@ -1,26 +1,18 @@
 """kd-repro: checks whether knowledge-distillation claims hold.
 
-Importing the package fills the registries (datasets, models, losses, checks), so YAML names resolve.
+Importing the package is light (no torch, no scipy): the registries (datasets, models, losses, checks) import
+their built-in entries on their first lookup (repro.registry.load_builtins), so YAML names resolve wherever
+they are read, and `repro --help` answers at once.
 `repro.judge(spec_or_path)` decides claims from a notebook (repro/judge.py).
 """
-import signal as _signal
-import sys as _sys
-import threading as _threading
+import importlib as _importlib
 
-# Ctrl-C while torch, numpy and scipy import (seconds): an interrupt inside a library's import can leave it
-# half-initialised and fail later with an unrelated traceback, so it is held until the imports are done and
-# then ends the process with one line.
-_held: list[int] = []
-_hold = (_threading.current_thread() is _threading.main_thread()
-         and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler)
-if _hold:
-    _signal.signal(_signal.SIGINT, lambda signum, frame: _held.append(signum))
-try:
-    from . import data, losses, models, stats  # noqa: F401,E402  (registration side effects)
-    from .judge import judge  # noqa: F401,E402
-finally:
-    if _hold:
-        _signal.signal(_signal.SIGINT, _signal.default_int_handler)
-if _held:
-    print("\ninterrupted", file=_sys.stderr)
-    raise SystemExit(130)
+from .judge import judge  # noqa: F401,E402
+
+_LAZY = ("data", "losses", "models", "stats")  # once imported here for their registrations: still attributes
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return _importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,6 @@
 """`repro list | validate | run | report`: thin wrappers over plan, run, verdict and report."""
+# Imports here stay the standard library's: `repro --help` answers at once. The library (torch, scipy, pydantic)
+# is imported after the arguments are parsed (main: registry.load_builtins, with Ctrl-C held), and by each command.
 from __future__ import annotations
 
 import argparse
@@ -8,17 +10,16 @@ import signal
 import sys
 from pathlib import Path
 
-from .family import FILE as FAMILY_FILE, declared
-from .spec import SpecError, load_claim, load_claims, spec_files
 
 
 def _outputs(args) -> tuple[Path, Path]:
-    """(results folder, reports folder) of the chosen claims folder (store.outputs)."""
-    from .store import outputs
+    """(results folder, reports folder) of the chosen claims folder (outputs.outputs)."""
+    from .outputs import outputs
     return outputs(args.claims, args.out_dir, args.results)
 
 
 def _claims(args) -> dict:
+    from .spec import SpecError, load_claims
     claims = load_claims(args.claims)
     unknown = [c for c in getattr(args, "claim", []) or [] if c not in claims]
     if unknown:
@@ -29,15 +30,13 @@ def _claims(args) -> dict:
 def cmd_list(args) -> int:
     """Every claim that loads; a spec that does not is its error lines (and exit status 1), not the end of
     the listing for the others."""
-    from .plan import plan_claim, resolve_profile, twin_precision
+    from .plan import listing, resolve_profile
+    from .spec import SpecError, load_claim, spec_files
     from .store import Store
     store = Store(_outputs(args)[0])  # a claims folder other than claims/ names its --out, as for run and report
     if args.stored_profiles:  # for `make reproduce`: judge every profile that has evidence
-        from .report import profile_rank
-        asked = resolve_profile(args.stored_profiles)
-        names = {p for c in _claims(args).values() for p in c.profiles if p != "smoke"
-                 and any((store.root / p / c.id).rglob("seed*.json"))}
-        print("\n".join(sorted(names | {asked}, key=profile_rank)))
+        from .report import judged_profiles
+        print("\n".join(judged_profiles(_claims(args), store, resolve_profile(args.stored_profiles))))
         return 0
     if not Path(args.claims).is_dir():
         raise SpecError(f"{args.claims}: not a folder of claim specs")
@@ -52,16 +51,7 @@ def cmd_list(args) -> int:
     if unknown:
         failed.append(f"unknown claim(s) {unknown}; known: {', '.join(claims)}")
     for claim in [c for k, c in claims.items() if not args.claim or k in args.claim]:
-        print(f"{claim.id}: {claim.check.kind} {claim.check.metric} {claim.check.arms}  [{claim.source.file}]")
-        for profile, prof in claim.profiles.items():
-            for variant in claim.variants:
-                runs = plan_claim(claim, variant, profile, precision=twin_precision(claim, variant, profile, store))
-                have = sum(store.path(profile, claim.id, variant, arm, r).exists() for arm, rs in runs.items() for r in rs)
-                total = sum(len(rs) for rs in runs.values())
-                print(f"  {profile:5s} {variant:14s} arms {','.join(runs)}  seeds {prof.seeds}  results {have}/{total}")
-        observed = [a for a in claim.arms if claim.is_observed(a)]
-        if observed:
-            print(f"  observed arms (values measured elsewhere, not trained): {', '.join(observed)}")
+        print("\n".join(listing(claim, store)))
     for line in failed:
         print(f"error {line}", file=sys.stderr)
     return 1 if failed else 0
@@ -69,6 +59,8 @@ def cmd_list(args) -> int:
 
 def cmd_validate(args) -> int:
     """Every spec file of every folder given (*.yaml and *.yml), every error of each file, one per line."""
+    from .family import FILE as FAMILY_FILE, declared
+    from .spec import SpecError, load_claim, load_claims, spec_files
     paths = [Path(p) for p in args.paths] or [Path(args.claims)]
     failed = 0
     for path in paths:
@@ -135,50 +127,17 @@ def cmd_run(args) -> int:
         return 2
     import torch
     from .executors import make_executor
-    from .plan import needed_arms, plan, resolve_profile
+    from .plan import NothingToRun, choose, plan, resolve_profile
     from .precision import before_training
     from .store import OutsideStore, Store
     profile = resolve_profile(args.profile)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.precision:  # for the plan (every arm's precision, so its run keys); pytest -m claims reads the same
         os.environ["REPRO_PRECISION"] = args.precision
-    claims = _claims(args)
-    lacking = {k: c for k, c in claims.items() if profile not in c.profiles}
-    for k, c in lacking.items():
-        if not c.profiles:  # every arm observed (values measured elsewhere): `repro judge` decides it
-            print(f"note: {k} has only observed arms: nothing to train (`repro judge {k}` decides it)", file=sys.stderr)
-            continue
-        print(f"warning: {k} has no '{profile}' profile (it has {', '.join(c.profiles)}); nothing to run for it",
-              file=sys.stderr)
-    if lacking and len(lacking) == len(claims):
-        print(f"error: no chosen claim has a '{profile}' profile: 0 runs to plan", file=sys.stderr)
-        return 2
-    if args.until_decided and not any(c.profiles.get(profile) and c.profiles[profile].sequential
-                                      for c in claims.values()):
-        print(f"error: --until-decided: no chosen claim declares `sequential:` in its '{profile}' profile; nothing "
-              "to add seeds to (run without --until-decided)", file=sys.stderr)
-        return 2
-    if args.variants:  # e.g. copy one variant's shared runs without training another variant's own
-        chosen, known = set(args.variants), {v for c in claims.values() for v in c.variants}
-        if chosen - known:
-            print(f"error: --variants: no chosen claim has {', '.join(sorted(chosen - known))} "
-                  f"(they have {', '.join(sorted(known))})", file=sys.stderr)
-            return 2
-        for k, c in claims.items():
-            if not chosen & set(c.variants):
-                print(f"warning: {k} has none of --variants (it has {', '.join(c.variants)}); nothing to run for it",
-                      file=sys.stderr)
-        claims = {k: c.model_copy(update={"variants": {v: o for v, o in c.variants.items() if v in chosen}})
-                  for k, c in claims.items() if chosen & set(c.variants)}
-    if args.seeds:
-        claims = {k: c.model_copy(update={"profiles": {**c.profiles, profile: c.profiles[profile].model_copy(
-            update={"seeds": c.profiles[profile].seeds[: args.seeds]})}}) for k, c in claims.items()
-            if profile in c.profiles}
-    trained = {arm for c in claims.values() if profile in c.profiles
-               for v in c.variants for arm in needed_arms(c, v, profile)}
-    if set(args.arms or []) - trained:
-        print(f"error: --arms: no chosen claim trains {', '.join(sorted(set(args.arms) - trained))} at profile "
-              f"{profile} (they train {', '.join(sorted(trained))})", file=sys.stderr)
+    try:
+        claims = choose(_claims(args), profile, args.variants, args.seeds, args.arms, args.until_decided)
+    except NothingToRun as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     store = Store(_outputs(args)[0])
     if args.dry_run:  # what the plan would train and about how long, from stored timings; nothing is written
@@ -228,6 +187,7 @@ def cmd_run(args) -> int:
     for (claim, variant), why in summary["not_runnable"].items():
         print(f"NOT RUN {claim} [{variant}]: {why}")
     if args.until_decided:
+        from .looks import until_decided
         try:
             return until_decided(claims, profile, store, executor, args.max_minutes, args.claims)
         except KeyboardInterrupt:
@@ -237,57 +197,6 @@ def cmd_run(args) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
     return 0
-
-
-def until_decided(claims: dict, profile: str, store, executor, max_minutes: float | None,
-                  folder: str = "claims") -> int:
-    """Group-sequential runs: judge every claim of the folder (Holm within the folder's family, as the report
-    does: repro.family), train the next look's seeds for the chosen claims that declare `sequential:` and are
-    still undecided for lack of evidence (not a failed precondition, a missing dataset or a diverged run), and
-    again, until each is decided or at its cap. Stops starting new looks after `max_minutes`."""
-    import time
-    from .plan import variant_jobs
-    from .family import describe
-    from .precision import before_training
-    from .verdict import families, judge_folder
-    everything = load_claims(folder)  # the spec as written (not cut by --seeds): the design the looks follow
-    sequential = {k: c for k, c in everything.items()
-                  if k in claims and c.profiles.get(profile) and c.profiles[profile].sequential}
-    if not sequential:
-        print(f"--until-decided: no claim here declares `sequential:` in its '{profile}' profile", file=sys.stderr)
-        return 2
-    started, verdicts_seen, warned = time.monotonic(), False, False
-    while True:
-        judged = judge_folder(folder, everything, profile, store)
-        if not verdicts_seen:  # the family the loop corrects within, once: the report's
-            print(describe(folder, profile, families(judged), declared(folder, everything) is not None), flush=True)
-            verdicts_seen = True
-        verdicts = [v for v in judged if v["claim"] in sequential]
-        # INCONCLUSIVE for lack of evidence (undecided, or past its own boundary but not Holm's) with a look
-        # left: a failed precondition, a diverged run or no spread has no next look
-        todo = [v for v in verdicts if v.get("next_look") and v["status"] == "INCONCLUSIVE"
-                and v["variant"] in claims[v["claim"]].variants]  # as cut by --variants
-        for v in verdicts:
-            look = f"look {len(v['looks'])}, {v['sequential']['seeds_used']} seeds" if v.get("looks") else "no look"
-            print(f"  {v['status']:<14} {v['claim']} [{v['variant']}] ({look})"
-                  + (f" -> next look at {v['next_look']} seeds" if v["status"] == "INCONCLUSIVE" and v.get("next_look")
-                     else ""), flush=True)
-        if not todo:
-            print("until-decided: every sequential claim is decided, at its cap, or not testable for another reason")
-            return 0
-        if max_minutes is not None and time.monotonic() - started > 60 * max_minutes:
-            print(f"until-decided: stopped after {max_minutes:g} minutes with {len(todo)} claim(s) undecided; "
-                  "run the same command again to go on", flush=True)
-            return 0
-        jobs = [job for v in todo for claim in [sequential[v["claim"]]]
-                for job in variant_jobs(claim, v["variant"], profile, store,
-                                        claim.profiles[profile].seeds_for(v["next_look"]), claim.check.arms,
-                                        executor.device)]
-        print(f"until-decided: next looks for {len(todo)} claim(s), {len(jobs)} runs (stored ones skipped)", flush=True)
-        if not warned and (lines := before_training(jobs, executor.device)):
-            print("\n".join(lines), file=sys.stderr, flush=True)
-            warned = True
-        executor.submit(jobs)
 
 
 def _interrupt(signum, frame):
@@ -319,7 +228,8 @@ def cmd_verify(args) -> int:
 
 def cmd_report(args) -> int:
     from .report import ReportError, load_verdicts, render
-    from .store import atomic_write, check_outputs
+    from .outputs import check_outputs
+    from .store import atomic_write
     if args.report_out and args.report_out.endswith(".html"):  # `report --out FILE.html`, as before
         html = Path(args.report_out)
     else:
@@ -363,6 +273,7 @@ def cmd_export(args) -> int:
 def cmd_judge(args) -> int:
     """Verdicts from stored results and observed values, printed (nothing trains, no verdicts file)."""
     from .judge import judge
+    from .spec import load_claim
     files = [Path(c) for c in args.claim if c.endswith((".yaml", ".yml"))]
     ids = [c for c in args.claim if not c.endswith((".yaml", ".yml"))]
     chosen = [load_claim(f) for f in files]
@@ -507,10 +418,14 @@ def main(argv=None) -> int:
     args.out_dir = getattr(args, "out_dir", None) or os.environ.get("REPRO_OUT")
     args.results = getattr(args, "results", None)
     try:
-        return args.fn(args)
-    except SpecError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        from .registry import load_builtins
+        load_builtins()  # torch, scipy and the registries' built-in entries, with Ctrl-C held until they are loaded
+        from .spec import SpecError
+        try:
+            return args.fn(args)
+        except SpecError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     except BrokenPipeError:  # `repro validate | head -1`: the reader left; stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 141  # 128 + SIGPIPE

@@ -100,9 +100,11 @@ def probe(run, device) -> float:
     """Seconds of one epoch of `run` here (training and evaluation), with an untrained teacher of its
     architecture; the dataset is loaded before the clock starts. Nothing is stored."""
     import time
-    from .train import build_model, dataset_of, train
+    from .nets import dataset_of
+    from .teachers import stand_in
+    from .train import train
     dataset_of(run.arm)
-    teacher = build_model(run.teacher).to(device) if run.teacher is not None else None
+    teacher = stand_in(run, device)
     one = run.model_copy(update={"arm": run.arm.model_copy(update={"epochs": 1, "select": "last"})})
     started = time.perf_counter()
     train(one, device, teacher)

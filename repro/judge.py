@@ -8,12 +8,15 @@ values alone, whatever the profile.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .spec import Claim, claim_from_raw, load_claim
+if TYPE_CHECKING:  # `import repro` binds repro.judge, and stays light (no scipy, no torch): the spec is read on use
+    from .spec import Claim
 
 
 def as_claim(claim, folder: str | Path = ".") -> Claim:
     """A Claim from a Claim, a spec file's path, or a spec as a dict (named `<id>.yaml` in `folder`)."""
+    from .spec import Claim, claim_from_raw, load_claim
     if isinstance(claim, Claim):
         return claim
     if isinstance(claim, dict):

@@ -1,6 +1,7 @@
 """Claims x variants x seeds -> an ordered list of jobs (teachers before their students)."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,3 +114,65 @@ def plan(claims: list[Claim], profile: str, store, arms: list[str] | None = None
             if roots != []:
                 jobs += variant_jobs(claim, variant, profile, store, arms=roots, device=device)
     return jobs
+
+
+class NothingToRun(ValueError):
+    """A `repro run` choice that leaves nothing to train: its message is the error line (after 'error: ')."""
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def choose(claims: dict[str, Claim], profile: str, variants: list[str] | None = None, seeds: int | None = None,
+           arms: list[str] | None = None, sequential: bool = False, note=_stderr) -> dict[str, Claim]:
+    """The claims as `repro run` trains them at `profile`: only `variants`, the profile's first `seeds` seeds,
+    and `arms` checked against the arms they train; with `sequential` (--until-decided) one of them must declare
+    `sequential:`. `note(line)` tells of each claim left with nothing to run; NothingToRun where nothing is."""
+    lacking = {k: c for k, c in claims.items() if profile not in c.profiles}
+    for k, c in lacking.items():
+        if not c.profiles:  # every arm observed (values measured elsewhere): `repro judge` decides it
+            note(f"note: {k} has only observed arms: nothing to train (`repro judge {k}` decides it)")
+            continue
+        note(f"warning: {k} has no '{profile}' profile (it has {', '.join(c.profiles)}); nothing to run for it")
+    if lacking and len(lacking) == len(claims):
+        raise NothingToRun(f"no chosen claim has a '{profile}' profile: 0 runs to plan")
+    if sequential and not any(c.profiles.get(profile) and c.profiles[profile].sequential for c in claims.values()):
+        raise NothingToRun(f"--until-decided: no chosen claim declares `sequential:` in its '{profile}' profile; "
+                           "nothing to add seeds to (run without --until-decided)")
+    if variants:  # e.g. copy one variant's shared runs without training another variant's own
+        chosen, known = set(variants), {v for c in claims.values() for v in c.variants}
+        if chosen - known:
+            raise NothingToRun(f"--variants: no chosen claim has {', '.join(sorted(chosen - known))} "
+                               f"(they have {', '.join(sorted(known))})")
+        for k, c in claims.items():
+            if not chosen & set(c.variants):
+                note(f"warning: {k} has none of --variants (it has {', '.join(c.variants)}); nothing to run for it")
+        claims = {k: c.model_copy(update={"variants": {v: o for v, o in c.variants.items() if v in chosen}})
+                  for k, c in claims.items() if chosen & set(c.variants)}
+    if seeds:
+        claims = {k: c.model_copy(update={"profiles": {**c.profiles, profile: c.profiles[profile].model_copy(
+            update={"seeds": c.profiles[profile].seeds[: seeds]})}}) for k, c in claims.items()
+            if profile in c.profiles}
+    trained = {arm for c in claims.values() if profile in c.profiles
+               for v in c.variants for arm in needed_arms(c, v, profile)}
+    if set(arms or []) - trained:
+        raise NothingToRun(f"--arms: no chosen claim trains {', '.join(sorted(set(arms) - trained))} at profile "
+                           f"{profile} (they train {', '.join(sorted(trained))})")
+    return claims
+
+
+def listing(claim: Claim, store) -> list[str]:
+    """`repro list`'s lines for one claim: its check, and per profile and variant the arms, seeds and how many
+    of its results are stored."""
+    lines = [f"{claim.id}: {claim.check.kind} {claim.check.metric} {claim.check.arms}  [{claim.source.file}]"]
+    for profile, prof in claim.profiles.items():
+        for variant in claim.variants:
+            runs = plan_claim(claim, variant, profile, precision=twin_precision(claim, variant, profile, store))
+            have = sum(store.path(profile, claim.id, variant, arm, r).exists() for arm, rs in runs.items() for r in rs)
+            total = sum(len(rs) for rs in runs.values())
+            lines.append(f"  {profile:5s} {variant:14s} arms {','.join(runs)}  seeds {prof.seeds}  results {have}/{total}")
+    observed = [a for a in claim.arms if claim.is_observed(a)]
+    if observed:
+        lines.append(f"  observed arms (values measured elsewhere, not trained): {', '.join(observed)}")
+    return lines

@@ -7,6 +7,10 @@ while a spec keeps the name it was written with, so run keys do not change.
 """
 from __future__ import annotations
 
+import importlib
+import signal
+import sys
+import threading
 from typing import Annotated, Callable
 
 from pydantic import AfterValidator, Field
@@ -30,6 +34,7 @@ class Registry:
         return add
 
     def get(self, name: str) -> Callable:
+        load_builtins()
         if name not in self:
             raise KeyError(self.unknown(name))
         return self._entries[self._aliases.get(name, name)]
@@ -48,13 +53,50 @@ class Registry:
 
     def names(self) -> list[str]:
         """Registered names, without aliases."""
+        load_builtins()
         return sorted(self._entries)
 
     def aliases_of(self, name: str) -> list[str]:
+        load_builtins()
         return sorted(a for a, n in self._aliases.items() if n == name)
 
     def __contains__(self, name: str) -> bool:
+        load_builtins()
         return name in self._entries or name in self._aliases
+
+
+# The modules that register the built-in datasets, models, losses and checks. They are imported on the first
+# lookup of any registry (or by `repro`'s commands, after their arguments are parsed), not by `import repro`:
+# `repro --help` never waits for torch, and every reader (spec validation, training, the reference) still finds
+# them, before any plugin's entries.
+BUILTINS = ("repro.data", "repro.losses", "repro.models", "repro.stats")
+_loaded: list[bool] = []
+
+
+def load_builtins() -> None:
+    """Import the BUILTINS once. Ctrl-C while torch, numpy and scipy import (seconds): an interrupt inside a
+    library's import can leave it half-initialised and fail later with an unrelated traceback, so it is held
+    until the imports are done and then ends the process with one line."""
+    if _loaded:
+        return
+    _loaded.append(True)  # first: the modules' own @register calls look the registry up
+    held: list[int] = []
+    hold = (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    if hold:
+        signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        for module in BUILTINS:
+            importlib.import_module(module)
+    except BaseException:
+        _loaded.clear()  # a failed import (no torch) is tried again, and reported again, at the next lookup
+        raise
+    finally:
+        if hold:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    if held:
+        print("\ninterrupted", file=sys.stderr)
+        raise SystemExit(130)
 
 
 # The kinds a user's plugin module may add to (repro/plugins.py), with the name of each kind's registry.

@@ -273,6 +273,14 @@ def profile_rank(name: str) -> tuple[int, str]:
     return PROFILE_ORDER.get(name, 5), name
 
 
+def judged_profiles(claims: dict, store, asked: str) -> list[str]:
+    """The profiles `make reproduce` judges (`repro list --stored-profiles`), in report order: `asked`, and every
+    other profile but smoke that the claims declare and the store holds results of."""
+    names = {p for c in claims.values() for p in c.profiles if p != "smoke"
+             and any((store.root / p / c.id).rglob("seed*.json"))}
+    return sorted(names | {asked}, key=profile_rank)
+
+
 def seed_table(v: dict) -> tuple[list, list[tuple[str, list, bool]]]:
     """Seeds, and (arm, values, is a compared arm) for the check's arms then precondition-only arms."""
     values = [(arm, vs, True) for arm, vs in (v.get("values") or {}).items()]

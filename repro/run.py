@@ -25,7 +25,9 @@ from .plan import Job
 from .spec import RunSpec, public_path
 from .stacked import train_stacked, why_not_stackable
 from .store import RESULT_FIELDS, CorruptResult, Store
-from .train import build_model, train
+from .teachers import Teachers, kept_epochs
+from .nets import build_model
+from .train import train
 
 
 def provenance() -> dict:
@@ -55,7 +57,7 @@ class LocalExecutor:
         self.store, self.device, self.force, self.stack_seeds = store, device, force, stack_seeds
         self.log = log or (lambda msg: print(msg, flush=True))
         self.keep_epochs: dict[str, set[int]] = {}  # run key -> epochs whose weights a student asks for
-        self.teacher_memo: dict = {}  # train.teacher_predictions: a teacher's logits, once for all its students
+        self.teachers = Teachers(self.trained_model)  # a student's teacher, and its logits once for all its students
         self._said_stored: set = set()  # result files already reported as stored (a fixed_seed run: every seed)
         # --force redoes results stored before this moment; one stored since (by this process, or by another
         # `repro run --force` that took the run's lock first) is not trained twice
@@ -79,7 +81,7 @@ class LocalExecutor:
     def _train(self, run: RunSpec, on_epoch=None):
         """Train (or resume) a run and save its weights. Its resume file stays until the caller has
         stored what it needs (the result), so no moment of a kill loses a finished run."""
-        teacher = self.trained_model(run.teacher, run.arm.teacher_epoch) if run.teacher else None
+        teacher = self.teachers.network(run)
         init = self.trained_model(run.init_from).state_dict() if run.init_from else None
         keep = self.keep_epochs.get(run.key, set())
 
@@ -90,7 +92,7 @@ class LocalExecutor:
         # Per-epoch state lets a killed run resume where it stopped, with the same numbers.
         state = self.store.state_path(run)
         result, model = train(run, self.device, teacher, on_epoch, resume_path=state, init=init,
-                              on_weights=on_weights if keep else None, teacher_memo=self.teacher_memo)
+                              on_weights=on_weights if keep else None, teacher_memo=self.teachers.memo)
         self.store.save_weights(run, model)
         return result, model
 
@@ -111,9 +113,8 @@ class LocalExecutor:
     def submit(self, jobs: list[Job]) -> dict:
         """Run every job not yet stored; returns counts and the (claim, variant)s that could not run, with why."""
         counts = {"trained": 0, "cached": 0, "failed": 0}
-        for job in jobs:  # teachers keep the weights of the epochs their students distil from
-            if job.run.teacher is not None and job.run.arm.teacher_epoch is not None:
-                self.keep_epochs.setdefault(job.run.teacher.key, set()).add(job.run.arm.teacher_epoch)
+        for key, epoch in kept_epochs(job.run for job in jobs):  # teachers keep the epochs their students distil from
+            self.keep_epochs.setdefault(key, set()).add(epoch)
         not_runnable: dict[tuple[str, str], str] = {}
         stacked: set[str] = set()  # run keys trained as part of a stacked group
         tried: set[tuple[str, str, str]] = set()  # (claim, variant, arm)s already offered for stacking
@@ -196,7 +197,7 @@ class LocalExecutor:
         with contextlib.ExitStack() as locks:
             for run in sorted(runs, key=lambda r: r.key):
                 locks.enter_context(self.store.lock(run.key))  # waits: a stacked group trains all or none
-            teachers = [self.trained_model(r.teacher, r.arm.teacher_epoch) for r in runs] if runs[0].teacher else None
+            teachers = [self.teachers.network(r) for r in runs] if runs[0].teacher else None
             states = [self.store.state_path(r) for r in runs]
             results = train_stacked(runs, self.device, teachers, states)
             for job, state, (result, model) in zip(group, states, results):

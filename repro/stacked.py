@@ -23,8 +23,10 @@ import torch
 from .registry import LOSSES
 from .spec import RunSpec, clip
 from .store import atomic_torch_save, warn
-from .train import EpochTally, augment_of, build_model, cast_teacher, dataset_of, describe_device, epoch_metrics, \
-    epoch_state, final_metrics, lr_at, make_optimizer, predict, track_best
+from .nets import augment_of, build_model, dataset_of, predict
+from .teachers import stacked_targets
+from .train import EpochTally, describe_device, epoch_metrics, epoch_state, final_metrics, lr_at, make_optimizer, \
+    track_best
 
 
 def why_not_stackable(runs: list[RunSpec]) -> str | None:
@@ -86,9 +88,7 @@ def train_stacked(runs: list[RunSpec], device: torch.device, teachers: list[torc
     loss_fn, loss_params = LOSSES.get(arm.loss.name), arm.loss.params
     teacher_train = teacher_test = [None] * n
     if teachers is not None:
-        teachers = [cast_teacher(t, arm.precision) for t in teachers]
-        teacher_test = [predict(t, dataset, arm, device)[0] for t in teachers]
-        teacher_train = [predict(t, dataset, arm, device, split="train")[0].to(device) for t in teachers]
+        teacher_test, teacher_train = stacked_targets(teachers, arm, dataset, device)
 
     histories, best, best_state, status, elapsed = [[] for _ in runs], [None] * n, [None] * n, ["done"] * n, 0.0
     try:

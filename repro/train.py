@@ -7,69 +7,19 @@ killed at epoch k and resumed ends with the same numbers as an uninterrupted one
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from .data import Augment, load_dataset, sync_free
-from .models import create_model
+from .data import sync_free
+from .nets import augment_of, autocast, build_model, dataset_of, device_layout, predict
 from .registry import LOSSES
 from .spec import Arm, RunSpec, clip
 from .store import atomic_torch_save, warn
-
-
-def hashable(params: dict) -> dict:
-    """YAML lists -> tuples, so dataset params can key the in-process dataset cache."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
-
-
-def dataset_of(arm: Arm):
-    return load_dataset(arm.data.name, **hashable(arm.data.params))
-
-
-def build_model(run: RunSpec) -> torch.nn.Module:
-    dataset = dataset_of(run.arm)
-    return create_model(run.arm.model.name, dataset.in_shape_at(run.arm.resolution), dataset.num_classes,
-                        **run.arm.model.params)
-
-
-def augment_of(arm: Arm) -> Augment:
-    return Augment(arm.jitter_px, arm.crop_pad, arm.hflip, arm.resolution)
-
-
-def autocast(precision: str, device: torch.device):
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return nullcontext()
-
-
-def cast_teacher(teacher: torch.nn.Module, precision: str) -> torch.nn.Module:
-    """Under bf16 autocast a frozen teacher's weights would be re-cast every step (a quarter of a KD
-    step's time on CPU). Cast them once instead: for Linear/ReLU/dropout nets this gives bit-identical
-    logits (tests/test_train.py). Nets with batch norm keep autocast's own handling."""
-    if precision != "bf16" or any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in teacher.modules()):
-        return teacher
-    return copy.deepcopy(teacher).to(torch.bfloat16)
-
-
-def device_layout(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """The kernels that suit the device; the same math, up to float rounding.
-    On CUDA a convnet (more than one convolution: a ViT has one, its patch embedding) runs in
-    channels_last, which tensor-core convolutions want; inputs follow the weights' layout.
-    On CPU timm's attention runs as explicit matmuls + softmax instead of the fused (flash) kernel, whose
-    CPU backward was 40% of a ViT-tiny patch-8 step for 17 tokens: 1.8x faster steps (make bench)."""
-    if device.type == "cuda" and sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) > 1:
-        model.to(memory_format=torch.channels_last)
-    if device.type == "cpu":
-        for m in model.modules():
-            if hasattr(m, "fused_attn"):
-                m.fused_attn = False
-    return model
+from .teachers import SoftTargets
 
 
 def lr_at(arm: Arm, epoch: int, plateau_lr: float) -> float:
@@ -108,44 +58,6 @@ class Plateau:
             self.bad += 1
             if self.bad > self.arm.schedule.patience:
                 self.lr, self.bad = self.lr * self.arm.schedule.factor, 0
-
-
-@torch.inference_mode()
-def predict(model, dataset, arm: Arm, device, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (fp32, on CPU) and labels of a whole split, in large batches."""
-    model.eval()
-    logits, labels = [], []
-    for x, y in dataset.eval_batches(split, augment_of(arm), device):
-        with autocast(arm.precision, device):
-            logits.append(model(x).float().cpu())
-        labels.append(y.cpu())
-    return torch.cat(logits), torch.cat(labels)
-
-
-TEACHERS_MEMOISED = 8  # teacher_predictions' memo keeps this many (a CIFAR train split's logits: 2 MB)
-
-
-def teacher_predictions(teacher, run: RunSpec, dataset, device, memo: dict | None) -> tuple:
-    """The teacher's test logits (for the logit gap) and, with cache_teacher_logits or teacher_view 'fixed', its
-    logits on the clean (unaugmented) training images (else None). Every student of one teacher needs the same
-    ones: a caller training several (the executor) passes a memo, and they are computed once per process
-    instead of once per run (a minute per ViT student)."""
-    arm = run.arm
-    once = arm.cache_teacher_logits or arm.teacher_view == "fixed"
-    if once and not hasattr(dataset, "train_x"):
-        raise ValueError(f"teacher_view/cache_teacher_logits: dataset '{arm.data.name}' is not held in memory, "
-                         "so its images have no fixed index to keep the teacher's predictions by")
-    key = None if memo is None or run.teacher is None else \
-        (run.teacher.key, arm.teacher_epoch, repr(arm.data), arm.resolution, arm.precision, once, str(device))
-    if key in (memo or {}):
-        return memo[key]
-    test, _ = predict(teacher, dataset, arm, device)
-    train_split = predict(teacher, dataset, arm, device, split="train")[0] if once else None
-    if key is not None:
-        memo[key] = (test, train_split)
-        while len(memo) > TEACHERS_MEMOISED:
-            memo.pop(next(iter(memo)))
-    return test, train_split
 
 
 def error_metrics(logits, labels, num_classes) -> dict:
@@ -265,8 +177,8 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
           on_epoch=None, resume_path: Path | None = None, init: dict | None = None,
           on_weights=None, teacher_memo: dict | None = None) -> tuple[dict, torch.nn.Module]:
     """`on_weights(epoch, model)` after each finished epoch (1-based) lets the caller keep the weights of
-    epochs a student asks for (Arm.teacher_epoch) without the run itself knowing about it. `teacher_memo`:
-    see teacher_predictions."""
+    epochs a student asks for (Arm.teacher_epoch) without the run itself knowing about it. `teacher`: the network
+    whose soft targets the run learns from (teachers.SoftTargets); `teacher_memo`: see teachers.teacher_predictions."""
     arm = run.arm
     torch.manual_seed(run.seed)  # init, dropout, and torchvision's PIL transforms
     order = torch.Generator().manual_seed(run.seed)  # data order and batch augmentation
@@ -279,14 +191,8 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
     plateau = Plateau(arm)
     forward = torch.compile(model) if arm.compile else model  # shares the parameters; state_dict keeps plain keys
     loss_fn, loss_params = LOSSES.get(arm.loss.name), arm.loss.params
-    teacher_test_logits = teacher_train_logits = None
-    if teacher is not None:
-        teacher = device_layout(cast_teacher(teacher, arm.precision), device)
-        teacher_test_logits, teacher_train_logits = teacher_predictions(teacher, run, dataset, device, teacher_memo)
-        if teacher_train_logits is not None and sync_free(device):  # on the device once, not a copy per step
-            teacher_train_logits = teacher_train_logits.to(device)
-        # "train" reproduces sources that leave dropout on while producing soft targets.
-        teacher.train(arm.teacher_mode == "train")
+    soft = SoftTargets(teacher, run, dataset, device, teacher_memo) if teacher is not None else None
+    teacher_test_logits = soft.test if soft is not None else None
 
     history, status, best, best_state, elapsed = [], "done", None, None, 0.0
     if resume_path is not None and resume_path.exists():
@@ -318,10 +224,7 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
             with autocast(arm.precision, device):
                 logits = forward(xb)
                 with torch.no_grad():
-                    if teacher_train_logits is not None:
-                        teacher_logits = teacher_train_logits[idx].to(device)
-                    else:
-                        teacher_logits = teacher(xb) if teacher is not None else None
+                    teacher_logits = soft.batch(xb, idx) if soft is not None else None
             parts = loss_fn(logits, yb, teacher_logits, **loss_params)
             optimizer.zero_grad(set_to_none=True)
             parts["loss"].backward()

@@ -28,7 +28,8 @@ from scipy import stats as sps
 from .metrics import run_value
 from .plan import variant_jobs
 from .store import CorruptResult, Store
-from .train import build_model, describe_device, train
+from .nets import build_model
+from .train import describe_device, train
 
 
 def stored_runs(claims: dict, profile: str, store: Store) -> list[tuple]:

@@ -28,7 +28,7 @@ SELECTED: list = []  # (claim, variant) that pytest selected: their lines are pr
 
 def claims_outputs() -> tuple[Path, Path]:
     """(results folder, verdicts file) of the claims set pytest judges (REPRO_CLAIMS, REPRO_OUT), as `repro` has them."""
-    from repro.store import check_outputs, outputs
+    from repro.outputs import check_outputs, outputs
     claims = os.environ.get("REPRO_CLAIMS", "claims")
     results, reports = outputs(claims, os.environ.get("REPRO_OUT"))
     verdicts = Path(os.environ.get("REPRO_VERDICTS") or reports / "verdicts.json")

@@ -62,3 +62,35 @@ def test_variants_train_only_the_chosen_variant(tmp_path, monkeypatch, capsys):
     assert main(run + ["hinton-kd-helps", "course-teacher", "--variants", "as_described", "--dry-run"]) == 0
     assert "warning: course-teacher has none of --variants (it has as_written, corrected); nothing to run for it\n" \
         in capsys.readouterr().err
+
+
+def test_help_imports_no_torch():
+    """`repro --help` and every command's --help answer without importing torch (or scipy): the heavy library is
+    imported by a command after its arguments are parsed, and the registries fill on their first lookup."""
+    commands = ["", "list", "validate", "run", "verify", "report", "judge", "reference"]
+    script = ("import sys, repro.cli\n"
+              f"for command in {commands!r}:\n"
+              "    try:\n"
+              "        repro.cli.main([command, '--help'] if command else ['--help'])\n"
+              "    except SystemExit:\n"
+              "        pass\n"
+              "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'scipy', 'torchvision'))\n"
+              "assert not heavy, heavy[:5]\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "usage: repro run" in proc.stdout
+
+
+def test_the_registries_find_the_built_in_entries_without_importing_them_first():
+    """`import repro` is light, yet a spec validates in a fresh process: the first lookup loads the built-ins."""
+    script = ("import sys, repro\n"
+              "assert 'torch' not in sys.modules\n"
+              "from repro.spec import load_claim\n"
+              "load_claim('claims/hinton-kd-helps.yaml')\n"
+              "from repro.registry import CHECKS, DATASETS, LOSSES, MODELS\n"
+              "assert 'mnist' in DATASETS and 'mlp' in MODELS and 'hinton' in LOSSES and 'greater' in CHECKS\n"
+              "assert callable(repro.judge) and repro.losses.hinton\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]

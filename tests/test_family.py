@@ -111,7 +111,7 @@ def test_until_decided_corrects_over_the_folders_family(tmp_path, monkeypatch):
     """A sequential claim whose p_seq passes Holm among the sequential claims alone but not among the folder's
     tested claims is INCONCLUSIVE in the report: the loop must train its next look (the old loop judged the
     sequential claims alone, called it decided and trained nothing)."""
-    from repro.cli import until_decided
+    from repro.looks import until_decided
     from repro.store import Store
     folder = tmp_path / "claims"
     folder.mkdir()

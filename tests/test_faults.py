@@ -215,7 +215,7 @@ def test_no_output_is_the_shipped_results_or_reports_or_inside_claims(case, tmp_
 
 
 def test_the_shipped_sets_write_their_own_outputs_and_examples_need_no_out(tmp_path, monkeypatch, capsys):
-    from repro.store import outputs
+    from repro.outputs import outputs
     claims_sets(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("REPRO_RESULTS", raising=False)

@@ -89,6 +89,7 @@ def test_cached_teacher_logits_train_like_a_teacher_forward_per_batch(tmp_path):
 
 
 def test_a_teachers_logits_are_computed_once_for_all_its_students_with_the_same_numbers(tmp_path, monkeypatch):
+    import repro.teachers
     import repro.train
     from repro.run import LocalExecutor
     from repro.store import Store
@@ -97,8 +98,9 @@ def test_a_teachers_logits_are_computed_once_for_all_its_students_with_the_same_
     teacher = LocalExecutor(Store(tmp_path / "r", tmp_path / "c"), CPU).trained_model(cached.teacher)
     alone = [without_time(train(run, CPU, teacher)[0]) for run in (cached, per_batch)]
     splits, predict = [], repro.train.predict
-    monkeypatch.setattr(repro.train, "predict", lambda model, data, arm, device, split="test":
-                        splits.append(split) or predict(model, data, arm, device, split))
+    for module in (repro.train, repro.teachers):  # the students' own predictions, and their teacher's
+        monkeypatch.setattr(module, "predict", lambda model, data, arm, device, split="test":
+                            splits.append(split) or predict(model, data, arm, device, split))
     memo: dict = {}
     for _ in range(2):  # two students of one teacher: its train and test logits once
         shared = [without_time(train(run, CPU, teacher, teacher_memo=memo)[0]) for run in (cached, per_batch)]
@@ -120,7 +122,8 @@ def test_cached_teacher_logits_are_refused_where_soft_targets_change_every_epoch
 @pytest.mark.parametrize("mode", ["eval", "train"])
 def test_a_teacher_cast_once_to_bf16_gives_the_same_logits_as_autocast(mode):
     from repro.models import create_model
-    from repro.train import autocast, cast_teacher
+    from repro.nets import autocast
+    from repro.teachers import cast_teacher
     teacher = create_model("mlp", (1, 28, 28), 10, hidden=[64, 64], input_dropout=0.2, hidden_dropout=0.5)
     teacher.train(mode == "train")
     cast = cast_teacher(teacher, "bf16")
