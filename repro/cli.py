@@ -267,6 +267,7 @@ def cmd_report(args) -> int:
 
 def cmd_export(args) -> int:
     from .export import command
+    from .spec import load_claims
     return command(args, lambda: _outputs(args), load_claims)
 
 
@@ -368,7 +369,7 @@ def main(argv=None) -> int:
     p.add_argument("--address", help="with --executor ray: the cluster to join (default: start a local one)")
     p.add_argument("--until-decided", action="store_true",
                    help="claims whose profile declares `sequential:`: add seeds a group at a time until each is "
-                        "decided or at its cap, with alpha spent across the looks (repro/sequential.py)")
+                        "decided or at its cap, with alpha spent across the looks (repro/stats/sequential.py)")
     p.add_argument("--max-minutes", type=minutes, help="with --until-decided: start no new look after this long")
     p.add_argument("--dry-run", action="store_true",
                    help="train nothing: list the runs (stored or to train) with minutes estimated from stored timings "
