@@ -151,7 +151,8 @@ def test_a_committed_gpu_check_rates_the_gpu_column_and_stored_gpu_runs_are_meas
     checks = tmp_path / "benchmarks"
     checks.mkdir()
     summary = {"started": "2026-01-01", "sections": {
-        "environment": {"device": "NVIDIA H100 80GB HBM3", "dry_run": False, "step_overhead_s": 0.001},
+        "environment": {"device": "NVIDIA H100 80GB HBM3", "dry_run": False},
+        "sync_free_loop": {"steps_per_epoch": 469, "sync_free": {"epoch_s": [2.0, 0.469, 0.5]}},
         "vit_paper_epoch": {"flops_per_epoch": 4e14, "epoch_s": 20.0, "precision": "fp32"}}}
     (checks / "gpu-check-h100.json").write_text(json.dumps(summary))
     (checks / "gpu-check-dry.json").write_text(json.dumps({**summary, "sections": {
@@ -159,7 +160,7 @@ def test_a_committed_gpu_check_rates_the_gpu_column_and_stored_gpu_runs_are_meas
     monkeypatch.setattr(cost, "GPU_CHECKS", checks)
     out = dry(tmp_path, capsys)
     assert "] 20.0 TFLOP/s fp32, the rate of the paper ViT epoch `make gpu-check` measured on NVIDIA H100 80GB " \
-           "HBM3 (gpu-check-h100.json; the other precision at 2x), plus 1.0 ms a step" in out
+           "HBM3 (gpu-check-h100.json; the other precision at 2x), plus 1 ms a step (measured)" in out
     assert "ASSUMED" not in out
     store_some(tmp_path, claim, seconds=6.0, device="NVIDIA H100 80GB HBM3")
     out = dry(tmp_path, capsys)
