@@ -390,7 +390,7 @@ class Estimator:
     def _by_flops(self, run, where, fallback: Rate | None, none_why: str) -> Estimate:
         work = run_work(run)
         if work is None:
-            return Estimate(None, False, f"no stored timing of this model and data, and its FLOPs cannot be counted")
+            return Estimate(None, False, "no stored timing of this model and data, and its FLOPs cannot be counted")
         rate = calibrate(run, self.timings, where, self.cache)
         if rate is not None and fallback is not None:  # a GPU rated by stored GPU runs: the same cost per step
             rate.step_s = fallback.step_s
