@@ -146,7 +146,7 @@ def cmd_run(args) -> int:
         print(f"profile {profile} on {device}: {len(claims)} claim(s)")
         for line in before_training(jobs, device):
             print(line)
-        print("\n".join(dry_run(jobs, store, device if args.probe else None)))
+        print("\n".join(dry_run(jobs, store, device if args.probe else None, device)))
         return 0
     try:
         store.probe()  # an unwritable results or cache folder fails now, not after the first run has trained

@@ -20,11 +20,14 @@ def test_the_gpu_check_dry_run_fills_every_section_of_its_summary(tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     sections = json.loads((tmp_path / "out" / "gpu-check.json").read_text())["sections"]
-    assert list(sections) == ["environment", "sync_free_loop", "mnist_paper_arms", "bf16", "stacked_seeds",
+    assert list(sections) == ["environment", "vit_paper_epoch", "sync_free_loop", "mnist_paper_arms", "bf16", "stacked_seeds",
                               "resnet_vit_step", "paper_projection", "smoke_end_to_end"]
     assert not [name for name, s in sections.items() if "error" in s]
     assert sections["environment"]["dry_run"] is True
     assert sections["sync_free_loop"]["same_numbers"] is True  # per-step and sync-free paths agree
+    vit = sections["vit_paper_epoch"]  # tiny here; on a GPU one real-size epoch
+    assert vit["vit_paper_runs"] == 30 and vit["vit_paper_profile_gpu_hours"] > 0 and vit["flops_per_epoch"] > 0
+    assert vit["data"].startswith("synthetic stand-in") and vit["epoch_s"] > 0 and vit["teacher_epoch_s"] > 0
     assert sections["paper_projection"]["unique_runs"] > 100 and sections["paper_projection"]["total_hours_one_gpu"] > 0
     assert sections["smoke_end_to_end"]["ok"] and sum(sections["smoke_end_to_end"]["verdicts"].values()) == 2
     assert list((tmp_path / "scratch" / "smoke" / "results").rglob("*.json"))  # into the scratch folder, not results/
