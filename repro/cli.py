@@ -60,14 +60,19 @@ def cmd_list(args) -> int:
 def cmd_validate(args) -> int:
     """Every spec file of every folder given (*.yaml and *.yml), every error of each file, one per line."""
     from .family import FILE as FAMILY_FILE, declared
+    from .preflight import claim_problems
     from .spec import SpecError, load_claim, load_claims, spec_files
     paths = [Path(p) for p in args.paths] or [Path(args.claims)]
     failed = 0
     for path in paths:
         for file in spec_files(path) if path.is_dir() else [path]:
             try:
-                load_claim(file)
-                print(f"ok    {file}")
+                problems = claim_problems(load_claim(file), file)  # plugin builders on a dummy batch
+                for line in problems:
+                    print(f"error {line}")
+                failed += bool(problems)
+                if not problems:
+                    print(f"ok    {file}")
             except SpecError as err:
                 for line in err.lines:
                     print(f"error {line}")

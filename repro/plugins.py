@@ -82,6 +82,8 @@ def load_plugin(entry, folder: Path) -> str | None:
         try:
             load()
             _loaded[key] = None
+        except SystemExit as err:  # sys.exit() in the user's module: the spec fails, the command goes on
+            _loaded[key] = f"'{_short(entry, 60)}' called sys.exit({_short(repr(err.code), 40)}) while being imported"
         except Exception as err:  # noqa: BLE001 -- the user's code: any failure is one line, never a traceback
             _loaded[key] = f"'{_short(entry, 60)}' could not be imported ({_why(err)})"
     return _loaded[key]

@@ -22,7 +22,8 @@ from .data import DataMissing
 from .metrics import run_value
 from .models import WeightsMissing
 from .plan import Job
-from .spec import RunSpec, public_path
+from .preflight import arm_problem, uses_plugin
+from .spec import RunSpec, clip, public_path
 from .stacked import train_stacked, why_not_stackable
 from .store import RESULT_FIELDS, CorruptResult, Store
 from .teachers import Teachers, kept_epochs
@@ -115,7 +116,7 @@ class LocalExecutor:
         counts = {"trained": 0, "cached": 0, "failed": 0}
         for key, epoch in kept_epochs(job.run for job in jobs):  # teachers keep the epochs their students distil from
             self.keep_epochs.setdefault(key, set()).add(epoch)
-        not_runnable: dict[tuple[str, str], str] = {}
+        not_runnable = self._broken_plugins(jobs)
         stacked: set[str] = set()  # run keys trained as part of a stacked group
         tried: set[tuple[str, str, str]] = set()  # (claim, variant, arm)s already offered for stacking
         # Two `repro run`s on one store share the work: a run another process is training (and every run
@@ -132,6 +133,22 @@ class LocalExecutor:
         for job in later:
             self._submit_one(job, counts, not_runnable, stacked)
         return {"counts": counts, "not_runnable": not_runnable}
+
+    def _broken_plugins(self, jobs: list[Job]) -> dict[tuple[str, str], str]:
+        """(claim, variant) -> why, for those whose plugin builders (or their teachers') break their contract on
+        a dummy batch (repro/preflight.py): they are NOT RUN, every other claim trains."""
+        broken, checked = {}, {}
+        for job in jobs:
+            for run in (job.run, job.run.teacher, job.run.init_from):
+                if run is None or (job.claim, job.variant) in broken:
+                    continue
+                key = run.arm.model_dump_json()
+                if key not in checked:
+                    checked[key] = arm_problem(run.arm)
+                if checked[key]:
+                    broken[(job.claim, job.variant)] = checked[key]
+                    self.log(f"NOT RUN {job.claim} [{job.variant}]: {checked[key]}")
+        return broken
 
     def _submit_one(self, job: Job, counts: dict, not_runnable: dict, stacked: set[str],
                     later: list[Job] | None = None) -> None:
@@ -171,6 +188,14 @@ class LocalExecutor:
             except (DataMissing, WeightsMissing) as err:
                 not_runnable[(job.claim, job.variant)] = str(err)
                 self.log(f"NOT RUN {job.claim} [{job.variant}]: {err}")
+                counts["failed"] += 1
+                return
+            except (Exception, SystemExit) as err:  # noqa: BLE001 -- only where the user's plugin code ran
+                if not uses_plugin(job.run):
+                    raise
+                why = f"a plugin of this arm failed while training: {type(err).__name__}: {clip(str(err), 160)}"
+                not_runnable[(job.claim, job.variant)] = why
+                self.log(f"NOT RUN {job.claim} [{job.variant}]: {why}")
                 counts["failed"] += 1
                 return
             self._keep(job, result)

@@ -221,3 +221,103 @@ def test_a_missing_torchvision_dataset_offline_is_a_clear_error(tmp_path, monkey
     with pytest.raises(DataMissing, match=r"dataset 'cifar100' not found: \$REPRO_DATA lacks cifar-100-python/train, "
                                           r"cifar-100-python/test .*could not be downloaded \(OSError\)"):
         load_dataset("cifar100", labels="fine", test_subset=3)
+
+
+# Plugins that break the documented contract (issue 36): each is one line naming the plugin file, the builder and
+# what was expected, at `repro validate` and at `repro run`, where that claim is NOT RUN and every other trains.
+BROKEN = {  # name -> (replacement of the healthy plugin's text, the line expected)
+    "wrong-shape": ("nn.Linear(width, num_classes))", "nn.Linear(width, num_classes + 3))",
+                    "model 'tiny_{tag}' (plugin bad.py): expected logits of shape (2, 2) as a floating tensor "
+                    "(train mode, input (2, 1, 4, 4)), got a torch.float32 tensor of shape (2, 5)"),
+    "builder-returns-function": ('    """A one-hidden-layer net of the user\'s own."""\n',
+                                 '    """A one-hidden-layer net of the user\'s own."""\n    return print\n',
+                                 "model 'tiny_{tag}' (plugin bad.py): expected a torch.nn.Module, got "
+                                 "builtin_function_or_method"),
+    "dataset-dict": ("return tensor_dataset((x, y), (x, y), 2, (0.5,), (0.5,), (), (), 0, None)",
+                     "return {'x': x, 'y': y}",
+                     "dataset 'blobs_{tag}' (plugin bad.py): expected a repro.data.TensorDataset (build it with "
+                     "repro.data.tensor_dataset), got dict"),
+    "loss-bare-tensor": ("return combine(hard, torch.zeros_like(hard), weight, 0.0)", "return hard",
+                         "loss 'soft_only_{tag}' (plugin bad.py): expected a dict with 'loss', 'hard' and 'soft', "
+                         "got a torch.float32 tensor of shape ()"),
+    "integer-logits": ("nn.Linear(width, num_classes))", "nn.Linear(width, num_classes), Round())",
+                       "model 'tiny_{tag}' (plugin bad.py): expected logits of shape (2, 2) as a floating tensor "
+                       "(train mode, input (2, 1, 4, 4)), got a torch.int64 tensor of shape (2, 2)"),
+    "raises-in-forward": ("nn.Linear(width, num_classes))", "nn.Linear(width, num_classes), Boom())",
+                          "model 'tiny_{tag}' (plugin bad.py) failed on a dummy batch: RuntimeError: boom"),
+}
+HELPERS = textwrap.dedent('''
+    class Round(nn.Module):
+        def forward(self, x):
+            return x.round().long()
+
+    class Boom(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom")
+    ''')
+
+
+def broken_folder(tmp_path, case: str):
+    """A folder with a healthy claim (own plugin `good.py`) and one whose plugin `bad.py` breaks `case`."""
+    good_tag, bad_tag = uuid.uuid4().hex[:8], uuid.uuid4().hex[:8]
+    old, new, expected = BROKEN[case]
+    source = plugin_source(bad_tag)
+    assert old in source
+    (tmp_path / "good.py").write_text(plugin_source(good_tag))
+    (tmp_path / "bad.py").write_text(source.replace(old, new) + HELPERS)
+    write(tmp_path / "good.yaml", {**claim_doc(good_tag, plugins=["good.py"]), "id": "good"})
+    write(tmp_path / "own.yaml", claim_doc(bad_tag, plugins=["bad.py"]))
+    return expected.format(tag=bad_tag)
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_a_plugin_that_breaks_its_contract_is_one_validate_line(tmp_path, case, capsys):
+    from repro.cli import main
+    expected = broken_folder(tmp_path, case)
+    assert main(["validate", str(tmp_path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    errors = [line for line in lines if line.startswith("error ")]
+    assert len(errors) == 1 and errors[0].endswith(expected), lines
+    assert errors[0].startswith(f"error {tmp_path / 'own.yaml'}: arms.a (variant 'default', profile 'p'): ") or \
+        errors[0].startswith(f"error {tmp_path / 'own.yaml'}: arms.b (variant 'default', profile 'p'): ")
+    assert f"ok    {tmp_path / 'good.yaml'}" in lines
+
+
+@pytest.mark.parametrize("case", ["wrong-shape", "loss-bare-tensor", "dataset-dict"])
+def test_a_broken_plugin_stops_its_claim_not_the_others(tmp_path, case, capsys):
+    from repro.cli import main
+    (tmp_path / "claims").mkdir()
+    expected = broken_folder(tmp_path / "claims", case)
+    out = tmp_path / "out"
+    assert main(["run", "--claims", str(tmp_path / "claims"), "--out", str(out), "--profile", "p"]) in (0, 1)
+    text = capsys.readouterr()
+    assert f"NOT RUN own [default]: {expected}" in text.out + text.err
+    assert "Traceback" not in text.out + text.err
+    assert len(list((out / "results" / "p" / "good").rglob("seed*.json"))) == 4  # both arms, both seeds
+
+
+def test_a_plugin_failing_mid_training_is_that_claims_not_run(tmp_path, capsys):
+    """A failure the dummy batch cannot see (here: from the second optimiser step on) is still one line."""
+    from repro.cli import main
+    tag = uuid.uuid4().hex[:8]
+    source = plugin_source(tag).replace(
+        "return combine(hard, torch.zeros_like(hard), weight, 0.0)",
+        "CALLS.append(1)\n    if len(CALLS) > 3:\n        raise ValueError('late')\n"
+        "    return combine(hard, torch.zeros_like(hard), weight, 0.0)") + "\nCALLS = []\n"
+    (tmp_path / "claims").mkdir()
+    (tmp_path / "claims" / "late.py").write_text(source)
+    write(tmp_path / "claims" / "own.yaml", claim_doc(tag, plugins=["late.py"]))
+    main(["run", "--claims", str(tmp_path / "claims"), "--out", str(tmp_path / "out"), "--profile", "p"])
+    text = capsys.readouterr()
+    assert "NOT RUN own [default]: a plugin of this arm failed while training: ValueError: late" in text.out + text.err
+
+
+@pytest.mark.parametrize("code,shown", [(0, "0"), (3, "3"), ("bye", "'bye'")])
+def test_a_plugin_calling_sys_exit_at_import_is_one_line_and_validate_goes_on(tmp_path, code, shown, capsys):
+    from repro.cli import main
+    tag = uuid.uuid4().hex[:8]
+    (tmp_path / f"exit{tag}.py").write_text(f"import sys\nsys.exit({code!r})\n")
+    write(tmp_path / "own.yaml", claim_doc(tag, plugins=[f"exit{tag}.py"]))
+    assert main(["validate", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"own.yaml: plugins.0: 'exit{tag}.py' called sys.exit({shown}) while being imported" in out
