@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import Augment, load_dataset, sync_free
+from .features import KDInputs
 from .models import create_model
 from .registry import LOSSES
 from .spec import Arm, RunSpec, clip
@@ -287,12 +288,17 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
             teacher_train_logits = teacher_train_logits.to(device)
         # "train" reproduces sources that leave dropout on while producing soft targets.
         teacher.train(arm.teacher_mode == "train")
+    # a feature loss's hooks and its own trainable modules (repro/features.py); nothing for a logit loss
+    kd = KDInputs(arm.loss.name, loss_params, arm.features, model, teacher, dataset.in_shape_at(arm.resolution),
+                  device, (arm.model.name, run.teacher.arm.model.name if run.teacher else "teacher"))
+    kd.add_to(optimizer)
 
     history, status, best, best_state, elapsed = [], "done", None, None, 0.0
     if resume_path is not None and resume_path.exists():
         try:
             state = torch.load(resume_path, weights_only=True)
             model.load_state_dict(state["model"])
+            kd.load_state_dict(state)
             optimizer.load_state_dict(state["optimizer"])
             plateau.lr, plateau.best, plateau.bad = state["plateau"]
             torch.set_rng_state(state["rng"])
@@ -304,6 +310,7 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
             warn(f"{resume_path}: damaged resume file ({clip(f'{type(err).__name__}: {err}', 100)}); "
                  "retraining the run from epoch 1 (same seed, same numbers)")
             resume_path.unlink(missing_ok=True)
+            kd.remove()
             return train(run, device, teacher, on_epoch, resume_path, init, on_weights, teacher_memo)
 
     started = time.perf_counter() - elapsed
@@ -315,14 +322,14 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
         model.train()
         tally = EpochTally(device)
         for xb, yb, idx in dataset.train_batches(arm.batch_size, augment_of(arm), order, device):
-            with autocast(arm.precision, device):
+            with autocast(arm.precision, device), kd.capturing():
                 logits = forward(xb)
                 with torch.no_grad():
                     if teacher_train_logits is not None:
                         teacher_logits = teacher_train_logits[idx].to(device)
                     else:
                         teacher_logits = teacher(xb) if teacher is not None else None
-            parts = loss_fn(logits, yb, teacher_logits, **loss_params)
+            parts = loss_fn(logits, yb, teacher_logits, **loss_params, **kd.inputs(epoch))
             optimizer.zero_grad(set_to_none=True)
             parts["loss"].backward()
             optimizer.step()
@@ -347,10 +354,11 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
             status = "diverged"  # the verdict counts it; the seed is not silently dropped
             break
         if resume_path is not None:
-            atomic_torch_save(resume_path, epoch_state(
+            atomic_torch_save(resume_path, {**epoch_state(
                 model, optimizer.state_dict(), [plateau.lr, plateau.best, plateau.bad], torch.get_rng_state(), order,
-                history, best, best_state, time.perf_counter() - started))
+                history, best, best_state, time.perf_counter() - started), **kd.state_dict()})
 
+    kd.remove()
     final = final_metrics(history, best, status, arm)
     if arm.select == "best" and status == "done":
         model.load_state_dict(best_state)  # a teacher chosen this way teaches with these weights

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, StringConstraints, ValidationError,
                       create_model, field_validator, model_validator)
 
+from ..features import RUN_INPUTS, Features, arm_problem
 from ..registry import CHECKS, DATASETS, LIMITS, LOSSES, MODELS, limited
 from .errors import ParamErrors, _message, _not_blank, check_name, clip
 
@@ -189,6 +190,9 @@ class Arm(Strict):
                             "'learns faster' claims)")
     bias_shift: Optional[BiasShift] = Field(None, description="Hinton sec. 3: raise the output biases of "
                                             "`classes` after training, tuned over `grid`; records errors_after_*")
+    features: Optional[Features] = Field(None, description="hidden features a feature loss reads (fitnets, "
+                                         "attention_transfer): `{student: [path], teacher: [path]}`, module paths "
+                                         "of named_modules(), paired by position (repro/features.py)")
 
     # Soft targets computed once for the whole transfer set instead of a teacher forward per batch:
     # only where they cannot change between epochs (no augmentation, teacher in eval mode).
@@ -233,6 +237,14 @@ class Arm(Strict):
         return self
 
     @model_validator(mode="after")
+    def _features_for_the_loss(self):
+        problem = arm_problem(self.loss.name, self.features, self.teacher, self.compile,
+                              self.cache_teacher_logits or self.teacher_view == "fixed")
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
     def _classes_fit_the_data(self):
         """Class numbers and the held-out slice must fit the dataset: otherwise a traceback at run time, an
         empty training set, or a class both kept and omitted (which one wins is an accident of the code)."""
@@ -257,7 +269,7 @@ class Arm(Strict):
         v, MODELS, ("in_shape", "num_classes"), info.context))
     _data = field_validator("data")(lambda v, info: _check_component(v, DATASETS, (), info.context))
     _loss = field_validator("loss")(lambda v, info: _check_component(
-        v, LOSSES, ("student_logits", "targets", "teacher_logits"), info.context))
+        v, LOSSES, ("student_logits", "targets", "teacher_logits", *RUN_INPUTS), info.context))
 
 
 class Reported(Strict):
