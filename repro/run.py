@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from .cost import unconverged
 from .data import DataMissing
+from .ensemble import Ensemble, loss_temperature
 from .metrics import run_value
 from .models import WeightsMissing
 from .plan import Job
@@ -80,6 +81,9 @@ class LocalExecutor:
         """Train (or resume) a run and save its weights. Its resume file stays until the caller has
         stored what it needs (the result), so no moment of a kill loses a finished run."""
         teacher = self.trained_model(run.teacher, run.arm.teacher_epoch) if run.teacher else None
+        if run.teachers:  # several teachers: one frozen module that averages them (repro/ensemble.py)
+            teacher = Ensemble([self.trained_model(t) for t in run.teachers], list(run.arm.teachers.values()),
+                               run.arm.teacher_aggregate, loss_temperature(run.arm.loss.params))
         init = self.trained_model(run.init_from).state_dict() if run.init_from else None
         keep = self.keep_epochs.get(run.key, set())
 
@@ -144,7 +148,7 @@ class LocalExecutor:
                 self.log(f"  stored, skipped: {job.claim}/{job.variant}/{job.arm} seed {job.run.seed} ({job.path})")
             counts["trained" if job.run.key in stacked else "cached"] += 1
             return
-        needs = {r.key for r in (job.run.teacher, job.run.init_from) if r is not None}
+        needs = {r.key for r in (job.run.teacher, job.run.init_from, *job.run.teachers) if r is not None}
         if later is not None and needs & {j.run.key for j in later}:
             later.append(job)
             return

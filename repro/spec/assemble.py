@@ -113,7 +113,7 @@ def claim_from_raw(raw: dict, path: Path) -> Claim:
 def metric_problem(metric: str, arm: Arm) -> str | None:
     """Why a run of `arm` will not record `metric` (repro.metrics), or None."""
     reducer, _, key = metric.rpartition(":")
-    epoch_keys, final_keys = recorded_keys(teacher=arm.teacher is not None, bias_shift=arm.bias_shift is not None,
+    epoch_keys, final_keys = recorded_keys(teacher=bool(arm.teacher_names), bias_shift=arm.bias_shift is not None,
                                            holdout=bool(arm.data.params.get("holdout")))
     if reducer and reducer not in REDUCERS:
         return f"unknown reducer '{clip(reducer, 30)}' in '{clip(metric, 40)}'; known: {', '.join(REDUCERS)}"
