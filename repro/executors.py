@@ -69,7 +69,7 @@ class RayExecutor:
                     if (job.claim, job.variant) in summary["not_runnable"]:
                         todo.remove(job)
                         continue
-                    needs = {r.key for r in (job.run.teacher, job.run.init_from) if r}
+                    needs = {r.key for r in (job.run.teacher, job.run.init_from, *job.run.teachers) if r}
                     if job.run.key in busy or needs & (busy | waiting):
                         busy.add(job.run.key)
                         continue

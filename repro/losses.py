@@ -19,6 +19,12 @@ wrote it, so existing specs keep their keys; prefer one spelling within one clai
 | `mdistiller`    | `kd_weighted`       | ce_weight, kd_weight, T         | ce_weight CE + kd_weight T^2 KL_batchmean  |
 | `mnist_course`  | `kd_classmean_2t2`  | alpha, T                        | (2 T^2 + alpha) KL_mean + (1-alpha) CE     |
 | `hymenoptera`   | `logit_mse`         | alpha                           | alpha CE + (1-alpha) MSE(logits)           |
+| `dkd`           | `decoupled_kd`      | alpha, beta, T, ce_weight=1, warmup=0 | ce_weight CE + r T^2 (alpha TCKD + beta NCKD) |
+| `fitnets`       | `hint_l2`           | hint_weight, ce_weight=1, activation | ce_weight CE + hint_weight sum MSE(regressor(hint), guided) |
+| `attention_transfer` | `at_l2`        | beta=1000                       | CE + beta/2 sum mean((Q_s/|Q_s| - Q_t/|Q_t|)^2) |
+
+The last two read hidden features (repro/features.py: the arm's `features:` names the modules, paired by
+position); `soft` is then the feature term. FitNets builds a regressor per pair, which trains with the student.
 
 Every loss also takes `label_smoothing` (default 0): the smoothing of its hard-label CE term only
 (a label-smoothed teacher is `loss: {name: ce, label_smoothing: 0.1}`).
@@ -30,10 +36,15 @@ KL_mean is nn.KLDivLoss()'s default elementwise mean = KL_batchmean / number of 
 """
 from __future__ import annotations
 
+from typing import Annotated, Literal, Optional
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
 from .registry import LOSSES, Fraction, NonNegative, Positive
+
+Epochs = Annotated[int, Field(ge=0, le=10_000)]
 
 
 def at_least_fp32(x: torch.Tensor) -> torch.Tensor:
@@ -159,3 +170,134 @@ def hymenoptera(student_logits, targets, teacher_logits, alpha: Fraction, label_
     """
     soft = F.mse_loss(at_least_fp32(student_logits), at_least_fp32(teacher_logits.detach()))
     return combine(hard_ce(student_logits, targets, label_smoothing), soft, alpha, 1 - alpha)
+
+
+# --- decoupled KD (logits) -------------------------------------------------------------------------
+
+def dkd_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
+              T: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zhao et al. 2022 (DKD), eqs. 1-5: (TCKD, NCKD), each a KL summed over its classes and averaged over the
+    batch, at temperature T, without T^2. TCKD: KL between the binary distributions (p_target, 1 - p_target)
+    of teacher and student; NCKD: KL between their distributions over the non-target classes alone.
+
+    In log space throughout (mdistiller's dkd_loss takes torch.log of a softmax and masks the target with
+    -1000, which overflows for large logits); the same numbers where both are finite (tests/test_losses.py).
+    """
+    s, t = at_least_fp32(student_logits) / T, at_least_fp32(teacher_logits.detach()) / T
+    target = F.one_hot(targets, s.shape[-1]).bool()
+
+    def binary(x):  # log (p_target, 1 - p_target)
+        log_all = torch.logsumexp(x, dim=-1)
+        log_target = x.gather(-1, targets[:, None]).squeeze(-1) - log_all
+        log_rest = torch.logsumexp(x.masked_fill(target, float("-inf")), dim=-1) - log_all
+        return torch.stack([log_target, log_rest], dim=-1)
+
+    def non_target(x):  # log softmax over the classes other than the target
+        return F.log_softmax(x[~target].view(len(x), -1), dim=-1)
+
+    tckd = F.kl_div(binary(s), binary(t), reduction="batchmean", log_target=True)
+    nckd = F.kl_div(non_target(s), non_target(t), reduction="batchmean", log_target=True)
+    return tckd, nckd
+
+
+@LOSSES.register("dkd", aliases=("decoupled_kd",))
+def dkd(student_logits, targets, teacher_logits, alpha: NonNegative, beta: NonNegative, T: Positive,
+        ce_weight: NonNegative = 1.0, warmup: Epochs = 0, label_smoothing: Fraction = 0.0,
+        epoch: Optional[int] = None):
+    """Decoupled KD (Zhao et al. 2022; mdistiller `distillers/DKD.py`):
+    ce_weight CE + r T^2 (alpha TCKD + beta NCKD), r = min(epoch / warmup, 1) (mdistiller's linear warm-up of
+    the KD term over `warmup` epochs, epoch 1-based; warmup 0 or no epoch: r = 1). `soft` is
+    alpha TCKD + beta NCKD (without r T^2). mdistiller's CIFAR-100 setting: alpha 1, beta 8, T 4, warmup 20.
+    Classic KD is TCKD + (1 - p_target) NCKD (the paper's eq. 7), per example.
+    """
+    tckd, nckd = dkd_terms(student_logits, teacher_logits, targets, T)
+    ramp = min(epoch / warmup, 1.0) if warmup and epoch is not None else 1.0
+    return combine(hard_ce(student_logits, targets, label_smoothing), alpha * tckd + beta * nckd,
+                   ce_weight, ramp * T * T)
+
+
+# --- feature-based methods (hidden features from repro/features.py) --------------------------------
+
+class Regressor(torch.nn.Module):
+    """FitNets' regressor (Romero et al. 2015, sec. 2.2): from the student's hint to the teacher's guided
+    layer. Convolutional features: a convolution without padding whose kernel (H_s - H_t + 1, W_s - W_t + 1)
+    maps the hint's spatial size onto the guided layer's (the paper's choice, fewer parameters than a fully
+    connected one); flat features: a linear layer. `activation: relu` follows the paper's rule that the
+    regressor has the guided layer's non-linearity (a block output after a ReLU); `none` for a linear one."""
+
+    def __init__(self, student_shape: tuple, teacher_shape: tuple, activation: str = "relu"):
+        super().__init__()
+        if len(student_shape) == 3 and len(teacher_shape) == 3:
+            (cs, hs, ws), (ct, ht, wt) = student_shape, teacher_shape
+            if hs < ht or ws < wt:
+                raise ValueError(f"fitnets: the student's hint ({hs}x{ws}) is smaller than the teacher's guided "
+                                 f"layer ({ht}x{wt}); name an earlier student module or a later teacher one")
+            self.map = torch.nn.Conv2d(cs, ct, (hs - ht + 1, ws - wt + 1))
+        elif len(student_shape) == 1 and len(teacher_shape) == 1:
+            self.map = torch.nn.Linear(student_shape[0], teacher_shape[0])
+        else:
+            raise ValueError(f"fitnets: a hint of shape {tuple(student_shape)} cannot be regressed onto a guided "
+                             f"layer of shape {tuple(teacher_shape)} (both (C, H, W), or both flat)")
+        self.activation = activation
+
+    def forward(self, x):
+        y = self.map(x)
+        return torch.relu(y) if self.activation == "relu" else y
+
+
+def fitnets_head(student_shapes, teacher_shapes, activation: str = "relu", **_):
+    return torch.nn.ModuleList(Regressor(s, t, activation) for s, t in zip(student_shapes, teacher_shapes))
+
+
+@LOSSES.register("fitnets", aliases=("hint_l2",))
+def fitnets(student_logits, targets, teacher_logits, student_features, teacher_features, head,
+            hint_weight: NonNegative, ce_weight: NonNegative = 1.0, activation: Literal["relu", "none"] = "relu",
+            label_smoothing: Fraction = 0.0):
+    """FitNets hints (Romero et al. 2015): ce_weight CE + hint_weight sum_pairs MSE(regressor(hint), guided).
+
+    The MSE is the elementwise mean (mdistiller `FitNet.py`, torchdistill's MSELoss): the paper's
+    1/2 ||u_h - r||^2 per example divided by half the guided layer's size. Trained in one stage with the
+    hard labels, as mdistiller/RepDistiller do (CIFAR: hint_weight 100); the paper's first stage (hints
+    alone, up to the guided layer) followed by KD is not reproduced. `activation` is the regressor's
+    (see Regressor). The guided layer is a constant (detached).
+    """
+    soft = sum(F.mse_loss(at_least_fp32(r(s)), at_least_fp32(t.detach()))
+               for r, s, t in zip(head, student_features, teacher_features))
+    return combine(hard_ce(student_logits, targets, label_smoothing), soft, ce_weight, hint_weight)
+
+
+fitnets.build_head = fitnets_head
+
+
+def attention_map(features: torch.Tensor) -> torch.Tensor:
+    """Zagoruyko & Komodakis 2017, F^2_sum with p = 2: the channel mean of squared activations, flattened
+    over space and L2-normalised per example (the authors' `at(x)`; the mean instead of the sum changes
+    nothing after normalising)."""
+    return F.normalize(at_least_fp32(features).pow(2).mean(1).flatten(1), dim=1)
+
+
+def attention_shapes(student_shapes, teacher_shapes, **_):
+    """Refuses pairs whose attention maps cannot be compared (before training); builds nothing."""
+    for i, (s, t) in enumerate(zip(student_shapes, teacher_shapes)):
+        if len(s) != 3 or len(t) != 3 or s[1:] != t[1:]:
+            raise ValueError(f"attention_transfer: pair {i}: attention maps need (C, H, W) features of the same "
+                             f"spatial size; student {tuple(s)}, teacher {tuple(t)}")
+    return None
+
+
+@LOSSES.register("attention_transfer", aliases=("at_l2",))
+def attention_transfer(student_logits, targets, teacher_logits, student_features, teacher_features,
+                       beta: NonNegative = 1000.0, label_smoothing: Fraction = 0.0):
+    """Attention transfer (Zagoruyko & Komodakis 2017, eq. 2, as the authors' code `utils.at_loss` computes it):
+    CE + beta/2 sum_pairs mean_{batch, positions} (Q_s/||Q_s||_2 - Q_t/||Q_t||_2)^2, beta = 1000.
+
+    The paper writes the pair term as a norm ||.||_p with p = 2 and "beta = 10^3 divided by the number of
+    elements in the attention map and batch size"; the code squares it and averages, which is what the
+    published numbers come from. `soft` is the sum over pairs (before beta/2). The teacher is detached.
+    """
+    soft = sum((attention_map(s) - attention_map(t.detach())).pow(2).mean()
+               for s, t in zip(student_features, teacher_features))
+    return combine(hard_ce(student_logits, targets, label_smoothing), soft, 1.0, beta / 2)
+
+
+attention_transfer.build_head = attention_shapes

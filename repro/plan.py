@@ -39,7 +39,8 @@ def plan_claim(claim: Claim, variant: str, profile: str, seeds: list[int] | None
         arm = apply_override(claim.resolve(name, variant, profile), precision)  # for run and verdict alike
         specs[name] = [RunSpec(arm=arm, seed=seed if arm.fixed_seed is None else arm.fixed_seed,
                                teacher=specs[arm.teacher][i] if arm.teacher else None,
-                               init_from=specs[arm.init_from][i] if arm.init_from else None)
+                               init_from=specs[arm.init_from][i] if arm.init_from else None,
+                               teachers=[specs[t][i] for t in arm.teachers or ()])
                        for i, seed in enumerate(seeds)]
     return specs
 
@@ -55,7 +56,7 @@ def needed_arms(claim: Claim, variant: str, profile: str, roots: list[str] | Non
         if name not in needed and not claim.is_observed(name):
             needed.add(name)
             arm = claim.resolve(name, variant, profile)
-            todo += [a for a in (arm.teacher, arm.init_from) if a]
+            todo += [a for a in (*arm.teacher_names, arm.init_from) if a]
     return needed
 
 

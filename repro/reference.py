@@ -13,6 +13,7 @@ import typing
 from pydantic import BaseModel
 
 from . import data, losses, models, stats  # noqa: F401  (importing them fills the registries)
+from .features import RUN_INPUTS
 from .metrics import EPOCH_KEYS, FINAL_KEYS, REDUCERS
 from .registry import CHECKS, DATASETS, LOSSES, MODELS
 from .spec.observed import Observed
@@ -65,7 +66,7 @@ FIELD_HELP = {  # per schema model, for fields without a description in repro/sp
     "Schedule": {"name": "which schedule"},
     "BiasShift": {"classes": "the classes whose output biases are raised", "grid": "the bias values tried"},
 }
-RESERVED = {"in_shape", "num_classes", "student_logits", "targets", "teacher_logits"}
+RESERVED = {"in_shape", "num_classes", "student_logits", "targets", "teacher_logits", *RUN_INPUTS}
 
 
 def type_name(t) -> str:

@@ -162,7 +162,7 @@ class LocalExecutor:
                 self.log(f"  stored, skipped: {job.claim}/{job.variant}/{job.arm} seed {job.run.seed} ({job.path})")
             counts["trained" if job.run.key in stacked else "cached"] += 1
             return
-        needs = {r.key for r in (job.run.teacher, job.run.init_from) if r is not None}
+        needs = {r.key for r in (job.run.teacher, job.run.init_from, *job.run.teachers) if r is not None}
         if later is not None and needs & {j.run.key for j in later}:
             later.append(job)
             return

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .features import RUN_INPUTS, takes
 from .registry import LOSSES
 from .spec import RunSpec, clip
 from .store import atomic_torch_save, warn
@@ -43,6 +44,8 @@ def why_not_stackable(runs: list[RunSpec]) -> str | None:
               (arm.bias_shift is not None, "bias-shift metrics"),
               (arm.eval_every > 1, "eval_every (the stacked loop scores every epoch)"),
               (arm.teacher is not None and not arm.cache_teacher_logits, "a teacher forward per step"),
+              (bool(arm.teachers), "several teachers"),
+              (any(takes(LOSSES.get(arm.loss.name), n) for n in RUN_INPUTS), "a loss that reads features or the epoch"),
               (not hasattr(dataset_of(arm), "train_x"), "not an in-memory dataset")]
     return next((why for failed, why in checks if failed), None)
 

@@ -53,7 +53,11 @@ def teacher_predictions(teacher, run: RunSpec, dataset, device, memo: dict | Non
 
 def teacher_network(run: RunSpec, trained) -> torch.nn.Module | None:
     """The network that teaches `run`, or None: its teacher arm's run, at its final weights or those at the end of
-    `teacher_epoch`, as `trained(run, epoch)` gives them (the executor's: stored, or retrained where missing)."""
+    `teacher_epoch`, as `trained(run, epoch)` gives them (the executor's: stored, or retrained where missing);
+    several teachers are one Ensemble of theirs."""
+    if run.teachers:
+        return Ensemble([trained(t, None) for t in run.teachers], list(run.arm.teachers.values()),
+                        run.arm.teacher_aggregate, loss_temperature(run.arm.loss.params))
     return trained(run.teacher, run.arm.teacher_epoch) if run.teacher else None
 
 
@@ -67,7 +71,7 @@ def kept_epochs(runs) -> list[tuple[str, int]]:
 def stand_in(run: RunSpec, device) -> torch.nn.Module | None:
     """A network of `run`'s teacher's architecture with untrained weights, or None (timing: a step costs the same
     whatever the weights)."""
-    return build_model(run.teacher).to(device) if run.teacher is not None else None
+    return teacher_network(run, lambda r, epoch: build_model(r).to(device))
 
 
 class Teachers:
@@ -111,3 +115,43 @@ def stacked_targets(teachers: list[torch.nn.Module], arm: Arm, dataset, device) 
     teacher_test = [predict(t, dataset, arm, device)[0] for t in teachers]
     teacher_train = [predict(t, dataset, arm, device, split="train")[0].to(device) for t in teachers]
     return teacher_test, teacher_train
+
+
+# --- several teachers as one ----------------------------------------------------------------------------------------
+#
+# Their logits (or probabilities at the loss's temperature) averaged with weights.
+#
+# An arm writes `teacher: [t1, t2, t3]` (equal weights) or `teacher: {t1: 2, t2: 1}` (weights, normalised to sum
+# to 1); the spec moves it to `Arm.teachers` (repro/spec/schema.py), so a single-teacher arm is written, and
+# keyed, as before. `teacher_aggregate` says how they are combined:
+#
+# - `logits` (default): the weighted mean of the members' logits.
+# - `probabilities`: the weighted mean of softmax(logits / T), T the loss's `T` (1 for a loss without one),
+#   returned as T log(mean p): softmax(out / T) is then exactly the mean probability, so every loss reads it
+#   as it reads one teacher's logits (and logit_gap / fidelity are measured against it).
+#
+# The ensemble is one frozen module (train.py treats it as the teacher); each member is its own stored run,
+# trained once and shared with every claim that names it.
+
+class Ensemble(torch.nn.Module):
+    def __init__(self, members: list[torch.nn.Module], weights: list[float], aggregate: str = "logits",
+                 T: float = 1.0):
+        super().__init__()
+        if aggregate not in ("logits", "probabilities"):
+            raise ValueError(f"teacher_aggregate: 'logits' or 'probabilities', got {aggregate!r}")
+        self.members = torch.nn.ModuleList(members)
+        total = float(sum(weights))
+        self.weights = [w / total for w in weights]
+        self.aggregate, self.T = aggregate, T
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = torch.stack([m(x).float() for m in self.members])  # (members, batch, classes)
+        w = torch.tensor(self.weights, dtype=outs.dtype, device=outs.device).view(-1, 1, 1)
+        if self.aggregate == "logits":
+            return (w * outs).sum(0)
+        log_p = torch.log_softmax(outs / self.T, dim=-1) + w.log()
+        return self.T * torch.logsumexp(log_p, dim=0)
+
+
+def loss_temperature(loss_params: dict) -> float:
+    return float(loss_params.get("T", 1.0))

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from .data import sync_free
 from .nets import augment_of, autocast, build_model, dataset_of, device_layout, predict
+from .features import KDInputs
 from .registry import LOSSES
 from .spec import Arm, RunSpec, clip
 from .store import atomic_torch_save, warn
@@ -193,12 +194,18 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
     loss_fn, loss_params = LOSSES.get(arm.loss.name), arm.loss.params
     soft = SoftTargets(teacher, run, dataset, device, teacher_memo) if teacher is not None else None
     teacher_test_logits = soft.test if soft is not None else None
+    # a feature loss's hooks and its own trainable modules (repro/features.py); nothing for a logit loss
+    kd = KDInputs(arm.loss.name, loss_params, arm.features, model, soft.model if soft is not None else None,
+                  dataset.in_shape_at(arm.resolution), device,
+                  (arm.model.name, run.teacher.arm.model.name if run.teacher else "teacher"))
+    kd.add_to(optimizer)
 
     history, status, best, best_state, elapsed = [], "done", None, None, 0.0
     if resume_path is not None and resume_path.exists():
         try:
             state = torch.load(resume_path, weights_only=True)
             model.load_state_dict(state["model"])
+            kd.load_state_dict(state)
             optimizer.load_state_dict(state["optimizer"])
             plateau.lr, plateau.best, plateau.bad = state["plateau"]
             torch.set_rng_state(state["rng"])
@@ -210,6 +217,7 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
             warn(f"{resume_path}: damaged resume file ({clip(f'{type(err).__name__}: {err}', 100)}); "
                  "retraining the run from epoch 1 (same seed, same numbers)")
             resume_path.unlink(missing_ok=True)
+            kd.remove()
             return train(run, device, teacher, on_epoch, resume_path, init, on_weights, teacher_memo)
 
     started = time.perf_counter() - elapsed
@@ -221,11 +229,11 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
         model.train()
         tally = EpochTally(device)
         for xb, yb, idx in dataset.train_batches(arm.batch_size, augment_of(arm), order, device):
-            with autocast(arm.precision, device):
+            with autocast(arm.precision, device), kd.capturing():
                 logits = forward(xb)
                 with torch.no_grad():
                     teacher_logits = soft.batch(xb, idx) if soft is not None else None
-            parts = loss_fn(logits, yb, teacher_logits, **loss_params)
+            parts = loss_fn(logits, yb, teacher_logits, **loss_params, **kd.inputs(epoch))
             optimizer.zero_grad(set_to_none=True)
             parts["loss"].backward()
             optimizer.step()
@@ -250,10 +258,11 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
             status = "diverged"  # the verdict counts it; the seed is not silently dropped
             break
         if resume_path is not None:
-            atomic_torch_save(resume_path, epoch_state(
+            atomic_torch_save(resume_path, {**epoch_state(
                 model, optimizer.state_dict(), [plateau.lr, plateau.best, plateau.bad], torch.get_rng_state(), order,
-                history, best, best_state, time.perf_counter() - started))
+                history, best, best_state, time.perf_counter() - started), **kd.state_dict()})
 
+    kd.remove()
     final = final_metrics(history, best, status, arm)
     if arm.select == "best" and status == "done":
         model.load_state_dict(best_state)  # a teacher chosen this way teaches with these weights

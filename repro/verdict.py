@@ -132,7 +132,7 @@ def reused_behind(claim: Claim, variant: str, profile: str, results: dict, arms:
         if len(runs) > 1 and len({r["key"] for r in runs}) == 1:
             out.append(name)
         arm = claim.resolve(name, variant, profile)
-        todo += [link for link in (arm.teacher, arm.init_from) if link]
+        todo += [link for link in (*arm.teacher_names, arm.init_from) if link]
     return out
 
 

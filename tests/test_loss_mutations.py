@@ -22,6 +22,13 @@ from repro.registry import LOSSES
 from test_losses import one_torch_thread  # noqa: F401  (fixture, autouse here too)
 
 soft_kl, log_probs, at_least_fp32 = L.soft_kl, L.log_probs, L.at_least_fp32  # the originals
+dkd_terms, dkd = L.dkd_terms, L.dkd
+
+
+def _dkd_terms_undetached(s, t, y, T):
+    """dkd_terms whose value is unchanged but whose gradient reaches the teacher (as if it were not detached)."""
+    tckd, nckd = dkd_terms(s, t, y, T)
+    return tckd + (t - t.detach()).sum(), nckd
 
 
 def helper(name, fn):
@@ -74,6 +81,18 @@ MUTATIONS = {
     "hymenoptera_teacher_not_detached": loss("hymenoptera", lambda z, y, v, alpha: L.combine(
         L.hard_ce(z, y), F.mse_loss(z, v), alpha, 1 - alpha)),
     "unlisted_loss_registered": loss("unlisted", L.hinton),
+    "dkd_nckd_over_all_classes": helper("dkd_terms", lambda s, t, y, T: (
+        dkd_terms(s, t, y, T)[0], kl(log_probs(s, T), log_probs(t.detach(), T)))),
+    "dkd_tckd_and_nckd_swapped": helper("dkd_terms", lambda s, t, y, T: dkd_terms(s, t, y, T)[::-1]),
+    "dkd_teacher_not_detached": helper("dkd_terms", lambda s, t, y, T: _dkd_terms_undetached(s, t, y, T)),
+    "dkd_T_squared_dropped": loss("dkd", lambda z, y, v, alpha, beta, T, ce_weight=1.0, warmup=0, epoch=None,
+                                  label_smoothing=0.0: L.combine(L.hard_ce(z, y), alpha * L.dkd_terms(z, v, y, T)[0]
+                                  + beta * L.dkd_terms(z, v, y, T)[1], ce_weight, 1.0)),
+    "dkd_warmup_ignored": loss("dkd", lambda z, y, v, alpha, beta, T, ce_weight=1.0, warmup=0, epoch=None,
+                               label_smoothing=0.0: dkd(z, y, v, alpha, beta, T, ce_weight)),
+    "dkd_student_probabilities_not_log": helper("dkd_terms", lambda s, t, y, T: tuple(
+        x + F.kl_div(log_probs(s, T).exp(), log_probs(t.detach(), T), reduction="batchmean", log_target=True)
+        for x in dkd_terms(s, t, y, T))),
 }
 
 # (mutation, property test in test_losses.py, its `name` parameter or None)
@@ -102,6 +121,13 @@ CAUGHT_BY = [
     ("log_of_softmax", "test_finite_loss_and_gradients_for_logits_up_to_1e4_fp32", "hinton"),
     ("no_fp32_upcast", "test_bf16_autocast_loss_is_finite_fp32_and_equals_fp32_on_the_same_logits", "hinton"),
     ("unlisted_loss_registered", "test_every_registered_loss_is_under_test", None),
+    ("dkd_nckd_over_all_classes", "test_loss_matches_its_reference_implementation", "dkd"),
+    ("dkd_nckd_over_all_classes", "test_dkd_is_kd_at_alpha_1_and_beta_1_minus_the_teachers_target_probability", None),
+    ("dkd_tckd_and_nckd_swapped", "test_dkd_gives_mdistillers_numbers_on_fixed_tensors", None),
+    ("dkd_teacher_not_detached", "test_teacher_logits_receive_no_gradient", "dkd"),
+    ("dkd_T_squared_dropped", "test_dkd_gives_mdistillers_numbers_on_fixed_tensors", None),
+    ("dkd_warmup_ignored", "test_dkd_warmup_ramps_the_kd_term_linearly_to_full_weight", None),
+    ("dkd_student_probabilities_not_log", "test_dkd_is_zero_where_student_and_teacher_agree", None),
 ]
 
 

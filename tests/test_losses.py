@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
+from repro.features import reads_features
 from repro.registry import LOSSES
 
 pytestmark = pytest.mark.invariant
@@ -74,8 +75,11 @@ CONVENTIONS = {
     "mdistiller": Convention(lambda s, T: {"ce_weight": 1 - s, "kd_weight": s, "T": T}, hinton_weights, batchmean),
     "mnist_course": Convention(alpha_T, lambda s, T: (1 - s, 2 * T * T + s), elementwise_mean),
     "hymenoptera": Convention(lambda s, T: {"alpha": 1 - s}, lambda s, T: (1 - s, s)),  # alpha weights the CE
+    # DKD: alpha = beta = s, so `soft` (alpha TCKD + beta NCKD) carries s and its weight is T^2
+    "dkd": Convention(lambda s, T: {"ce_weight": 1 - s, "alpha": s, "beta": s, "T": T}, lambda s, T: (1 - s, T * T)),
 }
-ALL = LOSSES.names()
+# Losses of logits only; those that read hidden features have their invariants in tests/test_feature_losses.py.
+ALL = [n for n in LOSSES.names() if not reads_features(n)]
 KL_BASED = [n for n in ALL if n in CONVENTIONS and CONVENTIONS[n].kl_rows]
 WITH_TEACHER = [n for n in ALL if n != "ce"]
 
@@ -126,7 +130,8 @@ def loss_grad(name, student, teacher, T):
 
 def test_every_registered_loss_is_under_test():
     """A convention added to the registry without an entry here would escape every invariant."""
-    assert set(LOSSES.names()) <= set(CONVENTIONS), sorted(set(LOSSES.names()) - set(CONVENTIONS))
+    logit_losses = {n for n in LOSSES.names() if not reads_features(n)}
+    assert logit_losses <= set(CONVENTIONS), sorted(logit_losses - set(CONVENTIONS))
 
 
 # --- KL >= 0, and = 0 where the two softmaxes agree ------------------------------------------------
@@ -285,7 +290,29 @@ def reference_loss(name, z, y, v, s, T, smoothing):
         return kldivloss(z, v, T, "mean") * (T * T * 2.0 + s) + ce * (1.0 - s)
     if name == "hymenoptera":  # source 001: alpha CE + (1 - alpha) nn.MSELoss()(logits), alpha = 1 - s
         return (1 - s) * ce + s * nn.MSELoss()(z, v)
+    if name == "dkd":  # mdistiller DKD: ce_weight CE + dkd_loss(alpha = beta = s)
+        return (1 - s) * ce + mdistiller_dkd_loss(z, v, y, s, s, T)
     raise KeyError(name)
+
+
+def mdistiller_dkd_loss(logits_student, logits_teacher, target, alpha, beta, temperature):
+    """mdistiller `mdistiller/distillers/DKD.py` dkd_loss, transcribed (its size_average=False is reduction='sum');
+    independent of repro.losses: probabilities, torch.log, the target masked out with -1000."""
+    gt_mask = torch.zeros_like(logits_student).scatter_(1, target.unsqueeze(1), 1).bool()
+    other_mask = torch.ones_like(logits_student).scatter_(1, target.unsqueeze(1), 0).bool()
+
+    def cat_mask(t, mask1, mask2):
+        t1 = (t * mask1).sum(dim=1, keepdims=True)
+        t2 = (t * mask2).sum(1, keepdims=True)
+        return torch.cat([t1, t2], dim=1)
+
+    pred_student = cat_mask(F.softmax(logits_student / temperature, dim=1), gt_mask, other_mask)
+    pred_teacher = cat_mask(F.softmax(logits_teacher / temperature, dim=1), gt_mask, other_mask)
+    tckd_loss = F.kl_div(torch.log(pred_student), pred_teacher, reduction="sum") * temperature ** 2 / target.shape[0]
+    pred_teacher_part2 = F.softmax(logits_teacher / temperature - 1000.0 * gt_mask, dim=1)
+    log_pred_student_part2 = F.log_softmax(logits_student / temperature - 1000.0 * gt_mask, dim=1)
+    nckd_loss = F.kl_div(log_pred_student_part2, pred_teacher_part2, reduction="sum") * temperature ** 2 / target.shape[0]
+    return alpha * tckd_loss + beta * nckd_loss
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -308,11 +335,12 @@ def test_teacher_weight_0_leaves_only_the_hard_CE(name, pair, T):
     torch.testing.assert_close(call(name, student, targets, teacher, 0.0, T)["loss"], F.cross_entropy(student, targets))
 
 
-@pytest.mark.parametrize("name", WITH_TEACHER)
+@pytest.mark.parametrize("name", [n for n in WITH_TEACHER if n != "dkd"])
 @settings(max_examples=30)
 @given(logit_pairs(), temperatures)
 def test_teacher_weight_1_leaves_only_the_teacher_term(name, pair, T):
-    """alpha=1 (hymenoptera: alpha=0; mdistiller: ce_weight=0): the true labels no longer matter."""
+    """alpha=1 (hymenoptera: alpha=0; mdistiller: ce_weight=0): the true labels no longer matter.
+    (Not DKD: its two terms split the classes at the true label, so labels matter at ce_weight 0 too.)"""
     student, teacher, targets = fp64(pair)
     other = (targets + 1) % student.shape[1]
     torch.testing.assert_close(call(name, student, targets, teacher, 1.0, T)["loss"],
@@ -372,3 +400,45 @@ def test_bf16_autocast_loss_is_finite_fp32_and_equals_fp32_on_the_same_logits(na
         torch.testing.assert_close(parts[key], reference[key])
     parts["loss"].backward()
     assert torch.isfinite(z.grad).all()
+
+
+# --- DKD (Zhao et al. 2022) ----------------------------------------------------------------------
+
+def test_dkd_gives_mdistillers_numbers_on_fixed_tensors():
+    """mdistiller's CIFAR-100 setting (alpha 1, beta 8, T 4) on fixed logits, against the transcription above."""
+    z = torch.tensor([[2.0, -1.0, 0.5, 3.0], [0.1, 0.2, -0.3, 1.5], [4.0, 1.0, -2.0, 0.0]], dtype=torch.float64)
+    v = torch.tensor([[1.0, 0.0, 2.5, -1.0], [3.0, -2.0, 0.0, 0.5], [2.0, 2.0, -1.0, 1.0]], dtype=torch.float64)
+    y = torch.tensor([3, 0, 1])
+    ours = LOSSES.get("dkd")(z, y, v, alpha=1.0, beta=8.0, T=4.0)
+    torch.testing.assert_close(ours["loss"] - ours["hard"], mdistiller_dkd_loss(z, v, y, 1.0, 8.0, 4.0))
+    torch.testing.assert_close(ours["hard"], F.cross_entropy(z, y))
+
+
+@settings(max_examples=40)
+@given(logit_pairs(max_rows=1), temperatures)
+def test_dkd_is_kd_at_alpha_1_and_beta_1_minus_the_teachers_target_probability(pair, T):
+    """Zhao et al. eq. 7, per example: KD = TCKD + (1 - p_target^T) NCKD (teacher's p at temperature T)."""
+    student, teacher, targets = fp64(pair)
+    p_target = float(torch.softmax(teacher / T, dim=1)[0, targets[0]])
+    ours = LOSSES.get("dkd")(student, targets, teacher, alpha=1.0, beta=1 - p_target, T=T, ce_weight=0.0)
+    torch.testing.assert_close(ours["loss"], T * T * kldivloss(student, teacher, T, "batchmean"))
+
+
+@settings(max_examples=30)
+@given(logit_pairs(), temperatures, st.integers(1, 40), st.integers(1, 40))
+def test_dkd_warmup_ramps_the_kd_term_linearly_to_full_weight(pair, T, epoch, warmup):
+    """mdistiller: min(epoch / warmup, 1) on the KD term; the CE term is not ramped."""
+    student, teacher, targets = fp64(pair)
+    full = LOSSES.get("dkd")(student, targets, teacher, alpha=1.0, beta=8.0, T=T)
+    ramped = LOSSES.get("dkd")(student, targets, teacher, alpha=1.0, beta=8.0, T=T, warmup=warmup, epoch=epoch)
+    r = min(epoch / warmup, 1.0)
+    torch.testing.assert_close(ramped["loss"], full["hard"] + r * (full["loss"] - full["hard"]))
+    torch.testing.assert_close(ramped["soft"], full["soft"])
+
+
+@settings(max_examples=30)
+@given(logit_pairs(), temperatures, st.floats(0, 10), st.floats(0, 10))
+def test_dkd_is_zero_where_student_and_teacher_agree(pair, T, alpha, beta):
+    student, _, targets = fp64(pair)
+    parts = LOSSES.get("dkd")(student, targets, student.clone(), alpha=alpha, beta=beta, T=T, ce_weight=0.0)
+    assert parts["loss"].abs() < 1e-10

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from ..features import check_paths_cheaply
 from ..metrics import REDUCERS, recorded_keys
 from ..plugins import load_plugins
 from .errors import SpecError, _format, capped, clip
@@ -82,6 +83,12 @@ def claim_from_raw(raw: dict, path: Path) -> Claim:
             errors.setdefault(f"teacher_epoch.{arm}", f"{path}: arms.{arm} (variant '{variant}', profile '{profile}')."
                               f"teacher_epoch: {spec.teacher_epoch} is beyond the last epoch ({teacher.epochs}) of its "
                               f"teacher '{spec.teacher}'")
+    for (arm, variant, profile), spec in resolved.items():  # feature paths the models lack (repro/features.py)
+        teacher = resolved.get((spec.teacher, variant, profile)) if spec.features else None
+        problem = check_paths_cheaply(spec.features, spec.model, teacher.model) if teacher is not None else None
+        if problem:
+            errors.setdefault(f"features.{arm}.{problem}", f"{path}: arms.{arm} (variant '{variant}', profile "
+                              f"'{profile}').{problem}")
     for where, check in [("check", claim.check)] + [(f"preconditions.{i}", c) for i, c in enumerate(claim.preconditions)]:
         for (arm, variant), (obs, _) in claim.observed.items():
             if arm in check.arms and check.metric != obs.metric:
@@ -108,7 +115,7 @@ def claim_from_raw(raw: dict, path: Path) -> Claim:
 def metric_problem(metric: str, arm: Arm) -> str | None:
     """Why a run of `arm` will not record `metric` (repro.metrics), or None."""
     reducer, _, key = metric.rpartition(":")
-    epoch_keys, final_keys = recorded_keys(teacher=arm.teacher is not None, bias_shift=arm.bias_shift is not None,
+    epoch_keys, final_keys = recorded_keys(teacher=bool(arm.teacher_names), bias_shift=arm.bias_shift is not None,
                                            holdout=bool(arm.data.params.get("holdout")))
     if reducer and reducer not in REDUCERS:
         return f"unknown reducer '{clip(reducer, 30)}' in '{clip(metric, 40)}'; known: {', '.join(REDUCERS)}"

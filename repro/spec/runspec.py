@@ -24,6 +24,7 @@ class RunSpec(Strict):
     seed: int
     teacher: Optional["RunSpec"] = None
     init_from: Optional["RunSpec"] = None  # start from this run's final weights (arm.init_from)
+    teachers: list["RunSpec"] = []  # several teachers (arm.teachers), in the arm's order; [] keeps keys
 
     @property
     def key(self) -> str:

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, StringConstraints, ValidationError,
                       create_model, field_validator, model_validator)
 
+from ..features import RUN_INPUTS, Features, arm_problem
 from ..registry import CHECKS, DATASETS, LIMITS, LOSSES, MODELS, limited
 from .errors import ParamErrors, _message, _not_blank, check_name, clip
 
@@ -163,6 +164,14 @@ class Arm(Strict):
     loss: Component = Field(Component(name="ce"), description="the training loss and its parameters (see Losses)")
     teacher: Optional[str] = Field(None, description="another arm of the same claim whose trained model gives "
                                    "this arm's teacher logits (same seed, or the teacher's fixed_seed)")
+    # Several teachers: the spec writes `teacher: [a, b]` or `teacher: {a: 2, b: 1}`; _several_teachers moves them
+    # here, so `teacher` stays one arm's name (or none) and single-teacher run keys are unchanged.
+    teachers: Optional[dict[Name, Annotated[float, Field(gt=0, allow_inf_nan=False)]]] = Field(
+        None, description="several teachers (written as `teacher: [a, b]` or `teacher: {a: 2, b: 1}`): arm name -> "
+        "weight (a list: equal weights), combined as `teacher_aggregate` says (repro/teachers.py)")
+    teacher_aggregate: Literal["logits", "probabilities"] = Field("logits", description="several teachers: the "
+                                                                  "weighted mean of their logits, or of their "
+                                                                  "probabilities at the loss's T")
     teacher_epoch: Optional[Annotated[int, Field(gt=0), limited("epochs")]] = Field(None, description="distil from the teacher's weights at the end of "
                                          "this epoch of its run instead of its final ones (the teacher run is "
                                          "not changed or retrained for it: it keeps those weights as it passes)")
@@ -201,11 +210,43 @@ class Arm(Strict):
                             "'learns faster' claims)")
     bias_shift: Optional[BiasShift] = Field(None, description="Hinton sec. 3: raise the output biases of "
                                             "`classes` after training, tuned over `grid`; records errors_after_*")
+    features: Optional[Features] = Field(None, description="hidden features a feature loss reads (fitnets, "
+                                         "attention_transfer): `{student: [path], teacher: [path]}`, module paths "
+                                         "of named_modules(), paired by position (repro/features.py)")
 
     # Soft targets computed once for the whole transfer set instead of a teacher forward per batch:
     # only where they cannot change between epochs (no augmentation, teacher in eval mode).
     cache_teacher_logits: bool = Field(False, description="compute the teacher's soft targets once for the "
                                        "whole transfer set (needs an eval-mode teacher and no augmentation)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _several_teachers(cls, value):
+        """`teacher: [a, b]` / `{a: w, b: w}` -> `teachers` (a list: weight 1 each); one line per mistake."""
+        if isinstance(value, dict) and isinstance(value.get("teacher"), (list, dict)):
+            value = dict(value)
+            named = value.pop("teacher")
+            if "teachers" in value:
+                raise ValueError("write several teachers as `teacher: [a, b]` or `teacher: {a: 2, b: 1}`, not both "
+                                 "`teacher` and `teachers`")
+            if isinstance(named, list):
+                bad = [clip(repr(n), 40) for n in named if not isinstance(n, str)]
+                if bad:
+                    raise ValueError(f"teacher: a list of arm names, found {', '.join(bad)}")
+                twice = sorted({n for n in named if named.count(n) > 1})
+                if twice:
+                    raise ValueError(f"teacher: {twice} named twice; give a weight instead: "
+                                     "`teacher: {a: 2, b: 1}`")
+                named = {n: 1.0 for n in named}
+            if len(named) < 2:
+                raise ValueError("teacher: several teachers need at least two arms; one teacher is `teacher: name`")
+            value["teachers"] = named
+        return value
+
+    @property
+    def teacher_names(self) -> list[str]:
+        """Every arm this arm learns from as a teacher (one, several, or none)."""
+        return list(self.teachers) if self.teachers else [self.teacher] if self.teacher else []
 
     @model_validator(mode="after")
     def _sparse_scoring_needs_no_per_epoch_test(self):
@@ -246,11 +287,24 @@ class Arm(Strict):
         """A loss that reads teacher logits needs a teacher arm (else the run would crash mid-plan)."""
         needs_teacher = inspect.signature(LOSSES.get(self.loss.name)).parameters[
             "teacher_logits"].default is inspect.Parameter.empty
-        if needs_teacher and self.teacher is None:
+        if needs_teacher and not self.teacher_names:
             raise ValueError(f"loss: '{self.loss.name}' distils from a teacher, but the arm has no 'teacher' "
                              "(for a label-smoothed arm without a teacher: loss: {name: ce, label_smoothing: 0.1})")
         if self.teacher_epoch is not None and self.teacher is None:
-            raise ValueError("teacher_epoch: the arm has no 'teacher' to take an epoch of")
+            raise ValueError("teacher_epoch: the arm has no 'teacher' to take an epoch of" +
+                             (" (several teachers: each is its own run's final weights)" if self.teachers else ""))
+        if self.teacher_aggregate != "logits" and not self.teachers:
+            raise ValueError("teacher_aggregate: applies to several teachers (`teacher: [a, b]`)")
+        if self.teachers and (self.features is not None or self.cache_teacher_logits or self.teacher_view == "fixed"):
+            raise ValueError("several teachers: features, cache_teacher_logits and teacher_view: fixed take one teacher")
+        return self
+
+    @model_validator(mode="after")
+    def _features_for_the_loss(self):
+        problem = arm_problem(self.loss.name, self.features, self.teacher, self.compile,
+                              self.cache_teacher_logits or self.teacher_view == "fixed")
+        if problem:
+            raise ValueError(problem)
         return self
 
     @model_validator(mode="after")
@@ -278,7 +332,7 @@ class Arm(Strict):
         v, MODELS, ("in_shape", "num_classes"), info.context))
     _data = field_validator("data")(lambda v, info: _check_component(v, DATASETS, (), info.context))
     _loss = field_validator("loss")(lambda v, info: _check_component(
-        v, LOSSES, ("student_logits", "targets", "teacher_logits"), info.context))
+        v, LOSSES, ("student_logits", "targets", "teacher_logits", *RUN_INPUTS), info.context))
 
 
 class Reported(Strict):
@@ -561,8 +615,12 @@ class Claim(Strict):
             if name in chain:
                 raise ValueError(f"arms: teacher cycle {' -> '.join(chain + [name])}")
             merged = {} if self.is_observed(name) else {**self.defaults, **self.arms[name]}
-            for link in ("teacher", "init_from"):
-                other = merged.get(link)
+            links = [("init_from", merged.get("init_from"))]
+            named = merged.get("teacher")
+            links += [("teacher", n) for n in (named if isinstance(named, (list, dict)) else [named])]
+            for link, other in links:
+                if not isinstance(other, (str, type(None))):
+                    raise ValueError(f"arms.{name}.{link}: expected an arm name, found {clip(repr(other), 40)}")
                 if other is not None:
                     if other not in self.arms:
                         raise ValueError(f"arms.{name}.{link}: unknown arm '{other}'")
