@@ -295,26 +295,21 @@ def _interrupt(signum, frame):
 
 
 def cmd_verify(args) -> int:
-    """Retrain a sample of stored runs here: bitwise equal or not, and consistent with the stored seeds or not."""
-    import torch
+    """Retrain a sample of stored runs here and decide (repro/verify.py); the exit status is its verdict's."""
     from .plan import resolve_profile
     from .store import Store
-    from .verify import verify
+    from .verify import ERROR, pick_device, verify
     profile = resolve_profile(args.profile)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
-        out = verify(_claims(args), profile, Store(_outputs(args)[0]), args.sample, device)
+        out = verify(_claims(args), profile, Store(_outputs(args)[0]), args.sample, pick_device(args.device))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return ERROR
     except KeyboardInterrupt:
         print("\ninterrupted: nothing stored was changed", file=sys.stderr)
         return 130
-    verdict = {True: "consistent with the stored seeds' distribution", False: "NOT consistent with the stored "
-               "seeds' distribution", None: "consistency not testable (no spread)"}[out["consistent"]]
-    print(f"verify {profile} on {out['here']} (torch {out['torch']}): {out['bitwise']} of {len(out['runs'])} runs "
-          f"bitwise equal; {verdict} (Bonferroni p {out['p_consistent']:.3g})")
-    return 0 if out["consistent"] is not False else 1
+    print("\n".join(out["lines"]))
+    return out["status"]
 
 
 def cmd_report(args) -> int:
@@ -462,7 +457,11 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("verify", help="retrain a sample of stored runs here and compare them with the stored ones",
-                       parents=[folders])
+                       parents=[folders], epilog="exit status: 0 verified; 1 FAILED (a run retrained on the hardware, "
+                       "threads and versions it was stored with is not bitwise equal, or the runs retrained elsewhere "
+                       "are not draws of the stored seeds' distribution); 2 error (e.g. --device cuda without CUDA); "
+                       "3 stored files that could not be used (each named); 4 cannot decide (a run retrained "
+                       "elsewhere whose arm has too few other stored seeds). The first that applies.")
     p.add_argument("claim", nargs="*", help="claim ids (default: all)")
     p.add_argument("--profile", default="auto", help="the profile whose stored runs are sampled (default: auto)")
     p.add_argument("--sample", type=positive, default=3, help="how many runs, the cheapest retrainable ones (default 3)")
