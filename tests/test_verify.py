@@ -171,11 +171,13 @@ def test_an_honest_store_from_other_hardware_is_consistent(store, capsys):
     assert "3 retrained elsewhere consistent with the stored seeds (p 1)" in last(out)
 
 
+@pytest.mark.parametrize("seeds", [[1], [1, 2]])
 @pytest.mark.parametrize("where", ["here", "elsewhere"])
-def test_a_one_seed_store_cannot_be_decided_elsewhere_and_is_bitwise_checked_here(store, capsys, where):
-    write_claims(store / "claims", [1])
+def test_a_store_of_too_few_seeds_cannot_be_decided_elsewhere_and_is_bitwise_checked_here(store, capsys, where, seeds):
+    """One seed, or two of which one is retrained: no arm has 2 stored seeds besides those retrained."""
+    write_claims(store / "claims", seeds)
     for path in results(store):
-        if not path.name.startswith("seed1-"):
+        if int(path.name[4:].split("-")[0]) not in seeds:
             path.unlink()
         elif where == "elsewhere":
             forge(path, elsewhere)
