@@ -129,6 +129,9 @@ def minutes(text: str) -> float:
 
 
 def cmd_run(args) -> int:
+    if args.probe and not args.dry_run:  # --probe alone would train every run, the opposite of what it asks
+        print("error: --probe times epochs for --dry-run's estimates; add --dry-run (nothing was trained)", file=sys.stderr)
+        return 2
     if args.max_minutes is not None and not args.until_decided:
         print("error: --max-minutes limits --until-decided's looks; without --until-decided it would be ignored",
               file=sys.stderr)
@@ -359,6 +362,9 @@ def cmd_judge(args) -> int:
     if ids or not files:  # claim ids of the claims folder (all of them when nothing is named)
         args.claim = ids
         chosen += list(_claims(args).values())
+    known = sorted({p for c in chosen for p in c.profiles})
+    if args.profile != "auto" and known and args.profile not in known:  # all-observed claims have no profiles
+        raise SpecError(f"unknown profile '{args.profile}'; the claims judged have: {', '.join(known)}")
     if files and not ids and not (args.out_dir or args.results):
         results = Path("results")  # spec files alone: observed arms need no store; trained ones are looked up here
     else:

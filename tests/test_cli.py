@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from repro.cli import main
@@ -62,3 +63,16 @@ def test_variants_train_only_the_chosen_variant(tmp_path, monkeypatch, capsys):
     assert main(run + ["hinton-kd-helps", "course-teacher", "--variants", "as_described", "--dry-run"]) == 0
     assert "warning: course-teacher has none of --variants (it has as_written, corrected); nothing to run for it\n" \
         in capsys.readouterr().err
+
+
+def test_judge_with_an_unknown_profile_is_one_line_naming_the_known_ones(capsys):
+    assert main(["judge", "hinton-kd-helps", "--profile", "nope"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "error: unknown profile 'nope'; the claims judged have: paper, quick, smoke\n"
+
+
+def test_probe_without_dry_run_refuses_in_one_line_and_trains_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("repro.run.LocalExecutor.submit", lambda self, jobs: pytest.fail("--probe alone trained"))
+    assert main(["--results", str(tmp_path / "results"), "run", "hinton-kd-helps", "--profile", "smoke", "--probe"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "error: --probe times epochs for --dry-run's estimates; add --dry-run (nothing was trained)\n"
