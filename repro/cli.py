@@ -467,7 +467,7 @@ def main(argv=None) -> int:
                        "threads and versions it was stored with is not bitwise equal, or the runs retrained elsewhere "
                        "are not draws of the stored seeds' distribution); 2 error (e.g. --device cuda without CUDA); "
                        "3 stored files that could not be used (each named); 4 cannot decide (a run retrained "
-                       "elsewhere whose arm has too few other stored seeds). The first that applies.")
+                       "elsewhere whose arm has too few other stored seeds). Where several apply: 1, else 3, else 4.")
     p.add_argument("claim", nargs="*", help="claim ids (default: all)")
     p.add_argument("--profile", default="auto", help="the profile whose stored runs are sampled (default: auto)")
     p.add_argument("--sample", type=positive, default=3, help="how many runs, the cheapest retrainable ones (default 3)")
