@@ -130,7 +130,8 @@ def minutes(text: str) -> float:
 
 def cmd_run(args) -> int:
     if args.probe and not args.dry_run:  # --probe alone would train every run, the opposite of what it asks
-        print("error: --probe times epochs for --dry-run's estimates; add --dry-run (nothing was trained)", file=sys.stderr)
+        print("error: --probe times epochs for --dry-run's estimates; add --dry-run (nothing was trained)",
+              file=sys.stderr)
         return 2
     if args.max_minutes is not None and not args.until_decided:
         print("error: --max-minutes limits --until-decided's looks; without --until-decided it would be ignored",

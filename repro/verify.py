@@ -346,7 +346,8 @@ def summary(out: dict) -> list[str]:
             f"{ALPHA})" if test["p"] < ALPHA else ""])),
         UNUSABLE: f"{len(out['unusable'])} stored files could not be used (named above)",
         UNDECIDABLE: (f"{len(out['undecided'])} of the {n} runs were retrained elsewhere and their arms have no "
-                      "spread to judge them by (a store with too few seeds)") if out["undecided"] else "no run retrained",
+                      "spread to judge them by (a store with too few seeds)") if out["undecided"]
+        else "no run retrained",
         VERIFIED: f"{len(same)} of {n} runs bitwise equal where stored on this hardware, threads and versions"
                   + (f"; {test['n']} retrained elsewhere consistent with the stored seeds (p {test['p']:.3g})"
                      if test["n"] else ""),

@@ -149,7 +149,8 @@ def test_lowered_values_claiming_other_hardware_are_caught_by_the_combined_test(
     code, out, _ = run_verify(store, capsys)
     assert code == FAILED, out
     assert "the runs retrained elsewhere are not draws of the stored seeds' distribution" in last(out)
-    assert "shift of test_errors over 3 runs retrained elsewhere: mean retrained - stored +2" in out  # 25, or a clamped 2x
+    # +25 a run, or less where a count was clamped at 0
+    assert "shift of test_errors over 3 runs retrained elsewhere: mean retrained - stored +2" in out
     assert out.count(f"stored elsewhere (device {ELSEWHERE} (here CPU ") == 3
 
 
