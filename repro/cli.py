@@ -126,6 +126,10 @@ def minutes(text: str) -> float:
 
 
 def cmd_run(args) -> int:
+    if args.probe and not args.dry_run:  # --probe alone would train every run, the opposite of what it asks
+        print("error: --probe times epochs for --dry-run's estimates; add --dry-run (nothing was trained)",
+              file=sys.stderr)
+        return 2
     if args.max_minutes is not None and not args.until_decided:
         print("error: --max-minutes limits --until-decided's looks; without --until-decided it would be ignored",
               file=sys.stderr)
@@ -209,26 +213,21 @@ def _interrupt(signum, frame):
 
 
 def cmd_verify(args) -> int:
-    """Retrain a sample of stored runs here: bitwise equal or not, and consistent with the stored seeds or not."""
-    import torch
+    """Retrain a sample of stored runs here and decide (repro/verify.py); the exit status is its verdict's."""
     from .plan import resolve_profile
     from .store import Store
-    from .verify import verify
+    from .verify import ERROR, pick_device, verify
     profile = resolve_profile(args.profile)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
-        out = verify(_claims(args), profile, Store(_outputs(args)[0]), args.sample, device)
+        out = verify(_claims(args), profile, Store(_outputs(args)[0]), args.sample, pick_device(args.device))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return ERROR
     except KeyboardInterrupt:
         print("\ninterrupted: nothing stored was changed", file=sys.stderr)
         return 130
-    verdict = {True: "consistent with the stored seeds' distribution", False: "NOT consistent with the stored "
-               "seeds' distribution", None: "consistency not testable (no spread)"}[out["consistent"]]
-    print(f"verify {profile} on {out['here']} (torch {out['torch']}): {out['bitwise']} of {len(out['runs'])} runs "
-          f"bitwise equal; {verdict} (Bonferroni p {out['p_consistent']:.3g})")
-    return 0 if out["consistent"] is not False else 1
+    print("\n".join(out["lines"]))
+    return out["status"]
 
 
 def cmd_report(args) -> int:
@@ -279,13 +278,16 @@ def cmd_export(args) -> int:
 def cmd_judge(args) -> int:
     """Verdicts from stored results and observed values, printed (nothing trains, no verdicts file)."""
     from .judge import judge
-    from .spec import load_claim
+    from .spec import SpecError, load_claim
     files = [Path(c) for c in args.claim if c.endswith((".yaml", ".yml"))]
     ids = [c for c in args.claim if not c.endswith((".yaml", ".yml"))]
     chosen = [load_claim(f) for f in files]
     if ids or not files:  # claim ids of the claims folder (all of them when nothing is named)
         args.claim = ids
         chosen += list(_claims(args).values())
+    known = sorted({p for c in chosen for p in c.profiles})
+    if args.profile != "auto" and known and args.profile not in known:  # all-observed claims have no profiles
+        raise SpecError(f"unknown profile '{args.profile}'; the claims judged have: {', '.join(known)}")
     if files and not ids and not (args.out_dir or args.results):
         results = Path("results")  # spec files alone: observed arms need no store; trained ones are looked up here
     else:
@@ -384,7 +386,11 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("verify", help="retrain a sample of stored runs here and compare them with the stored ones",
-                       parents=[folders])
+                       parents=[folders], epilog="exit status: 0 verified; 1 FAILED (a run retrained on the hardware, "
+                       "threads and versions it was stored with is not bitwise equal, or the runs retrained elsewhere "
+                       "are not draws of the stored seeds' distribution); 2 error (e.g. --device cuda without CUDA); "
+                       "3 stored files that could not be used (each named); 4 cannot decide (a run retrained "
+                       "elsewhere whose arm has too few other stored seeds). Where several apply: 1, else 3, else 4.")
     p.add_argument("claim", nargs="*", help="claim ids (default: all)")
     p.add_argument("--profile", default="auto", help="the profile whose stored runs are sampled (default: auto)")
     p.add_argument("--sample", type=positive, default=3, help="how many runs, the cheapest retrainable ones (default 3)")

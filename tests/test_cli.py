@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from repro.cli import main
@@ -94,3 +95,16 @@ def test_the_registries_find_the_built_in_entries_without_importing_them_first()
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_judge_with_an_unknown_profile_is_one_line_naming_the_known_ones(capsys):
+    assert main(["judge", "hinton-kd-helps", "--profile", "nope"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "error: unknown profile 'nope'; the claims judged have: paper, quick, smoke\n"
+
+
+def test_probe_without_dry_run_refuses_in_one_line_and_trains_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("repro.run.LocalExecutor.submit", lambda self, jobs: pytest.fail("--probe alone trained"))
+    assert main(["--results", str(tmp_path / "results"), "run", "hinton-kd-helps", "--profile", "smoke", "--probe"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "error: --probe times epochs for --dry-run's estimates; add --dry-run (nothing was trained)\n"
