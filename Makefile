@@ -51,7 +51,7 @@ bench: venv
 
 # A GPU session is short and its machine bare and offline: `make gpu-prep` (here, with a network) puts what it lacks
 # into two git-ignored folders, wheels for pydantic & co. (Python 3.12, the device image's) and MNIST's gz files
-# (about 14 MB together); `make gpu-check` (there) runs benchmarks/gpu_check.py into $OUT. See README: GPU check.
+# (about 14 MB together); `make gpu-check` (there) runs benchmarks/gpu_check.py into $OUT. See docs/gpu.md.
 GPU_WHEELS := pydantic==2.14.4 pydantic_core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 typing_extensions==4.16.0
 gpu-prep:
 	mkdir -p .gpu-wheels .gpu-data/MNIST/raw

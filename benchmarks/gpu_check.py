@@ -20,7 +20,7 @@ Sections, in order of what matters most if time runs out; each is timed, may fai
   smoke_end_to_end  `repro run --profile smoke --device cuda`, `pytest -m claims`, `repro report` into a
                     scratch folder (the shipped results/ and reports/ are not touched)
 
-    python benchmarks/gpu_check.py --summary-dir $OUT            # on the GPU machine (see README: GPU check)
+    python benchmarks/gpu_check.py --summary-dir $OUT            # on the GPU machine (see docs/gpu.md)
     python benchmarks/gpu_check.py --dry-run --summary-dir DIR   # the same code on the CPU, tiny (tests/test_gpu_check.py)
 """
 from __future__ import annotations

@@ -19,7 +19,7 @@ import markupsafe
 import yaml
 
 from . import figures
-from .wording import explain
+from .wording import explain, miss
 from .spec import clip, public_path, read_regular
 from .store import CorruptResult, Store, atomic_write
 
@@ -49,11 +49,30 @@ class ReportError(ValueError):
 BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def plain_text(value):
-    """jinja's finalize: each printed value with bidi controls removed (escaping then happens as usual)."""
-    if isinstance(value, markupsafe.Markup):
-        return markupsafe.Markup(BIDI.sub("", value))
-    return BIDI.sub("", value) if isinstance(value, str) else value
+def plain_text(value, paths: tuple[tuple[str, str], ...] = ()):
+    """jinja's finalize: each printed value with bidi controls removed and each absolute folder in `paths`
+    written as it is shown (escaping then happens as usual)."""
+    if not isinstance(value, str):
+        return value
+    text = BIDI.sub("", value)
+    for absolute, shown in paths:
+        text = text.replace(absolute, shown)
+    return markupsafe.Markup(text) if isinstance(value, markupsafe.Markup) else text
+
+
+def private_paths(claims_dir: Path) -> tuple[tuple[str, str], ...]:
+    """(absolute path, how the page shows it) for the claims folder (as given and resolved) and the working
+    folder: a verdicts file judged with `--claims /home/me/claims` names the folder in its Holm family line and
+    reasons, and the page must not print this machine's absolute paths (a home folder, a user name)."""
+    pairs = {}
+    for folder in (Path(claims_dir), Path(claims_dir).resolve()):
+        if folder.is_absolute() and len(folder.parts) > 1:
+            pairs[str(folder)] = public_path(Path(claims_dir).resolve(), 1)
+    cwd = Path.cwd()
+    if len(cwd.parts) > 1:
+        pairs[str(cwd) + "/"] = ""
+        pairs[str(cwd)] = "."
+    return tuple(sorted(pairs.items(), key=lambda kv: -len(kv[0])))  # longest first: a folder before its parent
 
 
 def num(x, fmt: str = ".3g") -> str:
@@ -258,12 +277,27 @@ def claimed_and_measured(v: dict) -> tuple[str, str]:
         claimed = f"{v.get('derived') or 'mean'} {'≤' if v.get('check') == 'at_most' else '≥'} {num(v['bound'], '.3g')}"
     else:
         claimed = str(v.get("hypothesis") or v.get("check") or "")
-    claimed += "".join(f" · {num(o['value'], '.4g')} ({o['by']})" for o in reported(v))
     tested = figures.estimate_of(v)
     if not tested:
         return claimed, "–"
     what, est, lo, hi, _ = tested
     return claimed, f"{what} = {num(est, '.4g')} [{num(lo, '.4g')}, {num(hi, '.4g')}]"
+
+
+def one_p(v: dict) -> tuple[str, str]:
+    """The summary's one p value, (label, text): the Holm-corrected p of the side that decided the verdict (the p
+    against the claim for NOT REPRODUCED, the p for the claim otherwise), the raw one where none was corrected."""
+    against = v.get("status") == "NOT REPRODUCED" and figures.number(v.get("p_refute"))
+    raw, holm = (v.get("p_refute"), v.get("p_refute_holm")) if against else (v.get("p"), v.get("p_holm"))
+    if figures.number(holm):
+        return ("against the claim, Holm" if against else "Holm"), num(holm)
+    if figures.number(raw):
+        return ("against the claim, not corrected" if against else "not corrected"), num(raw)
+    return "", "–"
+
+
+def failed_preconditions(v: dict) -> int:
+    return sum(isinstance(p, dict) and p.get("held") is False for p in v.get("preconditions") or [])
 
 
 PROFILE_ORDER = {"paper": 0, "quick": 1, "smoke": 9}  # the source's protocol first; machinery checks last
@@ -320,7 +354,9 @@ def variant_block(v: dict, claim, runs: dict, colors: dict) -> dict:
     return {"v": v, "badge": BADGE.get(v.get("status"), "none"), "stats": stat_rows(v), "seeds": seed_table(v),
             "description": variant.description if variant else "", "figures": figs,
             "scale": profile.scale if profile else "", "comparable": profile.comparable if profile else None,
-            "claimed_measured": claimed_and_measured(v), "explain": explain(v)}
+            "claimed_measured": claimed_and_measured(v), "explain": explain(v), "miss": miss(v), "p": one_p(v),
+            "failed": failed_preconditions(v), "reported": reported(v),
+            "deviations": list(profile.deviations) if profile else []}
 
 
 def environment(doc: dict, all_runs: dict[str, dict], claims_dir: Path) -> dict:
@@ -375,10 +411,12 @@ def git_commit() -> str:
 
 
 def render(doc: dict, claims: dict, results: Path | None = None, claims_dir: Path = Path("claims")) -> str:
+    paths = private_paths(claims_dir)
     env = jinja2.Environment(loader=jinja2.PackageLoader("repro", "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, finalize=plain_text)
+                             undefined=jinja2.StrictUndefined, finalize=lambda value: plain_text(value, paths))
     env.filters["num"] = num
     verdicts = [{**DEFAULTS, **v} for v in doc["verdicts"]]
+    judged = list(verdicts)  # what pytest -m claims reported: the counts are of these, shown or not
     if results is not None:  # a profile a claim has no stored run of (a paper profile not trained) is not shown
         verdicts = [v for v in verdicts if v["status"] != "NOT RUN" or only_profile(verdicts, v)
                     or has_runs(results, v)]
@@ -409,13 +447,42 @@ def render(doc: dict, claims: dict, results: Path | None = None, claims_dir: Pat
             b["profile_span"] = len(same) if same[0] is b else 0
     profiles = sorted({str(v["profile"]) for v in verdicts}, key=profile_rank)
     holm = families(doc, verdicts, profiles)
-    counts = {p: {status: sum(v.get("status") == status and v["profile"] == p for v in verdicts) for status in BADGE}
-              for p in profiles}
+    cards = sorted({str(v["profile"]) for v in judged}, key=profile_rank)  # a profile none of whose verdicts is listed too
+    counts = {p: {status: sum(v["status"] == status and v["profile"] == p for v in judged) for status in BADGE}
+              for p in cards}
+    unlisted = {p: sum(v["profile"] == p for v in judged) - sum(v["profile"] == p for v in verdicts) for p in cards}
     return env.get_template("index.html.j2").render(
-        doc=doc, groups=list(groups.values()), counts=counts, badge=BADGE, profiles=profiles,
+        doc=doc, groups=list(groups.values()), counts=counts, unlisted=unlisted, badge=BADGE, profiles=profiles,
+        n_judged=len(judged), study=study(list(groups.values())), cards=cards,
         families=holm, glance=glance(verdicts, holm),
         policy=next((v["holm_policy"] for v in verdicts if isinstance(v.get("holm_policy"), str)), ""), env=environment(doc, all_runs, claims_dir),
         smoke=profiles == ["smoke"])
+
+
+STUDY_PROFILE = "paper"
+
+
+def study(groups: list[dict]) -> list[dict]:
+    """The paper profile as a reproduction study, per source: each claim's number (the source's, or the paper's
+    it quotes), the other published numbers for it, this profile's per-seed values and interval side by side,
+    the protocol differences, and for a NOT REPRODUCED which way and by how much it missed."""
+    sources: dict[str, dict] = {}
+    for g in groups:
+        for b in g["blocks"]:
+            v = b["v"]
+            if v["profile"] != STUDY_PROFILE:
+                continue
+            name = g["claim"].source.file if g["claim"] else "source not recorded (no spec)"
+            label = f"source {name[:3]} · {name}" if name[:3].isdigit() else name
+            entry = sources.setdefault(name, {"source": name, "label": label, "rows": [], "not_run": [],
+                                              "differences": {}})
+            if v["status"] == "NOT RUN":
+                entry["not_run"].append(f"{g['id']} [{v['variant']}]")
+                continue
+            entry["rows"].append({"id": g["id"], "b": b})
+            for d in [*b["deviations"], *([b["description"]] if b["description"] else [])]:
+                entry["differences"].setdefault(d, []).append(f"{g['id']} [{v['variant']}]")
+    return [s for s in sources.values() if s["rows"]]
 
 
 def glance(verdicts: list[dict], holm: dict[str, dict]) -> dict[str, list[tuple[str, str]]]:

@@ -125,3 +125,45 @@ def wording(v: dict) -> str:
     """The status with its direction, e.g. "NOT REPRODUCED: in the opposite direction"."""
     detail = explain(v)
     return f"{v.get('status')}: {detail}" if detail else str(v.get("status"))
+
+
+def better_when(metric) -> str | None:
+    """"higher" or "lower": which way a metric is better (accuracies; errors and losses), None where it has no
+    better side (fidelity, settle epochs, spreads)."""
+    name = str(metric or "").rsplit(":", 1)[-1]
+    if name.endswith("acc"):
+        return "higher"
+    if "error" in name or name.endswith("loss"):
+        return "lower"
+    return None
+
+
+def _points(v: dict, x: float) -> str:
+    """An accuracy difference in percentage points too (accuracies are stored as fractions)."""
+    values = [y for vs in (v.get("values") or {}).values() if isinstance(vs, list) for y in vs if number(y)]
+    if str(v.get("metric", "")).endswith("acc") and values and all(0 <= y <= 1 for y in values):
+        return f" ({x * 100:+.3g} points)"
+    return ""
+
+
+def miss(v: dict) -> str:
+    """By how much a NOT REPRODUCED estimate missed the claimed region ("" otherwise), and, for a number held
+    against the source's (`matches`), how far from that number and whether the miss is the better side: a
+    teacher 1.9 points more accurate than the source's is not a failure to train it."""
+    if v.get("status") != "NOT REPRODUCED":
+        return ""
+    tested, region, side = estimate_of(v), claimed_region(v), position(v)
+    if not tested or not region or side not in ("above", "below"):
+        return ""
+    what, est, _, _, ref = tested
+    edge = region[2] if side == "above" else region[1]
+    text = f"by {abs(est - edge):.3g}"
+    if v.get("check") == "matches" and number(ref):
+        gap = est - ref
+        text += f"; {what} {est:.4g} against the source's {ref:.4g}: {gap:+.3g}{_points(v, gap)}"
+        better = better_when(v.get("metric"))
+        if better:
+            good = (gap > 0) == (better == "higher")
+            text += (", better than the source's number (a stronger result, not a failure to reach it)" if good
+                     else ", worse than the source's number")
+    return text

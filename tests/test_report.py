@@ -119,7 +119,8 @@ def test_summary_has_badges_counts_environment_and_smoke_stamp(html, smoke_doc):
     assert "Smoke profile: not evidence" in html and summary.count("not evidence") >= 3
     assert DEVICE in summary and "torch 9.9.9" in summary and "python 3.11.7" in summary
     assert "abc123" in summary and "2026-11-25T20:00:00+00:00" in summary
-    assert "machinery check only" in summary  # the profile's scale
+    block = html[html.index(f'id="claim-{CLAIM_ID}"'):]
+    assert "machinery check only" not in summary and "machinery check only" in block  # the scale: in the claim's section
     # teacher and small are shared by both variants: 12 distinct runs of 10 s, not 18
     assert "2.0 min over 12 distinct runs" in summary
 
@@ -282,12 +283,17 @@ def test_each_profile_with_verdicts_is_shown_paper_first_with_its_scale_and_its_
                     **{**matches, "claim": "hinton-teacher"})
     page = render({"profile": "quick", "verdicts": [quick, paper]}, {"hinton-teacher": teacher})
     summary = page[page.index('id="summary"'):page.index('class="claim"')]
-    rows = summary[summary.index("<tbody>"):]
+    rows = summary[summary.index("<tbody>"):summary.index("</table>")]
     assert rows.index(">paper<") < rows.index(">quick<")  # the source's protocol first
-    assert "the source&#39;s protocol: 1000 epochs" in rows and "reduced: 30 (teacher)" in rows  # each labelled
-    # the source's number beside the measured one, and the source's own one-run number with it
-    assert "67 ± 20 · 64 (source 004&#39;s final version, one run)" in rows
+    # the summary: what a reader decides on; the scale and the other published numbers are in the sections
+    assert "reduced: 30 (teacher)" not in rows and "source 004&#39;s final version" not in rows
+    assert ">67 ± 20<" in rows
     assert "mean(teacher) = 71 [65, 77]" in rows and "mean(teacher) = 136.2 [129.9, 142.5]" in rows
+    facts = page[page.index('id="claim-hinton-teacher"'):]
+    assert "the source&#39;s protocol: 1000 epochs" in facts and "reduced: 30 (teacher)" in facts  # each labelled
+    # the paper profile as a reproduction study: the claim's number, the source's own one-run number beside it
+    studied = page[page.index('id="reproduction"'):page.index('id="claim-hinton-teacher"')]
+    assert ">67 ± 20<" in studied and "<b>64</b> <span class=\"muted\">source 004&#39;s final version, one run" in studied
     top = page[:page.index('id="summary"')]
     assert top.index('id="holm-family-paper"') < top.index('id="holm-family-quick"')
     assert "hinton-teacher[as_described], other[x]" in top  # each profile's own family, as its verdicts name it
@@ -437,3 +443,89 @@ def test_a_profile_a_claim_has_no_stored_run_of_is_left_out(claim, tmp_path):
     assert f'id="{CLAIM_ID}--quick--as_described"' in page and f'id="{CLAIM_ID}--paper--as_described"' not in page
     alone = render({"profile": "paper", "verdicts": [paper]}, {CLAIM_ID: claim}, tmp_path / "results")
     assert f'id="{CLAIM_ID}--paper--as_described"' in alone  # its only verdict: shown, with the reason
+
+
+# --- issue 37: the summary's counts are pytest's; the paper profile as a reproduction study -------------------
+
+def tile_counts(page: str) -> dict[str, dict[str, int]]:
+    summary = page[page.index('id="summary"'):page.index('<table class="summary">')]
+    out = {}
+    for profile, tiles in re.findall(r'<span class="n">([\w-]+)</span><span class="label">profile</span></div>(.*?)\n</div>',
+                                     summary, re.S):
+        out[profile] = {label: int(n) for n, label in
+                        re.findall(r'<span class="n">(\d+)</span><span class="label">([A-Z ]+)</span>', tiles)}
+    return out
+
+
+def test_the_cards_count_every_verdict_pytest_reported_listed_or_not(claim, tmp_path):
+    """The audit found '0 NOT RUN' on a card where pytest reported 2: NOT RUN verdicts of a profile with no stored
+    run are not listed (no block of NOT RUN beside the quick verdict), and the card counted only the listed ones."""
+    quick = [verdict(v, profile="quick", run_keys=store_results(tmp_path / "results", claim, v, "quick"))
+             for v in ("as_described", "as_written")]
+    paper = [verdict(v, profile="paper", status="NOT RUN", reason="results for arm 'teacher' seed 0 are missing")
+             for v in ("as_described", "as_written")]
+    quick_missing = verdict("as_described", profile="quick", status="NOT RUN", claim="other-claim",
+                            reason="results missing")
+    doc = {"profile": "quick", "verdicts": [*quick, *paper, quick_missing,
+                                            verdict("as_written", profile="quick", status="NOT RUN", claim="other-claim",
+                                                    reason="results missing")]}
+    page = render(doc, {CLAIM_ID: claim}, tmp_path / "results")
+    assert f'id="{CLAIM_ID}--paper--as_described"' not in page  # not listed ...
+    reported = {p: {s: sum(v["profile"] == p and v["status"] == s for v in doc["verdicts"])
+                    for s in ("REPRODUCED", "NOT REPRODUCED", "INCONCLUSIVE", "NOT RUN")} for p in ("paper", "quick")}
+    assert tile_counts(page) == reported  # ... but counted, as pytest -m claims reported them
+    assert reported["paper"]["NOT RUN"] == 2 and "2 not listed: no run stored at this profile" in page
+    assert f"{len(doc['verdicts'])} verdicts over" in page
+
+
+def test_the_summary_row_is_claim_claimed_measured_verdict_with_direction_and_one_p(claim):
+    v = verdict(status="NOT REPRODUCED", check="matches", arms=["teacher"], metric="test_acc", value=0.963,
+                tolerance=0.01, estimand="mean(teacher)", estimate=0.9824, estimate_ci=[0.9814, 0.9834],
+                reference=0.963, values={"teacher": [0.982, 0.9823, 0.9818, 0.9831, 0.9828]}, p=1.0, p_holm=1.0,
+                p_refute=1.56e-05, p_refute_holm=0.00014,
+                also_reported=[{"value": 0.97, "by": "a later version, one run"}])
+    page = render({"profile": "paper", "verdicts": [{**v, "profile": "paper"}]}, {CLAIM_ID: claim})
+    summary = page.split('<table class="summary">')[1].split("</table>")[0]
+    header = re.findall(r"<th>([^<]*)</th>", summary.split("</thead>")[0])
+    assert header == ["claim", "profile", "variant", "verdict", "claimed", "measured [CI]", "p"]
+    assert "above the claimed band by 0.0094" in summary and "+1.94 points" in summary
+    assert "better than the source&#39;s number" in summary
+    assert ">0.00014<br>" in summary and "1.56e-05" not in summary  # one p, the one that decided it
+    assert "a later version" not in summary and "held</span>" not in summary  # the rest is in the sections
+    studied = page[page.index('id="reproduction"'):page.index(f'id="claim-{CLAIM_ID}"')]
+    assert "source " in studied and claim.source.file in studied
+    assert "<b>0.97</b>" in studied and "a later version, one run" in studied  # the other published number
+    assert "teacher: 0.982, 0.9823, 0.9818, 0.9831, 0.9828" in studied  # per seed
+    assert "mean(teacher) = 0.9824 [0.9814, 0.9834]" in studied and "+1.94 points" in studied
+    for deviation in claim.profiles["paper"].deviations:  # the protocol differences, the spec's own
+        assert deviation.replace("'", "&#39;") in studied
+
+
+def test_no_study_without_a_paper_verdict(claim):
+    page = render({"profile": "smoke", "verdicts": [verdict()]}, {CLAIM_ID: claim})
+    assert 'id="reproduction"' not in page
+
+
+def test_bidi_controls_are_stripped_from_the_new_sections_too(claim):
+    profile = claim.profiles["paper"].model_copy(update={"deviations": [f"one run {RLO}NUR TON{PDF}"]})
+    hostile = claim.model_copy(update={"profiles": {**claim.profiles, "paper": profile}})
+    v = verdict(profile="paper", also_reported=[{"value": 64.0, "by": f"source {RLO}400 ecruos\u2067"}],
+                holm_family=[f"{CLAIM_ID}[as_described]"])
+    page = render({"profile": "paper", "families": {"paper": {"text": f"Holm family {RLO}x", "families": {
+        f"a{RLO}": [f"{CLAIM_ID}[as_described]"]}}}, "verdicts": [v]}, {CLAIM_ID: hostile})
+    assert not re.search("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]", page)
+    assert "one run NUR TON" in page and "source 400 ecruos" in page
+
+
+def test_no_absolute_path_of_the_claims_folder_anywhere_on_the_page(smoke_doc, claim):
+    """A verdicts file judged with `--claims /abs/claims` names the folder in its Holm family line and reasons."""
+    tmp, doc = smoke_doc
+    folder = tmp / "claims"
+    hostile = {**doc, "families": {"smoke": {"text": f"Holm family: 2 tested claims, every claim of {folder}/ with "
+                                             "the smoke profile", "families": {}}},
+               "verdicts": [{**v, "reason": f"corrupt result in {folder}/x.yaml and {Path.cwd()}/results/y.json"}
+                            for v in doc["verdicts"]]}
+    page = render(hostile, {CLAIM_ID: claim}, tmp / "results", folder)
+    assert str(tmp) not in page and str(folder) not in page and str(Path.cwd()) not in page
+    assert "every claim of .../claims/ with the smoke profile" in page and "corrupt result in .../claims/x.yaml" in page
+    assert "and results/y.json" in page

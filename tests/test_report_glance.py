@@ -84,3 +84,16 @@ def test_observed_arms_are_independent_samples_not_seed_lines():
     paired = next(v for v in SHIPPED["verdicts"] if v.get("paired") is True and len(v.get("values", {})) == 2)
     assert draws_lines_between_arms(paired)
     assert figures.mean_interval([1.0, 2.0, 3.0]) == pytest.approx((2.0, 2.0 - 2.4841, 2.0 + 2.4841), abs=1e-3)
+
+
+def test_a_miss_says_which_way_and_by_how_much_and_whether_it_is_the_better_side():
+    """Issue 35 item 2: a teacher 1.9 points more accurate than the source's number is not a failure to train it."""
+    from repro.wording import miss
+    shipped = {(v["claim"], v["variant"], v["profile"]): v for v in SHIPPED["verdicts"]}
+    teacher = miss(shipped["course-teacher", "corrected", "paper"])
+    assert teacher.startswith("by 0.0094;") and "0.9824 against the source's 0.963: +0.0194 (+1.94 points)" in teacher
+    assert "better than the source's number" in teacher
+    assert miss(shipped["hinton-soft-weight", "as_described", "quick"]).startswith("by ")
+    worse = {**shipped["course-teacher", "corrected", "paper"], "estimate": 0.94, "estimate_ci": [0.935, 0.945]}
+    assert "worse than the source's number" in miss(worse) and "(-2.3 points)" in miss(worse)
+    assert all(miss(v) == "" for v in SHIPPED["verdicts"] if v["status"] != "NOT REPRODUCED")

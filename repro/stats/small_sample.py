@@ -109,7 +109,7 @@ def skew_factor(n) -> np.ndarray:
     lognormal arm of sigma 1: about 0.07 wrong REPRODUCED at every n). No estimate of skewness mends it at these
     n (the falsely rejecting samples have the same sample skewness as true effects), so the widening is flat, on
     both sides, as wide as that regime needs at every level from 0.05 down to Holm's 0.002. The class the level
-    is held over, the price in power and the rules tried: README ("Small samples, unequal variances and skew")
+    is held over, the price in power and the rules tried: docs/statistics.md ("Small samples, unequal variances and skew")
     and benchmarks/calibration.txt."""
     return SKEW_BASE + SKEW_SMALL_N / np.asarray(n, float)
 
