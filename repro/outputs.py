@@ -42,7 +42,11 @@ def check_outputs(claims_dir: str | Path, *paths: str | Path | None) -> None:
     """Raise SpecError for the first output path this claims set must not write (protected_error)."""
     from .spec import SpecError
     for path in paths:
-        wrong = protected_error(path, claims_dir) if path is not None else None
+        try:
+            wrong = protected_error(path, claims_dir) if path is not None else None
+        except (RuntimeError, OSError) as err:  # Path.resolve: a symlink loop (RuntimeError before 3.13)
+            why = "a symlink loop" if "loop" in str(err).lower() else clip(getattr(err, "strerror", None) or str(err))
+            wrong = f"{clip(str(path), 80)}: not a usable output folder ({why})"
         if wrong:
             raise SpecError(wrong)
 

@@ -268,3 +268,13 @@ def test_ctrl_c_in_a_command_is_one_line(capsys, monkeypatch):
     monkeypatch.setattr("repro.cli.cmd_list", lambda args: (_ for _ in ()).throw(KeyboardInterrupt))
     assert main(["list"]) == 130
     assert capsys.readouterr().err == "\ninterrupted\n"
+
+
+@pytest.mark.parametrize("argv", [["run", "hinton-small", "--profile", "smoke", "--dry-run"], ["report"],
+                                  ["judge", "hinton-small", "--profile", "smoke"], ["verify", "hinton-small"]])
+def test_an_output_folder_that_is_a_symlink_loop_is_one_line(tmp_path, argv, capsys):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    assert main([argv[0], "--out", str(tmp_path / "a"), *argv[1:]]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {tmp_path / 'a' / 'results'}: not a usable output folder (a symlink loop)\n"
