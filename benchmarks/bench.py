@@ -40,7 +40,7 @@ from repro.losses import hinton
 from repro.models import create_model
 from repro.precision import SLOW_ABOVE, bf16_slowdown, machine_id
 from repro.stacked import stack
-from repro.nets import autocast, device_layout
+from repro.nets import autocast, build_model, device_layout
 from repro.teachers import cast_teacher
 
 BATCH, BATCHES, EPOCH, SEEDS = 128, 60, 60_000, 5
@@ -319,6 +319,55 @@ def cifar_rows(peaks, emulated: bool):
                 engine_flops, base, peaks["fp32"])
 
 
+def startup_rows(reps: int = 5) -> None:
+    """`repro --help` (and one subcommand's) against a bare interpreter: the CLI must answer before torch loads."""
+    import subprocess
+
+    def best(argv) -> float:
+        times = []
+        for _ in range(reps):
+            started = time.perf_counter()
+            subprocess.run(argv, capture_output=True, check=True)
+            times.append(time.perf_counter() - started)
+        return min(times)
+    bare = best([sys.executable, "-c", "pass"])
+    print(f"\nstart-up, best of {reps} (seconds; ratio to `python -c pass`):")
+    for name, argv in (("python -c pass", [sys.executable, "-c", "pass"]),
+                       ("repro --help", [sys.executable, "-m", "repro.cli", "--help"]),
+                       ("repro run --help", [sys.executable, "-m", "repro.cli", "run", "--help"]),
+                       ("python -c 'import torch'", [sys.executable, "-c", "import torch"])):
+        seconds = bare if name == "python -c pass" else best(argv)
+        print(f"  {name:28s} {seconds:6.3f} s  {seconds / bare:6.1f}x")
+
+
+def feature_loss_rows(n_train: int = 6000) -> None:
+    """One epoch of the real training loop (repro.train.train) for the same 784-800-800-10 student and 1200-1200
+    teacher: plain KD (hinton) against FitNets (a hint on the second hidden layer through its learned regressor,
+    forward hooks on both nets), on MNIST-shaped synthetic data; seconds scaled to a 60,000-image epoch."""
+    from repro.spec import Arm, RunSpec
+    from repro.train import train
+    data = {"name": "synthetic", "n_train": n_train, "n_test": 1000, "shape": [1, 28, 28], "num_classes": 10}
+    common = {"data": data, "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9}, "epochs": 1,
+              "batch_size": BATCH}
+    teacher = RunSpec(arm=Arm.model_validate({**common, "model": {"name": "mlp", "hidden": [1200, 1200]}}), seed=0)
+    net = build_model(teacher).eval()
+    print(f"\nfeature-based KD, one epoch of the training loop (fp32, {torch.get_num_threads()} threads), "
+          f"per 60,000 images:")
+    seconds = {}
+    for name, extra in (("plain KD (hinton, alpha 0.7, T 20)", {"loss": {"name": "hinton", "alpha": 0.7, "T": 20}}),
+                        ("FitNets hint net.6 -> net.6 + CE", {"loss": {"name": "fitnets", "hint_weight": 1.0},
+                                                               "features": {"student": ["net.6"],
+                                                                            "teacher": ["net.6"]}})):
+        arm = Arm.model_validate({**common, "model": {"name": "mlp", "hidden": [800, 800]}, "teacher": "teacher",
+                                  **extra})
+        run = RunSpec(arm=arm, seed=0, teacher=teacher)
+        train(run, torch.device("cpu"), net)  # warm-up: data, allocator
+        started = time.perf_counter()
+        train(run, torch.device("cpu"), net)
+        seconds[name] = (time.perf_counter() - started) * EPOCH / n_train
+        print(f"  {name:38s} {seconds[name]:8.2f} s  {seconds[name] / next(iter(seconds.values())):5.2f}x plain KD")
+
+
 def main(cifar_only: bool = False):
     torch.manual_seed(0)
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
@@ -364,6 +413,8 @@ def main(cifar_only: bool = False):
                 seconds = stacked_epoch(lambda: mk(student), SEEDS, p, EMULATED_BATCHES if slow else None)
                 row(name, f"stacked x{SEEDS} {p}" + (" (emul.)" if slow else ""), seconds, EPOCH, flops, base,
                     peaks["fp32"])
+    feature_loss_rows()
+    startup_rows()
     print("\nfor reference, not measured in this run: quick-profile MNIST runs stored in results/ (each run key once):")
     for prefix in ("hinton-", "course-"):
         runs, devices = {}, set()
