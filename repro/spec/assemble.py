@@ -82,7 +82,8 @@ def claim_from_raw(raw: dict, path: Path) -> Claim:
             errors.setdefault(f"teacher_epoch.{arm}", f"{path}: arms.{arm} (variant '{variant}', profile '{profile}')."
                               f"teacher_epoch: {spec.teacher_epoch} is beyond the last epoch ({teacher.epochs}) of its "
                               f"teacher '{spec.teacher}'")
-    for where, check in [("check", claim.check)] + [(f"preconditions.{i}", c) for i, c in enumerate(claim.preconditions)]:
+    for where, check in [("check", claim.check)] + [(f"preconditions.{i}", c) for i, c in enumerate(claim.preconditions)] \
+            + [(f"secondary_checks.{i}", c) for i, c in enumerate(claim.secondary_checks)]:
         for (arm, variant), (obs, _) in claim.observed.items():
             if arm in check.arms and check.metric != obs.metric:
                 errors.setdefault(f"{where}.observed.{arm}", f"{path}: {where}.metric: '{clip(check.metric, 40)}', but "
