@@ -441,7 +441,7 @@ def _nan(x) -> bool:
 
 def families(verdicts: list[dict]) -> dict[str, list[str]]:
     """Family name -> its tested members, as finalize named them (what the report and pytest state once)."""
-    return {v["family"]: v["holm_family"] for v in verdicts if "family" in v}
+    return {v["family"]: v["holm_family"] for v in verdicts if v.get("family") is not None}
 
 
 def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store, registration=None) -> list[dict]:
