@@ -256,3 +256,16 @@ def test_secondary_checks_keep_run_keys_and_join_the_family(tmp_path):
                                                                                "c-strong[default] secondary 1"]
     rule = R.load(tmp_path / "results", "smoke").members["c-strong[default]"]["rule"]
     assert rule["secondary_checks"][0]["bound"] == 5.0
+
+
+def test_results_without_a_stamp_under_a_registration_made_before_them_are_not_confirmatory(tmp_path):
+    """Registered before any result, then fed results that carry no registration (trained elsewhere, earlier)."""
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    write(folder, doc("c-strong"))
+    claims = load_claims(folder)
+    assert R.ensure(folder, claims, "smoke", tmp_path / "results").state == "registered"
+    store = store_results(tmp_path, claims, {"c-strong": {"distilled": DISTILLED, "small": SMALL["c-strong"]}}, None)
+    v = judged(folder, store)["c-strong"]
+    assert v["status"] == "INCONCLUSIVE" and "stored before its registration" in v["reason"]
+    assert v["exploratory"]["status"] == "exploratory REPRODUCED"
