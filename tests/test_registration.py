@@ -269,3 +269,18 @@ def test_results_without_a_stamp_under_a_registration_made_before_them_are_not_c
     v = judged(folder, store)["c-strong"]
     assert v["status"] == "INCONCLUSIVE" and "stored before its registration" in v["reason"]
     assert v["exploratory"]["status"] == "exploratory REPRODUCED"
+
+
+def test_the_report_shows_the_registration_and_the_amendment_labelled(tmp_path):
+    import html
+    from repro.report import render
+    spec = doc("c-match", kind="matches", arms=["distilled"], value=90.0, tolerance=1.0)
+    folder, store = registered_folder(tmp_path, [spec], {"c-match": {"distilled": [80.0, 81, 79]}})
+    spec["check"]["tolerance"] = 15.0
+    write(folder, spec)
+    verdicts = V.judge_folder(folder, load_claims(folder), "smoke", store)
+    page = html.unescape(render({"profile": "smoke", "verdicts": conftest._plain(verdicts)}, load_claims(folder)))
+    assert "registration: registered (" in page and "1 verdict(s) with an amendment after the data" in page
+    assert "amendment after data (exploratory)" in page and "exploratory REPRODUCED" in page
+    # the headline is the registered rule's; the amendment's verdict never appears as a badge
+    assert 'class="badge bad">NOT REPRODUCED<' in page and 'class="badge ok">REPRODUCED<' not in page
