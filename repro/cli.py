@@ -554,7 +554,7 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_judge)
 
     p = sub.add_parser("register", help="record every claim's decisive rule and family at a profile before its "
-                                        "results (results/<profile>/registration.json)", parents=[folders])
+                                        "results (results/<profile>/registration.lock)", parents=[folders])
     p.add_argument("--profile", help="one profile (default: every profile the claims declare)")
     p.set_defaults(fn=cmd_register)
 

@@ -1,6 +1,7 @@
 """The registration: every rule that decides a profile's verdicts, recorded before its results are judged.
 
-One committed file per results folder and profile, `<results>/<profile>/registration.json`. Per claim and variant
+One committed file per results folder and profile, `<results>/<profile>/registration.lock` (JSON; like design.lock
+its name does not end in .json, so nothing that walks result files reads it). Per claim and variant
 (a *member*) it holds the rule that decides the verdict: the check (kind, metric and reducer, arms, direction
 `better`, value / margin / tolerance / bound, alpha, pairing), the secondary checks, the preconditions, the seeds
 and the sequential design, whether the numbers are comparable with the source's, and the Holm family the member
@@ -38,7 +39,7 @@ from pathlib import Path
 from .designs import RECORD as LOCK_FILE
 from .store import atomic_write
 
-FILE = "registration.json"
+FILE = "registration.lock"
 FORMAT = 1
 TEXT_ONLY = ("justification", "also_reported")  # shown in the report, decide nothing: editable after the data
 OBSERVED_FAMILY = "observed-only"  # claims of observed arms alone: one family of their own, in no profile's
