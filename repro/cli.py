@@ -195,6 +195,11 @@ def cmd_run(args) -> int:
     except OSError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    try:
+        jobs = plan(list(claims.values()), profile, store, args.arms, device)
+    except OutsideStore as err:  # a folder of the store linked elsewhere: refused, before anything trains
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     from .registration import ensure  # the rules are fixed before this profile's (or a new claim's) first result
     reg = ensure(args.claims, load_claims(args.claims), profile, store.root, add_new=True)
     if reg.state == "tampered":
@@ -202,11 +207,6 @@ def cmd_run(args) -> int:
         return 2
     print(reg.line(), file=sys.stderr)
     store.registrations[profile] = reg.stamp  # every result trained now carries it (provenance.registration)
-    try:
-        jobs = plan(list(claims.values()), profile, store, args.arms, device)
-    except OutsideStore as err:  # a folder of the store linked elsewhere: refused, before anything trains
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     for line in before_training(jobs, device):
         print(line, file=sys.stderr, flush=True)
     try:
