@@ -13,6 +13,7 @@ is corrected with. It grows in waves, each chained to the one before and hashed:
                 "previous": null,            # hash of the wave before
                 "members": {"hinton-teacher[as_described]": {"claim": "hinton-teacher", "variant": "as_described",
                             "family": "all", "after_results": true, "rule": {"check": {...}, "seeds": [...], ...}}},
+                "specs": {"hinton-teacher": {...the whole validated spec...}},  # to judge it if its file is deleted
                 "hash": "<sha256 of the wave's canonical JSON without this key>"}]}
 
 Wave 1 is written by `repro register`, or automatically by the first `repro run` or judging of a profile that has
@@ -179,6 +180,15 @@ class Registration:
     def stamp(self) -> str | None:
         return f"{self.profile}:{self.waves[-1]['hash'][:16]}" if self.waves else None
 
+    def claim(self, claim_id: str):
+        """The claim as its spec was registered (a spec deleted from the folder is judged from this), or None."""
+        from .spec import Claim
+        spec = next((w["specs"][claim_id] for w in reversed(self.waves or []) if claim_id in w.get("specs", {})), None)
+        try:
+            return Claim.model_validate(spec) if spec is not None else None
+        except ValueError:  # e.g. a plugin's model, which only its file's folder can import
+            return None
+
     def wave_of(self, stamp: str) -> int | None:
         return next((w["wave"] for w in self.waves or [] if stamp == f"{self.profile}:{w['hash'][:16]}"), None)
 
@@ -268,10 +278,12 @@ def _members(folder, claims: dict, profile: str, root: Path, only=None) -> dict:
     return out
 
 
-def _append(reg: Registration, members: dict, root: Path) -> None:
+def _append(reg: Registration, members: dict, root: Path, claims: dict) -> None:
     waves = reg.waves or []
+    specs = {m["claim"]: claims[m["claim"]].model_dump(mode="json") for m in members.values()}
     commit = _git(root if root.exists() else Path("."), "rev-parse", "HEAD")
     wave = {"wave": len(waves) + 1, "previous": waves[-1]["hash"] if waves else None, "members": members,
+            "specs": specs,
             "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "git_commit": commit.strip() if commit else None,
             "after_results": any(m["after_results"] for m in members.values())}
@@ -292,11 +304,11 @@ def ensure(folder, claims: dict, profile: str, root: str | Path, add_new: bool =
     root = Path(root)
     reg = load(root, profile)
     if reg.state == "none":
-        _append(reg, _members(folder, claims, profile, root), root)
+        _append(reg, _members(folder, claims, profile, root), root, claims)
     elif add_new and reg.state != "tampered":
         known = {m["claim"] for m in reg.members.values()}
         new = [k for k, c in claims.items() if k not in known and not results_exist(root, profile, k)]
         members = _members(folder, claims, profile, root, only=new) if new else {}
         if members:
-            _append(reg, members, root)
+            _append(reg, members, root, claims)
     return reg

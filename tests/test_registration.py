@@ -92,15 +92,24 @@ def test_judge_of_one_claim_gives_the_reports_verdict(tmp_path):
 
 def test_removing_unrelated_specs_leaves_every_verdict(tmp_path):
     """Deleting c-strong and c-weak shrank the family to c-medium alone: INCONCLUSIVE -> REPRODUCED. Registered,
-    they stay in it at p = 1 (NOT RUN, named), so c-medium is judged as before."""
+    they stay in it, judged from the copy of their spec in the registration, so every verdict is as before."""
     folder, store = registered_folder(tmp_path)
     before = headline(judged(folder, store))
     (folder / "c-strong.yaml").unlink()
     (folder / "c-weak.yaml").unlink()
     after = judged(folder, store)
-    assert after["c-medium"]["status"] == before["c-medium"][0] == "INCONCLUSIVE"
-    assert after["c-medium"]["p_holm"] >= before["c-medium"][1]
-    assert after["c-strong"]["status"] == "NOT RUN" and "no longer in the claims folder" in after["c-strong"]["reason"]
+    assert headline(after) == before and before["c-medium"][0] == "INCONCLUSIVE"
+    assert after["c-strong"]["reason"].startswith("[its spec (or variant) is no longer in the claims folder")
+    assert len(after["c-medium"]["holm_family"]) == 3
+
+
+def test_a_deleted_spec_that_cannot_be_rebuilt_stays_in_its_family_at_p_1(tmp_path, monkeypatch):
+    folder, store = registered_folder(tmp_path)
+    (folder / "c-strong.yaml").unlink()
+    (folder / "c-weak.yaml").unlink()
+    monkeypatch.setattr(R.Registration, "claim", lambda self, claim_id: None)
+    after = judged(folder, store)
+    assert after["c-strong"]["status"] == "NOT RUN" and after["c-medium"]["status"] == "INCONCLUSIVE"
     assert len(after["c-medium"]["holm_family"]) == 3
 
 
