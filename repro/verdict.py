@@ -461,11 +461,14 @@ def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store, r
                                  "reason": f"registration tampered: {reg.note}"})
         return _stamped(finalize(verdicts, None), reg)
     for key, m in members.items():
-        claim = claims.get(m["claim"])
+        claim, gone = claims.get(m["claim"]), ""
+        if claim is None or m["variant"] not in claim.variants:  # judged from the spec as it was registered
+            claim = reg.claim(m["claim"])
+            gone = "[its spec (or variant) is no longer in the claims folder: judged from the copy registered] "
         if claim is None or m["variant"] not in claim.variants:
             v = {**_stub(m["claim"], m["variant"], profile, m["rule"]), "status": "NOT RUN",
-                 "reason": "registered, but its spec (or variant) is no longer in the claims folder: it stays in its "
-                           "family at p = 1"}
+                 "reason": "registered, but its spec (or variant) is no longer in the claims folder, nor readable "
+                           "from the registration: it stays in its family at p = 1"}
         else:
             v = decide_guarded(reg_.as_registered(claim, m["variant"], m["rule"], profile), m["variant"], profile, store)
             changed = reg_.changes(m["rule"], reg_.rule_of(claim, m["variant"], profile))
@@ -476,6 +479,8 @@ def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store, r
             late = reg.data_age(m, v.get("registrations", []))
             if late and v.get("status") != "NOT RUN":
                 v = _unconfirmed(v, f"no confirmatory verdict: {late}", claim, m["variant"], profile, store)
+        if gone:
+            v["spec_removed"] = gone  # said in front of its reason once finalize has written it
         v["registered"] = {"wave": m["wave"], "state": reg.state, "after_results": bool(m.get("after_results"))}
         family[(m["claim"], m["variant"])] = m["family"] + (f" (wave {m['wave']})" if m["wave"] > 1 else "")
         verdicts.append(v)
@@ -527,6 +532,7 @@ def _stamped(verdicts: list[dict], reg) -> list[dict]:
         reg.note = (reg.note + "; " if reg.note else "") + (
             f"results carry registration {unknown[0]}, which {reg.path} lacks (a wave deleted or edited)")
     for v in verdicts:
+        v["reason"] = v.pop("spec_removed", "") + v.get("reason", "")
         v["registration"] = reg.describe()
         if reg.state == "tampered":
             v["reason"] = f"[registration tampered: {reg.note}] {v.get('reason', '')}"
