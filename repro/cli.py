@@ -1,4 +1,5 @@
-"""`repro list | validate | run | report`: thin wrappers over plan, run, verdict and report."""
+"""`repro list | validate | register | run | judge | verify | export | report`: thin wrappers over plan, run,
+registration, verdict and report."""
 # Imports here stay the standard library's: `repro --help` answers at once. The library (torch, scipy, pydantic)
 # is imported after the arguments are parsed (main: registry.load_builtins, with Ctrl-C held), and by each command.
 from __future__ import annotations
@@ -167,6 +168,14 @@ def cmd_run(args) -> int:
     except OutsideStore as err:  # a folder of the store linked elsewhere: refused, before anything trains
         print(f"error: {err}", file=sys.stderr)
         return 2
+    from .registration import ensure  # the rules are fixed before this profile's (or a new claim's) first result
+    from .spec import load_claims
+    reg = ensure(args.claims, load_claims(args.claims), profile, store.root, add_new=True)
+    if reg.state == "tampered":
+        print(f"error: {reg.line()}", file=sys.stderr)
+        return 2
+    print(reg.line(), file=sys.stderr)
+    store.registrations[profile] = reg.stamp  # every result trained now carries it (provenance.registration)
     for line in before_training(jobs, device):
         print(line, file=sys.stderr, flush=True)
     try:
@@ -275,30 +284,95 @@ def cmd_export(args) -> int:
     return command(args, lambda: _outputs(args), load_claims)
 
 
+def cmd_register(args) -> int:
+    """Record the decisive rules of every claim at a profile (every profile of the folder without --profile)
+    before their results: wave 1, or a wave for claims new to the folder (repro.registration)."""
+    from .registration import ensure, results_exist
+    from .spec import load_claims
+    from .store import Store
+    claims = load_claims(args.claims)
+    root = Store(_outputs(args)[0]).root
+    profiles = [args.profile] if args.profile else sorted({p for c in claims.values() for p in c.profiles})
+    status = 0
+    for profile in profiles:
+        reg = ensure(args.claims, claims, profile, root, add_new=True)
+        print(reg.line())
+        late = sorted(k for k, c in claims.items() if profile in c.profiles
+                      and k not in {m["claim"] for m in reg.members.values()} and results_exist(root, profile, k))
+        if late:
+            print(f"  not registered (results stored before their registration, so exploratory only): {', '.join(late)}")
+        status = max(status, 1 if reg.state == "tampered" else 0)
+    return status
+
+
 def cmd_judge(args) -> int:
-    """Verdicts from stored results and observed values, printed (nothing trains, no verdicts file)."""
+    """Verdicts from stored results and observed values, printed (nothing trains, no verdicts file). Claims of
+    the claims folder are judged as the report judges them (repro.verdict.judge_folder: the registered rule, the
+    registered family); a spec file from elsewhere is judged alone, labelled exploratory."""
     from .judge import judge
-    from .spec import SpecError, load_claim
+    from .plan import resolve_profile
+    from .spec import SpecError, load_claim, load_claims
+    from .store import Store
+    from .verdict import judge_folder
+    folder = {p.resolve(): k for k, p in _spec_paths(args.claims).items()}
     files = [Path(c) for c in args.claim if c.endswith((".yaml", ".yml"))]
-    ids = [c for c in args.claim if not c.endswith((".yaml", ".yml"))]
-    chosen = [load_claim(f) for f in files]
+    ids = [c for c in args.claim if not c.endswith((".yaml", ".yml"))] + [folder[f.resolve()] for f in files
+                                                                           if f.resolve() in folder]
+    outside = [f for f in files if f.resolve() not in folder]
+    verdicts, lines = [], []
     if ids or not files:  # claim ids of the claims folder (all of them when nothing is named)
         args.claim = ids
-        chosen += list(_claims(args).values())
-    known = sorted({p for c in chosen for p in c.profiles})
-    if args.profile != "auto" and known and args.profile not in known:  # all-observed claims have no profiles
-        raise SpecError(f"unknown profile '{args.profile}'; the claims judged have: {', '.join(known)}")
-    if files and not ids and not (args.out_dir or args.results):
-        results = Path("results")  # spec files alone: observed arms need no store; trained ones are looked up here
-    else:
-        results = _outputs(args)[0]
-    verdicts = judge(*chosen, profile=args.profile, results=results)
+        chosen = set(_claims(args))
+        known = sorted({p for c in _claims(args).values() for p in c.profiles})
+        if args.profile != "auto" and known and args.profile not in known:  # all-observed claims have no profiles
+            raise SpecError(f"unknown profile '{args.profile}'; the claims judged have: {', '.join(known)}")
+        profile = resolve_profile(args.profile)
+        judged = judge_folder(args.claims, load_claims(args.claims), profile, Store(_outputs(args)[0]))
+        verdicts = [v for v in judged if v["claim"] in chosen]
+        if judged:
+            lines.append(_registration_line(judged[0]["registration"]))
+        members = len(next((v["holm_family"] for v in judged if v.get("family")), []))
+        lines.append(f"Holm family: the registration's ({members} members), whichever claims are named here")
     for v in verdicts:
-        print(f"{v['status']:<14} {v['claim']} [{v['variant']}]: {v.get('reason', '')}")
+        print(_verdict_lines(v))
+    if outside:  # spec files outside the claims folder: no registration, so nothing confirmatory
+        results = _outputs(args)[0] if args.out_dir or args.results else Path("results")
+        for v in judge(*[load_claim(f) for f in outside], profile=args.profile, results=results):
+            print(f"{'exploratory ' + v['status'] if v['status'] in ('REPRODUCED', 'NOT REPRODUCED') else v['status']:<14} "
+                  f"{v['claim']} [{v['variant']}] (a spec outside {args.claims}/, not registered: Holm across these "
+                  f"files only): {v.get('reason', '')}")
+    for line in lines:
+        print(line)
     counts = {s: sum(v["status"] == s for v in verdicts) for s in ("REPRODUCED", "NOT REPRODUCED", "INCONCLUSIVE",
                                                                     "NOT RUN")}
-    print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" (Holm across these {len(verdicts)})")
+    if verdicts:
+        print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + " (confirmatory)")
     return 0
+
+
+def _spec_paths(folder) -> dict:
+    from .spec import SpecError, spec_files
+    try:
+        return {Path(p).stem: Path(p) for p in spec_files(folder)}
+    except (SpecError, OSError):
+        return {}
+
+
+def _registration_line(reg: dict) -> str:
+    when = f", recorded {reg['recorded']}" + (f" at commit {reg['git_commit'][:12]}" if reg.get("git_commit") else "")
+    return f"registration: {reg['state']} ({reg['file']}{when if reg.get('recorded') else ''})" + (
+        f"; {reg['note']}" if reg.get("note") else "")
+
+
+def _verdict_lines(v: dict) -> str:
+    """A verdict's line, then its secondary checks' and any exploratory verdict beside it, each labelled."""
+    out = [f"{v['status']:<14} {v['claim']} [{v['variant']}]: {v.get('reason', '')}"]
+    out += [f"{'':<14}   secondary check {s['secondary']}: {s['status']}: {s.get('reason', '')}"
+            for s in v.get("secondary_checks", [])]
+    for key in ("amendment", "exploratory"):
+        if v.get(key):
+            out.append(f"{'':<14}   {v[key]['line']}")
+    return "\n".join(out)
 
 
 def cmd_reference(args) -> int:
@@ -416,6 +490,11 @@ def main(argv=None) -> int:
     p.add_argument("claim", nargs="*", help="claim ids of the claims folder, or spec files (.yaml); default: all")
     p.add_argument("--profile", default="auto", help="the profile whose results decide trained arms (default auto)")
     p.set_defaults(fn=cmd_judge)
+
+    p = sub.add_parser("register", help="record every claim's decisive rule and family at a profile before its "
+                                        "results (results/<profile>/registration.lock)", parents=[folders])
+    p.add_argument("--profile", help="one profile (default: every profile the claims declare)")
+    p.set_defaults(fn=cmd_register)
 
     p = sub.add_parser("reference", help="write the spec reference (docs/spec-reference.md) from the schema and registries")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if the file is out of date")

@@ -35,10 +35,13 @@ def make_executor(name: str, store: Store, device: torch.device, force: bool = F
     raise ValueError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
 
 
-def _run_on_worker(root: str, cache: str, device: str, force: bool, argv: list[str], job: Job) -> dict:
+def _run_on_worker(root: str, cache: str, device: str, force: bool, argv: list[str], registrations: dict,
+                   job: Job) -> dict:
     """One job, on a Ray worker, through a LocalExecutor on the same store."""
     sys.argv = argv  # the result's provenance names the `repro run` command, not Ray's worker process
-    return LocalExecutor(Store(root, cache), torch.device(device), force=force).submit([job])
+    store = Store(root, cache)
+    store.registrations = registrations  # its results carry the registration they were trained under
+    return LocalExecutor(store, torch.device(device), force=force).submit([job])
 
 
 class RayExecutor:
@@ -56,7 +59,8 @@ class RayExecutor:
         self.local = LocalExecutor(store, self.device, force=force, log=log)
         gpus = 1 if self.device.type == "cuda" else 0
         self.task = ray.remote(num_cpus=1, num_gpus=gpus)(_run_on_worker)
-        self.args = (str(store.root.resolve()), str(store.cache.resolve()), str(self.device), force, list(sys.argv))
+        self.args = (str(store.root.resolve()), str(store.cache.resolve()), str(self.device), force, list(sys.argv),
+                     dict(store.registrations))
 
     def submit(self, jobs: list[Job]) -> dict:
         summary = {"counts": {"trained": 0, "cached": 0, "failed": 0}, "not_runnable": {}}

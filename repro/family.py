@@ -14,7 +14,9 @@ none can be left out after the fact):
       course: [course-student-beats-teacher, course-teacher]
 
 Declare it before any result exists, like the checks: choosing families after seeing p-values is as much a
-choice made after the data as choosing the claims.
+choice made after the data as choosing the claims. The profile's registration (repro/registration.py) records
+each member's family when it is made; from then on the registered families are the ones Holm corrects within,
+whatever families.yaml or the folder say later.
 """
 from __future__ import annotations
 
@@ -68,10 +70,13 @@ def family_of(folder: str | Path, claims: dict, profile: str) -> dict[tuple[str,
 
 
 def describe(folder: str | Path, profile: str, families: dict[str, list[str]], declared_file: bool) -> str:
-    """One line for the report's top and pytest's last lines: the family (or families) Holm corrected over."""
+    """One line for the report's top and pytest's last lines: the family (or families) Holm corrected over, as the
+    profile's registration fixed it (repro.registration: members not tested count at p = 1)."""
+    families = {name: m for name, m in families.items() if name is not None}  # None: exploratory, in no family
     where = f"declared in {Path(folder) / FILE}" if declared_file else \
         f"every claim of {folder}/ with the {profile} profile (no {FILE} there)"
-    sizes = "; ".join(f"{name}: {len(m)} tested" for name, m in families.items()) if len(families) > 1 or \
-        declared_file else f"{sum(map(len, families.values()))} tested claim" + (
-            "" if sum(map(len, families.values())) == 1 else "s")
-    return f"Holm family: {sizes}, {where}; the same whichever claims a command selects"
+    total = sum(map(len, families.values()))
+    sizes = "; ".join(f"{name}: {len(m)} registered" for name, m in families.items()) if len(families) > 1 or \
+        declared_file else f"{total} registered member" + ("" if total == 1 else "s")
+    return (f"Holm family: {sizes}, {where}, as registered (a member not tested counts at p = 1); the same "
+            "whichever claims a command selects")

@@ -30,8 +30,11 @@ CLAIM_HELP = {
     "defaults": "arm keys every arm starts from",
     "arms": "arm name -> arm keys (over `defaults`); see Arm keys",
     "check": "the statistical question that decides the claim; see Check keys",
-    "preconditions": "checks (same keys) that must hold before the claim is tested; if one fails the verdict "
-                     "is INCONCLUSIVE and the claim leaves the Holm family",
+    "secondary_checks": "further checks (same keys) on the arms the check and preconditions compare, e.g. "
+                        "non-inferiority beside superiority: each judged, registered and in the Holm family beside "
+                        "the primary `check`, whose verdict stays the claim's headline; no run or key changes",
+    "preconditions": "checks (same keys) that must hold before the claim is tested; if one does not, the verdict "
+                     "is INCONCLUSIVE (a registered claim stays in its Holm family at p = 1)",
     "variants": "variant name -> overrides (`description`, `all`, `arms`); each variant is judged separately "
                 "(default: one variant named 'default')",
     "profiles": "profile name -> `seeds`, `scale`, `deviations` and overrides (`all`, `arms`); names are yours "

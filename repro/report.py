@@ -31,7 +31,10 @@ SHOWN = {"claim", "variant", "profile", "check", "metric", "arms", "alpha", "mar
          "wall_s", "run_keys", "devices", "versions", "commits", "hypothesis", "estimand", "estimate", "estimate_ci",
          "reference", "p_refute", "paired", "companion", "pairs", "p_refute_holm", "holm_family", "holm_policy",
          "seeds_support", "seeds_refute", "looks", "sequential", "next_look", "p_look", "p_refute_look",
-         "not_comparable", "conditional_on", "observed", "unconverged", "family", "used_precision", "precision_twin"}
+         "not_comparable", "conditional_on", "observed", "unconverged", "family", "used_precision", "precision_twin",
+         # repro.registration: shown as rows of their own (below) and in the banner at the top
+         "registration", "registered", "registrations", "amendment", "exploratory", "secondary_checks",
+         "estimate_ci_alone", "ci_level_alone"}
 LABELS = {"holm_family": "Holm family (p-values corrected together)", "diverged": "diverged runs per arm"}
 # Keys every verdict from verdict.py has; a hand-made or older verdicts.json may lack them.
 DEFAULTS = {"check": "", "metric": "", "arms": [], "alpha": None, "margin": None, "justification": "",
@@ -257,8 +260,31 @@ def stat_rows(v: dict) -> list[tuple[str, str]]:
     for pair in v.get("pairs") or []:
         if isinstance(pair, dict):
             rows.append((f"pair {pair.get('comparison', '')}", num({k: x for k, x in pair.items() if k != "comparison"})))
+    rows += registration_rows(v)
     rows += [(LABELS.get(key, key.replace("_", " ")), num(v[key])) for key in sorted(v)
              if key not in SHOWN and v[key] not in (None, "", [], {})]
+    return rows
+
+
+def registration_rows(v: dict) -> list[tuple[str, str]]:
+    """The rule the verdict was judged under (repro.registration), its secondary checks, and any exploratory
+    verdict beside it: always with its label, never as a headline."""
+    rows = []
+    reg = v.get("registered") if isinstance(v.get("registered"), dict) else None
+    if reg:
+        rows.append(("registered rule", f"wave {reg.get('wave')}, {reg.get('state')}"
+                     + ("; its results were stored before the registration (today's spec was registered)"
+                        if reg.get("after_results") else "")))
+    for s in v.get("secondary_checks") or [] if isinstance(v.get("secondary_checks"), list) else []:
+        if isinstance(s, dict):
+            rows.append((f"secondary check {s.get('secondary')} (in the family)", f"{s.get('status')}: {s.get('reason', '')}"))
+    if isinstance(v.get("estimate_ci_alone"), list):
+        rows.append(("interval before Holm", f"[{num(v['estimate_ci_alone'][0], '.4g')}, "
+                     f"{num(v['estimate_ci_alone'][1], '.4g')}] (not at the Holm level the claim faced)"))
+    for key, label in (("amendment", "amendment after data (exploratory)"),
+                       ("exploratory", "exploratory verdict (not confirmatory)")):
+        if isinstance(v.get(key), dict):
+            rows.append((label, str(v[key].get("line", ""))))
     return rows
 
 
@@ -454,7 +480,7 @@ def render(doc: dict, claims: dict, results: Path | None = None, claims_dir: Pat
     return env.get_template("index.html.j2").render(
         doc=doc, groups=list(groups.values()), counts=counts, unlisted=unlisted, badge=BADGE, profiles=profiles,
         n_judged=len(judged), study=study(list(groups.values())), cards=cards,
-        families=holm, glance=glance(verdicts, holm),
+        families=holm, glance=glance(verdicts, holm), registrations=registrations(doc, verdicts, profiles),
         policy=next((v["holm_policy"] for v in verdicts if isinstance(v.get("holm_policy"), str)), ""), env=environment(doc, all_runs, claims_dir),
         smoke=profiles == ["smoke"])
 
@@ -507,6 +533,31 @@ def has_runs(results: Path, v: dict) -> bool:
 def only_profile(verdicts: list[dict], v: dict) -> bool:
     """Whether `v` is its claim's only verdict (a claim NOT RUN everywhere still gets its block, with the reason)."""
     return all(w["profile"] == v["profile"] for w in verdicts if w["claim"] == v["claim"])
+
+
+def registrations(doc: dict, verdicts: list[dict], profiles: list[str]) -> dict[str, str]:
+    """Per profile, one line on its registration (repro.registration): registered before its results, after them
+    (today's spec registered), or tampered; and how many verdicts carry an amendment after the data."""
+    recorded = doc.get("registrations") if isinstance(doc.get("registrations"), dict) else {}
+    out = {}
+    for p in profiles:
+        reg = recorded.get(p) or next((v["registration"] for v in verdicts if v["profile"] == p
+                                       and isinstance(v.get("registration"), dict)), None)
+        if not isinstance(reg, dict):
+            out[p] = "no registration recorded in these verdicts (judged before registrations existed)"
+            continue
+        when = f", recorded {reg.get('recorded')}" + (f" at commit {str(reg['git_commit'])[:12]}" if reg.get(
+            "git_commit") else "") if reg.get("recorded") else ""
+        amended = sum(isinstance(v.get("amendment"), dict) for v in verdicts if v["profile"] == p)
+        late = sum(isinstance(v.get("exploratory"), dict) for v in verdicts if v["profile"] == p)
+        out[p] = (f"registration: {reg.get('state')} ({reg.get('file')}{when})"
+                  + (": the rules are the specs as they were when it was made, after results were stored"
+                     if reg.get("state") == "registered after results" else "")
+                  + (f"; {reg.get('note')}" if reg.get("note") else "")
+                  + (f"; {amended} verdict(s) with an amendment after the data (exploratory, shown beside them)"
+                     if amended else "")
+                  + (f"; {late} claim(s) without a confirmatory verdict (exploratory only)" if late else ""))
+    return out
 
 
 def families(doc: dict, verdicts: list[dict], profiles: list[str]) -> dict[str, dict]:

@@ -203,7 +203,7 @@ class LocalExecutor:
         counts["trained"] += 1
 
     def _keep(self, job: Job, result: dict) -> None:
-        self.store.save(job.path, job.run, result, provenance())
+        self.store.save(job.path, job.run, result, {**provenance(), **self.store.stamp(job.path)})
         self.store.mark_done(job.run.key, job.path)
 
     def _run_stacked(self, group: list[Job]) -> set[str]:

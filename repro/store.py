@@ -171,6 +171,16 @@ class Store:
     def __init__(self, root: str | Path = "results", cache: str | Path | None = None):
         self.root = Path(root)
         self.cache = Path(cache or os.environ.get("REPRO_CACHE", ".cache"))
+        self.registrations: dict[str, str] = {}  # profile -> the stamp results trained now carry (repro.registration)
+
+    def stamp(self, path: Path) -> dict:
+        """{"registration": stamp} for the provenance of a result trained now and filed at `path`, under a
+        registered profile (a copied result keeps its own provenance: its data are as old as they are)."""
+        try:
+            profile = Path(path).resolve().relative_to(self.root.resolve()).parts[0]
+        except (ValueError, IndexError):
+            return {}
+        return {"registration": self.registrations[profile]} if profile in self.registrations else {}
 
     def path(self, profile: str, claim: str, variant: str, arm: str, run: RunSpec) -> Path:
         try:

@@ -14,7 +14,7 @@ import math
 
 from .data import availability
 from .designs import lock
-from .family import DEFAULT as DEFAULT_FAMILY, family_of
+from .family import DEFAULT as DEFAULT_FAMILY
 from .models import weights_availability
 from .metrics import run_value
 from .spec.observed import describe as describe_observed, pseudo_results, unpaired
@@ -188,6 +188,7 @@ def sequential_outcome(values: dict, check: Check, design: Design) -> dict:
     n, level = looks[-1]["seeds"], min(looks[-1]["boundary"], looks[-1]["boundary_refute"])
     widened = CHECKS.get(check.kind)(_first(values, n), check.model_copy(update={"alpha": level}))
     outcome.update(estimate_ci=widened["estimate_ci"], ci=widened["ci"], ci_level=widened["ci_level"])
+    outcome["_widen"] = (_first(values, n), check, level / check.alpha)  # finalize: the interval at Holm's level
     outcome.update(decision=judged["decision"], p=judged["p_seq"], p_refute=judged["p_refute_seq"],
                    p_look=outcome["p"], p_refute_look=outcome.get("p_refute"), looks=looks, next_look=next_look,
                    seeds_to_decide=None,
@@ -235,11 +236,31 @@ def _pre_text(pre: dict) -> str:
             + "; ".join(f"{arm} {', '.join(_num(x) for x in vs)}" for arm, vs in pre["values"].items()))
 
 
+def _percent(level: float) -> str:
+    """A confidence level in percent, with the digits that keep it below 100 (99.97, not 100)."""
+    for digits in range(3, 8):
+        text = format(100 * level, f".{digits}g")
+        if level >= 1 or float(text) < 100:
+            return text
+    return text
+
+
 def _num(x, fmt: str = ".4g") -> str:
     return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
 
 
-def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
+def decide(claim: Claim, variant: str, profile: str, store: Store, record: bool = True) -> dict:
+    """The claim's verdict before Holm, with each secondary check's in `secondary_checks`. `record`: lock the
+    design (repro.designs); an exploratory judging (an amendment after the data) records nothing."""
+    verdict = _decide(claim, variant, profile, store, record)
+    if claim.secondary_checks:
+        verdict["secondary_checks"] = [
+            {**_decide(claim.model_copy(update={"check": c, "secondary_checks": []}), variant, profile, store, False),
+             "secondary": i + 1} for i, c in enumerate(claim.secondary_checks)]
+    return verdict
+
+
+def _decide(claim: Claim, variant: str, profile: str, store: Store, record: bool) -> dict:
     check = claim.check
     base = {"claim": claim.id, "variant": variant, "profile": profile, "check": check.kind,
             "metric": check.metric, "arms": check.arms, "alpha": check.alpha, "margin": check.margin,
@@ -251,7 +272,8 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
         results = collect(claim, variant, profile, store, precision=twin)
         # the first look is stored: from now on its design is locked (repro.designs)
         # (a claim of observed arms only has no profile, hence no design to lock)
-        refused = lock(store.root, claim, variant, profile) if store is not None and profile in claim.profiles else None
+        refused = lock(store.root, claim, variant, profile) if record and store is not None \
+            and profile in claim.profiles else None
         if refused:
             raise Missing(refused)
         preconditions = []
@@ -260,6 +282,7 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
             reused = reused_behind(claim, variant, profile, results, pre.arms)
             entry = {"check": pre.kind, "arms": pre.arms, "metric": pre.metric, "alpha": pre.alpha,
                      "justification": pre.justification, "held": outcome["decision"] == "supported",
+                     "refuted": outcome["decision"] == "refuted",
                      **({"conditional_on": reused} if reused else {}),
                      **{k: getattr(pre, k) for k in ("bound", "derived", "margin", "value", "tolerance")
                         if getattr(pre, k) is not None},  # what it was held against, for the report's line
@@ -296,7 +319,11 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
                    "trained where bf16 is slow"} if twin else {}),
                "versions": sorted({f"torch {r['provenance'].get('torch')}, python {r['provenance'].get('python')}"
                                    for rs in results.values() for r in rs}),
-               "commits": sorted({str(r["provenance"].get("git_commit")) for rs in results.values() for r in rs})}
+               "commits": sorted({str(r["provenance"].get("git_commit")) for rs in results.values() for r in rs}),
+               # the registration each compared run was trained under ("" before any): repro.registration
+               "registrations": sorted({r["provenance"].get("registration") or "" for a in
+                                        dict.fromkeys(a for c in [check, *claim.preconditions] for a in c.arms)
+                                        for r in results.get(a, [])})}
     comparable, why = claim.numbers_comparable(variant, profile)
     if check.against_source_number and not comparable:
         verdict["not_comparable"] = why
@@ -308,10 +335,12 @@ def decide(claim: Claim, variant: str, profile: str, store: Store) -> dict:
                                  f"{_num(verdict['estimate_ci'][1])}] against the source's {_num(verdict['reference'])}"
                                  f"; at this scale a check against the source's own number cannot refute it")
     failed = [p for p in preconditions if not p["held"]]
-    if failed:  # nothing was tested: never NOT REPRODUCED, and not part of the Holm family
+    if failed:  # nothing was tested: never NOT REPRODUCED (in a registered family it counts at p = 1)
         verdict["next_look"] = None  # more seeds of the check's arms cannot mend a precondition
         verdict["status"] = "INCONCLUSIVE"
-        verdict["reason"] = "precondition failed: " + " | ".join(_pre_text(p) for p in failed)
+        # "failed" only where the data rule the precondition out; else it was only not shown to hold
+        verdict["reason"] = ("precondition failed: " if all(p.get("refuted") for p in failed) else
+                             "precondition not shown to hold: ") + " | ".join(_pre_text(p) for p in failed)
     return verdict
 
 
@@ -330,31 +359,47 @@ def _holm_thresholds(pvalues: list[float], alpha: list[float]) -> list[float]:
     return out
 
 
-def finalize(verdicts: list[dict], family: dict[tuple[str, str], str] | None = None) -> list[dict]:
+def finalize(verdicts: list[dict], family: dict[tuple[str, str], str] | None = None,
+             registered: bool = False) -> list[dict]:
     """Holm within each family (repro.family: (claim, variant) -> family name; default one family of the verdicts
-    given), for reproductions and refutations alike, then map decisions to verdict names. Claims not tested
-    (NOT RUN, failed precondition, diverged runs, no spread) are not in the family. seeds_to_decide is
-    recomputed at the Holm threshold the claim faces on each side."""
+    given), for reproductions and refutations alike, then map decisions to verdict names. A claim's secondary
+    checks are members of its family beside it. `registered`: the family is the registration's list, fixed: a
+    member not tested (NOT RUN, precondition not held, diverged runs, no spread, deleted) counts at p = 1 on both
+    sides, so no removal shrinks it; otherwise (a few claims judged alone) untested claims are not in it. A
+    verdict whose family is None is exploratory: its own alpha, uncorrected. seeds_to_decide is recomputed at
+    the Holm threshold the claim faces on each side."""
     names = [(family or {}).get((v["claim"], v["variant"]), DEFAULT_FAMILY) for v in verdicts]
+    entries = [(e, n) for v, n in zip(verdicts, names) for e in [v, *v.get("secondary_checks", [])]]
     for name in dict.fromkeys(names):
-        _holm_within([v for v, n in zip(verdicts, names) if n == name], name)
+        if name is None:
+            for e, n in entries:
+                if n is None:
+                    _holm_within([e], None, False)
+        else:
+            _holm_within([e for e, n in entries if n == name], name, registered)
     return verdicts
 
 
-def _holm_within(verdicts: list[dict], name: str) -> None:
+def member_name(v: dict) -> str:
+    return f"{v['claim']}[{v['variant']}]" + (f" secondary {v['secondary']}" if v.get("secondary") else "")
+
+
+def _holm_within(verdicts: list[dict], name: str | None, registered: bool) -> None:
     # tested: the claim's p or its p against (a refutation with one pair of no spread has only the latter)
     tested = ["status" not in v and not (math.isnan(v["p"]) and _nan(v.get("p_refute"))) for v in verdicts]
-    p_support = [math.nan if _nan(v["p"]) or not t else v["p"] for v, t in zip(verdicts, tested)]
-    p_refute = [math.nan if _nan(v.get("p_refute")) or not t else v["p_refute"] for v, t in zip(verdicts, tested)]
+    untested = 1.0 if registered else math.nan  # a registered member is in the family whatever befell it
+    p_support = [untested if _nan(v.get("p")) or not t else v["p"] for v, t in zip(verdicts, tested)]
+    p_refute = [untested if _nan(v.get("p_refute")) or not t else v["p_refute"] for v, t in zip(verdicts, tested)]
     adjusted, adjusted_refute = holm(p_support), holm(p_refute)
     alphas = [v.get("alpha", math.nan) for v in verdicts]
     level, level_refute = _holm_thresholds(p_support, alphas), _holm_thresholds(p_refute, alphas)
-    members = [f"{v['claim']}[{v['variant']}]" for v, t in zip(verdicts, tested) if t]
+    members = [member_name(v) for v, t in zip(verdicts, tested) if t or registered]
+    what = "registered members" if registered else "tested claims"
     for i, v in enumerate(verdicts):
-        rerun = v.pop("_rerun", None)
+        rerun, widen = v.pop("_rerun", None), v.pop("_widen", None)
         v["p_holm"], v["p_refute_holm"] = adjusted[i], adjusted_refute[i]
         v["family"], v["holm_family"] = name, members
-        v["holm_policy"] = HOLM_POLICY
+        v["holm_policy"] = HOLM_POLICY if name is not None else EXPLORATORY_POLICY
         if "status" in v:
             continue
         if rerun is not None and not math.isnan(level[i]):
@@ -362,13 +407,32 @@ def _holm_within(verdicts: list[dict], name: str) -> None:
         decision, why = v["decision"], ""
         if decision == "supported" and not adjusted[i] < v["alpha"]:
             decision = "undecided"  # significant alone, not after correcting for the other claims
-            why = f"; p < alpha alone, but not after Holm across {len(members)} tested claims"
+            why = f"; p < alpha alone, but not after Holm across {len(members)} {what}"
         if decision == "refuted" and not adjusted_refute[i] < v["alpha"]:
             decision = "undecided"
-            why = f"; ruled out at alpha alone, but not after Holm across {len(members)} tested claims"
+            why = f"; ruled out at alpha alone, but not after Holm across {len(members)} {what}"
+        if why and (rerun or widen):  # the interval at the level Holm held it to: it spans the decision
+            at = level[i] if v["decision"] == "supported" else level_refute[i]
+            # a sequential claim: its last look's boundary, scaled as Holm scales alpha (p_seq < h <=> p_l < a_l h / alpha)
+            _holm_interval(v, rerun or widen[:2], at * widen[2] if widen else at)
         v["status"] = DECISION_TO_STATUS[decision]
         if "reason" not in v:
             v["reason"] = explain(v) + why
+
+
+EXPLORATORY_POLICY = "exploratory: tested at its own alpha, in no family, not corrected for multiplicity"
+
+
+def _holm_interval(v: dict, rerun, level: float) -> None:
+    """Show the interval at the Holm level a claim failed to pass (the unadjusted one, which excludes the
+    reference, is kept as estimate_ci_alone): printed beside an INCONCLUSIVE after Holm, it spans the decision."""
+    values, check = rerun
+    try:
+        widened = CHECKS.get(check.kind)(values, check.model_copy(update={"alpha": level}))
+    except ValueError:
+        return
+    v["estimate_ci_alone"], v["ci_level_alone"] = v["estimate_ci"], v.get("ci_level")
+    v["estimate_ci"], v["ci_level"] = widened["estimate_ci"], widened.get("ci_level") or 1 - 2 * level
 
 
 def _nan(x) -> bool:
@@ -377,16 +441,102 @@ def _nan(x) -> bool:
 
 def families(verdicts: list[dict]) -> dict[str, list[str]]:
     """Family name -> its tested members, as finalize named them (what the report and pytest state once)."""
-    return {v["family"]: v["holm_family"] for v in verdicts if "family" in v}
+    return {v["family"]: v["holm_family"] for v in verdicts if v.get("family") is not None}
 
 
-def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store) -> list[dict]:
-    """Every claim and variant of a claims folder, decided and corrected within the folder's own families
-    (repro.family): a command that shows or acts on a few claims reads their verdicts from here, so their
-    Holm family never shrinks to the selection."""
-    member = family_of(folder, claims, profile)
-    return finalize([decide_guarded(c, variant, profile, store) for c in claims.values() for variant in c.variants],
-                    member)
+def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store, registration=None) -> list[dict]:
+    """Every member of the profile's registration (repro.registration), judged under its registered rule and
+    corrected within its registered family: what the report, `pytest -m claims [-k]`, `repro judge` and
+    `--until-decided` all read, so a selection, an edit or a deletion never moves a confirmatory verdict.
+    A spec that differs from its registration gets `amendment` (the edited rule's verdict, exploratory); a claim
+    not registered before its data is INCONCLUSIVE with its `exploratory` verdict; a registered claim deleted or
+    NOT RUN stays in its family at p = 1. `registration`: an already loaded one (default: ensure() it)."""
+    from . import registration as reg_
+    reg = registration or reg_.ensure(folder, claims, profile, store.root)
+    verdicts, family, members = [], {}, reg.members
+    if reg.waves is None:  # tampered, and nothing to recover: no rule to judge under
+        for c in claims.values():
+            for variant in c.variants if profile in c.profiles or not c.profiles else []:
+                verdicts.append({**_stub(c.id, variant, profile), "status": "NOT RUN",
+                                 "reason": f"registration tampered: {reg.note}"})
+        return _stamped(finalize(verdicts, None), reg)
+    for key, m in members.items():
+        claim, gone = claims.get(m["claim"]), ""
+        if claim is None or m["variant"] not in claim.variants:  # judged from the spec as it was registered
+            claim = reg.claim(m["claim"])
+            gone = "[its spec (or variant) is no longer in the claims folder: judged from the copy registered] "
+        if claim is None or m["variant"] not in claim.variants:
+            v = {**_stub(m["claim"], m["variant"], profile, m["rule"]), "status": "NOT RUN",
+                 "reason": "registered, but its spec (or variant) is no longer in the claims folder, nor readable "
+                           "from the registration: it stays in its family at p = 1"}
+        else:
+            v = decide_guarded(reg_.as_registered(claim, m["variant"], m["rule"], profile), m["variant"], profile, store)
+            changed = reg_.changes(m["rule"], reg_.rule_of(claim, m["variant"], profile))
+            if changed:
+                v["amendment"] = _exploratory(claim, m["variant"], profile, store,
+                                              "amendment after data: " + ", ".join(changed) + " edited since the "
+                                              f"registration (wave {m['wave']})")
+            late = reg.data_age(m, v.get("registrations", []))
+            if late and v.get("status") != "NOT RUN":
+                v = _unconfirmed(v, f"no confirmatory verdict: {late}", claim, m["variant"], profile, store)
+        if gone:
+            v["spec_removed"] = gone  # said in front of its reason once finalize has written it
+        v["registered"] = {"wave": m["wave"], "state": reg.state, "after_results": bool(m.get("after_results"))}
+        family[(m["claim"], m["variant"])] = m["family"] + (f" (wave {m['wave']})" if m["wave"] > 1 else "")
+        verdicts.append(v)
+    for c in claims.values():  # added after the registration: exploratory until a wave registers them
+        for variant in c.variants if (profile in c.profiles or not c.profiles) else []:
+            if reg_.member_key(c.id, variant) not in members:
+                v = decide_guarded(c, variant, profile, store, record=False)
+                v = v if v.get("status") == "NOT RUN" else _unconfirmed(
+                    v, "not registered before its data (`repro register` before a claim's first result)",
+                    c, variant, profile, store)
+                family[(c.id, variant)] = None
+                verdicts.append(v)
+    return _stamped(finalize(verdicts, family, registered=True), reg)
+
+
+def _stub(claim_id: str, variant: str, profile: str, rule: dict | None = None) -> dict:
+    check = (rule or {}).get("check", {})
+    return {"claim": claim_id, "variant": variant, "profile": profile, "check": check.get("kind"),
+            "metric": check.get("metric"), "arms": check.get("arms", []), "alpha": check.get("alpha", math.nan),
+            "margin": check.get("margin"), "justification": check.get("justification", ""), "p": math.nan,
+            "preconditions": []}
+
+
+def _exploratory(claim: Claim, variant: str, profile: str, store: Store, why: str) -> dict:
+    """The spec as it is now, judged at its own alpha in no family: a labelled, exploratory verdict."""
+    v, = finalize([decide_guarded(claim, variant, profile, store, record=False)], {(claim.id, variant): None})
+    status = v["status"] if v["status"] in ("NOT RUN", "INCONCLUSIVE") else f"exploratory {v['status']}"
+    return {"why": why, "status": status, "label": "exploratory (not confirmatory, not in any family)",
+            "reason": v.get("reason", ""), "p": v.get("p"), "alpha": v.get("alpha"),
+            "estimate_ci": v.get("estimate_ci"), "line": f"{why}: {status}: {v.get('reason', '')}"}
+
+
+def _unconfirmed(v: dict, why: str, claim: Claim, variant: str, profile: str, store: Store) -> dict:
+    """A member without a confirmatory verdict: INCONCLUSIVE (untested: p = 1 in its family), the current spec's
+    verdict beside it as exploratory."""
+    base = {k: v[k] for k in ("claim", "variant", "profile", "check", "metric", "arms", "alpha", "margin",
+                              "justification", "registrations") if k in v}
+    return {**base, "status": "INCONCLUSIVE", "p": math.nan, "preconditions": [], "reason": why,
+            "exploratory": _exploratory(claim, variant, profile, store, why)}
+
+
+def _stamped(verdicts: list[dict], reg) -> list[dict]:
+    """Each verdict names the registration it was judged under; a result stamped by a wave the registration
+    lacks is tampering (a wave deleted or edited), said on every verdict of the profile."""
+    stamps = {s for v in verdicts for s in v.get("registrations", []) if s.startswith(f"{reg.profile}:")}
+    unknown = sorted(s for s in stamps if reg.wave_of(s) is None)
+    if unknown and reg.waves is not None:
+        reg.state = "tampered"
+        reg.note = (reg.note + "; " if reg.note else "") + (
+            f"results carry registration {unknown[0]}, which {reg.path} lacks (a wave deleted or edited)")
+    for v in verdicts:
+        v["reason"] = v.pop("spec_removed", "") + v.get("reason", "")
+        v["registration"] = reg.describe()
+        if reg.state == "tampered":
+            v["reason"] = f"[registration tampered: {reg.note}] {v.get('reason', '')}"
+    return verdicts
 
 
 def _seeds_at(rerun, alpha_support: float, alpha_refute: float) -> int | None:
@@ -409,7 +559,7 @@ def explain(v: dict) -> str:
     lo, hi = v["estimate_ci"]
     level = v.get("ci_level") or 1 - 2 * v["alpha"]  # best_of with top k: computed at alpha / k
     text = (f"{v['estimand']} on {v['metric']} = {_num(v['estimate'])} [{_num(lo)}, {_num(hi)}] "
-            f"({100 * level:.3g}% CI); claim {v['hypothesis']}: {v['test']} "
+            f"({_percent(level)}% CI); claim {v['hypothesis']}: {v['test']} "
             f"p = {_num(v['p'], '.3g')} (Holm {_num(v.get('p_holm'), '.3g')})")
     if v.get("conditional_on"):
         text += _conditional_text(v)
@@ -440,11 +590,11 @@ def explain(v: dict) -> str:
     return text
 
 
-def decide_guarded(claim: Claim, variant: str, profile: str, store: Store) -> dict:
+def decide_guarded(claim: Claim, variant: str, profile: str, store: Store, record: bool = True) -> dict:
     """decide(), but an unexpected failure on one claim (a bug, or a stored file no check foresaw) makes
     that claim NOT RUN with the error, never the whole session: every other claim is still decided."""
     try:
-        return decide(claim, variant, profile, store)
+        return decide(claim, variant, profile, store, record)
     except Exception as err:  # noqa: BLE001 -- reported in the verdict, not swallowed
         return {"claim": claim.id, "variant": variant, "profile": profile, "check": claim.check.kind,
                 "metric": claim.check.metric, "arms": claim.check.arms, "alpha": claim.check.alpha,

@@ -92,8 +92,11 @@ def pytest_sessionfinish(session):
         judged = {**(before.get("judged") if isinstance(before.get("judged"), dict) else {}), profile: now}
         families = {**(before.get("families") if isinstance(before.get("families"), dict) else {}),
                     profile: {"text": VERDICTS.get("holm_family_text", ""), "families": VERDICTS.get("holm_families", {})}}
+        registrations = {**(before.get("registrations") if isinstance(before.get("registrations"), dict) else {}),
+                         **({profile: VERDICTS["registration"]} if VERDICTS.get("registration") else {})}
         doc = {"generated": now, "profile": profile, "judged": {p: judged[p] for p in sorted(judged)},
                "families": {p: families[p] for p in sorted(families)}, "verdicts": kept + VERDICTS["verdicts"],
+               "registrations": {p: registrations[p] for p in sorted(registrations)},
                "invariants": INVARIANTS or before.get("invariants", [])}
         atomic_write(path, json.dumps(_plain(doc), indent=1, sort_keys=True).encode())
     except (OSError, SpecError) as err:  # a folder, an unwritable place: one line; the verdicts are printed below
@@ -134,11 +137,14 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section(f"claim verdicts ({VERDICTS.get('profile')} profile)")
     chosen = set(SELECTED)
     shown = [v for v in VERDICTS["verdicts"] if not chosen or (v["claim"], v["variant"]) in chosen]
-    for v in shown:
-        terminalreporter.write_line(f"{v['status']:<14} {v['claim']} [{v['variant']}]: {v['reason']}")
+    from repro.cli import _registration_line, _verdict_lines
+    for v in shown:  # with its secondary checks, and any exploratory verdict beside it (labelled)
+        terminalreporter.write_line(_verdict_lines(v))
     counts = {}
     for v in shown:
         counts[v["status"]] = counts.get(v["status"], 0) + 1
+    if VERDICTS.get("registration"):
+        terminalreporter.write_line(_registration_line(VERDICTS["registration"]))
     if VERDICTS.get("holm_family_text"):
         rest = len(VERDICTS["verdicts"]) - len(shown)
         terminalreporter.write_line(VERDICTS["holm_family_text"] + (

@@ -43,7 +43,8 @@ def verdicts(request):
         pytest.exit(f"error {err}", returncode=2)
     named = families(results)
     VERDICTS.update({"profile": profile, "verdicts": results, "holm_families": named,
-                     "holm_family_text": describe(FOLDER, profile, named, declared(FOLDER, CLAIMS) is not None)})
+                     "holm_family_text": describe(FOLDER, profile, named, declared(FOLDER, CLAIMS) is not None),
+                     **({"registration": results[0]["registration"]} if results else {})})
     SELECTED[:] = selected
     return {(v["claim"], v["variant"]): v for v in results}
 

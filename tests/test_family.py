@@ -61,7 +61,7 @@ def test_judging_a_selection_keeps_the_folders_family_and_every_verdict(tmp_path
     lines = out.stdout.splitlines()
     assert out.stdout.count("c-medium [default]") == 1 and "c-strong [default]" not in out.stdout, out.stdout
     family = lines.index("verdicts: 1 INCONCLUSIVE") - 1  # the summary's last lines, before pytest's own
-    assert lines[family].startswith("Holm family: 3 tested claims, every claim of"), out.stdout
+    assert lines[family].startswith("Holm family: 3 registered members, every claim of"), out.stdout
     assert "the 2 verdicts not selected were decided too" in lines[family]
     doc = json.loads((tmp_path / "out" / "reports" / "verdicts.json").read_text())
     written = {v["claim"]: v for v in doc["verdicts"]}
@@ -70,7 +70,7 @@ def test_judging_a_selection_keeps_the_folders_family_and_every_verdict(tmp_path
     assert written["c-medium"]["status"] == "INCONCLUSIVE"
     family = doc["families"]["smoke"]  # recorded per profile: the file holds every profile judged
     assert sorted(family["families"]["all"]) == ["c-medium[default]", "c-strong[default]", "c-weak[default]"]
-    assert family["text"].startswith("Holm family: 3 tested claims")
+    assert family["text"].startswith("Holm family: 3 registered members")
 
 
 def test_a_declared_family_is_corrected_on_its_own(tmp_path):

@@ -89,7 +89,8 @@ def claim_from_raw(raw: dict, path: Path) -> Claim:
         if problem:
             errors.setdefault(f"features.{arm}.{problem}", f"{path}: arms.{arm} (variant '{variant}', profile "
                               f"'{profile}').{problem}")
-    for where, check in [("check", claim.check)] + [(f"preconditions.{i}", c) for i, c in enumerate(claim.preconditions)]:
+    for where, check in [("check", claim.check)] + [(f"preconditions.{i}", c) for i, c in enumerate(claim.preconditions)] \
+            + [(f"secondary_checks.{i}", c) for i, c in enumerate(claim.secondary_checks)]:
         for (arm, variant), (obs, _) in claim.observed.items():
             if arm in check.arms and check.metric != obs.metric:
                 errors.setdefault(f"{where}.observed.{arm}", f"{path}: {where}.metric: '{clip(check.metric, 40)}', but "

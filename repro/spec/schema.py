@@ -536,6 +536,9 @@ class Claim(Strict):
     defaults: dict[str, Any] = {}
     arms: dict[Name, dict[str, Any]] = Field(min_length=1)
     check: Check
+    # further pre-declared checks on the same runs (e.g. non-inferiority beside superiority): each is judged,
+    # registered and corrected in the family like the primary `check`; the claim's headline stays the primary's
+    secondary_checks: list[Check] = []
     preconditions: list[Check] = []
     variants: dict[Name, Variant] = Field({"default": Variant()}, min_length=1)
     # Profile names are the user's: smoke (synthetic data, machinery only), quick and paper keep their
@@ -581,12 +584,18 @@ class Claim(Strict):
     @model_validator(mode="after")
     def _arms_exist(self):
         named = [("check.arms", a) for a in self.check.arms]
+        named += [(f"secondary_checks.{i}.arms", a) for i, c in enumerate(self.secondary_checks) for a in c.arms]
         named += [(f"preconditions.{i}.arms", a) for i, c in enumerate(self.preconditions) for a in c.arms]
         named += [(f"variants.{v}.arms", a) for v, o in self.variants.items() for a in o.arms]
         named += [(f"profiles.{p}.arms", a) for p, o in self.profiles.items() for a in o.arms]
         for where, arm in named:
             if arm not in self.arms:
                 raise ValueError(f"{where}: unknown arm '{arm}'; arms are {sorted(self.arms)}")
+        compared = {a for c in [self.check, *self.preconditions] for a in c.arms}
+        for i, c in enumerate(self.secondary_checks):  # on the runs the claim trains anyway: no new run, no new key
+            if set(c.arms) - compared:
+                raise ValueError(f"secondary_checks.{i}.arms: {sorted(set(c.arms) - compared)} not compared by the "
+                                 f"check or a precondition; a secondary check reads the runs those already train")
         return self
 
     def resolve(self, arm: str, variant: str, profile: str) -> Arm:

@@ -1,0 +1,314 @@
+"""The registration: every rule that decides a profile's verdicts, recorded before its results are judged.
+
+One committed file per results folder and profile, `<results>/<profile>/registration.lock` (JSON; like design.lock
+its name does not end in .json, so nothing that walks result files reads it). Per claim and variant
+(a *member*) it holds the rule that decides the verdict: the check (kind, metric and reducer, arms, direction
+`better`, value / margin / tolerance / bound, alpha, pairing), the secondary checks, the preconditions, the seeds
+and the sequential design, whether the numbers are comparable with the source's, and the Holm family the member
+is corrected with. It grows in waves, each chained to the one before and hashed:
+
+    {"format": 1, "profile": "quick",
+     "waves": [{"wave": 1, "recorded": "2026-05-01T10:00:00+00:00", "git_commit": "5ad618c..." | null,
+                "after_results": true,       # results of this profile were stored before this wave
+                "previous": null,            # hash of the wave before
+                "members": {"hinton-teacher[as_described]": {"claim": "hinton-teacher", "variant": "as_described",
+                            "family": "all", "after_results": true, "rule": {"check": {...}, "seeds": [...], ...}}},
+                "specs": {"hinton-teacher": {...the whole validated spec...}},  # to judge it if its file is deleted
+                "hash": "<sha256 of the wave's canonical JSON without this key>"}]}
+
+Wave 1 is written by `repro register`, or automatically by the first `repro run` or judging of a profile that has
+none (marked "registered after results" when results were already stored: the rule is then today's spec, and the
+report says so). A later wave registers claims new to the folder before their data (`repro register`, or `repro
+run` of them); a claim whose results are stored already is not added, and is judged exploratory only.
+
+Every result trained afterwards carries `provenance.registration` = "<profile>:<first 16 hex of the last wave's
+hash>" (no run key changes), so a registration edited or deleted is *tampered*, never a fresh start: a wave whose
+hash does not match, a result stamped with a wave the file lacks, or a file that does not extend the version
+committed in git. Judging then uses the newest committed version git still has; without one, every verdict of the
+profile is NOT RUN with the reason. Existing design.lock files (repro/designs.py) are committed evidence: wave 1
+registers the design they recorded where the spec's differs.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .designs import RECORD as LOCK_FILE
+from .store import atomic_write
+
+FILE = "registration.lock"
+FORMAT = 1
+TEXT_ONLY = ("justification", "also_reported")  # shown in the report, decide nothing: editable after the data
+OBSERVED_FAMILY = "observed-only"  # claims of observed arms alone: one family of their own, in no profile's
+
+
+def member_key(claim_id: str, variant: str) -> str:
+    return f"{claim_id}[{variant}]"
+
+
+def rule_of(claim, variant: str, profile: str) -> dict:
+    """Everything of the spec that decides this member's verdict at `profile` (what is registered)."""
+    prof = claim.profiles.get(profile)
+    dump = [c.model_dump(mode="json") for c in claim.secondary_checks]
+    return {"check": claim.check.model_dump(mode="json"), "secondary_checks": dump,
+            "preconditions": [c.model_dump(mode="json") for c in claim.preconditions],
+            "seeds": list(prof.seeds) if prof else None,
+            "sequential": prof.sequential.model_dump(mode="json") if prof and prof.sequential else None,
+            "comparable": claim.numbers_comparable(variant, profile)[0]}
+
+
+def _flat(x, prefix: str = "") -> dict:
+    if isinstance(x, dict):
+        return {k: v for key, val in x.items() if key not in TEXT_ONLY for k, v in _flat(val, f"{prefix}{key}.").items()}
+    if isinstance(x, list) and any(isinstance(i, dict) for i in x):
+        return {k: v for i, val in enumerate(x) for k, v in _flat(val, f"{prefix}{i}.").items()} or {prefix[:-1]: []}
+    return {prefix[:-1]: x}
+
+
+def changes(registered: dict, current: dict) -> list[str]:
+    """The decisive keys (dotted, e.g. `check.tolerance`) where the current spec differs from its registration."""
+    a, b = _flat(registered), _flat(current)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k, "<none>") != b.get(k, "<none>"))
+
+
+def as_registered(claim, variant: str, rule: dict, profile: str):
+    """The claim as registered for `variant`: its current arms and variants (their configs are in the run keys),
+    with the registered checks, preconditions, seeds, design and comparability."""
+    from .spec import Check, Comparable, Sequential
+    update = {"check": Check.model_validate(rule["check"]),
+              "secondary_checks": [Check.model_validate(c) for c in rule["secondary_checks"]],
+              "preconditions": [Check.model_validate(c) for c in rule["preconditions"]]}
+    if profile in claim.profiles and rule["seeds"] is not None:
+        seq = rule["sequential"]
+        kept = {"seeds": rule["seeds"], "sequential": Sequential.model_validate(seq) if seq else None}
+        if claim.numbers_comparable(variant, profile)[0] != rule["comparable"]:  # `comparable:` edited since
+            kept["comparable"] = Comparable(numbers=rule["comparable"], why="as registered")
+            update["variants"] = {**claim.variants, variant: claim.variants[variant].model_copy(
+                update={"comparable": None})}
+        update["profiles"] = {**claim.profiles, profile: claim.profiles[profile].model_copy(update=kept)}
+    return claim.model_copy(update=update)
+
+
+def digest(wave: dict) -> str:
+    return hashlib.sha256(json.dumps({k: v for k, v in wave.items() if k != "hash"}, sort_keys=True).encode()).hexdigest()
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def _valid(doc, profile: str) -> str | None:
+    """What is wrong with a registration document, or None."""
+    if not isinstance(doc, dict) or doc.get("profile") != profile or not isinstance(doc.get("waves"), list) \
+            or not doc["waves"]:
+        return f"not a registration of profile '{profile}'"
+    previous = None
+    for i, wave in enumerate(doc["waves"]):
+        if not isinstance(wave, dict) or wave.get("hash") != digest(wave):
+            return f"wave {i + 1}'s hash does not match its content (edited after it was recorded)"
+        if wave.get("previous") != previous or wave.get("wave") != i + 1:
+            return f"wave {i + 1} does not follow wave {i} (a wave removed or reordered)"
+        previous = wave["hash"]
+    return None
+
+
+def read(path: Path, profile: str) -> tuple[list | None, str]:
+    """(waves, "") or (None, what is wrong with the file)."""
+    if not path.exists():
+        return None, "missing"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        return None, f"unreadable ({type(err).__name__})"
+    wrong = _valid(doc, profile)
+    return (None, wrong) if wrong else (doc["waves"], "")
+
+
+def committed(path: Path, profile: str) -> tuple[list | None, str]:
+    """The newest valid version of the file that git has committed (anywhere in its history): (waves, commit)."""
+    log = _git(path.parent, "log", "--all", "--format=%H", "--", path.name) if path.parent.exists() else None
+    for commit in (log or "").split():
+        text = _git(path.parent, "show", f"{commit}:./{path.name}")
+        try:
+            doc = json.loads(text) if text else None
+        except ValueError:
+            continue
+        if doc is not None and _valid(doc, profile) is None:
+            return doc["waves"], commit
+    return None, ""
+
+
+def _stamped(root: Path, profile: str) -> Path | None:
+    """A result of the profile stamped with one of its registrations (proof that one existed)."""
+    needle = f'"registration": "{profile}:'
+    for path in sorted((root / profile).glob("*/*/*/seed*-*.json")):
+        try:
+            if needle in path.read_text(encoding="utf-8", errors="replace"):
+                return path
+        except OSError:
+            continue
+    return None
+
+
+def results_exist(root: Path, profile: str, claim_id: str | None = None) -> bool:
+    folder = root / profile / claim_id if claim_id else root / profile
+    pattern = "*/*/seed*-*.json" if claim_id else "*/*/*/seed*-*.json"
+    return folder.is_dir() and next(folder.glob(pattern), None) is not None
+
+
+@dataclass
+class Registration:
+    profile: str
+    path: Path
+    waves: list | None  # None: no registration yet, or a tampered one with nothing to recover
+    state: str  # "none" | "registered" | "registered after results" | "tampered"
+    note: str = ""
+
+    @property
+    def members(self) -> dict[str, dict]:
+        return {k: {**m, "wave": w["wave"]} for w in self.waves or [] for k, m in w["members"].items()}
+
+    @property
+    def stamp(self) -> str | None:
+        return f"{self.profile}:{self.waves[-1]['hash'][:16]}" if self.waves else None
+
+    def claim(self, claim_id: str):
+        """The claim as its spec was registered (a spec deleted from the folder is judged from this), or None."""
+        from .spec import Claim
+        spec = next((w["specs"][claim_id] for w in reversed(self.waves or []) if claim_id in w.get("specs", {})), None)
+        try:
+            return Claim.model_validate(spec) if spec is not None else None
+        except ValueError:  # e.g. a plugin's model, which only its file's folder can import
+            return None
+
+    def wave_of(self, stamp: str) -> int | None:
+        return next((w["wave"] for w in self.waves or [] if stamp == f"{self.profile}:{w['hash'][:16]}"), None)
+
+    def describe(self) -> dict:
+        """For verdicts.json and the report: the state, when, against which commit, and any tampering."""
+        first = (self.waves or [{}])[0]
+        return {"state": self.state, "file": str(self.path), "waves": len(self.waves or []),
+                "recorded": first.get("recorded"), "git_commit": first.get("git_commit"),
+                "after_results": bool(first.get("after_results")), "note": self.note}
+
+    def line(self) -> str:
+        if not self.waves:
+            return f"registration of the {self.profile} profile: {self.state}" + (f": {self.note}" if self.note else "")
+        d = self.describe()
+        when = f"recorded {d['recorded']}" + (f" at commit {d['git_commit'][:12]}" if d["git_commit"] else "")
+        return (f"registration of the {self.profile} profile: {self.state} ({len(self.members)} members, "
+                f"{d['waves']} wave{'s' if d['waves'] > 1 else ''}, {when}; {self.path})"
+                + (f"; {self.note}" if self.note else ""))
+
+    def data_age(self, member: dict, stamps: list[str]) -> str | None:
+        """Why the member's results cannot be confirmatory evidence for its rule (they were there, or seen under
+        another registration, before the rule was registered), or None."""
+        for stamp in stamps:
+            if not stamp:  # trained before registrations existed: evidence only where wave 1 said so
+                if member["wave"] == 1 and member.get("after_results"):
+                    continue
+                return "results stored before its registration (they carry none)"
+            wave = self.wave_of(stamp)
+            if wave is None:
+                return f"results trained under another registration ({stamp})"
+            if wave < member["wave"]:
+                return f"results trained under wave {wave}, before this member was registered in wave {member['wave']}"
+        return None
+
+
+def load(root: str | Path, profile: str) -> Registration:
+    """The registration of `profile` in the results folder `root`, checked against git and the results' stamps."""
+    path = Path(root) / profile / FILE
+    waves, problem = read(path, profile)
+    past, commit = committed(path, profile)
+    if waves is not None and (past is None or waves[:len(past)] == past):
+        return Registration(profile, path, waves, "registered after results" if waves[0]["after_results"]
+                            else "registered")
+    if waves is None and problem == "missing" and past is None:
+        stamped = _stamped(Path(root), profile)
+        if stamped is None:
+            return Registration(profile, path, None, "none")
+        problem = f"missing, but results carry its stamp (e.g. {stamped.relative_to(root)}): it was deleted"
+    why = f"{path}: {problem or 'does not extend the version committed in git'}"
+    if past is not None:
+        return Registration(profile, path, past, "tampered",
+                            f"{why}; judged under the registration committed in {commit[:12]} (restore it: "
+                            f"`git checkout {commit[:12]} -- {path}`)")
+    return Registration(profile, path, None, "tampered", f"{why}; restore it from git: nothing is judged under a "
+                                                         "registration that cannot be read")
+
+
+def _locked(root: Path, claim, variant: str, profile: str, rule: dict) -> dict:
+    """The rule with the design an existing design.lock recorded, where the spec declares another (the lock is
+    committed evidence of the design the data were looked at under)."""
+    path = root / profile / claim.id / variant / LOCK_FILE
+    try:
+        designs = [r["design"] for r in json.loads(path.read_text())["designs"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return rule
+    mine = {"seeds": rule["seeds"], "alpha": rule["check"]["alpha"], "sequential": None if not rule["sequential"]
+            else {k: rule["sequential"][k] for k in ("max_seeds", "group", "spending")}}
+    if not designs or mine in designs:
+        return rule
+    last = designs[-1]
+    return {**rule, "seeds": last["seeds"], "check": {**rule["check"], "alpha": last["alpha"]},
+            "sequential": last["sequential"]}
+
+
+def _members(folder, claims: dict, profile: str, root: Path, only=None) -> dict:
+    from .family import family_of
+    family = family_of(folder, claims, profile)
+    out = {}
+    for c in claims.values():
+        if (profile not in c.profiles and c.profiles) or (only is not None and c.id not in only):
+            continue
+        for v in c.variants:
+            rule = _locked(root, c, v, profile, rule_of(c, v, profile))
+            out[member_key(c.id, v)] = {"claim": c.id, "variant": v, "rule": rule,
+                                        "family": family.get((c.id, v), OBSERVED_FAMILY),
+                                        "after_results": results_exist(root, profile, c.id)}
+    return out
+
+
+def _append(reg: Registration, members: dict, root: Path, claims: dict) -> None:
+    waves = reg.waves or []
+    specs = {m["claim"]: claims[m["claim"]].model_dump(mode="json") for m in members.values()}
+    commit = _git(root if root.exists() else Path("."), "rev-parse", "HEAD")
+    wave = {"wave": len(waves) + 1, "previous": waves[-1]["hash"] if waves else None, "members": members,
+            "specs": specs,
+            "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "git_commit": commit.strip() if commit else None,
+            "after_results": any(m["after_results"] for m in members.values())}
+    wave["hash"] = digest(wave)
+    reg.waves = waves + [wave]
+    reg.state = "registered after results" if reg.waves[0]["after_results"] else "registered"
+    try:
+        atomic_write(reg.path, json.dumps({"format": FORMAT, "profile": reg.profile, "waves": reg.waves}, indent=1,
+                                          sort_keys=True).encode())
+    except OSError as err:  # a read-only store: judged under it all the same, and said
+        reg.note = f"not written ({err.strerror or type(err).__name__}): run `repro register` where it can be"
+
+
+def ensure(folder, claims: dict, profile: str, root: str | Path, add_new: bool = False) -> Registration:
+    """The profile's registration, written now where it has none (wave 1: every claim of the folder with the
+    profile, marked after results where results are stored). `add_new`: also a wave for claims new to the folder
+    whose results are not stored yet (before their data); those with results stay unregistered (exploratory)."""
+    root = Path(root)
+    reg = load(root, profile)
+    if reg.state == "none":
+        _append(reg, _members(folder, claims, profile, root), root, claims)
+    elif add_new and reg.state != "tampered":
+        known = {m["claim"] for m in reg.members.values()}
+        new = [k for k, c in claims.items() if k not in known and not results_exist(root, profile, k)]
+        members = _members(folder, claims, profile, root, only=new) if new else {}
+        if members:
+            _append(reg, members, root, claims)
+    return reg

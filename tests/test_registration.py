@@ -1,0 +1,295 @@
+"""The registration (repro/registration.py, issue 33): no choice made after the data moves a confirmatory verdict.
+
+Tiny claims folders (three `less` claims whose raw p are about 1e-4, 0.029 and 0.039: alone each is REPRODUCED,
+in one Holm family of 3 only the first) with made-up results. Each test edits the folder the way the audit did
+(judging one claim, deleting specs, editing a tolerance, re-declaring another claim's design, deleting every lock
+and the registration) and checks that every confirmatory verdict is as before, with the change shown as an
+amendment after the data or as tampering."""
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import pytest
+import yaml
+
+import conftest
+from repro import registration as R
+from repro import verdict as V
+from repro.cli import main
+from repro.plan import plan_claim
+from repro.spec import load_claims
+from repro.store import Store
+
+SMALL = {"c-strong": [146.0, 141, 151], "c-medium": [84.0, 80, 88], "c-weak": [84.0, 79, 87]}
+DISTILLED = [80.0, 74, 85]
+
+
+def doc(name: str, **check) -> dict:
+    return {"id": name, "source": {"file": "x.txt", "quote": "q"}, "statement": "s",
+            "defaults": {"data": {"name": "synthetic"}, "model": {"name": "mlp", "hidden": [4]},
+                         "optimizer": {"name": "sgd", "lr": 0.1}, "epochs": 1, "batch_size": 8},
+            "arms": {"small": {}, "distilled": {}},
+            "check": {"kind": "less", "arms": ["distilled", "small"], "metric": "test_errors", "alpha": 0.05,
+                      "justification": "why", **check},
+            "profiles": {"smoke": {"seeds": [0, 1, 2], "scale": "toy"}}}
+
+
+def write(folder: Path, spec: dict) -> None:
+    (folder / f"{spec['id']}.yaml").write_text(yaml.safe_dump(spec))
+
+
+def store_results(tmp_path, claims: dict, values: dict, stamp: str | None) -> Store:
+    """Every planned run of each claim, filed as `repro run` would (its provenance stamped when registered)."""
+    store = Store(tmp_path / "results", tmp_path / "cache")
+    for name, per_arm in values.items():
+        for arm, runs in plan_claim(claims[name], "default", "smoke").items():
+            for i, r in enumerate(runs):
+                path = store.path("smoke", name, "default", arm, r)
+                store.save(path, r, conftest.made_up_result(r, per_arm[arm][i]),
+                           {"torch": "2.x", "git_commit": None, **({"registration": stamp} if stamp else {})})
+    return store
+
+
+def registered_folder(tmp_path, specs=None, values=None):
+    """A claims folder registered before its results (wave 1), then its results trained under the registration."""
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    for spec in specs or [doc(name) for name in SMALL]:
+        write(folder, spec)
+    claims = load_claims(folder)
+    reg = R.ensure(folder, claims, "smoke", tmp_path / "results")
+    assert reg.state == "registered" and not reg.waves[0]["after_results"]
+    values = values or {name: {"distilled": DISTILLED, "small": small} for name, small in SMALL.items()}
+    return folder, store_results(tmp_path, claims, values, reg.stamp)
+
+
+def judged(folder, store) -> dict:
+    return {v["claim"]: v for v in V.judge_folder(folder, load_claims(folder), "smoke", store)}
+
+
+def headline(verdicts: dict) -> dict:
+    return {k: (v["status"], v.get("p_holm")) for k, v in verdicts.items()}
+
+
+def test_judge_of_one_claim_gives_the_reports_verdict(tmp_path):
+    """`repro judge c-medium` corrected within the ids it was given: REPRODUCED (Holm p = raw p 0.029), where the
+    report, correcting over the folder's family of 3, says INCONCLUSIVE (Holm 0.057)."""
+    folder, store = registered_folder(tmp_path)
+    report = judged(folder, store)["c-medium"]
+    assert report["status"] == "INCONCLUSIVE" and report["p"] < 0.05 <= report["p_holm"]
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["judge", "c-medium", "--claims", str(folder), "--out", str(tmp_path / "out"),
+                     "--results", str(tmp_path / "results"), "--profile", "smoke"]) == 0
+    first = out.getvalue().splitlines()[0]
+    assert first == f"INCONCLUSIVE   c-medium [default]: {report['reason']}", out.getvalue()
+    assert "registration: registered" in out.getvalue()
+
+
+def test_removing_unrelated_specs_leaves_every_verdict(tmp_path):
+    """Deleting c-strong and c-weak shrank the family to c-medium alone: INCONCLUSIVE -> REPRODUCED. Registered,
+    they stay in it, judged from the copy of their spec in the registration, so every verdict is as before."""
+    folder, store = registered_folder(tmp_path)
+    before = headline(judged(folder, store))
+    (folder / "c-strong.yaml").unlink()
+    (folder / "c-weak.yaml").unlink()
+    after = judged(folder, store)
+    assert headline(after) == before and before["c-medium"][0] == "INCONCLUSIVE"
+    assert after["c-strong"]["reason"].startswith("[its spec (or variant) is no longer in the claims folder")
+    assert len(after["c-medium"]["holm_family"]) == 3
+
+
+def test_a_deleted_spec_that_cannot_be_rebuilt_stays_in_its_family_at_p_1(tmp_path, monkeypatch):
+    folder, store = registered_folder(tmp_path)
+    (folder / "c-strong.yaml").unlink()
+    (folder / "c-weak.yaml").unlink()
+    monkeypatch.setattr(R.Registration, "claim", lambda self, claim_id: None)
+    after = judged(folder, store)
+    assert after["c-strong"]["status"] == "NOT RUN" and after["c-medium"]["status"] == "INCONCLUSIVE"
+    assert len(after["c-medium"]["holm_family"]) == 3
+
+
+def test_a_registered_claim_made_not_run_stays_in_its_family(tmp_path):
+    folder, store = registered_folder(tmp_path)
+    for path in (tmp_path / "results" / "smoke" / "c-weak").rglob("seed*.json"):
+        path.unlink()
+    after = judged(folder, store)
+    assert after["c-weak"]["status"] == "NOT RUN" and after["c-medium"]["status"] == "INCONCLUSIVE"
+
+
+def test_editing_a_tolerance_after_the_data_is_an_amendment(tmp_path):
+    """`matches` 90 +- 1 on values 80, 81, 79 is NOT REPRODUCED; the tolerance edited to 15 after the data made it
+    REPRODUCED silently. Now the registered verdict stands and the edit is an exploratory amendment beside it."""
+    spec = doc("c-match", kind="matches", arms=["distilled"], value=90.0, tolerance=1.0)
+    folder, store = registered_folder(tmp_path, [spec], {"c-match": {"distilled": [80.0, 81, 79]}})
+    assert judged(folder, store)["c-match"]["status"] == "NOT REPRODUCED"
+    spec["check"]["tolerance"] = 15.0
+    write(folder, spec)
+    v = judged(folder, store)["c-match"]
+    assert v["status"] == "NOT REPRODUCED"
+    amendment = v["amendment"]
+    assert amendment["status"] == "exploratory REPRODUCED" and "check.tolerance" in amendment["why"]
+    assert amendment["line"].startswith("amendment after data: check.tolerance edited since the registration")
+    assert v["holm_family"] == ["c-match[default]"]  # the amendment is in no family
+    out = io.StringIO()
+    with redirect_stdout(out):
+        main(["judge", "c-match", "--claims", str(folder), "--out", str(tmp_path / "out"),
+              "--results", str(tmp_path / "results"), "--profile", "smoke"])
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("NOT REPRODUCED c-match [default]")
+    assert lines[1].strip().startswith("amendment after data: check.tolerance") and "exploratory REPRODUCED" in lines[1]
+
+
+def test_redeclaring_another_claims_design_leaves_every_verdict(tmp_path):
+    """c-weak re-declared at alpha 0.2 on its judged seeds: on the old code its design lock made it NOT RUN, which
+    took it out of the family and made c-medium REPRODUCED (Holm over 2). Now both are judged as registered."""
+    folder, store = registered_folder(tmp_path)
+    before = headline(judged(folder, store))
+    write(folder, doc("c-weak", alpha=0.2))
+    after = judged(folder, store)
+    assert headline(after) == before
+    assert after["c-weak"]["amendment"]["status"] == "exploratory REPRODUCED"
+    assert "check.alpha" in after["c-weak"]["amendment"]["why"]
+
+
+def git(folder: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(folder), "-c", "user.email=t@t", "-c", "user.name=t", *args], check=True,
+                   capture_output=True)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_deleting_every_lock_and_the_registration_and_changing_alpha_is_tampering(tmp_path):
+    """design.lock deleted re-opened a looked-at design. Now the registration is committed: deleted (every lock
+    too) and c-weak's alpha changed, the profile is judged under the committed registration, as before, with the
+    tampering said on every verdict and the alpha change shown as an amendment."""
+    folder, store = registered_folder(tmp_path)
+    before = headline(judged(folder, store))
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "registered, results")
+    for lock in (tmp_path / "results").rglob("design.lock"):
+        lock.unlink()
+    (tmp_path / "results" / "smoke" / R.FILE).unlink()
+    write(folder, doc("c-weak", alpha=0.2))
+    after = judged(folder, store)
+    assert headline(after) == before
+    assert all(v["reason"].startswith("[registration tampered: ") for v in after.values())
+    assert after["c-weak"]["registration"]["state"] == "tampered" and "committed in" in after["c-weak"]["reason"]
+    assert after["c-weak"]["amendment"]["status"] == "exploratory REPRODUCED"
+    assert not (tmp_path / "results" / "smoke" / R.FILE).exists()  # never a fresh start
+
+
+def test_a_deleted_registration_without_git_is_tampering_never_a_fresh_start(tmp_path):
+    folder, store = registered_folder(tmp_path)
+    (tmp_path / "results" / "smoke" / R.FILE).unlink()
+    write(folder, doc("c-weak", alpha=0.2))
+    after = judged(folder, store)
+    assert {v["status"] for v in after.values()} == {"NOT RUN"}
+    assert all("registration tampered" in v["reason"] and "carry its stamp" in v["reason"] for v in after.values())
+    assert not (tmp_path / "results" / "smoke" / R.FILE).exists()
+
+
+def test_an_edited_registration_is_tampering(tmp_path):
+    folder, store = registered_folder(tmp_path)
+    path = tmp_path / "results" / "smoke" / R.FILE
+    path.write_text(path.read_text().replace('"alpha": 0.05', '"alpha": 0.2'))
+    assert R.load(tmp_path / "results", "smoke").state == "tampered"
+    assert {v["status"] for v in judged(folder, store).values()} == {"NOT RUN"}
+
+
+def test_a_claim_added_after_its_data_is_exploratory_and_outside_the_family(tmp_path):
+    """A second claim file with another check on the same runs, added after the registration: exploratory."""
+    folder, store = registered_folder(tmp_path)
+    before = headline(judged(folder, store))
+    write(folder, doc("c-late", arms=["distilled", "small"]))
+    claims = load_claims(folder)
+    store_results(tmp_path, claims, {"c-late": {"distilled": DISTILLED, "small": SMALL["c-strong"]}}, None)
+    after = judged(folder, store)
+    assert {k: headline(after)[k] for k in before} == before
+    late = after["c-late"]
+    assert late["status"] == "INCONCLUSIVE" and late["reason"].startswith("not registered before its data")
+    assert late["exploratory"]["status"] == "exploratory REPRODUCED" and late["family"] is None
+    assert "c-late[default]" not in after["c-medium"]["holm_family"]
+
+
+def test_a_wave_registered_before_copied_old_runs_is_not_confirmatory(tmp_path):
+    """Registered in a new wave before its folder had results, then fed runs trained under the earlier wave."""
+    folder, store = registered_folder(tmp_path)
+    write(folder, doc("c-late"))
+    claims = load_claims(folder)
+    reg = R.ensure(folder, claims, "smoke", tmp_path / "results", add_new=True)
+    assert [w["wave"] for w in reg.waves] == [1, 2]
+    old = f"smoke:{reg.waves[0]['hash'][:16]}"  # the stamp of wave 1: data seen before wave 2
+    store_results(tmp_path, claims, {"c-late": {"distilled": DISTILLED, "small": SMALL["c-strong"]}}, old)
+    late = judged(folder, store)["c-late"]
+    assert late["status"] == "INCONCLUSIVE" and "before this member was registered in wave 2" in late["reason"]
+
+
+def test_an_automatic_registration_after_results_keeps_todays_verdicts_and_says_so(tmp_path):
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    for name in SMALL:
+        write(folder, doc(name))
+    claims = load_claims(folder)
+    store = store_results(tmp_path, claims, {n: {"distilled": DISTILLED, "small": s} for n, s in SMALL.items()}, None)
+    plain = V.finalize([V.decide_guarded(c, "default", "smoke", store, record=False) for c in claims.values()])
+    after = judged(folder, store)
+    assert {v["claim"]: (v["status"], v["p_holm"]) for v in plain} == headline(after)
+    reg = R.load(tmp_path / "results", "smoke")
+    assert reg.state == "registered after results" and reg.waves[0]["after_results"]
+    assert after["c-medium"]["registration"]["state"] == "registered after results"
+
+
+def test_secondary_checks_keep_run_keys_and_join_the_family(tmp_path):
+    """A non-inferiority secondary ("distilled no worse than small by more than 5 errors": at_most on the
+    difference) beside the primary: the same runs and keys, its own registered verdict, one more family member."""
+    plain = doc("c-strong")
+    both = doc("c-strong")
+    both["secondary_checks"] = [{"kind": "at_most", "derived": "difference", "arms": ["distilled", "small"],
+                                 "metric": "test_errors", "bound": 5.0, "alpha": 0.05, "justification": "no worse"}]
+    folder, store = registered_folder(tmp_path, [both], {"c-strong": {"distilled": DISTILLED,
+                                                                      "small": SMALL["c-strong"]}})
+    claims = load_claims(folder)
+    (tmp_path / "p").mkdir()
+    write(tmp_path / "p", plain)
+    keys = lambda c: {a: [r.key for r in rs] for a, rs in plan_claim(c, "default", "smoke").items()}  # noqa: E731
+    assert keys(claims["c-strong"]) == keys(load_claims(tmp_path / "p")["c-strong"])
+    v = judged(folder, store)["c-strong"]
+    assert v["status"] == "REPRODUCED"
+    secondary, = v["secondary_checks"]
+    assert secondary["status"] == "REPRODUCED" and secondary["holm_family"] == ["c-strong[default]",
+                                                                               "c-strong[default] secondary 1"]
+    rule = R.load(tmp_path / "results", "smoke").members["c-strong[default]"]["rule"]
+    assert rule["secondary_checks"][0]["bound"] == 5.0
+
+
+def test_results_without_a_stamp_under_a_registration_made_before_them_are_not_confirmatory(tmp_path):
+    """Registered before any result, then fed results that carry no registration (trained elsewhere, earlier)."""
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    write(folder, doc("c-strong"))
+    claims = load_claims(folder)
+    assert R.ensure(folder, claims, "smoke", tmp_path / "results").state == "registered"
+    store = store_results(tmp_path, claims, {"c-strong": {"distilled": DISTILLED, "small": SMALL["c-strong"]}}, None)
+    v = judged(folder, store)["c-strong"]
+    assert v["status"] == "INCONCLUSIVE" and "stored before its registration" in v["reason"]
+    assert v["exploratory"]["status"] == "exploratory REPRODUCED"
+
+
+def test_the_report_shows_the_registration_and_the_amendment_labelled(tmp_path):
+    import html
+    from repro.report import render
+    spec = doc("c-match", kind="matches", arms=["distilled"], value=90.0, tolerance=1.0)
+    folder, store = registered_folder(tmp_path, [spec], {"c-match": {"distilled": [80.0, 81, 79]}})
+    spec["check"]["tolerance"] = 15.0
+    write(folder, spec)
+    verdicts = V.judge_folder(folder, load_claims(folder), "smoke", store)
+    page = html.unescape(render({"profile": "smoke", "verdicts": conftest._plain(verdicts)}, load_claims(folder)))
+    assert "registration: registered (" in page and "1 verdict(s) with an amendment after the data" in page
+    assert "amendment after data (exploratory)" in page and "exploratory REPRODUCED" in page
+    # the headline is the registered rule's; the amendment's verdict never appears as a badge
+    assert 'class="badge bad">NOT REPRODUCED<' in page and 'class="badge ok">REPRODUCED<' not in page
