@@ -177,6 +177,14 @@ class Registration:
         return {k: {**m, "wave": w["wave"]} for w in self.waves or [] for k, m in w["members"].items()}
 
     @property
+    def tested(self) -> set[str]:
+        """Members (and secondary checks, by repro.verdict.member_name) that judging has found tested at least
+        once: they stay in their family, at p = 1 if untested later, so removing their results, their spec or
+        their design never shrinks it. A member never tested yet (its runs not made: a GPU profile, weights this
+        machine cannot have) is not counted until its first test, which can only make the family larger."""
+        return {name for w in self.waves or [] for name in w.get("tested", [])}
+
+    @property
     def stamp(self) -> str | None:
         return f"{self.profile}:{self.waves[-1]['hash'][:16]}" if self.waves else None
 
@@ -278,7 +286,14 @@ def _members(folder, claims: dict, profile: str, root: Path, only=None) -> dict:
     return out
 
 
-def _append(reg: Registration, members: dict, root: Path, claims: dict) -> None:
+def record_tested(reg: Registration, names: set[str]) -> None:
+    """Append a wave that registers no rule but records members first found tested (Registration.tested)."""
+    new = sorted(names - reg.tested)
+    if new and reg.waves and reg.state != "tampered":
+        _append(reg, {}, reg.path.parent.parent, {}, tested=new)
+
+
+def _append(reg: Registration, members: dict, root: Path, claims: dict, tested: list[str] | None = None) -> None:
     waves = reg.waves or []
     specs = {m["claim"]: claims[m["claim"]].model_dump(mode="json") for m in members.values()}
     commit = _git(root if root.exists() else Path("."), "rev-parse", "HEAD")
@@ -286,7 +301,8 @@ def _append(reg: Registration, members: dict, root: Path, claims: dict) -> None:
             "specs": specs,
             "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "git_commit": commit.strip() if commit else None,
-            "after_results": any(m["after_results"] for m in members.values())}
+            "after_results": any(m["after_results"] for m in members.values()) if members else bool(tested),
+            **({"tested": tested} if tested else {})}
     wave["hash"] = digest(wave)
     reg.waves = waves + [wave]
     reg.state = "registered after results" if reg.waves[0]["after_results"] else "registered"

@@ -360,12 +360,13 @@ def _holm_thresholds(pvalues: list[float], alpha: list[float]) -> list[float]:
 
 
 def finalize(verdicts: list[dict], family: dict[tuple[str, str], str] | None = None,
-             registered: bool = False) -> list[dict]:
+             registered: set[str] | None = None) -> list[dict]:
     """Holm within each family (repro.family: (claim, variant) -> family name; default one family of the verdicts
     given), for reproductions and refutations alike, then map decisions to verdict names. A claim's secondary
-    checks are members of its family beside it. `registered`: the family is the registration's list, fixed: a
-    member not tested (NOT RUN, precondition not held, diverged runs, no spread, deleted) counts at p = 1 on both
-    sides, so no removal shrinks it; otherwise (a few claims judged alone) untested claims are not in it. A
+    checks are members of its family beside it. `registered`: the registration's members found tested at some
+    judging (Registration.tested): such a member not tested now (NOT RUN, precondition not held, diverged runs,
+    no spread, deleted) counts at p = 1 on both sides, so no removal shrinks the family; a member never tested,
+    and untested claims judged alone, are not in it. A
     verdict whose family is None is exploratory: its own alpha, uncorrected. seeds_to_decide is recomputed at
     the Holm threshold the claim faces on each side."""
     names = [(family or {}).get((v["claim"], v["variant"]), DEFAULT_FAMILY) for v in verdicts]
@@ -384,17 +385,24 @@ def member_name(v: dict) -> str:
     return f"{v['claim']}[{v['variant']}]" + (f" secondary {v['secondary']}" if v.get("secondary") else "")
 
 
-def _holm_within(verdicts: list[dict], name: str | None, registered: bool) -> None:
-    # tested: the claim's p or its p against (a refutation with one pair of no spread has only the latter)
-    tested = ["status" not in v and not (math.isnan(v["p"]) and _nan(v.get("p_refute"))) for v in verdicts]
-    untested = 1.0 if registered else math.nan  # a registered member is in the family whatever befell it
-    p_support = [untested if _nan(v.get("p")) or not t else v["p"] for v, t in zip(verdicts, tested)]
-    p_refute = [untested if _nan(v.get("p_refute")) or not t else v["p_refute"] for v, t in zip(verdicts, tested)]
+def _is_tested(v: dict) -> bool:
+    """The claim's p or its p against (a refutation with one pair of no spread has only the latter)."""
+    return "status" not in v and not (_nan(v.get("p")) and _nan(v.get("p_refute")))
+
+
+def _holm_within(verdicts: list[dict], name: str | None, registered: set[str] | None) -> None:
+    tested = [_is_tested(v) for v in verdicts]
+    counted = [t or member_name(v) in (registered or ()) for v, t in zip(verdicts, tested)]
+    # in a registered family an untested member once tested counts at p = 1 (so does a side a test left without
+    # a p); a member never tested is not in the family (NaN: Holm skips it), nor an untested claim judged alone
+    fill = [1.0 if c and registered is not None else math.nan for c in counted]
+    p_support = [v["p"] if t and not _nan(v.get("p")) else f for v, t, f in zip(verdicts, tested, fill)]
+    p_refute = [v["p_refute"] if t and not _nan(v.get("p_refute")) else f for v, t, f in zip(verdicts, tested, fill)]
     adjusted, adjusted_refute = holm(p_support), holm(p_refute)
     alphas = [v.get("alpha", math.nan) for v in verdicts]
     level, level_refute = _holm_thresholds(p_support, alphas), _holm_thresholds(p_refute, alphas)
-    members = [member_name(v) for v, t in zip(verdicts, tested) if t or registered]
-    what = "registered members" if registered else "tested claims"
+    members = [member_name(v) for v, c in zip(verdicts, counted) if c]
+    what = "members" if registered is not None else "tested claims"
     for i, v in enumerate(verdicts):
         rerun, widen = v.pop("_rerun", None), v.pop("_widen", None)
         v["p_holm"], v["p_refute_holm"] = adjusted[i], adjusted_refute[i]
@@ -493,7 +501,11 @@ def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store, r
                     c, variant, profile, store)
                 family[(c.id, variant)] = None
                 verdicts.append(v)
-    return _stamped(finalize(verdicts, family, registered=True), reg)
+    # a member counts in its family once it has been tested, and from then on whatever befalls it (p = 1)
+    entries = [e for v in verdicts if family.get((v["claim"], v["variant"])) is not None
+               for e in [v, *v.get("secondary_checks", [])]]
+    reg_.record_tested(reg, {member_name(e) for e in entries if _is_tested(e)})
+    return _stamped(finalize(verdicts, family, registered=reg.tested), reg)
 
 
 def _stub(claim_id: str, variant: str, profile: str, rule: dict | None = None) -> dict:

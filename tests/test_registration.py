@@ -105,6 +105,7 @@ def test_removing_unrelated_specs_leaves_every_verdict(tmp_path):
 
 def test_a_deleted_spec_that_cannot_be_rebuilt_stays_in_its_family_at_p_1(tmp_path, monkeypatch):
     folder, store = registered_folder(tmp_path)
+    judged(folder, store)  # the data are looked at: every member is recorded as tested
     (folder / "c-strong.yaml").unlink()
     (folder / "c-weak.yaml").unlink()
     monkeypatch.setattr(R.Registration, "claim", lambda self, claim_id: None)
@@ -115,10 +116,43 @@ def test_a_deleted_spec_that_cannot_be_rebuilt_stays_in_its_family_at_p_1(tmp_pa
 
 def test_a_registered_claim_made_not_run_stays_in_its_family(tmp_path):
     folder, store = registered_folder(tmp_path)
+    assert judged(folder, store)["c-medium"]["status"] == "INCONCLUSIVE"  # looked at: all three tested
     for path in (tmp_path / "results" / "smoke" / "c-weak").rglob("seed*.json"):
         path.unlink()
     after = judged(folder, store)
     assert after["c-weak"]["status"] == "NOT RUN" and after["c-medium"]["status"] == "INCONCLUSIVE"
+    assert len(after["c-medium"]["holm_family"]) == 3 and after["c-weak"]["p_holm"] == 1
+
+
+def test_a_member_never_tested_joins_its_family_at_its_first_test_and_never_leaves(tmp_path):
+    """A registered claim whose runs were never made (a GPU profile, weights this machine cannot have) is not
+    counted at p = 1 for ever (that would only cost every other claim power); its first test adds it, recorded in
+    the registration, and from then on removing its results leaves it in at p = 1."""
+    folder, store = registered_folder(tmp_path, values={n: {"distilled": DISTILLED, "small": SMALL[n]}
+                                                        for n in ("c-strong", "c-medium")})
+    first = judged(folder, store)
+    assert first["c-weak"]["status"] == "NOT RUN" and first["c-medium"]["status"] == "REPRODUCED"
+    assert sorted(first["c-medium"]["holm_family"]) == ["c-medium[default]", "c-strong[default]"]
+    reg = R.load(tmp_path / "results", "smoke")
+    assert reg.tested == {"c-strong[default]", "c-medium[default]"} and reg.waves[-1]["members"] == {}
+    store_results(tmp_path, load_claims(folder), {"c-weak": {"distilled": DISTILLED, "small": SMALL["c-weak"]}},
+                  reg.stamp)
+    assert judged(folder, store)["c-medium"]["status"] == "INCONCLUSIVE"  # the family grew to 3
+    for path in (tmp_path / "results" / "smoke" / "c-weak").rglob("seed*.json"):
+        path.unlink()
+    again = judged(folder, store)
+    assert again["c-medium"]["status"] == "INCONCLUSIVE" and len(again["c-medium"]["holm_family"]) == 3
+
+
+def test_deleting_a_tested_record_from_the_registration_is_tampering(tmp_path):
+    import json
+    folder, store = registered_folder(tmp_path)
+    judged(folder, store)
+    path = tmp_path / "results" / "smoke" / R.FILE
+    doc = json.loads(path.read_text())
+    doc["waves"][-1]["tested"].remove("c-weak[default]")
+    path.write_text(json.dumps(doc))
+    assert R.load(tmp_path / "results", "smoke").state == "tampered"
 
 
 def test_editing_a_tolerance_after_the_data_is_an_amendment(tmp_path):
