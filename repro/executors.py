@@ -36,8 +36,13 @@ def make_executor(name: str, store: Store, device: torch.device, force: bool = F
 
 
 def _run_on_worker(root: str, cache: str, device: str, force: bool, argv: list[str], job: Job) -> dict:
-    """One job, on a Ray worker, through a LocalExecutor on the same store."""
+    """One job, on a Ray worker, through a LocalExecutor on the same store. The worker loads the job's claim
+    first, as `repro run` did: that imports its plugins (their models, datasets and losses) and finds its
+    checkpoint teachers."""
     sys.argv = argv  # the result's provenance names the `repro run` command, not Ray's worker process
+    if job.spec is not None:
+        from .spec import load_claim
+        load_claim(job.spec)
     return LocalExecutor(Store(root, cache), torch.device(device), force=force).submit([job])
 
 
