@@ -40,7 +40,7 @@ def _run_on_worker(root: str, cache: str, device: str, force: bool, argv: list[s
     first, as `repro run` did: that imports its plugins (their models, datasets and losses) and finds its
     checkpoint teachers."""
     sys.argv = argv  # the result's provenance names the `repro run` command, not Ray's worker process
-    if job.spec is not None:
+    if job.spec is not None and job.spec.is_file():  # a claim built in memory (tests) has no file to load
         from .spec import load_claim
         load_claim(job.spec)
     return LocalExecutor(Store(root, cache), torch.device(device), force=force).submit([job])

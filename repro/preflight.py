@@ -79,7 +79,7 @@ def check_arm(arm) -> None:
     if not from_plugin(b):
         return
     logits = torch.randn(2, classes, requires_grad=True)
-    teacher = torch.randn(2, classes) if arm.teacher is not None else None
+    teacher = torch.randn(2, classes) if arm.has_teacher else None
     parts = _call("loss", arm.loss.name, b, lambda: b(logits, torch.zeros(2, dtype=torch.long), teacher,
                                                        **arm.loss.params))
     _expect(isinstance(parts, dict) and all(k in parts for k in PARTS), "loss", arm.loss.name, b,
