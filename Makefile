@@ -42,6 +42,7 @@ reference: venv
 # The worked examples (examples/claims, profile tiny: real MNIST, small MLPs, minutes on a CPU), kept apart
 # from the shipped claims: results, verdicts and report under examples/.
 examples: venv
+	test -f examples/claims/teacher.pt || $(BIN)/python examples/claims/make_checkpoint.py  # checkpoint-teacher's file (not committed)
 	$(BIN)/repro run --claims examples/claims --out examples --profile tiny
 	-REPRO_CLAIMS=examples/claims REPRO_OUT=examples REPRO_PROFILE=tiny $(BIN)/pytest -m claims -q tests/test_claims.py
 	$(BIN)/repro report --claims examples/claims --out examples

@@ -86,7 +86,9 @@ def cmd_validate(args) -> int:
                 print(f"error {err}")
                 failed += 1
         if path.is_dir():
-            others = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix not in (".yaml", ".yml", ".py"))
+            weights = (".pt", ".pth")  # teacher_checkpoint files: checked for the specs that name them
+            others = sorted(p.name for p in path.iterdir() if p.is_file()
+                            and p.suffix not in (".yaml", ".yml", ".py", *weights))
             modules = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix == ".py")
             if modules:
                 print(f"note  {path}: Python files, imported only for the specs that name them under `plugins:`: "

@@ -238,8 +238,10 @@ def run_work(run, epochs: int | None = None) -> Work | None:
     scored = epochs // arm.eval_every + (epochs % arm.eval_every != 0)
     epoch = 3 * n * student
     once = 0.0
-    if run.teacher is not None:
-        teacher = forward_flops(run.teacher.arm, fed)
+    ckpt = arm.teacher_checkpoint
+    taught = run.teacher.arm if run.teacher is not None else arm.model_copy(update={"model": ckpt.model}) if ckpt else None
+    if taught is not None:
+        teacher = forward_flops(taught, fed)
         if teacher is None:
             return None
         if arm.cache_teacher_logits or arm.teacher_view == "fixed":

@@ -37,8 +37,13 @@ def make_executor(name: str, store: Store, device: torch.device, force: bool = F
 
 def _run_on_worker(root: str, cache: str, device: str, force: bool, argv: list[str], registrations: dict,
                    job: Job) -> dict:
-    """One job, on a Ray worker, through a LocalExecutor on the same store."""
+    """One job, on a Ray worker, through a LocalExecutor on the same store. The worker loads the job's claim
+    first, as `repro run` did: that imports its plugins (their models, datasets and losses) and finds its
+    checkpoint teachers."""
     sys.argv = argv  # the result's provenance names the `repro run` command, not Ray's worker process
+    if job.spec is not None and job.spec.is_file():  # a claim built in memory (tests) has no file to load
+        from .spec import load_claim
+        load_claim(job.spec)
     store = Store(root, cache)
     store.registrations = registrations  # its results carry the registration they were trained under
     return LocalExecutor(store, torch.device(device), force=force).submit([job])

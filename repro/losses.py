@@ -301,3 +301,34 @@ def attention_transfer(student_logits, targets, teacher_logits, student_features
 
 
 attention_transfer.build_head = attention_shapes
+
+
+# --- the hard-label term's weight (labels: none) ----------------------------------------------------
+#
+# An arm trained without labels (Arm.labels: none, a transfer set of unlabelled images) needs a loss whose
+# hard-label term weighs 0: each loss declares that weight as a function of its parameters (defaults filled in),
+# with the setting that makes it 0 ("" where none does: plain CE, attention transfer's fixed CE weight).
+# A plugin loss declares `fn.hard_weight = (weight(params), "the setting")` to be usable without labels.
+
+_ALPHA_IS_SOFT = (lambda p: 1 - p["alpha"], "alpha: 1")
+for _fn in (hinton, hinton_repro, deit_soft, deit_hard, mnist_course):
+    _fn.hard_weight = _ALPHA_IS_SOFT
+for _fn in (mdistiller, dkd, fitnets):
+    _fn.hard_weight = (lambda p: p["ce_weight"], "ce_weight: 0")
+hymenoptera.hard_weight = (lambda p: p["alpha"], "alpha: 0")
+cross_entropy.hard_weight = (lambda p: 1.0, "")
+attention_transfer.hard_weight = (lambda p: 1.0, "")
+
+
+def hard_weight(name: str, params: dict) -> tuple[float | None, str]:
+    """(the weight of loss `name`'s hard-label term with these parameters, the setting that makes it 0), or
+    (None, "") for a loss that does not declare it."""
+    import inspect
+    fn = LOSSES.get(name)
+    rule = getattr(fn, "hard_weight", None)
+    if rule is None:
+        return None, ""
+    full = {k: p.default for k, p in inspect.signature(fn).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+    weight, how = rule
+    return float(weight({**full, **params})), how

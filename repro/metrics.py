@@ -42,7 +42,10 @@ FINAL_KEYS = {
     "errors_after_test": "with bias_shift: test errors after the shift tuned on the test set (as the paper did)",
     "class_acc_after_holdout": "with bias_shift: accuracy on the shifted classes after the held-out-tuned shift",
     "error_reduction_holdout": "with bias_shift: 1 - errors_after_holdout / errors_before",
+    "teacher_test_errors": "with teacher_checkpoint: the checkpoint teacher's misclassified test images",
+    "teacher_test_acc": "with teacher_checkpoint: the checkpoint teacher's test accuracy",
 }
+CHECKPOINT_KEYS = ("teacher_test_errors", "teacher_test_acc")  # in `final`, recorded by checkpoint students
 
 
 def _series(result: dict, key: str) -> list[float]:
@@ -86,10 +89,11 @@ TEACHER_KEYS = ("logit_gap", "fidelity")  # recorded only by arms with a teacher
 LIST_KEYS = ("test_errors_per_class", "step_acc")  # lists: not a check metric
 
 
-def recorded_keys(teacher: bool, bias_shift: bool, holdout: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def recorded_keys(teacher: bool, bias_shift: bool, holdout: bool,
+                  checkpoint: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(per-epoch keys, keys only in `final`) that train.train records for a run of this shape."""
     epoch = tuple(k for k in EPOCH_KEYS if k not in LIST_KEYS and (teacher or k not in TEACHER_KEYS))
-    final: tuple[str, ...] = ()
+    final: tuple[str, ...] = CHECKPOINT_KEYS if checkpoint else ()
     if bias_shift:
         final = ("shift_classes_test_count", "errors_before", "class_errors_before")
         for where in ("test", "holdout") if holdout else ("test",):

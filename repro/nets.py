@@ -5,6 +5,7 @@ it trains at, the kernels that suit the device, and a whole split's logits.
 """
 from __future__ import annotations
 
+import dataclasses
 from contextlib import nullcontext
 
 import torch
@@ -20,7 +21,15 @@ def hashable(params: dict) -> dict:
 
 
 def dataset_of(arm: Arm):
-    return load_dataset(arm.data.name, **hashable(arm.data.params))
+    """The arm's dataset; with `train_on: holdout` its training images are the held-out slice (data.holdout), the
+    complement of what an arm with the same `data` trains on (and no held-out slice is left)."""
+    dataset = load_dataset(arm.data.name, **hashable(arm.data.params))
+    if arm.train_on == "holdout":
+        if getattr(dataset, "holdout_x", None) is None:
+            raise ValueError(f"train_on: 'holdout': dataset '{arm.data.name}' has no held-out images")
+        dataset = dataclasses.replace(dataset, train_x=dataset.holdout_x, train_y=dataset.holdout_y,
+                                      holdout_x=None, holdout_y=None)
+    return dataset
 
 
 def build_model(run: RunSpec) -> torch.nn.Module:

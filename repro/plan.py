@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from .plugins import code_hashes
 from .precision import apply_override, is_slow, override
 from .spec import Claim, RunSpec
 from .store import OutsideStore
@@ -22,6 +23,17 @@ class Job:
     path: Path  # where its result is stored
     metric: str = "test_errors"  # the claim's check metric, which `repro run` prints per finished run
     twin: bool = False  # trained as its variant's fp32 twin (twin_precision), not at its declared bf16
+    spec: Path | None = None  # the claim's spec file: another process (a Ray worker) loads it for plugins, checkpoints
+
+
+def builders_of(arm) -> list:
+    """The registered functions an arm's run calls: its model's, dataset's and loss's, and its checkpoint teacher's
+    model's."""
+    from .registry import DATASETS, LOSSES, MODELS
+    used = [(MODELS, arm.model), (DATASETS, arm.data), (LOSSES, arm.loss)]
+    if arm.teacher_checkpoint is not None:
+        used.append((MODELS, arm.teacher_checkpoint.model))
+    return [registry.get(component.name) for registry, component in used]
 
 
 def plan_claim(claim: Claim, variant: str, profile: str, seeds: list[int] | None = None,
@@ -37,10 +49,11 @@ def plan_claim(claim: Claim, variant: str, profile: str, seeds: list[int] | None
     seeds = claim.profiles[profile].seeds if seeds is None else seeds
     for name in [a for a in claim.teacher_order() if a in needed]:
         arm = apply_override(claim.resolve(name, variant, profile), precision)  # for run and verdict alike
+        code = code_hashes(builders_of(arm))  # the plugin files it uses ({} for built-ins: the key is as before)
         specs[name] = [RunSpec(arm=arm, seed=seed if arm.fixed_seed is None else arm.fixed_seed,
                                teacher=specs[arm.teacher][i] if arm.teacher else None,
                                init_from=specs[arm.init_from][i] if arm.init_from else None,
-                               teachers=[specs[t][i] for t in arm.teachers or ()])
+                               teachers=[specs[t][i] for t in arm.teachers or ()], code=code)
                        for i, seed in enumerate(seeds)]
     return specs
 
@@ -100,7 +113,7 @@ def variant_jobs(claim: Claim, variant: str, profile: str, store, seeds: list[in
     or as its fp32 twin (twin_precision: `device` is the machine that would train them; None: what is stored)."""
     twin = twin_precision(claim, variant, profile, store, device)
     return [Job(profile, claim.id, variant, arm, run, store.path(profile, claim.id, variant, arm, run),
-                claim.check.metric, twin is not None)
+                claim.check.metric, twin is not None, claim.spec_path)
             for arm, runs in plan_claim(claim, variant, profile, seeds, arms, twin).items() for run in runs]
 
 

@@ -11,8 +11,9 @@ does for `mlp` or `mnist`. A spec names each module it needs, and nothing else i
 Each module is imported once per process however many claims name it (a second import would register
 its names twice). A module that fails to import is one error line naming the spec, the entry and why,
 and stays failed for the process (its half-done registrations are not retried into duplicates).
-Run keys hold the registered name and parameters, not the plugin's code: a plugin that changes what it
-computes registers a new name (or takes a `version` parameter) so that old results stop counting.
+Run keys hold the registered name and parameters and, for an arm that uses a plugin's builder, the sha256 of
+the file that defines it (`code_hashes`): a plugin whose code changes makes new runs, and old results stop
+counting. Only that file is hashed: a helper module it imports is not (put what changes in the plugin file).
 """
 from __future__ import annotations
 
@@ -126,3 +127,32 @@ def unnamed_plugin(builder, named: tuple[str, ...]) -> str | None:
     if owner is None or any(module == m or module.startswith(m + ".") for m in named):
         return None
     return next(k for k, m in _modules.items() if m == owner)
+
+
+def code_hashes(builders) -> dict[str, str]:
+    """{plugin file name (or module name): sha256 of its file} for each of the `builders` an arm uses (its model,
+    dataset, loss, checkpoint teacher's model) that a plugin registered; {} for built-ins alone (the run key is
+    unchanged)."""
+    out = {}
+    for builder in builders:
+        if not from_plugin(builder):
+            continue
+        module = sys.modules.get(builder.__module__)
+        file = getattr(module, "__file__", None)
+        if not file:
+            continue
+        # a plugin file's module name holds a hash of this machine's path: keys hold its file name instead
+        label = Path(file).name if builder.__module__.startswith("repro_plugin_") else builder.__module__
+        out[label] = _file_hash(file)
+    return dict(sorted(out.items()))
+
+
+_hashes: dict[tuple[str, int, int], str] = {}
+
+
+def _file_hash(file: str) -> str:
+    stat = Path(file).stat()
+    key = (file, stat.st_mtime_ns, stat.st_size)
+    if key not in _hashes:
+        _hashes[key] = hashlib.sha256(Path(file).read_bytes()).hexdigest()
+    return _hashes[key]

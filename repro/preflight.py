@@ -79,7 +79,7 @@ def check_arm(arm) -> None:
     if not from_plugin(b):
         return
     logits = torch.randn(2, classes, requires_grad=True)
-    teacher = torch.randn(2, classes) if arm.teacher is not None else None
+    teacher = torch.randn(2, classes) if arm.has_teacher else None
     parts = _call("loss", arm.loss.name, b, lambda: b(logits, torch.zeros(2, dtype=torch.long), teacher,
                                                        **arm.loss.params))
     _expect(isinstance(parts, dict) and all(k in parts for k in PARTS), "loss", arm.loss.name, b,
@@ -90,13 +90,30 @@ def check_arm(arm) -> None:
                 "loss", arm.loss.name, b, f"'{k}' as a floating scalar tensor", _describe(parts[k]))
 
 
+def checkpoint_problem(arm) -> str | None:
+    """Why the arm's teacher_checkpoint does not load into its network (keys, shapes; repro/teachers.py), or
+    None (also where the dataset is missing: that run is NOT RUN for its data)."""
+    if arm.teacher_checkpoint is None:
+        return None
+    from .data import DataMissing
+    from .models import WeightsMissing
+    from .teachers import checkpoint_network
+    try:
+        checkpoint_network(arm)
+    except DataMissing:
+        return None
+    except WeightsMissing as err:
+        return str(err)
+    return None
+
+
 def arm_problem(arm) -> str | None:
-    """check_arm's line, or None."""
+    """check_arm's line, or the checkpoint teacher's, or None."""
     try:
         check_arm(arm)
     except PluginBroken as err:
         return str(err)
-    return None
+    return checkpoint_problem(arm)
 
 
 def claim_problems(claim, path) -> list[str]:

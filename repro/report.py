@@ -363,6 +363,61 @@ def temperatures(claim, v: dict) -> dict[str, float]:
     return out
 
 
+def _component(c) -> str:
+    """`{name, params}` as one short text: `mlp hidden=[32]`."""
+    if not isinstance(c, dict):
+        return "–"
+    params = c.get("params") or {}
+    return " ".join([str(c.get("name", "?"))] + [f"{k}={json.dumps(v, separators=(',', ':'))}"
+                                                  for k, v in sorted(params.items())])
+
+
+def rests_on_row(arm: str, run: dict, stored: bool) -> dict:
+    """What one arm's run is (a stored result's `run`, or the run the spec plans): model, data, loss with its
+    parameters, teacher(s), feature paths, the transfer set, and the sha256 of each plugin file and checkpoint."""
+    spec = run.get("arm") or {}
+    teachers = spec.get("teachers") or {}
+    if teachers:
+        teacher = ", ".join(f"{t} ×{w:g}" if len(set(teachers.values())) > 1 else t for t, w in teachers.items())
+        teacher += f" ({spec.get('teacher_aggregate', 'logits')})"
+    elif spec.get("teacher"):
+        teacher = spec["teacher"] + (f" @ epoch {spec['teacher_epoch']}" if spec.get("teacher_epoch") else "")
+    elif spec.get("teacher_checkpoint"):
+        ckpt = spec["teacher_checkpoint"]
+        teacher = f"checkpoint {ckpt.get('file')} ({_component(ckpt.get('model'))})"
+    else:
+        teacher = "–"
+    features = spec.get("features") or {}
+    hashes = dict(run.get("code") or {})
+    if spec.get("teacher_checkpoint"):
+        hashes[str(spec["teacher_checkpoint"].get("file"))] = str(spec["teacher_checkpoint"].get("sha256"))
+    transfer = [f"trains on {spec['train_on']}" if spec.get("train_on", "kept") != "kept" else "",
+                "no labels" if spec.get("labels", "used") == "none" else ""]
+    return {"arm": arm, "model": _component(spec.get("model")), "data": _component(spec.get("data")),
+            "transfer": ", ".join(t for t in transfer if t), "loss": _component(spec.get("loss")), "teacher": teacher,
+            "features": " → ".join(", ".join(features.get(k) or []) for k in ("student", "teacher")) if features else "",
+            "hashes": sorted(hashes.items()), "stored": stored}
+
+
+def rests_on(v: dict, claim, runs: dict) -> list[dict]:
+    """One row per arm the verdict rests on (its compared arms and what they learn from): from a stored result
+    behind it where there is one, else from the spec's plan (seed runs not stored yet)."""
+    rows, planned = {}, {}
+    if claim is not None and v.get("profile") in claim.profiles and v.get("variant") in claim.variants:
+        try:
+            from .plan import plan_claim
+            planned = plan_claim(claim, v["variant"], v["profile"])
+        except Exception:  # noqa: BLE001 -- a spec changed since the verdict: show what is stored
+            planned = {}
+    for arm in list(planned) + [a for a in runs if a not in planned]:
+        stored = (runs.get(arm) or [None])[0]
+        if stored is not None:
+            rows[arm] = rests_on_row(arm, stored["run"], True)
+        elif planned.get(arm):
+            rows[arm] = rests_on_row(arm, planned[arm][0].model_dump(mode="json"), False)
+    return list(rows.values())
+
+
 def variant_block(v: dict, claim, runs: dict, colors: dict) -> dict:
     figs = []
     if (uri := figures.per_seed(v, colors)):
@@ -382,7 +437,7 @@ def variant_block(v: dict, claim, runs: dict, colors: dict) -> dict:
             "scale": profile.scale if profile else "", "comparable": profile.comparable if profile else None,
             "claimed_measured": claimed_and_measured(v), "explain": explain(v), "miss": miss(v), "p": one_p(v),
             "failed": failed_preconditions(v), "reported": reported(v),
-            "deviations": list(profile.deviations) if profile else []}
+            "deviations": list(profile.deviations) if profile else [], "rests_on": rests_on(v, claim, runs)}
 
 
 def environment(doc: dict, all_runs: dict[str, dict], claims_dir: Path) -> dict:

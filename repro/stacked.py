@@ -45,6 +45,8 @@ def why_not_stackable(runs: list[RunSpec]) -> str | None:
               (arm.eval_every > 1, "eval_every (the stacked loop scores every epoch)"),
               (arm.teacher is not None and not arm.cache_teacher_logits, "a teacher forward per step"),
               (bool(arm.teachers), "several teachers"),
+              (arm.teacher_checkpoint is not None, "a checkpoint teacher"),
+              (arm.labels == "none", "training without labels"),
               (any(takes(LOSSES.get(arm.loss.name), n) for n in RUN_INPUTS), "a loss that reads features or the epoch"),
               (not hasattr(dataset_of(arm), "train_x"), "not an in-memory dataset")]
     return next((why for failed, why in checks if failed), None)

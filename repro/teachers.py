@@ -1,19 +1,24 @@
 """Teachers: one place that turns a student's teacher declaration into the soft targets it learns from.
 
-Today a teacher is a trained arm of the same claim (`teacher: <arm>`, at its final weights or at
-`teacher_epoch`), giving logits per training batch (a forward per step, or its predictions on the clean
-training images computed once: `cache_teacher_logits`, `teacher_view: fixed`) and on the test set (for the
-logit gap and fidelity). Other kinds of teacher (several arms, a checkpoint, cached logits) are added here.
+A teacher is a trained arm of the same claim (`teacher: <arm>`, at its final weights or at `teacher_epoch`),
+several of them as one Ensemble (`teacher: [a, b]`), or a weights file in the claims folder
+(`teacher_checkpoint:`, below). It gives logits per training batch (a forward per step, or its predictions on
+the clean training images computed once: `cache_teacher_logits`, `teacher_view: fixed`) and on the test set
+(for the logit gap and fidelity, and a checkpoint teacher's own test metrics).
 """
 from __future__ import annotations
 
 import copy
+import hashlib
+import io
 
 import torch
 
 from .data import sync_free
-from .nets import build_model, device_layout, predict
-from .spec import Arm, RunSpec
+from .models import WeightsMissing, create_model
+from .nets import build_model, dataset_of, device_layout, predict
+from .spec import Arm, RunSpec, clip
+from .spec.checkpoint import CHECKPOINT_FILES, read_checkpoint
 
 
 def cast_teacher(teacher: torch.nn.Module, precision: str) -> torch.nn.Module:
@@ -38,8 +43,10 @@ def teacher_predictions(teacher, run: RunSpec, dataset, device, memo: dict | Non
     if once and not hasattr(dataset, "train_x"):
         raise ValueError(f"teacher_view/cache_teacher_logits: dataset '{arm.data.name}' is not held in memory, "
                          "so its images have no fixed index to keep the teacher's predictions by")
-    key = None if memo is None or run.teacher is None else \
-        (run.teacher.key, arm.teacher_epoch, repr(arm.data), arm.resolution, arm.precision, once, str(device))
+    who = run.teacher.key if run.teacher is not None else \
+        arm.teacher_checkpoint.sha256 if arm.teacher_checkpoint is not None else None
+    key = None if memo is None or who is None else \
+        (who, arm.teacher_epoch, repr(arm.data), arm.train_on, arm.resolution, arm.precision, once, str(device))
     if key in (memo or {}):
         return memo[key]
     test, _ = predict(teacher, dataset, arm, device)
@@ -54,7 +61,9 @@ def teacher_predictions(teacher, run: RunSpec, dataset, device, memo: dict | Non
 def teacher_network(run: RunSpec, trained) -> torch.nn.Module | None:
     """The network that teaches `run`, or None: its teacher arm's run, at its final weights or those at the end of
     `teacher_epoch`, as `trained(run, epoch)` gives them (the executor's: stored, or retrained where missing);
-    several teachers are one Ensemble of theirs."""
+    several teachers are one Ensemble of theirs; a checkpoint teacher its file's weights (checkpoint_network)."""
+    if run.arm.teacher_checkpoint is not None:
+        return checkpoint_network(run.arm)
     if run.teachers:
         return Ensemble([trained(t, None) for t in run.teachers], list(run.arm.teachers.values()),
                         run.arm.teacher_aggregate, loss_temperature(run.arm.loss.params))
@@ -71,6 +80,8 @@ def kept_epochs(runs) -> list[tuple[str, int]]:
 def stand_in(run: RunSpec, device) -> torch.nn.Module | None:
     """A network of `run`'s teacher's architecture with untrained weights, or None (timing: a step costs the same
     whatever the weights)."""
+    if run.arm.teacher_checkpoint is not None:
+        return checkpoint_model(run.arm).to(device)
     return teacher_network(run, lambda r, epoch: build_model(r).to(device))
 
 
@@ -93,7 +104,7 @@ class SoftTargets:
     def __init__(self, teacher: torch.nn.Module, run: RunSpec, dataset, device, memo: dict | None = None):
         arm = run.arm
         self.device = device
-        self.model = device_layout(cast_teacher(teacher, arm.precision), device)
+        self.model = device_layout(cast_teacher(teacher, arm.precision).to(device), device)
         self.test, self.train_split = teacher_predictions(self.model, run, dataset, device, memo)
         if self.train_split is not None and sync_free(device):  # on the device once, not a copy per step
             self.train_split = self.train_split.to(device)
@@ -155,3 +166,64 @@ class Ensemble(torch.nn.Module):
 
 def loss_temperature(loss_params: dict) -> float:
     return float(loss_params.get("T", 1.0))
+
+
+# --- a teacher from a checkpoint --------------------------------------------------------------------------------
+#
+# An arm writes
+#
+#     teacher_checkpoint: {file: teacher.pt, sha256: <64 hex digits>, model: {name: mlp, hidden: [256, 256]}}
+#
+# `file` is relative to the claims folder and inside it, and must hash to `sha256`; it holds a state dict (what
+# `torch.save(model.state_dict(), path)` writes) that `model`, built for the arm's dataset, loads with strict keys
+# and shapes. The sha256 is part of the arm, hence of the run key: another checkpoint is another run. Loading the
+# claim (repro/spec/assemble.py) checks the file and hash and records where the file is (CHECKPOINT_FILES, by its
+# hash: no machine's path enters a key); `repro validate` and `repro run` check the keys and shapes before any
+# training (repro/preflight.py). The network is frozen and never trained; its test metrics go into the
+# student's result (`teacher_test_errors`, `teacher_test_acc`).
+
+def checkpoint_model(arm: Arm) -> torch.nn.Module:
+    """The checkpoint's network, built for the arm's dataset (its images' shape and class count), untrained."""
+    ckpt, dataset = arm.teacher_checkpoint, dataset_of(arm)
+    return create_model(ckpt.model.name, dataset.in_shape_at(arm.resolution), dataset.num_classes,
+                        **ckpt.model.params)
+
+
+def checkpoint_network(arm: Arm) -> torch.nn.Module:
+    """The arm's checkpoint teacher: its file (found by hash, and hashed again as read) loaded strictly into its
+    network, in eval mode, frozen. WeightsMissing where the file was not checked by a loaded claim, or the
+    weights do not fit the network (their claim is then NOT RUN, the others train)."""
+    ckpt = arm.teacher_checkpoint
+    path = CHECKPOINT_FILES.get(ckpt.sha256)
+    if path is None:
+        raise WeightsMissing(f"teacher_checkpoint '{clip(ckpt.file, 60)}' (sha256 {ckpt.sha256[:12]}...) was not "
+                             "found by a loaded claim in this process (load the claim that names it)")
+    try:
+        data = read_checkpoint(path)
+    except FileNotFoundError:
+        raise WeightsMissing(f"teacher_checkpoint '{clip(ckpt.file, 60)}': no such file in the claims folder "
+                             f"{clip(path.parent.name, 40)}/ (make it, or copy it there, with sha256 "
+                             f"{ckpt.sha256[:12]}...)") from None
+    except OSError as err:
+        raise WeightsMissing(f"teacher_checkpoint '{clip(ckpt.file, 60)}' cannot be read "
+                             f"({err.strerror or type(err).__name__})") from None
+    if hashlib.sha256(data).hexdigest() != ckpt.sha256:
+        raise WeightsMissing(f"teacher_checkpoint '{clip(ckpt.file, 60)}' changed since its claim was loaded "
+                             "(its sha256 differs)")
+    model = checkpoint_model(arm)
+    try:
+        model.load_state_dict(torch.load(io.BytesIO(data), weights_only=True, map_location="cpu"), strict=True)
+    except RuntimeError as err:  # missing or unexpected keys, or a shape that differs
+        raise WeightsMissing(f"teacher_checkpoint '{clip(ckpt.file, 60)}' does not fit model "
+                             f"'{ckpt.model.name}': {checkpoint_mismatch(err)}") from None
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def checkpoint_mismatch(err: RuntimeError) -> str:
+    """load_state_dict's error (several lines, every key) as one line: the first problem and how many."""
+    lines = [" ".join(line.split()) for line in str(err).splitlines()[1:] if line.strip()]
+    first = lines[0] if lines else " ".join(str(err).split())
+    return clip(first, 200) + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else "")

@@ -221,6 +221,7 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
             return train(run, device, teacher, on_epoch, resume_path, init, on_weights, teacher_memo)
 
     started = time.perf_counter() - elapsed
+    test_labels = None
     for epoch in range(len(history), arm.epochs):
         lr = lr_at(arm, epoch, plateau.lr)
         for group in optimizer.param_groups:
@@ -233,6 +234,8 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
                 logits = forward(xb)
                 with torch.no_grad():
                     teacher_logits = soft.batch(xb, idx) if soft is not None else None
+            if arm.labels == "none":  # no label enters the loss: its targets (weight 0 on the hard term) and
+                yb = teacher_logits.argmax(1)  # train_acc are the teacher's top class (spec.Arm.labels)
             parts = loss_fn(logits, yb, teacher_logits, **loss_params, **kd.inputs(epoch))
             optimizer.zero_grad(set_to_none=True)
             parts["loss"].backward()
@@ -266,6 +269,10 @@ def train(run: RunSpec, device: torch.device, teacher: torch.nn.Module | None = 
     final = final_metrics(history, best, status, arm)
     if arm.select == "best" and status == "done":
         model.load_state_dict(best_state)  # a teacher chosen this way teaches with these weights
+    if arm.teacher_checkpoint is not None:  # the checkpoint teacher's own test metrics (it has no run of its own)
+        labels = predict(model, dataset, arm, device)[1] if test_labels is None else test_labels
+        checkpoint = error_metrics(teacher_test_logits, labels, dataset.num_classes)
+        final.update(teacher_test_errors=checkpoint["test_errors"], teacher_test_acc=checkpoint["test_acc"])
     if arm.bias_shift is not None and status == "done":
         final.update(bias_shift_metrics(model, dataset, arm, device, *predict(model, dataset, arm, device)))
     result = {"status": status, "epochs": history, "final": final,

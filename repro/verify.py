@@ -41,6 +41,7 @@ from .nets import build_model
 from .plan import plan_claim, variant_jobs
 from .spec import clip
 from .store import CorruptResult, OutsideStore, Store
+from .teachers import teacher_network
 from .train import describe_device, train
 
 ALPHA = 0.05
@@ -163,7 +164,7 @@ def choose(runs: list[tuple], n: int, store: Store) -> list[tuple]:
     student of an uncached teacher would retrain the teacher too), the cheapest of each arm first."""
     def teachable(job) -> bool:
         return all(r is None or store.checkpoint_path(r, job.run.arm.teacher_epoch if r is job.run.teacher else None)
-                   .exists() for r in (job.run.teacher, job.run.init_from))
+                   .exists() for r in (job.run.teacher, job.run.init_from, *job.run.teachers))
     usable = sorted([r for r in runs if teachable(r[0]) and r[1]["status"] == "done"],
                     key=lambda r: (r[1]["wall_s"], r[0].run.key))
     rank: dict[tuple, int] = {}  # one run of every arm before a second of any: the sample spans the arms
@@ -180,7 +181,7 @@ def retrain(job, store: Store, device: torch.device) -> dict:
         if not store.load_weights(run, model, epoch):
             raise FileNotFoundError(f"weights of {run.key[:12]} are not cached")
         return model.to(device)
-    teacher = weights(job.run.teacher, job.run.arm.teacher_epoch) if job.run.teacher else None
+    teacher = teacher_network(job.run, weights)  # one, several, or a checkpoint (repro/teachers.py)
     init = weights(job.run.init_from).state_dict() if job.run.init_from else None
     with tempfile.TemporaryDirectory() as scratch:
         result, _ = train(job.run, device, teacher, resume_path=Path(scratch) / "state.pt", init=init)

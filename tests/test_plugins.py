@@ -230,9 +230,8 @@ BROKEN = {  # name -> (replacement of the healthy plugin's text, the line expect
                     "model 'tiny_{tag}' (plugin bad.py): expected logits of shape (2, 2) as a floating tensor "
                     "(train mode, input (2, 1, 4, 4)), got a torch.float32 tensor of shape (2, 5)"),
     "builder-returns-function": ('    """A one-hidden-layer net of the user\'s own."""\n',
-                                 '    """A one-hidden-layer net of the user\'s own."""\n    return print\n',
-                                 "model 'tiny_{tag}' (plugin bad.py): expected a torch.nn.Module, got "
-                                 "builtin_function_or_method"),
+                                 '    """A one-hidden-layer net of the user\'s own."""\n    return lambda x: x\n',
+                                 "model 'tiny_{tag}' (plugin bad.py): expected a torch.nn.Module, got function"),
     "dataset-dict": ("return tensor_dataset((x, y), (x, y), 2, (0.5,), (0.5,), (), (), 0, None)",
                      "return {'x': x, 'y': y}",
                      "dataset 'blobs_{tag}' (plugin bad.py): expected a repro.data.TensorDataset (build it with "

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from ..features import check_paths_cheaply
 from ..metrics import REDUCERS, recorded_keys
 from ..plugins import load_plugins
+from .checkpoint import checkpoint_file_problem
 from .errors import SpecError, _format, capped, clip
 from .observed import load_observed, units_problem
 from .reader import read_yaml
@@ -51,6 +52,7 @@ def claim_from_raw(raw: dict, path: Path) -> Claim:
         claim = Claim.model_validate(raw, context={"plugins": modules})
     except ValidationError as err:
         raise SpecError(*capped([f"{path}: {line}" for line in _format(err, model=Claim)], path)) from None
+    claim._path = path.resolve()
     errors: dict[str, str] = {}  # one line per distinct problem, with the first combination that shows it
     if claim.id != path.stem:
         errors["id"] = f"{path}: id: expected '{clip(path.stem)}' (the file name), got '{claim.id}'"
@@ -83,9 +85,18 @@ def claim_from_raw(raw: dict, path: Path) -> Claim:
             errors.setdefault(f"teacher_epoch.{arm}", f"{path}: arms.{arm} (variant '{variant}', profile '{profile}')."
                               f"teacher_epoch: {spec.teacher_epoch} is beyond the last epoch ({teacher.epochs}) of its "
                               f"teacher '{spec.teacher}'")
+    for (arm, variant, profile), spec in resolved.items():  # a checkpoint teacher's file and hash (repro/teachers.py)
+        if spec.teacher_checkpoint is not None:
+            ckpt = spec.teacher_checkpoint
+            problem = checkpoint_file_problem(ckpt.file, ckpt.sha256, path.parent)
+            if problem:
+                errors.setdefault(f"checkpoint.{ckpt.file}.{ckpt.sha256}", f"{path}: arms.{arm} (variant '{variant}', "
+                                  f"profile '{profile}').teacher_checkpoint.{problem}")
     for (arm, variant, profile), spec in resolved.items():  # feature paths the models lack (repro/features.py)
         teacher = resolved.get((spec.teacher, variant, profile)) if spec.features else None
-        problem = check_paths_cheaply(spec.features, spec.model, teacher.model) if teacher is not None else None
+        teacher_model = spec.teacher_checkpoint.model if spec.features and spec.teacher_checkpoint else \
+            teacher.model if teacher is not None else None
+        problem = check_paths_cheaply(spec.features, spec.model, teacher_model) if teacher_model is not None else None
         if problem:
             errors.setdefault(f"features.{arm}.{problem}", f"{path}: arms.{arm} (variant '{variant}', profile "
                               f"'{profile}').{problem}")
@@ -116,8 +127,9 @@ def claim_from_raw(raw: dict, path: Path) -> Claim:
 def metric_problem(metric: str, arm: Arm) -> str | None:
     """Why a run of `arm` will not record `metric` (repro.metrics), or None."""
     reducer, _, key = metric.rpartition(":")
-    epoch_keys, final_keys = recorded_keys(teacher=bool(arm.teacher_names), bias_shift=arm.bias_shift is not None,
-                                           holdout=bool(arm.data.params.get("holdout")))
+    epoch_keys, final_keys = recorded_keys(teacher=arm.has_teacher, bias_shift=arm.bias_shift is not None,
+                                           holdout=bool(arm.data.params.get("holdout")),
+                                           checkpoint=arm.teacher_checkpoint is not None)
     if reducer and reducer not in REDUCERS:
         return f"unknown reducer '{clip(reducer, 30)}' in '{clip(metric, 40)}'; known: {', '.join(REDUCERS)}"
     known = epoch_keys if reducer else epoch_keys + final_keys

@@ -25,6 +25,9 @@ class RunSpec(Strict):
     teacher: Optional["RunSpec"] = None
     init_from: Optional["RunSpec"] = None  # start from this run's final weights (arm.init_from)
     teachers: list["RunSpec"] = []  # several teachers (arm.teachers), in the arm's order; [] keeps keys
+    # The sha256 of each plugin file whose builder (model, data, loss) the arm uses, by the file's name (or the
+    # module's name): a plugin whose code changes makes other runs. {} (no plugin) keeps every other key.
+    code: dict[str, str] = {}
 
     @property
     def key(self) -> str:

@@ -155,6 +155,22 @@ class BiasShift(Strict):
         default_factory=lambda: [x / 2 for x in range(0, 41)], min_length=1, max_length=10_000)
 
 
+class Checkpoint(Strict):
+    """A teacher read from a weights file instead of trained here: `teacher_checkpoint: {file, sha256, model}`.
+
+    `file` is relative to the claims folder and inside it; `sha256` its hash (checked at load: another file is
+    another run, and a changed file is refused); `model` the network that reads it, as an arm's `model`. The
+    weights are loaded with torch.load(weights_only=True) and load_state_dict(strict=True), frozen, never trained
+    (repro/teachers.py)."""
+
+    file: str = Field(min_length=1, max_length=300, description="the weights file, relative to the claims folder")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="the file's sha256 (64 lowercase hex digits)")
+    model: Component = Field(description="the network that reads it: a model name and its parameters")
+
+    _model = field_validator("model")(lambda v, info: _check_component(
+        v, MODELS, ("in_shape", "num_classes"), info.context))
+
+
 class Arm(Strict):
     """One arm, fully resolved: everything `train` needs except the teacher's own training.
     Every field's description is its entry in docs/spec-reference.md (`repro reference`)."""
@@ -169,6 +185,9 @@ class Arm(Strict):
     teachers: Optional[dict[Name, Annotated[float, Field(gt=0, allow_inf_nan=False)]]] = Field(
         None, description="several teachers (written as `teacher: [a, b]` or `teacher: {a: 2, b: 1}`): arm name -> "
         "weight (a list: equal weights), combined as `teacher_aggregate` says (repro/teachers.py)")
+    teacher_checkpoint: Optional[Checkpoint] = Field(None, description="a teacher read from a weights file in the "
+                                                     "claims folder instead of a trained arm: `{file, sha256, "
+                                                     "model}` (repro/teachers.py); its sha256 is part of the run key")
     teacher_aggregate: Literal["logits", "probabilities"] = Field("logits", description="several teachers: the "
                                                                   "weighted mean of their logits, or of their "
                                                                   "probabilities at the loss's T")
@@ -214,6 +233,15 @@ class Arm(Strict):
                                          "attention_transfer): `{student: [path], teacher: [path]}`, module paths "
                                          "of named_modules(), paired by position (repro/features.py)")
 
+    # The transfer set: the defaults leave every existing run key as it was.
+    train_on: Literal["kept", "holdout"] = Field("kept", description="the images the arm trains on: 'kept', the "
+                                                 "training images left after data.holdout (and train_subset, "
+                                                 "keep/omit_classes); 'holdout', the data.holdout images held out "
+                                                 "of them (a split disjoint from a 'kept' arm's)")
+    labels: Literal["used", "none"] = Field("used", description="'none': the arm trains without labels (a transfer "
+                                            "set of unlabelled images): it needs a teacher and a loss whose hard-"
+                                            "label weight is 0, and the loss's targets are the teacher's top class")
+
     # Soft targets computed once for the whole transfer set instead of a teacher forward per batch:
     # only where they cannot change between epochs (no augmentation, teacher in eval mode).
     cache_teacher_logits: bool = Field(False, description="compute the teacher's soft targets once for the "
@@ -248,6 +276,11 @@ class Arm(Strict):
         """Every arm this arm learns from as a teacher (one, several, or none)."""
         return list(self.teachers) if self.teachers else [self.teacher] if self.teacher else []
 
+    @property
+    def has_teacher(self) -> bool:
+        """Does the arm learn from a teacher: another arm (one or several) or a checkpoint?"""
+        return bool(self.teacher_names) or self.teacher_checkpoint is not None
+
     @model_validator(mode="after")
     def _sparse_scoring_needs_no_per_epoch_test(self):
         if self.eval_every > 1 and (self.select == "best" or self.schedule.name == "plateau"):
@@ -258,7 +291,8 @@ class Arm(Strict):
 
     @model_validator(mode="after")
     def _fixed_view_needs_a_fixed_teacher(self):
-        if self.teacher_view == "fixed" and (self.teacher is None or self.teacher_mode != "eval"):
+        if self.teacher_view == "fixed" and (self.teacher is None and self.teacher_checkpoint is None
+                                             or self.teacher_mode != "eval"):
             raise ValueError("teacher_view: 'fixed' predicts once with a teacher in eval mode: the arm needs a "
                              "`teacher` and teacher_mode 'eval'")
         return self
@@ -274,7 +308,8 @@ class Arm(Strict):
 
     @model_validator(mode="after")
     def _cache_needs_fixed_targets(self):
-        if self.cache_teacher_logits and (self.teacher is None or self.teacher_mode != "eval"
+        if self.cache_teacher_logits and (self.teacher is None and self.teacher_checkpoint is None
+                                          or self.teacher_mode != "eval"
                                           or self.jitter_px or self.crop_pad or self.hflip):
             raise ValueError("cache_teacher_logits needs a teacher in eval mode and no augmentation "
                              "(jitter_px, crop_pad, hflip): otherwise the soft targets change every epoch; for a "
@@ -287,7 +322,12 @@ class Arm(Strict):
         """A loss that reads teacher logits needs a teacher arm (else the run would crash mid-plan)."""
         needs_teacher = inspect.signature(LOSSES.get(self.loss.name)).parameters[
             "teacher_logits"].default is inspect.Parameter.empty
-        if needs_teacher and not self.teacher_names:
+        if self.teacher_checkpoint is not None and self.teacher_names:
+            raise ValueError("teacher_checkpoint: the arm also names a `teacher` arm; a student learns from one or "
+                             "the other")
+        if self.teacher_checkpoint is not None and self.teacher_epoch is not None:
+            raise ValueError("teacher_epoch: a checkpoint teacher has only the weights of its file")
+        if needs_teacher and not self.has_teacher:
             raise ValueError(f"loss: '{self.loss.name}' distils from a teacher, but the arm has no 'teacher' "
                              "(for a label-smoothed arm without a teacher: loss: {name: ce, label_smoothing: 0.1})")
         if self.teacher_epoch is not None and self.teacher is None:
@@ -301,7 +341,7 @@ class Arm(Strict):
 
     @model_validator(mode="after")
     def _features_for_the_loss(self):
-        problem = arm_problem(self.loss.name, self.features, self.teacher, self.compile,
+        problem = arm_problem(self.loss.name, self.features, self.teacher or self.teacher_checkpoint, self.compile,
                               self.cache_teacher_logits or self.teacher_view == "fixed")
         if problem:
             raise ValueError(problem)
@@ -326,6 +366,33 @@ class Arm(Strict):
         n_train, holdout = dataset_fact(self.data, "n_train"), params.get("holdout") or 0
         if n_train and holdout >= n_train:
             raise ValueError(f"data.holdout: {holdout} leaves no training images (dataset '{name}' has {n_train})")
+        return self
+
+    @model_validator(mode="after")
+    def _transfer_set(self):
+        """train_on: holdout needs a held-out slice in memory; labels: none a teacher and a loss that reads no label."""
+        if self.train_on == "holdout":
+            if not self.data.params.get("holdout"):
+                raise ValueError("train_on: 'holdout' trains on the images data.holdout keeps out; set data.holdout "
+                                 "to their number (e.g. data: {name: mnist, holdout: 30000})")
+            if held_in_memory(self.data) is False:
+                raise ValueError(f"train_on: 'holdout': dataset '{self.data.name}' is read from files, with no "
+                                 "held-out slice")
+            if self.bias_shift is not None:
+                raise ValueError("train_on: 'holdout': bias_shift tunes on the held-out images, which this arm "
+                                 "trains on")
+        if self.labels == "none":
+            if not self.has_teacher:
+                raise ValueError("labels: 'none' trains on a teacher's targets alone: the arm needs a `teacher` "
+                                 "(or a teacher_checkpoint)")
+            from ..losses import hard_weight
+            weight, how = hard_weight(self.loss.name, self.loss.params)
+            if weight is None:
+                raise ValueError(f"labels: 'none': loss '{self.loss.name}' does not declare the weight of its "
+                                 "hard-label term (`hard_weight`), so it cannot be told to use no label")
+            if weight != 0:
+                raise ValueError(f"labels: 'none': loss '{self.loss.name}' weights the hard labels by {weight:g}; "
+                                 + (f"set {how} so that it reads none" if how else "it cannot train without them"))
         return self
 
     _model = field_validator("model")(lambda v, info: _check_component(
@@ -550,6 +617,12 @@ class Claim(Strict):
     plugins: list[str] = []
     _plugin_modules: tuple[str, ...] = PrivateAttr(())  # what load_claim imported for them (the arms may use)
     _observed: dict = PrivateAttr(default_factory=dict)  # (arm, variant) -> (Observed, values), from load_claim
+    _path: Optional[Path] = PrivateAttr(None)  # the spec file it was loaded from (load_claim)
+
+    @property
+    def spec_path(self) -> Optional[Path]:
+        """The spec file this claim was loaded from (None: built in memory), for a process that must load it again."""
+        return self._path
 
     @property
     def observed(self) -> dict:
