@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..registry import CHECKS
-from .small_sample import (SPREAD_TOL, W_PAIRED, _difference, _p_above, _quantile, _rounding_var, _scale, _seeds_all,
+from .small_sample import (SPREAD_TOL, W_PAIRED, _difference, _integral, _p_above, _quantile, _rounding_var, _scale, _seeds_all,
                            _seeds_needed, _unequal_sizes_df, _var, sign_flip, skew_factor, skew_share, two_sample_permutation,
                            welch_skew)
 
@@ -400,7 +400,7 @@ def at_least(values, check) -> dict:
         # a denominator without spread (one run reused for every seed, e.g. relative_change against a fixed_seed
         # 'old' arm) is a constant given that run: D > 0 is then known, not untestable. Counts (integers) can tie
         # by chance, so there it stays unmeasured spread; real-valued metrics equal to 1e-9 are one run.
-        den_constant = has_den & ~(_var(den_i) > tiny) & (q == 0)
+        den_constant = has_den & ~(_var(den_i) > tiny) & ~_integral(*xs)
         no_spread = ~(_var(lin_i) > tiny * (1 + b * b)) | (has_den & ~(_var(den_i) > tiny) & ~den_constant)
         with np.errstate(invalid="ignore"):
             cov = ((num_i - num[..., None]) * (den_i - den[..., None])).sum(-1) / (n - 1) if n > 1 else np.nan
@@ -451,13 +451,34 @@ def at_least(values, check) -> dict:
     p_refute = np.maximum(p_l_ref, p_d)
     supported = p < alpha
     refuted = p_refute < alpha
-    # Fieller: {f : (N - f D)^2 <= q^2 (a0 - 2 f a1 + f^2 a2)}, q at the contrast's df times its skew hedge at the
-    # bound (so the interval excludes the bound exactly when the test rejects; elsewhere the hedge is the bound's)
-    q = _quantile(alpha, df_l) * hedge_l
-    qa, qb, qc = den ** 2 - q ** 2 * a2, num * den - q ** 2 * a1, num ** 2 - q ** 2 * a0
+    # Fieller: {f : (N - f D)^2 <= q^2 (a0 - 2 f a1 + f^2 a2)}, q at the contrast's df times the skew hedge of the
+    # contrast N - f D, which depends on f: each end is found again at its own hedge until it settles (a few rounds),
+    # so that the interval excludes a bound exactly when the test at that bound rejects
+    ns = [x.shape[-1] for x in xs]
+
+    def hedge_at(f):
+        c = cn - np.asarray(f, float)[..., None] * cd
+        if paired:
+            return skew_factor(ns[0], skew_share(c, varying))
+        w = np.abs(c) / np.sqrt(ns)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = w / np.sqrt(np.sum(w ** 2, -1, keepdims=True))
+        return np.max(np.where(c != 0, skew_factor(np.array(ns, float), np.nan_to_num(w)), 1.0), -1)
+
+    def ends(h):
+        qq = _quantile(alpha, df_l) * h
+        qa, qb, qc = den ** 2 - qq ** 2 * a2, num * den - qq ** 2 * a1, num ** 2 - qq ** 2 * a0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            root = np.sqrt(np.maximum(qb ** 2 - qa * qc, 0))
+            return (qb - root) / qa, (qb + root) / qa, qa
+
+    lo, hi, qa = ends(hedge_l)
+    if has_den:
+        for _ in range(6):
+            lo_new, _, qa_lo = ends(hedge_at(np.where(np.isfinite(lo), lo, b)))
+            _, hi_new, qa_hi = ends(hedge_at(np.where(np.isfinite(hi), hi, b)))
+            lo, hi, qa = lo_new, hi_new, np.minimum(qa_lo, qa_hi)
     with np.errstate(divide="ignore", invalid="ignore"):
-        root = np.sqrt(np.maximum(qb ** 2 - qa * qc, 0))
-        lo, hi = (qb - root) / qa, (qb + root) / qa
         f = num / den
         effect = lin / sd_unit
     bounded = qa > 0
