@@ -21,7 +21,8 @@ every look is one one-sided t test on iid per-seed values, or the largest of sev
 paired at_least/at_most, the support side of paired equivalent, best_of with one leader, matches), the looks'
 joint law is known (nested t statistics are pivotal at the null), and that side's sequential p is exact
 instead: the simulated null probability (NULL_SIMULATIONS draws, fixed seed) that min_l p_l / a_l is as small
-as observed. It spends the whole alpha (0.050 where the union bound realised 0.030 for looks at 5, 7, 9, 11)
+as observed, the larger of two nulls' (normal values, and the edge of the skew class the checks' hedge holds the
+level over: one lognormal component of the check's skew share), each through the hedged p of the checks. It spends the whole alpha (0.050 where the union bound realised 0.030 for looks at 5, 7, 9, 11)
 and is a valid p-value at every level, so Holm can read it; each look is then in effect tested at a_l times a
 factor >= 1 (effective_boundaries). Welch's nuisance variance ratio, and sides that take the smallest of several
 p-values times their number (TOST's refutation, several pairs refuting, best_of's top-k choice), keep the union
