@@ -6,13 +6,20 @@ data sets, and the power the issue-25 changes cost or gain, before (the old rule
 Each rate is the share of simulated data sets decided wrongly at the least favourable null (or rightly, for power),
 through the registered check kinds themselves (repro.registry.CHECKS); "before" swaps in the old rule by
 monkeypatching repro.stats. 20k data sets give a Monte Carlo half-width of about 0.003 at a rate of 0.05.
-benchmarks/calibration.txt holds what it printed (299 s on one core); `--skew` runs only the skew tables (the paired t
-with and without stats.skew_factor, and the rules tried).
+benchmarks/calibration.txt holds what it printed (see its last line for the time, on one busy core); `--skew` runs only
+the paired skew tables (the paired t with and without stats.skew_factor, and the rules tried); `--kinds` only the
+issue-33 table (every kind at the edge of its skew class, fixed and sequential, level and power, before and after: the
+before columns run this script against repro/ of the commit BEFORE, extracted with git archive).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from contextlib import contextmanager
 
@@ -49,7 +56,7 @@ def rule(allowance=None, shrink=None, hedge=True):
     if shrink is not None:
         changes["DF_SHRINK"] = shrink
     if not hedge:
-        changes["skew_factor"] = lambda n: np.ones(np.shape(n))
+        changes["skew_factor"] = lambda n, w=None: np.ones(np.shape(n))
     for module, names in zip(modules, saved):
         for name in names.keys() & changes.keys():
             setattr(module, name, changes[name])
@@ -68,7 +75,7 @@ def lognormal(rng, shape, sigma=1.0):
 
 def integer_table(rng, sims):
     print("\n== integer metrics (paired greater, 5 seeds; null: worst of lattice offsets 0, 0.25, 0.5) ==")
-    print(f"{'spread':>6} | {'none':>13} | {'1/24 (now)':>13} | {'1/12 (before)':>13}   level / power at 0.5, 1, 2 sd")
+    print(f"{'spread':>6} | {'none (now)':>13} | {'1/24 (before)':>13} | {'1/12 (older)':>13}   level / power at 0.5, 1, 2 sd")
     for spread in (0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0):
         cells = []
         for allowance in (0.0, 1 / 24, 1 / 12):
@@ -87,6 +94,18 @@ def integer_table(rng, sims):
                     power.append(supported("greater", {"a": a, "b": b}))
             cells.append(f"{level:.3f} / {'/'.join(f'{p:.2f}' for p in power)}")
         print(f"{spread:>6} | " + " | ".join(cells))
+    print("issue 33's regime: per-seed differences of sd 0.5 (each arm's own noise 0.35, seed effect 0.5), 5 seeds, "
+          "effect 1 sd (0.5); power of paired greater:")
+    cells = []
+    for hedge in (True, False):
+        for allowance in (0.0, 1 / 24, 1 / 12):
+            with rule(allowance=allowance, hedge=hedge):
+                shared = rng.normal(0, 0.5, (sims, 5))
+                a = np.round(0.5 + shared + rng.normal(0, 0.5 / math.sqrt(2), (sims, 5)))
+                b = np.round(shared + rng.normal(0, 0.5 / math.sqrt(2), (sims, 5)))
+                cells.append(f"{'hedge' if hedge else 'no hedge'}, allowance {allowance:.3f}: "
+                             f"{supported('greater', {'a': a, 'b': b}):.3f}")
+    print("  " + "; ".join(cells))
 
 
 def welch_table(rng, sims):
@@ -260,18 +279,129 @@ def sequential_table(rng, sims):
               + "; ".join(f"{k} {v[0]:.4f} / {'/'.join(f'{x:.2f}' for x in v[1:])}" for k, v in cells.items()))
 
 
+R2 = math.sqrt(2)  # the sd of a difference of two runs (and of one arm: the seed's effect plus its own noise)
+S_RF = math.sqrt(0.5 ** 2 + 1 + 0.5 ** 2)  # the sd of a recovered fraction's per-seed contrast at bound 0.5
+S_RC = math.sqrt(1 + 1.2 ** 2 + 0.2 ** 2)  # relative_change at bound 0.2 (paired: the shared effect weighs -0.2)
+# name: (kind, arm layout ("v" varies, "c" one run reused for every seed), paired, k -> (means, keywords)): k = 0 is
+# the least favourable null, k > 0 a true claim k sds of its tested quantity inside its boundary (TOST: the margin)
+SKEW_KINDS = {
+    "greater, paired": ("greater", "vv", True, lambda k: ([k * R2, 0], {})),
+    "equivalent, paired": ("equivalent", "vv", True, lambda k: ([2.0, 0] if k == 0 else [0, 0], {"margin": 2.0 if k == 0 else k * R2})),
+    "best_of, paired": ("best_of", "vvv", True, lambda k: ([0, k * R2, 50], {"better": "lower"})),
+    "matches": ("matches", "v", True, lambda k: ([11.5] if k == 0 else [10.0], {"value": 10.0, "tolerance": 1.5 if k == 0 else k * R2})),
+    "at_least mean": ("at_least", "v", True, lambda k: ([3 + k * R2], {"bound": 3.0})),
+    "at_most mean": ("at_most", "v", True, lambda k: ([3 - k * R2], {"bound": 3.0})),
+    "at_least difference, paired": ("at_least", "vv", True, lambda k: ([1 + k * R2, 0], {"derived": "difference", "bound": 1.0})),
+    "at_most difference, paired": ("at_most", "vv", True, lambda k: ([1 - k * R2, 0], {"derived": "difference", "bound": 1.0})),
+    "at_least recovered_fraction, paired": ("at_least", "vvv", True, lambda k: (
+        [0, 10, 5 - k * S_RF], {"derived": "recovered_fraction", "bound": 0.5})),
+    "at_least recovered_fraction, conditional": ("at_least", "cvv", True, lambda k: (
+        [0, 10, 5 - k * S_RF], {"derived": "recovered_fraction", "bound": 0.5})),
+    "at_least relative_change, paired": ("at_least", "vv", True, lambda k: (
+        [12 + k * S_RC, 10], {"derived": "relative_change", "bound": 0.2})),
+    "greater, Welch": ("greater", "vv", False, lambda k: ([k * R2, 0], {"paired": False})),
+    "equivalent, Welch": ("equivalent", "vv", False, lambda k: (
+        [2.0, 0] if k == 0 else [0, 0], {"margin": 2.0 if k == 0 else k * R2, "paired": False})),
+    "best_of, Welch": ("best_of", "vvv", False, lambda k: ([0, k * R2, 50], {"better": "lower", "paired": False})),
+    "at_least difference, Welch": ("at_least", "vv", False, lambda k: (
+        [1 + k * R2, 0], {"derived": "difference", "bound": 1.0, "paired": False})),
+    "at_least recovered_fraction, Welch": ("at_least", "vvv", False, lambda k: (
+        [0, 10, 5 - k * S_RF], {"derived": "recovered_fraction", "bound": 0.5, "paired": False})),
+}
+SEQ_DESIGN = (3, 11, 2)  # looks at 3, 5, 7, 9, 11 seeds (O'Brien-Fleming); the worst of first looks 3 and 5 below
+
+
+def _skew_draw(rng, sims, means, layout, paired, seeds, skewed=None, sign=1, sigma=1.0):
+    shared = rng.normal(0, 1, (sims, seeds)) if paired else 0.0
+    out = {}
+    for i, (mean, kind) in enumerate(zip(means, layout)):
+        if kind == "c":
+            out[f"x{i}"] = np.full((sims, seeds), float(mean))
+            continue
+        noise = sign * lognormal(rng, (sims, seeds), sigma) if i == skewed else rng.normal(0, 1, (sims, seeds))
+        out[f"x{i}"] = mean + shared + noise
+    return out
+
+
+def skew_kind_rates(sims: int) -> dict:
+    """Per kind: the worst wrong-REPRODUCED rate at its least favourable null with one lognormal arm (sigma 0.5 or 1,
+    either arm, skewed either way), fixed at 3, 4 and 5 seeds and sequential (looks 3/5..11), and the power with
+    normal values at 0.5, 1 and 2 sd (fixed: 5 seeds; sequential: looks 3..11)."""
+    rng = np.random.default_rng(20251207)
+    out = {}
+    for name, (kind, layout, paired, setup) in SKEW_KINDS.items():
+        means, kw = setup(0)
+        chk = check(kind, [f"x{i}" for i in range(len(means))], **kw)
+        fixed, seq = 0.0, 0.0
+        for skewed in [i for i, c in enumerate(layout) if c == "v"]:
+            for sign in (1, -1):
+                for sigma in (0.5, 1.0):
+                    for n in (3, 4, 5):
+                        v = _skew_draw(rng, sims, means, layout, paired, n, skewed, sign, sigma)
+                        fixed = max(fixed, supported(kind, v, **kw))
+                    for first in ((3, 5) if sigma == 1.0 else ()):  # sigma 0.5 is the milder edge (fixed tables)
+                        v = _skew_draw(rng, sims // 2, means, layout, paired, SEQ_DESIGN[1], skewed, sign, sigma)
+                        d = judge(v, chk, Design.of(first, SEQ_DESIGN[1], SEQ_DESIGN[2], ALPHA))["decision"]
+                        seq = max(seq, float(np.mean(d == "supported")))
+        power, power_seq = [], []
+        for k in (0.5, 1.0, 2.0):
+            means, kw = setup(k)
+            chk = check(kind, [f"x{i}" for i in range(len(means))], **kw)
+            power.append(supported(kind, _skew_draw(rng, sims, means, layout, paired, 5), **kw))
+            v = _skew_draw(rng, sims // 2, means, layout, paired, SEQ_DESIGN[1])
+            power_seq.append(float(np.mean(judge(v, chk, Design.of(*SEQ_DESIGN, ALPHA))["decision"] == "supported")))
+        out[name] = {"fixed": fixed, "seq": seq, "power": power, "power_seq": power_seq}
+    return out
+
+
+def _rates_at(rev: str, sims: int) -> dict:
+    """skew_kind_rates with repro/ as it was at git revision `rev` (extracted to a temporary folder; this script
+    runs there in a subprocess), for the before columns."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "-C", root, "archive", rev, "repro"], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        done = subprocess.run([sys.executable, os.path.abspath(__file__), "--kinds-json", "--sims", str(sims)],
+                              env={**os.environ, "PYTHONPATH": tmp}, check=True, capture_output=True, text=True, cwd=tmp)
+    return json.loads(done.stdout)
+
+
+BEFORE = "3c33943"  # the last commit before issue 33 (item 5)
+
+
+def skew_kinds_table(rng, sims):
+    print(f"\n== skew, every kind (issue 33): one lognormal arm (sigma 0.5 or 1, any arm, either sign), least favourable "
+          f"null; wrong REPRODUCED, worst of 3-5 seeds (fixed) and of looks from 3 or 5 to 11 by 2 (sequential, sigma 1, "
+          f"{sims // 2} data sets); power with normal values at 0.5 / 1 / 2 sd of the tested quantity (fixed: 5 seeds; "
+          f"sequential: looks 3..11). before = {BEFORE} ==")
+    before, now = _rates_at(BEFORE, sims), skew_kind_rates(sims)
+    print(f"{'kind':>42} | {'level fixed':>13} | {'level seq':>13} | {'power fixed':>29} | {'power seq':>29}")
+    print(f"{'':>42} | {'before  now':>13} | {'before  now':>13} | {'before':>14} {'now':>14} | {'before':>14} {'now':>14}")
+    for name in SKEW_KINDS:
+        b, n = before[name], now[name]
+        fmt = lambda xs: "/".join(f"{x:.2f}" for x in xs)  # noqa: E731
+        print(f"{name:>42} | {b['fixed']:.4f} {n['fixed']:.4f} | {b['seq']:.4f} {n['seq']:.4f} | "
+              f"{fmt(b['power']):>14} {fmt(n['power']):>14} | {fmt(b['power_seq']):>14} {fmt(n['power_seq']):>14}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sims", type=int, default=20_000)
     parser.add_argument("--skew", action="store_true",
                         help="only the skew tables (a part of benchmarks/calibration.txt)")
+    parser.add_argument("--kinds", action="store_true", help="only the skew table per kind (issue 33)")
+    parser.add_argument("--kinds-json", action="store_true", help=argparse.SUPPRESS)  # _rates_at's subprocess
     args = parser.parse_args()
+    if args.kinds_json:
+        print(json.dumps(skew_kind_rates(args.sims)))
+        return
     rng = np.random.default_rng(20251201)
     started = time.time()
     print(f"{args.sims} simulated data sets per cell (Monte Carlo half-width at 0.05: "
           f"{3 * math.sqrt(ALPHA * (1 - ALPHA) / args.sims):.4f})")
-    tables = (skew_table, skew_alternatives) if args.skew else (
-        integer_table, welch_table, skew_table, skew_alternatives, sequential_ratio_table, sequential_table)
+    tables = (skew_table, skew_alternatives) if args.skew else (skew_kinds_table,) if args.kinds else (
+        skew_kinds_table, integer_table, welch_table, skew_table, skew_alternatives, sequential_ratio_table,
+        sequential_table)
     for table in tables:
         table(rng, args.sims)
     print(f"\n{time.time() - started:.0f} s")

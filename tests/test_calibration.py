@@ -106,15 +106,12 @@ def test_null_reproduced_rate_at_most_alpha(name):
 
 
 def test_least_favourable_nulls_are_tight():
-    """Where the null sits exactly on the boundary, the rate is close to alpha, not just below it
-    (the checks are not needlessly conservative); identical-arm nulls of IUT kinds are far below. The paired t
-    of greater/less/best_of/equivalent is tight at the edge of its skew class instead (normal differences are
-    below alpha: test_paired_strong_skew_against_the_claim_keeps_the_level)."""
+    """Identical-arm nulls of intersection-union kinds are far below alpha. Every kind's t test now carries the skew
+    hedge (stats.skew_factor), so with normal values each is below alpha, and it is tight at the edge of its skew
+    class instead (test_every_kind_keeps_its_level_at_the_edge_of_its_skew_class)."""
     run = {name: RATES.get(f"{NULLS[name][0]}: {name}") for name in NULLS}
     if any(v is None for v in run.values()):
         pytest.skip("needs the null scenarios run first (same session)")
-    for name in ("less, Welch t, 5 v 5", "at_least recovered_fraction, paired, f = bound", "at_least mean, mean = bound"):
-        assert run[name][0] >= ALPHA - 3 * math.sqrt(ALPHA * (1 - ALPHA) / N_NULL), name
     assert run["best_of, 3 identical arms"][0] < ALPHA / 2
 
 
@@ -322,6 +319,9 @@ Z = sps.norm.ppf(1 - ALPHA) + sps.norm.ppf(0.8)  # one-sided design for 80% powe
 N = 20  # seeds per arm in the power scenarios
 F = float(skew_factor(N))  # the paired t's skew hedge widens its critical value F times: its design too
 ZH = sps.norm.ppf(1 - ALPHA) * F + sps.norm.ppf(0.8)
+W_RF = 1 / math.sqrt(BOUND ** 2 + 1 + (1 - BOUND) ** 2)  # the distilled arm's share of a recovered fraction's contrast
+F_RF = float(skew_factor(N, W_RF))
+Z_RF = sps.norm.ppf(1 - ALPHA) * F_RF + sps.norm.ppf(0.8)
 DESIGN_TOLERANCE = 0.08  # t tests at 20 seeds against the normal approximation
 
 
@@ -340,23 +340,23 @@ def power_scenarios():
     se_one = sd * math.sqrt(2) / math.sqrt(N)  # one arm: shared + own noise, both sd 1
     b, gap = BOUND, 10.0
     se_l = sd * math.sqrt((1 - b) ** 2 + 1 + b ** 2) / math.sqrt(N)
-    f1 = b + Z * se_l / gap  # L = (f - b) * gap
+    f1 = b + Z_RF * se_l / gap  # L = (f - b) * gap
     return {
         # name: (kind, means, check keywords, shared-effect sd, exact power or None)
         # greater / at_least: the paired t statistic is noncentral t with noncentrality Z exactly
         "greater, paired t": ("greater", [ZH * se_paired, 0], {}, 1.0,
                               sps.nct.sf(F * sps.t.ppf(1 - ALPHA, N - 1), N - 1, ZH)),
-        "less, Welch t": ("less", [0, Z * math.sqrt(2 / N)], {"paired": False}, 0.0, None),
+        "less, Welch t": ("less", [0, ZH * math.sqrt(2 / N)], {"paired": False}, 0.0, None),  # equal sizes: F too
         "equivalent, paired TOST (true diff 0)": (
             "equivalent", [0, 0], {"margin": (sps.norm.ppf(1 - ALPHA) * F + sps.norm.ppf(0.9)) * se_paired}, 1.0, None),
         "matches, one-sample TOST (mean = value)": (
-            "matches", [5.0], {"value": 5.0, "tolerance": (sps.norm.ppf(1 - ALPHA) + sps.norm.ppf(0.9)) * se_one},
+            "matches", [5.0], {"value": 5.0, "tolerance": (sps.norm.ppf(1 - ALPHA) * F + sps.norm.ppf(0.9)) * se_one},
             1.0, None),
         "best_of, first of 3 better by delta": ("best_of", [0, _best_of_delta(se_paired), _best_of_delta(se_paired)],
                                                 {"better": "lower"}, 1.0, None),
         "at_least recovered_fraction, paired": (
             "at_least", [0, gap, gap - f1 * gap], {"derived": "recovered_fraction", "bound": b}, 1.0,
-            sps.nct.sf(sps.t.ppf(1 - ALPHA, N - 1), N - 1, Z)),
+            sps.nct.sf(F_RF * sps.t.ppf(1 - ALPHA, N - 1), N - 1, Z_RF)),
     }
 
 
@@ -397,3 +397,86 @@ def test_print_table():
     for name, (r, n) in sorted(RATES.items()):
         print(f"{r:7.4f}  n={n:5d}  {name}")
     assert RATES
+
+
+# --- issue 33: every kind at the edge of its skew class, fixed and sequential ------------------------------------
+
+# name: (kind, keywords, means at the least favourable null, arms ("v" varies, "c" one run reused for every seed),
+# paired). Each arm is a seed effect shared by the arms (paired) plus its own noise, both of sd 1; one arm's noise
+# is lognormal (sigma 1), skewed either way.
+SKEW_KINDS = {
+    "greater, paired": ("greater", {}, [0, 0], "vv", True),
+    "equivalent, paired, diff = +margin": ("equivalent", {"margin": M}, [M, 0], "vv", True),
+    "best_of, paired": ("best_of", {"better": "lower"}, [0, 0, 50], "vvv", True),
+    "matches, mean = value + tolerance": ("matches", {"value": 10.0, "tolerance": TOL}, [10 + TOL], "v", True),
+    "at_least mean": ("at_least", {"bound": 3.0}, [3.0], "v", True),
+    "at_most mean": ("at_most", {"bound": 3.0}, [3.0], "v", True),
+    "at_least difference, paired": ("at_least", {"derived": "difference", "bound": 1.0}, [1.0, 0], "vv", True),
+    "at_most difference, paired": ("at_most", {"derived": "difference", "bound": 1.0}, [1.0, 0], "vv", True),
+    "at_least recovered_fraction, paired": (
+        "at_least", {"derived": "recovered_fraction", "bound": BOUND}, [0, 10, 10 - 10 * BOUND], "vvv", True),
+    "at_least recovered_fraction, conditional (one teacher run)": (
+        "at_least", {"derived": "recovered_fraction", "bound": BOUND}, [0, 10, 10 - 10 * BOUND], "cvv", True),
+    "at_least relative_change, paired": ("at_least", {"derived": "relative_change", "bound": 0.2}, [12, 10], "vv", True),
+    "greater, Welch": ("greater", {"paired": False}, [0, 0], "vv", False),
+    "equivalent, Welch": ("equivalent", {"margin": M, "paired": False}, [M, 0], "vv", False),
+    "best_of, Welch": ("best_of", {"better": "lower", "paired": False}, [0, 0, 50], "vvv", False),
+    "at_least difference, Welch": ("at_least", {"derived": "difference", "bound": 1.0, "paired": False}, [1.0, 0], "vv", False),
+    "at_least recovered_fraction, Welch": (
+        "at_least", {"derived": "recovered_fraction", "bound": BOUND, "paired": False}, [0, 10, 10 - 10 * BOUND], "vvv", False),
+}
+
+
+def skewed_arms(rng, sims, means, layout, paired, seeds, skewed, sign, sigma=1.0):
+    """Arm values at the null: arm `skewed` has lognormal noise (times `sign`), the others normal noise."""
+    shared = rng.normal(0, 1, (sims, seeds)) if paired else 0.0
+    out = {}
+    for i, (mean, kind) in enumerate(zip(means, layout)):
+        if kind == "c":
+            out[f"arm{i}"] = np.full((sims, seeds), float(mean))
+            continue
+        noise = sign * lognormal(rng, (sims, seeds), sigma) if i == skewed else rng.normal(0, 1, (sims, seeds))
+        out[f"arm{i}"] = mean + shared + noise
+    return out
+
+
+def worst_skew_rate(name, rng, sims, seeds, decide) -> float:
+    kind, kw, means, layout, paired = SKEW_KINDS[name]
+    worst = 0.0
+    for skewed in [i for i, c in enumerate(layout) if c == "v"]:
+        for sign in (1, -1):
+            values = skewed_arms(rng, sims, means, layout, paired, seeds, skewed, sign)
+            worst = max(worst, decide(values, check(kind, list(values), **kw)))
+    return worst
+
+
+@pytest.mark.parametrize("seeds", [3, 5])
+@pytest.mark.parametrize("name", list(SKEW_KINDS))
+def test_every_kind_keeps_its_level_at_the_edge_of_its_skew_class(name, seeds):
+    """Issue 33 item 5: matches, at_least / at_most (every derived quantity, conditional on one teacher run too) and
+    Welch carried no skew hedge and said REPRODUCED in 0.074-0.094 of null data sets with one lognormal arm
+    (sigma 1). Every kind's t now carries stats.skew_factor at the share of its tested quantity's sd that one arm
+    carries (stats.small_sample.skew_share, welch_skew): at or below alpha on the worse side, and not far below."""
+    kind = SKEW_KINDS[name][0]
+    rng = np.random.default_rng(500 + 10 * list(SKEW_KINDS).index(name) + seeds)
+    worst = worst_skew_rate(name, rng, N_NULL, seeds, lambda v, c: rate(CHECKS.get(kind)(v, c)))
+    RATES[f"{kind} (supported wrongly): skew edge, {name}, {seeds} seeds"] = (worst, N_NULL)
+    assert worst <= upper(ALPHA, N_NULL), f"{name}: REPRODUCED in {worst:.4f}"
+    if kind != "best_of" and "Welch" not in name:  # one comparison, paired: the hedge is as wide as the class needs
+        assert worst >= ALPHA - 4 * math.sqrt(ALPHA * (1 - ALPHA) / N_NULL), f"needlessly wide: {worst:.4f}"
+
+
+N_SEQ = 3000
+
+
+@pytest.mark.parametrize("name", [n for n in SKEW_KINDS if n.split(",")[0] not in ("best_of", "equivalent")])
+def test_every_kind_keeps_its_level_across_looks_at_the_edge_of_its_skew_class(name):
+    """The exact sequential p read the looks' joint law under normal values only, and spent more than alpha under
+    skew (matches 0.080, recovered fraction 0.107, looks at 3, 5, ..., 11 seeds). It is now the larger of the normal
+    and the skewed null's probabilities (sequential._null_ratios), and the union bound (Welch) reads hedged looks."""
+    from repro.stats.sequential import Design, judge
+    design = Design.of(3, 11, 2, ALPHA)
+    rng = np.random.default_rng(700 + list(SKEW_KINDS).index(name))
+    worst = worst_skew_rate(name, rng, N_SEQ, 11, lambda v, c: float(np.mean(judge(v, c, design)["decision"] == "supported")))
+    RATES[f"{SKEW_KINDS[name][0]} (supported wrongly, sequential 3..11): skew edge, {name}"] = (worst, N_SEQ)
+    assert worst <= upper(ALPHA, N_SEQ), f"{name}: REPRODUCED in {worst:.4f} across the looks"

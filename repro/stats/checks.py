@@ -40,8 +40,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..registry import CHECKS
-from .small_sample import (SPREAD_TOL, _difference, _p_above, _quantile, _rounding_var, _scale, _seeds_all, _seeds_needed,
-                           _unequal_sizes_df, _var, sign_flip, two_sample_permutation)
+from .small_sample import (SPREAD_TOL, W_PAIRED, _difference, _integral, _p_above, _quantile, _rounding_var, _scale, _seeds_all,
+                           _seeds_needed, _unequal_sizes_df, _var, sign_flip, skew_factor, skew_share, two_sample_permutation,
+                           welch_skew)
 
 # --- specs: what each kind needs (read by repro.spec.Check's validators) --------------------------
 
@@ -124,13 +125,14 @@ def _directional_part(a, b, paired, sign, margin, alpha, label) -> dict:
     return {"label": label, "p": p, "p_refute": p_ref, "statistic": sign * t, "df": r["df"],
             "estimate": r["diff"], "estimate_ci": (r["diff"] - half, r["diff"] + half), "reference": 0.0,
             "effect_size": effect, "se": r["se"], "companion": comp, "no_spread": r["no_spread"],
-            "sides": [e], "sd_unit": r["sd_unit"], "welch": not paired, "hedge": paired,
-            "seeds_support": _seeds_needed(e, r["sd_unit"], alpha, not paired, hedge=paired),
-            "seeds_refute": _seeds_needed(margin - e, r["sd_unit"], alpha, not paired, hedge=paired)}
+            "sides": [e], "sd_unit": r["sd_unit"], "welch": not paired, "hedge": r["skew_share"],
+            "skew_share": r["skew_share"],
+            "seeds_support": _seeds_needed(e, r["sd_unit"], alpha, not paired, hedge=r["skew_share"]),
+            "seeds_refute": _seeds_needed(margin - e, r["sd_unit"], alpha, not paired, hedge=r["skew_share"])}
 
 
 def _tost_part(estimate, se, df, sd_unit, margin, alpha, alpha_refute, welch, label, reference, companion,
-               no_spread, hedge: bool = False) -> dict:
+               no_spread, hedge: float = W_PAIRED) -> dict:
     """TOST: |estimate - reference| < margin. estimate has standard error se with df.
 
     Refuting it (|true - reference| >= margin) is the union of two one-sided tests, e > margin or
@@ -152,6 +154,7 @@ def _tost_part(estimate, se, df, sd_unit, margin, alpha, alpha_refute, welch, la
             "df": df, "estimate": estimate, "estimate_ci": (estimate - half, estimate + half),
             "reference": reference, "effect_size": effect, "se": se, "companion": companion, "no_spread": no_spread,
             "sides": [margin - e, margin + e], "sd_unit": sd_unit, "welch": welch, "hedge": hedge,  # both must pass
+            "skew_share": hedge,
             "seeds_support": _seeds_needed(distance, sd_unit, alpha, welch, hedge=hedge),
             "seeds_refute": _seeds_needed(-distance, sd_unit, alpha_refute / 2, welch, hedge=hedge)}
 
@@ -200,7 +203,7 @@ def _combine(parts: list[dict], alpha: float, batch: bool, **fields) -> dict:
         "seeds_to_decide": np.fmin(support_route, refute_route),
         "seeds_support": support_route, "seeds_refute": refute_route,
         "companion": _companion_max([q["companion"] for q in parts]),
-        "no_spread": no_spread,
+        "no_spread": no_spread, "skew_share": float(np.max([np.max(q["skew_share"]) for q in parts])),
     }
     if k > 1:
         out["pairs"] = [{"comparison": q["label"], "p": q["p"], "p_refute": q["p_refute"],
@@ -279,7 +282,7 @@ def equivalent(values, check) -> dict:
         comp["test"] = "TOST by " + comp["test"].split(" (largest")[0]
         parts.append(_tost_part(r["diff"], r["se"], r["df"], r["sd_unit"], m, alpha, alpha / len(pairs),
                                 not paired, f"{check.arms[i]} - {check.arms[j]}", 0.0, comp, r["no_spread"],
-                                hedge=paired))
+                                hedge=r["skew_share"]))
     return _combine(parts, alpha, batch, test=("TOST paired t" if paired else "TOST Welch t"), paired=paired,
                     hypothesis=f"|difference| < {m} for every pair of {', '.join(check.arms)}")
 
@@ -299,9 +302,10 @@ def matches(values, check) -> dict:
         sd = np.sqrt(raw + _rounding_var(x))
         comp = _companion_max([sign_flip(x - (target - tol)), sign_flip((target + tol) - x)])
         comp["test"] = "TOST by sign-flip permutation" + ("" if comp["exact"] else " (Monte Carlo)")
-        parts.append(_tost_part(x.mean(-1), sd / math.sqrt(n), np.full(sd.shape, n - 1.0), sd, tol, alpha,
-                                alpha / len(xs), False, f"mean({arm})", float(target), comp,
-                                ~(raw > (SPREAD_TOL * _scale(x)) ** 2)))
+        # one arm's values: the seed's effect plus the arm's own noise (skew share 1/sqrt(2), as a paired difference)
+        parts.append(_tost_part(x.mean(-1), sd / math.sqrt(n) * skew_factor(n), np.full(sd.shape, n - 1.0), sd, tol,
+                                alpha, alpha / len(xs), False, f"mean({arm})", float(target), comp,
+                                ~(raw > (SPREAD_TOL * _scale(x)) ** 2), hedge=W_PAIRED))
     return _combine(parts, alpha, batch, test="TOST one-sample t", paired=False,
                     hypothesis=" and ".join(f"|mean({arm}) - {t:g}| < {tol:g}" for arm, t in zip(check.arms, targets)))
 
@@ -396,13 +400,17 @@ def at_least(values, check) -> dict:
         # a denominator without spread (one run reused for every seed, e.g. relative_change against a fixed_seed
         # 'old' arm) is a constant given that run: D > 0 is then known, not untestable. Counts (integers) can tie
         # by chance, so there it stays unmeasured spread; real-valued metrics equal to 1e-9 are one run.
-        den_constant = has_den & ~(_var(den_i) > tiny) & (q == 0)
+        den_constant = has_den & ~(_var(den_i) > tiny) & ~_integral(*xs)
         no_spread = ~(_var(lin_i) > tiny * (1 + b * b)) | (has_den & ~(_var(den_i) > tiny) & ~den_constant)
         with np.errstate(invalid="ignore"):
             cov = ((num_i - num[..., None]) * (den_i - den[..., None])).sum(-1) / (n - 1) if n > 1 else np.nan
         a0, a1, a2 = (_var(num_i) + (cn @ cn) * q) / n, (cov + (cn @ cd) * q) / n, (_var(den_i) + (cd @ cd) * q) / n
-        se_l, df_l = sd_l / math.sqrt(n), np.full(np.shape(num), n - 1.0)
-        se_d, df_d = np.sqrt(a2), df_l
+        # the skew hedge at the share one arm's noise carries in L (and in D); an arm reused for every seed carries none
+        varying = np.stack([_var(x) > tiny for x in xs], -1)
+        share_l, share_d = skew_share(cl, varying), skew_share(cd, varying)
+        hedge_l, hedge_d = skew_factor(n, share_l), skew_factor(n, share_d)
+        se_l, df_l = sd_l / math.sqrt(n) * hedge_l, np.full(np.shape(num), n - 1.0)
+        se_d, df_d = np.sqrt(a2) * hedge_d, df_l
         sd_unit = sd_l
     else:
         means = [x.mean(-1) for x in xs]
@@ -425,6 +433,8 @@ def at_least(values, check) -> dict:
         a2 = sum(c ** 2 * vi for c, vi in zip(cd, v))
         se_l, df_l = satterthwaite(cn - b * cd)
         se_d, df_d = satterthwaite(cd) if has_den else (np.zeros(np.shape(num)), df_l)
+        (hedge_l, share_l), (hedge_d, share_d) = welch_skew(cl, ns), (welch_skew(cd, ns) if has_den else (1.0, 0.0))
+        se_l, se_d = se_l * hedge_l, se_d * hedge_d
         sd_unit = np.sqrt(sum((c ** 2) * r for c, r in zip(cn - b * cd, raw)))
     lin = num - b * den
     p_l, t_l = _p_above(lin, se_l, df_l, no_spread)
@@ -441,12 +451,34 @@ def at_least(values, check) -> dict:
     p_refute = np.maximum(p_l_ref, p_d)
     supported = p < alpha
     refuted = p_refute < alpha
-    # Fieller: {f : (N - f D)^2 <= q^2 (a0 - 2 f a1 + f^2 a2)}, q at the contrast's df
-    q = _quantile(alpha, df_l)
-    qa, qb, qc = den ** 2 - q ** 2 * a2, num * den - q ** 2 * a1, num ** 2 - q ** 2 * a0
+    # Fieller: {f : (N - f D)^2 <= q^2 (a0 - 2 f a1 + f^2 a2)}, q at the contrast's df times the skew hedge of the
+    # contrast N - f D, which depends on f: each end is found again at its own hedge until it settles (a few rounds),
+    # so that the interval excludes a bound exactly when the test at that bound rejects
+    ns = [x.shape[-1] for x in xs]
+
+    def hedge_at(f):
+        c = cn - np.asarray(f, float)[..., None] * cd
+        if paired:
+            return skew_factor(ns[0], skew_share(c, varying))
+        w = np.abs(c) / np.sqrt(ns)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = w / np.sqrt(np.sum(w ** 2, -1, keepdims=True))
+        return np.max(np.where(c != 0, skew_factor(np.array(ns, float), np.nan_to_num(w)), 1.0), -1)
+
+    def ends(h):
+        qq = _quantile(alpha, df_l) * h
+        qa, qb, qc = den ** 2 - qq ** 2 * a2, num * den - qq ** 2 * a1, num ** 2 - qq ** 2 * a0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            root = np.sqrt(np.maximum(qb ** 2 - qa * qc, 0))
+            return (qb - root) / qa, (qb + root) / qa, qa
+
+    lo, hi, qa = ends(hedge_l)
+    if has_den:
+        for _ in range(6):
+            lo_new, _, qa_lo = ends(hedge_at(np.where(np.isfinite(lo), lo, b)))
+            _, hi_new, qa_hi = ends(hedge_at(np.where(np.isfinite(hi), hi, b)))
+            lo, hi, qa = lo_new, hi_new, np.minimum(qa_lo, qa_hi)
     with np.errstate(divide="ignore", invalid="ignore"):
-        root = np.sqrt(np.maximum(qb ** 2 - qa * qc, 0))
-        lo, hi = (qb - root) / qa, (qb + root) / qa
         f = num / den
         effect = lin / sd_unit
     bounded = qa > 0
@@ -466,9 +498,10 @@ def at_least(values, check) -> dict:
            "statistic": np.where(l_binds, t_l, t_d), "df": np.where(l_binds, df_l, df_d), "p": p,
            "p_refute": p_refute, "effect_size": effect,
            "decision": np.where(supported, "supported", np.where(refuted, "refuted", "undecided")),
-           "seeds_support": np.where(no_spread, np.nan, _seeds_needed(lin, sd_unit, alpha, not paired)),
-           "seeds_refute": np.where(no_spread, np.nan, _seeds_needed(-lin, sd_unit, alpha, not paired)),
-           "companion": comp, "numerator": num, "denominator": den, "no_spread": no_spread}
+           "seeds_support": np.where(no_spread, np.nan, _seeds_needed(lin, sd_unit, alpha, not paired, hedge=share_l)),
+           "seeds_refute": np.where(no_spread, np.nan, _seeds_needed(-lin, sd_unit, alpha, not paired, hedge=share_l)),
+           "companion": comp, "numerator": num, "denominator": den, "no_spread": no_spread,
+           "skew_share": float(np.max(np.maximum(share_l, share_d)))}
     out["seeds_to_decide"] = np.fmin(out["seeds_support"], out["seeds_refute"])
     return _finish(out, batch)
 

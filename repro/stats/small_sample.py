@@ -41,21 +41,28 @@ def _p_above(num, se, df, no_spread=False):
     return np.where(bad, np.nan, p), np.where(bad, np.nan, t)
 
 
+TIE_ALLOWANCE = 0.0  # _rounding_var: variance added per integer value (1/24 before issue 33, 1/12 before issue 25)
+
+
 def _rounding_var(*xs: np.ndarray) -> np.ndarray:
-    """h^2 / 24 with h = 1 where every value is an integer (counts such as test errors, epochs), else 0.
+    """TIE_ALLOWANCE where every value is an integer (counts such as test errors, epochs), else 0: now none.
 
     Not Sheppard's correction (which subtracts h^2/12 to estimate the unrounded variance; the test here is on the
-    rounded values, whose sample variance already carries the rounding). It is a small-sample tie allowance:
-    with a spread of about one unit, ties make the sample variance too small too often, and the paired t test
-    rejects a true null in 0.061 of data sets at alpha 0.05 (sd 0.7, 5 seeds). Half the rounding variance per
-    value is the smallest allowance found that keeps every simulated regime (spread 0.3-3, 3-5 seeds, lattice
-    offsets 0-0.5) at or below alpha (0.050 at most, 20k data sets each), and it keeps most of the power that
-    the whole h^2/12 cost: 0.43 against 0.29 at 1 sd, spread 0.5 and 5 seeds, where none gives 0.53
-    (benchmarks/calibration.py prints the table). Against a spread of several units it changes nothing that
-    matters. It is decided on the values' own scale: a count divided by a constant (epochs / 15) is not
-    recognised as one, and is tested as a real-valued metric."""
-    integral = np.all(np.stack([np.all(x == np.round(x), -1) for x in xs], 0), 0)
-    return np.where(integral, 1 / 24, 0.0)
+    rounded values, whose sample variance already carries the rounding, so a rounding term may only be a
+    small-sample tie allowance). With a spread of about one unit, ties make the sample variance too small too
+    often, and the unhedged paired t rejected a true null in 0.061 of data sets at alpha 0.05 (sd 0.7, 5 seeds),
+    which h^2/24 per value mended. Every kind's t now carries the skew hedge (skew_factor), which widens the same
+    tied samples' intervals more than the allowance did: without any allowance the worst integer regime simulated
+    (spread 0.3-2, 3-5 seeds, lattice offsets 0-0.5; paired and Welch) is at 0.033, and the allowance on top of
+    the hedge only costs power (Welch 5 v 5, spread 0.5, 1 sd: 0.22 with it, 0.27 without;
+    benchmarks/calibration.py, "integer metrics"). So it is zero; the function stays the one place a count is
+    recognised, decided on the values' own scale (a count divided by a constant is tested as real-valued)."""
+    return np.where(_integral(*xs), TIE_ALLOWANCE, 0.0)
+
+
+def _integral(*xs: np.ndarray) -> np.ndarray:
+    """Per data set: every value of every arm is an integer (a count)."""
+    return np.all(np.stack([np.all(x == np.round(x), -1) for x in xs], 0), 0)
 
 
 def _scale(*xs: np.ndarray) -> np.ndarray:
@@ -83,7 +90,7 @@ def _difference(a: np.ndarray, b: np.ndarray, paired: bool) -> dict:
         raw = _var(d)
         sd = np.sqrt(raw + 2 * q)
         return {"diff": d.mean(-1), "se": sd / math.sqrt(n) * skew_factor(n), "df": np.full(sd.shape, n - 1.0),
-                "sd_unit": sd, "sd_effect": sd, "no_spread": ~(raw > tiny)}
+                "sd_unit": sd, "sd_effect": sd, "no_spread": ~(raw > tiny), "skew_share": W_PAIRED}
     na, nb = a.shape[-1], b.shape[-1]
     no_spread = ~(np.minimum(_var(a), _var(b)) > tiny)
     va_raw, vb_raw = _var(a) + q, _var(b) + q
@@ -92,26 +99,76 @@ def _difference(a: np.ndarray, b: np.ndarray, paired: bool) -> dict:
     with np.errstate(divide="ignore", invalid="ignore"):
         df = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
     df = _unequal_sizes_df(np.where(se == 0, na + nb - 2.0, df), [na, nb])
-    return {"diff": a.mean(-1) - b.mean(-1), "se": se, "df": df, "no_spread": no_spread,
+    factor, share = welch_skew([1, -1], [na, nb])
+    return {"diff": a.mean(-1) - b.mean(-1), "se": se * factor, "df": df, "no_spread": no_spread, "skew_share": share,
             "sd_unit": np.sqrt(va_raw + vb_raw), "sd_effect": np.sqrt((va_raw + vb_raw) / 2)}
 
 
-SKEW_BASE, SKEW_SMALL_N = 1.155, 0.15  # skew_factor(n) = SKEW_BASE + SKEW_SMALL_N / n
+SKEW_BASE, SKEW_SMALL_N = 1.155, 0.15  # skew_factor(n) = SKEW_BASE + SKEW_SMALL_N / n at the paired share W_PAIRED
+W_PAIRED = 1 / math.sqrt(2)  # one arm's share of the sd of a difference of two arms of equal sd
+SKEW_SHARE_POWER = 0.4  # _skew_weight: how fast the hedge grows as one arm's share of the sd nears 1
+SKEW_SHARE_CAP = 0.95  # shares above this are hedged as this (only Welch with very unequal sizes gets there)
 
 
-def skew_factor(n) -> np.ndarray:
-    """The paired t's standard error is this many times sd / sqrt(n) (1.205 at 3 seeds, 1.185 at 5, 1.163 at 20):
-    a hedge against skewed per-seed differences, for every paired check (greater, less, equivalent, best_of) and
-    so for the conditional test against one run reused for every seed, the same one-sample t on the differences.
+def _skew_weight(w) -> np.ndarray:
+    """How much of the paired hedge's excess over 1 a tested quantity needs when one skewed arm carries the share
+    w of its sd: k / k0 x ((1 - k0) / (1 - k)) ^ SKEW_SHARE_POWER with k = w^3 (the skewness the quantity inherits
+    from that arm, per unit of the arm's own) and k0 = W_PAIRED^3, so 1 at the paired share. Fitted to the factors
+    that put a one-sample t at alpha with one lognormal (sigma 1) component of share w, 2-20 seeds, alpha 0.05 down
+    to 0.002: 0.38 / 1 / 1.6-1.7 / 2.6-2.8 needed at w 0.5 / 0.71 / 0.82 / 0.9; this gives 0.31 / 1 / 1.77 / 2.92
+    (benchmarks/calibration.py, "skew share")."""
+    k = np.minimum(np.asarray(w, float), SKEW_SHARE_CAP) ** 3
+    k0 = W_PAIRED ** 3
+    return k / k0 * ((1 - k0) / (1 - k)) ** SKEW_SHARE_POWER
+
+
+def skew_factor(n, w=W_PAIRED) -> np.ndarray:
+    """The t statistic's standard error is this many times sd / sqrt(n) (paired: 1.205 at 3 seeds, 1.185 at 5,
+    1.163 at 20): a hedge against one skewed arm, for every check kind. `w` is the largest share of the tested
+    quantity's sd that one arm can carry (skew_share, welch_skew): 1/sqrt(2) for a difference of two arms
+    (greater, less, equivalent, best_of, at_least difference) and for one arm's mean (matches, at_least mean: the
+    seed's effect and the arm's own noise), 0.82 for a recovered fraction at bound 0.5; the factor is then
+    1 + (SKEW_BASE - 1 + SKEW_SMALL_N / n) x _skew_weight(w).
 
     Why: a skewed sample's mean and variance are correlated, so samples drawn from the bulk have their mean on the
     short tail's side and a small variance at once, and the t test is liberal on the side the skew favours (one
-    lognormal arm of sigma 1: about 0.07 wrong REPRODUCED at every n). No estimate of skewness mends it at these
-    n (the falsely rejecting samples have the same sample skewness as true effects), so the widening is flat, on
-    both sides, as wide as that regime needs at every level from 0.05 down to Holm's 0.002. The class the level
-    is held over, the price in power and the rules tried: docs/statistics.md ("Small samples, unequal variances and skew")
-    and benchmarks/calibration.txt."""
-    return SKEW_BASE + SKEW_SMALL_N / np.asarray(n, float)
+    lognormal arm of sigma 1: about 0.07 wrong REPRODUCED at every n for a difference, 0.09 for a recovered
+    fraction, whose per-seed contrast weighs the distilled arm twice as much as the others). No estimate of
+    skewness mends it at these n (the falsely rejecting samples have the same sample skewness as true effects), so
+    the widening is flat, on both sides, as wide as the class needs at every level from 0.05 down to Holm's 0.002.
+    The class (one arm lognormal, sigma <= 1, every arm of the same sd, the seed's own effect of that sd too), the
+    price in power and the rules tried: docs/statistics.md ("Small samples, unequal variances and skew") and
+    benchmarks/calibration.txt."""
+    n = np.asarray(n, float)
+    return 1 + (SKEW_BASE - 1 + SKEW_SMALL_N / n) * _skew_weight(w)
+
+
+def skew_share(coefficients, varying=None) -> np.ndarray:
+    """The largest share of the sd of sum_k c_k x_k (per seed, arms paired by seed) that one arm's own noise carries,
+    when every varying arm is a seed effect shared by all arms plus its own noise, both of one sd:
+    max_k |c_k| / sqrt(sum_k c_k^2 + (sum_k c_k)^2) over the varying arms (`varying`: a boolean per arm, or
+    per data set x arm; an arm that is one run reused for every seed is a constant and carries nothing).
+    A difference: 1/sqrt(2); one arm's mean: 1/sqrt(2); recovered fraction at bound b: 1/sqrt(1 + b^2 + (1-b)^2)."""
+    c = np.asarray(coefficients, float)
+    v = np.ones(c.shape, bool) if varying is None else np.asarray(varying, bool)
+    cv = np.where(v, c, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.max(np.abs(cv), -1) / np.sqrt(np.sum(cv ** 2, -1) + np.sum(cv, -1) ** 2)
+    return np.where(np.isnan(w), W_PAIRED, w)
+
+
+def welch_skew(coefficients, sizes) -> tuple[float, float]:
+    """Welch's hedge for sum_k c_k mean(x_k) of independent arms: the largest skew_factor(n_k, w_k) over the arms,
+    with w_k = |c_k| / sqrt(n_k) / sqrt(sum_i c_i^2 / n_i) the share of the estimate's sd that arm k's noise
+    carries at equal sds (a skewed arm of n_k seeds makes the estimate as skewed as a one-sample mean of n_k values
+    with that share). Returns (factor, the share that set it)."""
+    c, n = np.asarray(coefficients, float), np.asarray(sizes, float)
+    keep = c != 0
+    c, n = c[keep], n[keep]
+    w = np.abs(c) / np.sqrt(n) / math.sqrt(float(np.sum(c ** 2 / n)))
+    f = skew_factor(n, w)
+    k = int(np.argmax(f))
+    return float(f[k]), float(w[k])
 
 
 DF_SHRINK = 0.25  # _unequal_sizes_df: the share of Satterthwaite's df above the smallest arm's n - 1 kept ...
@@ -136,13 +193,21 @@ def _unequal_sizes_df(df, sizes: list[int]):
     return low + (np.asarray(df, float) - low) * DF_SHRINK
 
 
+def _share(hedge) -> float | None:
+    """`hedge` as a skew share: False/None/0 none, True the paired share, a number that share."""
+    if hedge is True:
+        return W_PAIRED
+    w = float(np.max(hedge)) if hedge is not None and np.size(hedge) else 0.0
+    return w if w > 0 else None
+
+
 @functools.lru_cache(maxsize=64)
-def _t_sums(alpha: float, power: float, welch: bool, hedge: bool = False) -> np.ndarray:
+def _t_sums(alpha: float, power: float, welch: bool, hedge: float | None = None) -> np.ndarray:
     """(t_{1-alpha} + t_{power}) / sqrt(n) for n = 2 .. 1201 seeds per arm (df n-1, or 2n-2 for Welch); with
-    `hedge` (the paired t) t_{1-alpha} is times skew_factor(n)."""
+    `hedge` (a skew share) t_{1-alpha} is times skew_factor(n, hedge)."""
     n = np.arange(2, 1202)
     df = 2 * (n - 1) if welch else n - 1
-    return (sps.t.ppf(1 - alpha, df) * (skew_factor(n) if hedge else 1.0) + sps.t.ppf(power, df)) / np.sqrt(n)
+    return (sps.t.ppf(1 - alpha, df) * (skew_factor(n, hedge) if hedge else 1.0) + sps.t.ppf(power, df)) / np.sqrt(n)
 
 
 def _seeds_needed(distance, sd_unit, alpha: float, welch: bool = False, power: float = POWER,
@@ -154,9 +219,10 @@ def _seeds_needed(distance, sd_unit, alpha: float, welch: bool = False, power: f
     distance, sd = np.broadcast_arrays(np.asarray(distance, float), np.asarray(sd_unit, float))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = distance / sd  # the t sums must fall to this
-        z = sps.norm.ppf(1 - alpha) * (SKEW_BASE if hedge else 1.0) + sps.norm.ppf(power)
+        w = _share(hedge)
+        z = sps.norm.ppf(1 - alpha) * (float(skew_factor(np.inf, w)) if w else 1.0) + sps.norm.ppf(power)
         normal = np.ceil((z / ratio) ** 2)
-    sums = _t_sums(float(alpha), float(power), bool(welch), bool(hedge))
+    sums = _t_sums(float(alpha), float(power), bool(welch), w)
     idx = np.searchsorted(-sums, -np.where(np.isnan(ratio), 0, ratio), side="left")
     n = np.where(idx < len(sums), np.minimum(idx, len(sums) - 1) + 2, np.maximum(normal, len(sums) + 2))
     ok = (distance > 0) & (sd >= 0) & (n <= SEEDS_CAP)
@@ -179,9 +245,10 @@ def _seeds_all(distances: list, sds: list, alpha: float, welch: bool, power: flo
     def misses(n):
         df = (2 * (n - 1) if welch else n - 1)[..., None]
         with np.errstate(divide="ignore", invalid="ignore"):
-            x = d / sd * np.sqrt(n)[..., None] - sps.t.ppf(1 - alpha, df) * (skew_factor(n)[..., None] if hedge else 1.0)
+            x = d / sd * np.sqrt(n)[..., None] - sps.t.ppf(1 - alpha, df) * (skew_factor(n, w)[..., None] if w else 1.0)
         return np.sum(sps.t.sf(np.where(np.isnan(x), np.inf, x), df), -1)
 
+    w = _share(hedge)
     lo, hi = np.full(ok.shape, 2.0), np.full(ok.shape, float(SEEDS_CAP))
     reachable = misses(hi) <= 1 - power
     while np.any(lo < hi):
