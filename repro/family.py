@@ -71,12 +71,12 @@ def family_of(folder: str | Path, claims: dict, profile: str) -> dict[tuple[str,
 
 def describe(folder: str | Path, profile: str, families: dict[str, list[str]], declared_file: bool) -> str:
     """One line for the report's top and pytest's last lines: the family (or families) Holm corrected over, as the
-    profile's registration fixed it (repro.registration: members not tested count at p = 1)."""
+    profile's registration fixed it (repro.registration: a member counts from its first test, then for good)."""
     families = {name: m for name, m in families.items() if name is not None}  # None: exploratory, in no family
     where = f"declared in {Path(folder) / FILE}" if declared_file else \
         f"every claim of {folder}/ with the {profile} profile (no {FILE} there)"
     total = sum(map(len, families.values()))
     sizes = "; ".join(f"{name}: {len(m)} registered" for name, m in families.items()) if len(families) > 1 or \
         declared_file else f"{total} registered member" + ("" if total == 1 else "s")
-    return (f"Holm family: {sizes}, {where}, as registered (a member not tested counts at p = 1); the same "
-            "whichever claims a command selects")
+    return (f"Holm family: {sizes}, {where}, as registered (a member counts from its first test on, at p = 1 "
+            "when untested later; members never tested are not counted); the same whichever claims a command selects")
