@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from .registry import LOSSES
 
-# Keyword arguments of a loss that the training loop fills (spec/schema.py refuses them in a spec).
+# Keyword arguments of a loss that the training loop fills (spec/arm.py refuses them in a spec).
 RUN_INPUTS = ("student_features", "teacher_features", "head", "epoch")
 
 Path_ = Annotated[str, StringConstraints(min_length=1, max_length=200)]

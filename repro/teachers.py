@@ -133,7 +133,7 @@ def stacked_targets(teachers: list[torch.nn.Module], arm: Arm, dataset, device) 
 # Their logits (or probabilities at the loss's temperature) averaged with weights.
 #
 # An arm writes `teacher: [t1, t2, t3]` (equal weights) or `teacher: {t1: 2, t2: 1}` (weights, normalised to sum
-# to 1); the spec moves it to `Arm.teachers` (repro/spec/schema.py), so a single-teacher arm is written, and
+# to 1); the spec moves it to `Arm.teachers` (repro/spec/arm.py), so a single-teacher arm is written, and
 # keyed, as before. `teacher_aggregate` says how they are combined:
 #
 # - `logits` (default): the weighted mean of the members' logits.

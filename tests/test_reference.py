@@ -20,7 +20,7 @@ def test_the_committed_reference_is_what_repro_reference_writes():
 def test_every_schema_key_has_a_meaning_in_the_reference():
     for model in (Arm, Check, Claim, Optimizer, Profile, Schedule, Source, Variant, BiasShift, Comparable, Sequential):
         for name in model.model_fields:
-            assert meaning(model, name).strip(), f"{model.__name__}.{name} has no description: add one in repro/spec/schema.py"
+            assert meaning(model, name).strip(), f"{model.__name__}.{name} has no description: add one in repro/spec/arm.py or schema.py"
     text = reference_markdown()
     for name in Arm.model_fields:
         assert re.search(rf"^\| `{name}` \|.*\| [^|]*\w[^|]* \|$", text, re.M), name

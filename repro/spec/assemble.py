@@ -13,7 +13,8 @@ from .checkpoint import checkpoint_file_problem
 from .errors import SpecError, _format, capped, clip
 from .observed import load_observed, units_problem
 from .reader import read_yaml
-from .schema import Arm, Claim, deep_merge
+from .arm import Arm
+from .schema import Claim, deep_merge
 
 def base_file(path: Path, base) -> Path:
     """`base:` names a file inside the claims folder (the spec's folder), by a relative path."""

@@ -5,7 +5,7 @@ import hashlib
 import json
 from typing import Optional
 
-from .schema import Arm, Strict
+from .arm import Arm, Strict
 
 # Bump when a change alters what training computes for an unchanged spec: it is part of every
 # run key, so results from the old code stop counting as done (and are reported as stale).
