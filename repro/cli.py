@@ -242,7 +242,8 @@ def cmd_verify(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import ReportError, load_verdicts, render
+    from .report import render
+    from .verdicts_file import ReportError, load_verdicts
     from .outputs import check_outputs
     from .store import atomic_write
     if args.report_out and args.report_out.endswith(".html"):  # `report --out FILE.html`, as before

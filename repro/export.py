@@ -212,7 +212,7 @@ def command(args, outputs, load_claims) -> int:
     import os
     import sys
 
-    from .report import ReportError, load_verdicts
+    from .verdicts_file import ReportError, load_verdicts
     from .spec import SpecError
     from .store import atomic_write
     results, reports = outputs()
