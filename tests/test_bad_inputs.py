@@ -64,7 +64,7 @@ def test_bad_input_gets_exactly_its_lines_and_no_traceback(case, tmp_path, capsy
     expected = [expected] if isinstance(expected, str) else expected
     assert out.out.splitlines() == [f"error {path}: {line}" for line in expected]
     assert "Traceback" not in out.out + out.err and SECRET not in out.out + out.err
-    assert all(len(line) - len(str(path)) < 400 for line in out.out.splitlines())  # never more than a line of the input
+    assert all(len(line) - len(str(path)) < 520 for line in out.out.splitlines())  # a line of ours, never the input
     assert elapsed < 5, f"{case_id}: validate took {elapsed:.1f}s"
 
 

@@ -280,9 +280,13 @@ CASES = [
     ("variants-empty", YAML, variants({}),
      'variants: Dictionary should have at least 1 item after validation, not 0'),
     ("unknown-key-lists-valid", YAML, edit(colour="red"),
-     "colour: Extra inputs are not permitted (got 'red'); valid keys: id, source, statement, defaults, arms, check, preconditions, variants, profiles, plugins, limits"),
+     "colour: Extra inputs are not permitted (got 'red'); valid keys: id, source, statement, defaults, arms, check, secondary_checks, preconditions, variants, profiles, "
+     "plugins, limits"),
     ("unknown-arm-key-lists-valid", YAML, arm(colour="red"),
-     ARM_A + "colour: Extra inputs are not permitted (got 'red'); valid keys: model, data, loss, teacher, teacher_epoch, fixed_seed, teacher_mode, teacher_view, init_from, optimizer, schedule, epochs, batch_size, jitter_px, crop_pad, hflip, resolution, precision, compile, select, eval_every, log_steps, bias_shift, cache_teacher_logits"),
+     ARM_A + "colour: Extra inputs are not permitted (got 'red'); valid keys: model, data, loss, teacher, teachers, "
+     "teacher_checkpoint, teacher_aggregate, teacher_epoch, fixed_seed, teacher_mode, teacher_view, init_from, optimizer, "
+     "schedule, epochs, batch_size, jitter_px, crop_pad, hflip, resolution, precision, compile, select, eval_every, "
+     "log_steps, bias_shift, features, train_on, labels, cache_teacher_logits"),
     # --- no message prints more than a line of the input ---
     ("long-value-clipped", MESSAGES, arm(epochs="x" * 10000),
      ARM_A + "epochs: Input should be a valid integer (got 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...)"),
