@@ -235,5 +235,5 @@ def test_wording_of_the_shipped_verdicts():
     assert wording(shipped("hinton-soft-weight", "as_described", "quick")) == \
         "NOT REPRODUCED: in the opposite direction"
     assert wording(shipped("course-student-beats-teacher", "corrected", "paper")) == \
-        "INCONCLUSIVE: leans toward (p 0.011, not after Holm)"
+        "INCONCLUSIVE: leans toward (p 0.01, not after Holm)"
     assert all(wording(v).startswith(v["status"]) for v in SHIPPED["verdicts"])
