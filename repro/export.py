@@ -67,8 +67,19 @@ def seeds(v: dict) -> int | None:
 
 
 def registration(v: dict, results: Path | None = None) -> str:
-    """Whether the decision rule was fixed before the data. For now: a design lock (repro/designs.py) recorded
-    in the verdict, or beside the results; "" where neither says (the column later registration work fills)."""
+    """Whether the decision rule was fixed before the data: the verdict's registration (repro/registration.py:
+    its wave, and whether results were stored before it; "not registered" for an exploratory claim), else, for a
+    verdicts file judged before registrations existed, a design lock (repro/designs.py) beside the results."""
+    reg, member = v.get("registration"), v.get("registered")
+    if isinstance(member, dict) and isinstance(member.get("wave"), int):
+        when = reg.get("recorded") if isinstance(reg, dict) and isinstance(reg.get("recorded"), str) else ""
+        state = "registered after results" if member.get("after_results") else "registered before its data"
+        tampered = "; tampered" if isinstance(reg, dict) and reg.get("state") == "tampered" else ""
+        late = "; its compared runs predate it: no confirmatory verdict" \
+            if str(v.get("reason", "")).startswith("no confirmatory verdict") else ""
+        return f"{state} (wave {member['wave']}{', ' + when if when and member['wave'] == 1 else ''}){tampered}{late}"
+    if isinstance(reg, dict) and reg.get("state"):
+        return "not registered (exploratory)" if v.get("family", "") is None else str(reg["state"])
     for key in ("registration", "design_lock"):
         if isinstance(v.get(key), str) and v[key]:
             return v[key]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from repro.cli import main as repro_main
-from repro.export import COLUMNS, DISPLAY, FORMATS, TEX, display, export, rows, shown
+from repro.export import COLUMNS, DISPLAY, FORMATS, TEX, display, export, registration, rows, shown
 from repro.wording import wording
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,6 +152,7 @@ def test_rows_carry_profile_scale_and_the_design_lock(tmp_path):
         profiles = {"paper": Prof()}
 
     v = next(v for v in SHIPPED["verdicts"] if v["claim"] == "course-teacher" and v["profile"] == "paper")
+    v = {k: x for k, x in v.items() if k not in ("registration", "registered")}  # judged before registrations
     lock = tmp_path / "paper" / "course-teacher" / v["variant"] / "design.lock"
     lock.parent.mkdir(parents=True)
     lock.write_text(json.dumps({"designs": [{"recorded": "2026-12-01T12:00:00+00:00"}]}))
@@ -237,3 +238,17 @@ def test_wording_of_the_shipped_verdicts():
     assert wording(shipped("course-student-beats-teacher", "corrected", "paper")) == \
         "INCONCLUSIVE: leans toward (p 0.01, not after Holm)"
     assert all(wording(v).startswith(v["status"]) for v in SHIPPED["verdicts"])
+
+
+def test_the_registration_column_says_when_the_rule_was_fixed():
+    base = {"claim": "c", "variant": "v", "profile": "p", "status": "INCONCLUSIVE",
+            "registration": {"state": "registered", "recorded": "2026-12-07T02:19:08+00:00"}}
+    before = {**base, "registered": {"wave": 1, "after_results": False, "state": "registered"}}
+    assert registration(before) == "registered before its data (wave 1, 2026-12-07T02:19:08+00:00)"
+    after = {**base, "registered": {"wave": 2, "after_results": True, "state": "registered"}}
+    assert registration(after) == "registered after results (wave 2)"
+    late = {**before, "reason": "no confirmatory verdict: results stored before its registration"}
+    assert registration(late).endswith("; its compared runs predate it: no confirmatory verdict")
+    tampered = {**before, "registration": {**base["registration"], "state": "tampered"}}
+    assert registration(tampered).endswith("; tampered")
+    assert registration({**base, "family": None}) == "not registered (exploratory)"
