@@ -129,6 +129,7 @@ def minutes(text: str) -> float:
 
 
 def cmd_run(args) -> int:
+    """Train what the chosen claims lack (repro.session.train_missing), then the looks (repro.looks)."""
     if args.probe and not args.dry_run:  # --probe alone would train every run, the opposite of what it asks
         print("error: --probe times epochs for --dry-run's estimates; add --dry-run (nothing was trained)",
               file=sys.stderr)
@@ -138,85 +139,33 @@ def cmd_run(args) -> int:
               file=sys.stderr)
         return 2
     import torch
-    from .executors import make_executor
-    from .plan import NothingToRun, choose, plan, resolve_profile
-    from .precision import before_training
-    from .store import OutsideStore, Store
+    from .plan import NothingToRun, choose, resolve_profile
+    from .session import Refused, dry_run, train_missing
+    from .store import Store
     profile = resolve_profile(args.profile)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.precision:  # for the plan (every arm's precision, so its run keys); pytest -m claims reads the same
         os.environ["REPRO_PRECISION"] = args.precision
     try:
         claims = choose(_claims(args), profile, args.variants, args.seeds, args.arms, args.until_decided)
-    except NothingToRun as err:
+        store = Store(_outputs(args)[0])
+        if args.dry_run:  # what the plan would train and about how long, from stored timings; nothing is written
+            print("\n".join(dry_run(claims, profile, store, args.arms, device, args.probe)))
+            return 0
+        signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's kill stops as cleanly as Ctrl-C
+        runner = train_missing(args.claims, claims, profile, store, device, arms=args.arms, executor=args.executor,
+                               force=args.force, address=args.address, stack_seeds=args.stack_seeds)
+        if not args.until_decided:
+            return 0
+        from .looks import until_decided
+        return until_decided(claims, profile, store, runner, args.max_minutes, args.claims)
+    except (NothingToRun, Refused, OSError) as err:  # OSError: a store entry of the wrong kind, a full disk
         print(f"error: {err}", file=sys.stderr)
         return 2
-    store = Store(_outputs(args)[0])
-    if args.dry_run:  # what the plan would train and about how long, from stored timings; nothing is written
-        from .cost import dry_run
-        jobs = plan(list(claims.values()), profile, store, args.arms, device)
-        print(f"profile {profile} on {device}: {len(claims)} claim(s)")
-        for line in before_training(jobs, device):
-            print(line)
-        print("\n".join(dry_run(jobs, store, device if args.probe else None, device)))
-        return 0
-    try:
-        store.probe()  # an unwritable results or cache folder fails now, not after the first run has trained
-    except OSError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    try:
-        jobs = plan(list(claims.values()), profile, store, args.arms, device)
-    except OutsideStore as err:  # a folder of the store linked elsewhere: refused, before anything trains
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    from .registration import ensure  # the rules are fixed before this profile's (or a new claim's) first result
-    from .spec import load_claims
-    reg = ensure(args.claims, load_claims(args.claims), profile, store.root, add_new=True)
-    if reg.state == "tampered":
-        print(f"error: {reg.line()}", file=sys.stderr)
-        return 2
-    print(reg.line(), file=sys.stderr)
-    store.registrations[profile] = reg.stamp  # every result trained now carries it (provenance.registration)
-    for line in before_training(jobs, device):
-        print(line, file=sys.stderr, flush=True)
-    try:
-        executor = make_executor(args.executor, store, device, force=args.force, address=args.address,
-                                 stack_seeds=args.stack_seeds)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except ImportError as err:
-        print(f"error: --executor {args.executor} needs {err.name}: pip install 'kd-repro[{args.executor}]'",
-              file=sys.stderr)
-        return 2
-    via = "" if args.executor == "local" else f" via {args.executor}"
-    distinct = len({job.run.key for job in jobs})  # a run shared by claims, variants or seeds (fixed_seed): once
-    print(f"profile {profile} on {device}{via}: {distinct} runs planned over {len(claims)} claim(s)", flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's kill stops as cleanly as Ctrl-C
-    try:
-        summary = executor.submit(jobs)
     except KeyboardInterrupt:
         print("\ninterrupted: every finished run is saved, and the run in progress keeps its last finished "
               "epoch; run the same command again to resume", file=sys.stderr)
         return 130
-    except OSError as err:  # a store or cache entry of the wrong kind, a full disk: one line, not a traceback
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"done: {summary['counts']}")
-    for (claim, variant), why in summary["not_runnable"].items():
-        print(f"NOT RUN {claim} [{variant}]: {why}")
-    if args.until_decided:
-        from .looks import until_decided
-        try:
-            return until_decided(claims, profile, store, executor, args.max_minutes, args.claims)
-        except KeyboardInterrupt:
-            print("\ninterrupted: every finished run is saved; run the same command again to go on", file=sys.stderr)
-            return 130
-        except OSError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-    return 0
 
 
 def _interrupt(signum, frame):
