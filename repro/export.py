@@ -19,6 +19,7 @@ import json
 import re
 from pathlib import Path
 
+from .spec.errors import BIDI
 from .wording import claimed_region, estimate_of, number, wording
 
 FORMATS = ("csv", "md", "tex", "json")
@@ -27,7 +28,6 @@ COLUMNS = ("claim", "variant", "profile", "scale", "status", "verdict", "check",
            "p_against", "p_against_holm", "seeds", "registration")
 DISPLAY = ("claim", "variant", "profile", "scale", "verdict", "claimed", "measured", "p / Holm",
            "p against / Holm", "seeds", "registration")
-BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 

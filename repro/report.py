@@ -10,7 +10,6 @@ import datetime
 import hashlib
 import json
 import math
-import re
 import subprocess
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import yaml
 from . import figures
 from .wording import explain, miss
 from .spec import clip, public_path, read_regular
+from .spec.errors import BIDI
 from .verdicts_file import ReportError, load_verdicts  # noqa: F401  (read here, and by export)
 from .store import CorruptResult, Store, atomic_write
 
@@ -42,11 +42,6 @@ DEFAULTS = {"check": "", "metric": "", "arms": [], "alpha": None, "margin": None
             "reason": "", "preconditions": [], "status": "NOT RUN", "profile": "unknown"}
 CURVE_KEYS = ("step_acc", "train_loss", "train_acc", "test_acc")  # after the check's own metric; 3 at most
 NOT_VERSIONS = {"command", "created", "git_commit"}
-
-
-# Bidirectional controls (LRE, RLO, isolates, marks) in a spec's or verdict's text would reorder what the page
-# shows ("DECUDORPER TON" read as NOT REPRODUCED): every value is printed without them.
-BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def plain_text(value, paths: tuple[tuple[str, str], ...] = ()):

@@ -37,6 +37,10 @@ def public_path(path: str | Path, keep: int = 6) -> str:
 # One pattern for every name that becomes a folder of the results store (claim ids, arms, variants,
 # profiles): letters, digits, '_', '.', '-', starting with a letter or digit (so no '.', '..', '',
 # hidden or absolute names), at most 64 characters.
+# Bidirectional controls (LRE, RLO, isolates, marks) in a spec's or verdict's text would reorder what a page or a
+# table shows ("DECUDORPER TON" read as NOT REPRODUCED): the report and the exports print every text without them.
+BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 NAME_RULE = "letters, digits, '_', '.', '-', starting with a letter or digit, at most 64 characters"
 
