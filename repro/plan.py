@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from .plugins import code_hashes
+from .registry import builders_of
 from .precision import apply_override, is_slow, override
 from .spec import Claim, RunSpec
 from .store import OutsideStore
@@ -26,16 +27,6 @@ class Job:
     spec: Path | None = None  # the claim's spec file: another process (a Ray worker) loads it for plugins, checkpoints
 
 
-def builders_of(arm) -> list:
-    """The registered functions an arm's run calls: its model's, dataset's and loss's, and its checkpoint teacher's
-    model's."""
-    from .registry import DATASETS, LOSSES, MODELS
-    used = [(MODELS, arm.model), (DATASETS, arm.data), (LOSSES, arm.loss)]
-    if arm.teacher_checkpoint is not None:
-        used.append((MODELS, arm.teacher_checkpoint.model))
-    return [registry.get(component.name) for registry, component in used]
-
-
 def plan_claim(claim: Claim, variant: str, profile: str, seeds: list[int] | None = None,
                arms: list[str] | None = None, precision: str | None = None) -> dict[str, list[RunSpec]]:
     """Arm name -> one RunSpec per seed (the profile's, or `seeds`). A student's teacher is the teacher arm's
@@ -49,7 +40,7 @@ def plan_claim(claim: Claim, variant: str, profile: str, seeds: list[int] | None
     seeds = claim.profiles[profile].seeds if seeds is None else seeds
     for name in [a for a in claim.teacher_order() if a in needed]:
         arm = apply_override(claim.resolve(name, variant, profile), precision)  # for run and verdict alike
-        code = code_hashes(builders_of(arm))  # the plugin files it uses ({} for built-ins: the key is as before)
+        code = code_hashes(builders_of(arm).values())  # its plugin files ({} for built-ins: keys as before)
         specs[name] = [RunSpec(arm=arm, seed=seed if arm.fixed_seed is None else arm.fixed_seed,
                                teacher=specs[arm.teacher][i] if arm.teacher else None,
                                init_from=specs[arm.init_from][i] if arm.init_from else None,

@@ -51,10 +51,9 @@ def check_arm(arm) -> None:
     from .data import FolderDataset, TensorDataset, load_dataset
     from .nets import hashable
     from .plugins import from_plugin
-    from .registry import DATASETS, LOSSES, MODELS
-    builders = {kind: registry.get(component.name) for kind, registry, component in
-                (("dataset", DATASETS, arm.data), ("model", MODELS, arm.model), ("loss", LOSSES, arm.loss))}
-    if not any(from_plugin(b) for b in builders.values()):
+    from .registry import builders_of
+    builders = builders_of(arm)
+    if not any(from_plugin(builders[k]) for k in ("dataset", "model", "loss")):
         return
     import torch
     b = builders["dataset"]
@@ -138,9 +137,6 @@ def uses_plugin(run) -> bool:
     """Does the run (or a run it learns from) call a plugin's builder? Then a failure in training is the
     plugin's, shown as one line for that claim, not a traceback that stops the others."""
     from .plugins import from_plugin
-    from .registry import DATASETS, LOSSES, MODELS
-    for r in (run, run.teacher, run.init_from):
-        if r is not None and any(from_plugin(registry.get(c.name)) for registry, c in
-                                 ((DATASETS, r.arm.data), (MODELS, r.arm.model), (LOSSES, r.arm.loss))):
-            return True
-    return False
+    from .registry import builders_of
+    return any(from_plugin(b) for r in (run, run.teacher, run.init_from, *run.teachers) if r is not None
+               for b in builders_of(r.arm).values())

@@ -109,6 +109,16 @@ CHECKS = Registry("check")
 
 
 
+def builders_of(arm) -> dict[str, object]:
+    """The registered functions an arm's run calls, by role: its dataset's, model's and loss's, and its checkpoint
+    teacher's model's (what a run key hashes plugin code of, and what preflight puts a dummy batch through)."""
+    used = {"dataset": DATASETS.get(arm.data.name), "model": MODELS.get(arm.model.name),
+            "loss": LOSSES.get(arm.loss.name)}
+    if getattr(arm, "teacher_checkpoint", None) is not None:
+        used["checkpoint model"] = MODELS.get(arm.teacher_checkpoint.model.name)
+    return used
+
+
 # Sizes a spec may ask for before `repro validate` calls it a mistake (a width of 200000 is a typo,
 # not an experiment). A claim that means it raises one with a top-level `limits: {width: 200000}`.
 LIMITS = {"epochs": 10_000, "batch_size": 65_536, "width": 16_384, "resolution": 1_024, "examples": 1_000_000}
