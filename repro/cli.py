@@ -138,12 +138,16 @@ def cmd_run(args) -> int:
         print("error: --max-minutes limits --until-decided's looks; without --until-decided it would be ignored",
               file=sys.stderr)
         return 2
-    import torch
+    from .nets import pick_device
     from .plan import NothingToRun, choose, resolve_profile
     from .session import Refused, dry_run, train_missing
     from .store import Store
     profile = resolve_profile(args.profile)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        device = pick_device(args.device)
+    except ValueError as err:  # --device cuda where there is none: one line, before anything is planned
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.precision:  # for the plan (every arm's precision, so its run keys); pytest -m claims reads the same
         os.environ["REPRO_PRECISION"] = args.precision
     try:
@@ -176,7 +180,8 @@ def cmd_verify(args) -> int:
     """Retrain a sample of stored runs here and decide (repro/verify.py); the exit status is its verdict's."""
     from .plan import resolve_profile
     from .store import Store
-    from .verify import ERROR, pick_device, verify
+    from .nets import pick_device
+    from .verify import ERROR, verify
     profile = resolve_profile(args.profile)
     try:
         out = verify(_claims(args), profile, Store(_outputs(args)[0]), args.sample, pick_device(args.device))

@@ -1,4 +1,4 @@
-"""A run's dataset, network and forward passes: what train, teachers and stacked share.
+"""A run's device, dataset, network and forward passes: what train, teachers and stacked share.
 
 The dataset of an arm (cached in-process), its network built for that dataset, the augmentation and precision
 it trains at, the kernels that suit the device, and a whole split's logits.
@@ -13,6 +13,15 @@ import torch
 from .data import Augment, load_dataset
 from .models import create_model
 from .spec import Arm, RunSpec
+
+
+def pick_device(name: str | None) -> torch.device:
+    """The device asked for (default: CUDA when there is one); CUDA asked for where there is none is a ValueError."""
+    if name == "cuda" and not torch.cuda.is_available():
+        build = f"torch {torch.__version__}, " + ("built with CUDA " + torch.version.cuda + " but no GPU visible"
+                                                 if torch.version.cuda else "a CPU-only build")
+        raise ValueError(f"--device cuda: CUDA is not available on this machine ({build}); use --device cpu")
+    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def hashable(params: dict) -> dict:

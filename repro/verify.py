@@ -51,15 +51,6 @@ EXIT_NAMES = {VERIFIED: "VERIFIED", FAILED: "FAILED", UNUSABLE: "UNUSABLE FILES"
 ENV_KEYS = ("device", "torch", "torchvision", "python")  # what makes a run bit-for-bit repeatable
 
 
-def pick_device(name: str | None) -> torch.device:
-    """The device asked for (default: CUDA when there is one); CUDA asked for where there is none is a ValueError."""
-    if name == "cuda" and not torch.cuda.is_available():
-        build = f"torch {torch.__version__}, " + ("built with CUDA " + torch.version.cuda + " but no GPU visible"
-                                                 if torch.version.cuda else "a CPU-only build")
-        raise ValueError(f"--device cuda: CUDA is not available on this machine ({build}); use --device cpu")
-    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
 def environment(device: torch.device) -> dict:
     """This machine as a result records it: `device` (hardware and threads) and the library versions."""
     import torchvision

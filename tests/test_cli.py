@@ -108,3 +108,14 @@ def test_probe_without_dry_run_refuses_in_one_line_and_trains_nothing(tmp_path, 
     assert main(["--results", str(tmp_path / "results"), "run", "hinton-kd-helps", "--profile", "smoke", "--probe"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err == "error: --probe times epochs for --dry-run's estimates; add --dry-run (nothing was trained)\n"
+
+
+def test_run_on_cuda_where_there_is_none_is_one_line(capsys, monkeypatch):
+    """`repro run --device cuda` on a machine without CUDA says so before planning (as `repro verify` does)."""
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("repro.run.LocalExecutor.submit", lambda self, jobs: pytest.fail("trained"))
+    assert main(["run", "hinton-kd-helps", "--profile", "smoke", "--device", "cuda"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: --device cuda: CUDA is not available on this machine (torch ")
+    assert err.rstrip().endswith("; use --device cpu") and len(err.splitlines()) == 1
