@@ -203,6 +203,35 @@ def test_integer_metrics_keep_their_level_at_every_spread_and_most_of_the_power(
         assert power >= 0.24, f"power {power:.3f}"
 
 
+def _mean_matched_shift(rng, skewed, normal) -> float:
+    """The shift c for which round(normal + c) has the mean of round(skewed): the integer metric's own null."""
+    target, lo, hi = np.round(skewed).mean(), -3.0, 3.0
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if np.round(normal + mid).mean() < target else (lo, mid)
+    return (lo + hi) / 2
+
+
+@pytest.mark.parametrize("spread", [0.5, 0.7])
+def test_integer_metrics_with_one_skewed_arm_keep_their_level(spread):
+    """Issue 33's skew regime with the metric a count: one arm lognormal (sigma 1, long tail against the claim),
+    the other normal, both rounded, equal means of the rounded values. Without the skew hedge the paired t
+    rejects in 0.107 (spread 0.5) and 0.145 (0.7) of data sets; with it 0.025 / 0.049. This is the regime that
+    rules out the power issue 33 asked for at spread 0.5 (0.35): the most powerful test of the per-seed
+    differences against this one null reaches 0.27 (benchmarks/calibration.py, "integer metrics: the limit")."""
+    rng = np.random.default_rng(int(spread * 100))
+    chk = check("greater", ["a", "b"])
+    big = 400_000
+    skewed = lambda shape: -spread * lognormal(rng, shape)  # noqa: E731  long left tail: "greater" is favoured
+    shift = _mean_matched_shift(rng, skewed(big), spread * rng.normal(0, 1, big))
+    shared = rng.normal(0, spread, (N_NULL, 5))
+    a = np.round(shared + skewed((N_NULL, 5)))
+    b = np.round(shared + shift + spread * rng.normal(0, 1, (N_NULL, 5)))
+    level = rate(CHECKS.get("greater")({"a": a, "b": b}, chk))
+    RATES[f"greater, integer, one lognormal arm, spread {spread}, 5 seeds: null"] = (level, N_NULL)
+    assert level <= upper(ALPHA, N_NULL), f"spread {spread}: REPRODUCED in {level:.4f} of null data sets"
+
+
 def lognormal(rng, shape, sigma=1.0):
     """Lognormal noise centred at mean 0 with sd 1 (skewness 6.2 at sigma 1, 0.78 at sigma 0.25)."""
     x, m = rng.lognormal(0, sigma, shape), math.exp(sigma ** 2 / 2)
