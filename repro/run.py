@@ -60,24 +60,44 @@ class LocalExecutor:
         self.keep_epochs: dict[str, set[int]] = {}  # run key -> epochs whose weights a student asks for
         self.teachers = Teachers(self.trained_model)  # a student's teacher, and its logits once for all its students
         self._said_stored: set = set()  # result files already reported as stored (a fixed_seed run: every seed)
+        self.retrained: dict[str, dict] = {}  # run key -> a stored run retrained here for its weights, and how it came out
         # --force redoes results stored before this moment; one stored since (by this process, or by another
         # `repro run --force` that took the run's lock first) is not trained twice
         self.started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
     def trained_model(self, run: RunSpec, epoch: int | None = None) -> torch.nn.Module:
-        """The run's final weights (or those at the end of `epoch`) from the cache; retrained (same seed, same
-        numbers) if the cache lacks them."""
+        """The run's final weights (or those at the end of `epoch`) from the cache; retrained if the cache lacks
+        them (the same numbers on the same hardware and library versions: _compare_retrained checks)."""
         model = build_model(run)
         if not self.store.load_weights(run, model, epoch):
             what = "weights" if epoch is None else f"epoch-{epoch} weights"
-            self.log(f"  {what} of {run.key[:12]} not cached: retraining it (same seed, same numbers)")
+            self.log(f"  {what} of {run.key[:12]} not cached: retraining it (same seed)")
             if epoch is not None:
                 self.keep_epochs.setdefault(run.key, set()).add(epoch)
-            _, model = self._train(run)
+            result, model = self._train(run)
             self.store.state_path(run).unlink(missing_ok=True)  # the weights are saved: nothing left to resume
+            self._compare_retrained(run, result)
             if epoch is not None:
                 self.store.load_weights(run, model, epoch)
         return model.to(self.device)
+
+    def _compare_retrained(self, run: RunSpec, result: dict) -> None:
+        """"Same seed, same numbers" holds on the same hardware, threads and library versions; a teacher retrained
+        on another machine kind gives numbers from the same distribution instead. Which one happened is said here
+        and kept in every student's provenance (teacher_retrained), so no student silently rests on weights other
+        than those whose result the store holds."""
+        stored = self.store.done(run.key)
+        if stored is None:
+            return
+        same = stored["final"] == result["final"]
+        self.retrained[run.key] = {"key": run.key[:12], "bitwise_equal": same, "stored": stored["final"],
+                                   "retrained": result["final"], "stored_on": stored.get("device"),
+                                   "retrained_on": result.get("device")}
+        if not same:
+            shown = "; ".join(f"{k} {stored['final'][k]} stored, {result['final'].get(k)} now"
+                              for k in sorted(stored["final"])[:2])
+            self.log(f"  note: the retrained {run.key[:12]} differs from its stored result ({shown}): other hardware"
+                     " or library versions; its students say so in their provenance (teacher_retrained)")
 
     def _train(self, run: RunSpec, on_epoch=None):
         """Train (or resume) a run and save its weights. Its resume file stays until the caller has
@@ -203,7 +223,12 @@ class LocalExecutor:
         counts["trained"] += 1
 
     def _keep(self, job: Job, result: dict) -> None:
-        self.store.save(job.path, job.run, result, {**provenance(), **self.store.stamp(job.path)})
+        extra = {}
+        sources = [job.run.teacher, job.run.init_from, *job.run.teachers]
+        retrained = [self.retrained[r.key] for r in sources if r is not None and r.key in self.retrained]
+        if retrained:
+            extra["teacher_retrained"] = retrained
+        self.store.save(job.path, job.run, result, {**provenance(), **self.store.stamp(job.path), **extra})
         self.store.mark_done(job.run.key, job.path)
 
     def _run_stacked(self, group: list[Job]) -> set[str]:

@@ -143,3 +143,42 @@ def test_a_run_another_process_holds_is_put_off_with_the_runs_that_learn_from_it
                        "training hinton-kd-helps/as_described/distilled seed 0"], logs
     assert summary["counts"] == {"trained": 3, "cached": 0, "failed": 0}
     assert not any("retraining" in line for line in logs)  # the student waited for its teacher's run
+
+
+def test_a_retrained_teacher_is_compared_with_its_stored_result_in_each_students_provenance(tmp_path):
+    """A fresh clone (or a new machine) has a teacher's result but not its weights: the teacher is retrained for
+    its students. Bitwise the same on this machine; a stored result from other hardware (here: an edited
+    number) differs, and the student's provenance and the log say which happened."""
+    import torch
+    from repro.plan import plan
+    from repro.run import LocalExecutor
+    from repro.spec import load_claim
+    from repro.store import Store, checksum
+    claim = load_claim(ROOT / "claims/hinton-kd-helps.yaml")
+    claim = claim.model_copy(update={"variants": {"as_described": claim.variants["as_described"]},
+                                     "profiles": {"smoke": claim.profiles["smoke"].model_copy(update={"seeds": [0]})}})
+    store = Store(tmp_path / "results", tmp_path / "cache")
+    jobs = plan([claim], "smoke", store)
+    LocalExecutor(store, torch.device("cpu"), log=lambda _: None).submit(jobs)
+    teacher, student = (next(j for j in jobs if j.arm == arm) for arm in ("teacher", "distilled"))
+
+    def student_again(edit_teacher=None):
+        store.checkpoint_path(teacher.run).unlink()
+        student.path.unlink()
+        (store.cache / "done" / student.run.key).unlink()
+        if edit_teacher:
+            payload = json.loads(teacher.path.read_text())
+            for numbers in (payload["final"], payload["epochs"][-1]):  # as if trained on other hardware
+                numbers["test_loss"] += 1e-4
+            payload["checksum"] = checksum({k: v for k, v in payload.items() if k != "checksum"})
+            teacher.path.write_text(json.dumps(payload))
+        logs = []
+        LocalExecutor(store, torch.device("cpu"), log=logs.append).submit(jobs)
+        return json.loads(student.path.read_text())["provenance"]["teacher_retrained"], logs
+
+    (same,), logs = student_again()
+    assert same["bitwise_equal"] and same["key"] == teacher.run.key[:12], same
+    assert not any("differs from its stored result" in line for line in logs)
+    (other,), logs = student_again(edit_teacher=True)
+    assert not other["bitwise_equal"] and other["stored"]["test_loss"] == pytest.approx(other["retrained"]["test_loss"] + 1e-4)
+    assert any("differs from its stored result" in line for line in logs), logs
