@@ -483,7 +483,8 @@ def test_the_summary_row_is_claim_claimed_measured_verdict_with_direction_and_on
                 tolerance=0.01, estimand="mean(teacher)", estimate=0.9824, estimate_ci=[0.9814, 0.9834],
                 reference=0.963, values={"teacher": [0.982, 0.9823, 0.9818, 0.9831, 0.9828]}, p=1.0, p_holm=1.0,
                 p_refute=1.56e-05, p_refute_holm=0.00014,
-                also_reported=[{"value": 0.97, "by": "a later version, one run"}])
+                also_reported=[{"value": 0.97, "by": "a later version, one run"}],
+                devices=["CPU AMD EPYC, 1 threads", "CPU Intel(R) Xeon(R) Processor, 1 threads"])
     page = render({"profile": "paper", "verdicts": [{**v, "profile": "paper"}]}, {CLAIM_ID: claim})
     summary = page.split('<table class="summary">')[1].split("</table>")[0]
     header = re.findall(r"<th>([^<]*)</th>", summary.split("</thead>")[0])
@@ -496,6 +497,7 @@ def test_the_summary_row_is_claim_claimed_measured_verdict_with_direction_and_on
     assert "source " in studied and claim.source.file in studied
     assert "<b>0.97</b>" in studied and "a later version, one run" in studied  # the other published number
     assert "teacher: 0.982, 0.9823, 0.9818, 0.9831, 0.9828" in studied  # per seed
+    assert "trained on 2 machine kinds (CPU AMD EPYC, 1 threads; CPU Intel(R) Xeon(R) Processor" in studied
     assert "mean(teacher) = 0.9824 [0.9814, 0.9834]" in studied and "+1.94 points" in studied
     for deviation in claim.profiles["paper"].deviations:  # the protocol differences, the spec's own
         assert deviation.replace("'", "&#39;") in studied
