@@ -40,9 +40,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..registry import CHECKS
-from .small_sample import (SPREAD_TOL, W_PAIRED, _difference, _integral, _p_above, _quantile, _rounding_var, _scale, _seeds_all,
-                           _seeds_needed, _unequal_sizes_df, _var, sign_flip, skew_factor, skew_share, two_sample_permutation,
-                           welch_skew)
+from .small_sample import (SPREAD_TOL, W_PAIRED, _difference, _half, _hsu_guard, _integral, _p_above, _quantile,
+                           _rounding_var, _scale, _seeds_all, _seeds_needed, _var, hsu_df, sign_flip, skew_factor, skew_share,
+                           two_sample_permutation, welch_skew)
 
 # --- specs: what each kind needs (read by repro.spec.Check's validators) --------------------------
 
@@ -96,6 +96,12 @@ def _companion_max(parts: list[dict]) -> dict:
             "n_permutations": min(c["n_permutations"] for c in parts)}
 
 
+def _hsu_note(paired: bool, *size_sets) -> str:
+    """Appended to a Welch test's name where some comparison's p is also Hsu's (small_sample._hsu_guard)."""
+    dfs = sorted({df for sizes in size_sets if not paired and (df := hsu_df(sizes)) is not None})
+    return f"; p at least Hsu's, t on {'/'.join(f'{d:g}' for d in dfs)} df" if dfs else ""
+
+
 def _is_paired(values: dict, check) -> bool:
     lengths = {np.shape(values[arm])[-1] for arm in check.arms}
     if check.paired is None:
@@ -116,9 +122,9 @@ def _directional_part(a, b, paired, sign, margin, alpha, label) -> dict:
     """Claim sign * (a - b) > 0; refuted when sign * (a - b) is confidently below `margin`."""
     r = _difference(a, b, paired)
     e = sign * r["diff"]
-    p, t = _p_above(e, r["se"], r["df"], r["no_spread"])
-    p_ref, _ = _p_above(margin - e, r["se"], r["df"], r["no_spread"])
-    half = _quantile(alpha, r["df"]) * r["se"]
+    p, t = _p_above(e, r["se"], r["df"], r["no_spread"], r["guard"])
+    p_ref, _ = _p_above(margin - e, r["se"], r["df"], r["no_spread"], r["guard"])
+    half = _half(alpha, r["se"], r["df"], r["guard"])
     with np.errstate(divide="ignore", invalid="ignore"):
         effect = r["diff"] / r["sd_effect"]
     comp = sign_flip(sign * (a - b)) if paired else two_sample_permutation(sign * a, sign * b)
@@ -132,21 +138,21 @@ def _directional_part(a, b, paired, sign, margin, alpha, label) -> dict:
 
 
 def _tost_part(estimate, se, df, sd_unit, margin, alpha, alpha_refute, welch, label, reference, companion,
-               no_spread, hedge: float = W_PAIRED) -> dict:
+               no_spread, hedge: float = W_PAIRED, guard=None) -> dict:
     """TOST: |estimate - reference| < margin. estimate has standard error se with df.
 
     Refuting it (|true - reference| >= margin) is the union of two one-sided tests, e > margin or
     e < -margin: each at half the level (p_refute = 2 x the smaller p), so that when the margin is small
     against the standard error the two sides together still refute a true claim at most alpha of the
     time (each side at alpha would reach 2 alpha). Dual: refuted iff the two-sided (1 - alpha) interval
-    lies outside the band."""
+    lies outside the band. `guard`: Welch's second bound at unequal sizes (small_sample._hsu_guard)."""
     e = estimate - reference
-    p_low, t_low = _p_above(e + margin, se, df, no_spread)  # H1: e > -margin
-    p_upp, t_upp = _p_above(margin - e, se, df, no_spread)  # H1: e < +margin
+    p_low, t_low = _p_above(e + margin, se, df, no_spread, guard)  # H1: e > -margin
+    p_upp, t_upp = _p_above(margin - e, se, df, no_spread, guard)  # H1: e < +margin
     p = np.maximum(p_low, p_upp)
-    p_out = np.minimum(1.0, 2 * np.fmin(_p_above(e - margin, se, df, no_spread)[0],
-                                        _p_above(-margin - e, se, df, no_spread)[0]))
-    half = _quantile(alpha, df) * se
+    p_out = np.minimum(1.0, 2 * np.fmin(_p_above(e - margin, se, df, no_spread, guard)[0],
+                                        _p_above(-margin - e, se, df, no_spread, guard)[0]))
+    half = _half(alpha, se, df, guard)
     with np.errstate(divide="ignore", invalid="ignore"):
         effect = e / (sd_unit / math.sqrt(2) if welch else sd_unit)
     distance = margin - np.abs(e)
@@ -240,7 +246,8 @@ def _directional(values, check, sign: int, word: str) -> dict:
     paired = _is_paired(values, check)
     x, y = check.arms[:2]
     part = _directional_part(a, b, paired, sign, check.margin or 0.0, check.alpha, f"{x} - {y}")
-    return _combine([part], check.alpha, batch, test=("paired t" if paired else "Welch t") + " (one-sided)",
+    note = _hsu_note(paired, [a.shape[-1], b.shape[-1]])
+    return _combine([part], check.alpha, batch, test=("paired t" if paired else "Welch t") + f" (one-sided{note})",
                     paired=paired, hypothesis=f"{x} {word} {y}" + (
                         f" (an effect confidently below {check.margin} refutes)" if check.margin else ""))
 
@@ -282,8 +289,10 @@ def equivalent(values, check) -> dict:
         comp["test"] = "TOST by " + comp["test"].split(" (largest")[0]
         parts.append(_tost_part(r["diff"], r["se"], r["df"], r["sd_unit"], m, alpha, alpha / len(pairs),
                                 not paired, f"{check.arms[i]} - {check.arms[j]}", 0.0, comp, r["no_spread"],
-                                hedge=r["skew_share"]))
-    return _combine(parts, alpha, batch, test=("TOST paired t" if paired else "TOST Welch t"), paired=paired,
+                                hedge=r["skew_share"], guard=r["guard"]))
+    note = _hsu_note(paired, *[[xs[i].shape[-1], xs[j].shape[-1]] for i, j in pairs])
+    test = ("TOST paired t" if paired else "TOST Welch t") + (f" ({note[2:]})" if note else "")
+    return _combine(parts, alpha, batch, test=test, paired=paired,
                     hypothesis=f"|difference| < {m} for every pair of {', '.join(check.arms)}")
 
 
@@ -330,7 +339,8 @@ def best_of(values, check) -> dict:
                                    f"{check.arms[lead]} - {check.arms[j]}") for j in others]
         results.append(_combine(parts, check.alpha / top, True, paired=paired))
     rest = ", ".join(check.arms[top:])
-    test = ("paired t" if paired else "Welch t") + f" (one-sided, largest of {len(xs) - top})"
+    note = _hsu_note(paired, *[[xs[i].shape[-1], xs[j].shape[-1]] for i in range(top) for j in others])
+    test = ("paired t" if paired else "Welch t") + f" (one-sided, largest of {len(xs) - top}{note})"
     if top == 1:
         out = results[0]
         hypothesis = f"{check.arms[0]} {word} each of {rest} ({check.better} is better)"
@@ -411,6 +421,7 @@ def at_least(values, check) -> dict:
         hedge_l, hedge_d = skew_factor(n, share_l), skew_factor(n, share_d)
         se_l, df_l = sd_l / math.sqrt(n) * hedge_l, np.full(np.shape(num), n - 1.0)
         se_d, df_d = np.sqrt(a2) * hedge_d, df_l
+        guard_l = guard_d = None
         sd_unit = sd_l
     else:
         means = [x.mean(-1) for x in xs]
@@ -421,25 +432,25 @@ def at_least(values, check) -> dict:
         num = sum(c * m for c, m in zip(cn, means))
         den = sum(c * m for c, m in zip(cd, means)) + d0
 
-        def satterthwaite(c):
+        def satterthwaite(c):  # se, Satterthwaite's df, and Hsu's guard where the arms in the contrast differ in size
             var = sum(ci ** 2 * vi for ci, vi in zip(c, v))
             with np.errstate(divide="ignore", invalid="ignore"):
                 df = var ** 2 / sum((ci ** 2 * vi) ** 2 / (ni - 1) for ci, vi, ni in zip(c, v, ns) if ci)
-            return np.sqrt(var), _unequal_sizes_df(np.where(var == 0, sum(ns) - len(ns), df),
-                                                   [ni for ci, ni in zip(c, ns) if ci])
+            se = np.sqrt(var)
+            return se, np.where(var == 0, sum(ns) - len(ns), df), _hsu_guard(se, [ni for ci, ni in zip(c, ns) if ci])
 
         a0 = sum(c ** 2 * vi for c, vi in zip(cn, v))
         a1 = sum(c * e * vi for c, e, vi in zip(cn, cd, v))
         a2 = sum(c ** 2 * vi for c, vi in zip(cd, v))
-        se_l, df_l = satterthwaite(cn - b * cd)
-        se_d, df_d = satterthwaite(cd) if has_den else (np.zeros(np.shape(num)), df_l)
+        se_l, df_l, guard_l = satterthwaite(cn - b * cd)
+        se_d, df_d, guard_d = satterthwaite(cd) if has_den else (np.zeros(np.shape(num)), df_l, None)
         (hedge_l, share_l), (hedge_d, share_d) = welch_skew(cl, ns), (welch_skew(cd, ns) if has_den else (1.0, 0.0))
         se_l, se_d = se_l * hedge_l, se_d * hedge_d
         sd_unit = np.sqrt(sum((c ** 2) * r for c, r in zip(cn - b * cd, raw)))
     lin = num - b * den
-    p_l, t_l = _p_above(lin, se_l, df_l, no_spread)
-    p_l_ref, _ = _p_above(-lin, se_l, df_l, no_spread)
-    p_d, t_d = _p_above(den, se_d, df_d, no_spread) if has_den else (np.zeros(np.shape(lin)), np.full(np.shape(lin), np.inf))
+    p_l, t_l = _p_above(lin, se_l, df_l, no_spread, guard_l)
+    p_l_ref, _ = _p_above(-lin, se_l, df_l, no_spread, guard_l)
+    p_d, t_d = _p_above(den, se_d, df_d, no_spread, guard_d) if has_den else (np.zeros(np.shape(lin)), np.full(np.shape(lin), np.inf))
     if paired and has_den:
         known = np.where(den > 0, 0.0, 1.0)
         p_d = np.where(den_constant & ~no_spread, known, p_d)
@@ -453,7 +464,8 @@ def at_least(values, check) -> dict:
     refuted = p_refute < alpha
     # Fieller: {f : (N - f D)^2 <= q^2 (a0 - 2 f a1 + f^2 a2)}, q at the contrast's df times the skew hedge of the
     # contrast N - f D, which depends on f: each end is found again at its own hedge until it settles (a few rounds),
-    # so that the interval excludes a bound exactly when the test at that bound rejects
+    # so that the interval excludes a bound exactly when the test at that bound rejects; Welch at unequal sizes: q is
+    # at least Hsu's t quantile (the guard's standard error is the unhedged one, sqrt(a0 - 2 f a1 + f^2 a2))
     ns = [x.shape[-1] for x in xs]
 
     def hedge_at(f):
@@ -467,6 +479,8 @@ def at_least(values, check) -> dict:
 
     def ends(h):
         qq = _quantile(alpha, df_l) * h
+        if guard_l is not None:
+            qq = np.fmax(qq, _quantile(alpha, guard_l[1]))
         qa, qb, qc = den ** 2 - qq ** 2 * a2, num * den - qq ** 2 * a1, num ** 2 - qq ** 2 * a0
         with np.errstate(divide="ignore", invalid="ignore"):
             root = np.sqrt(np.maximum(qb ** 2 - qa * qc, 0))
@@ -491,7 +505,9 @@ def at_least(values, check) -> dict:
         comp = {"test": "none (no exact permutation test for a contrast of independent arms)",
                 "p": np.full(np.shape(lin), np.nan), "p_floor": math.nan, "exact": False, "n_permutations": 0}
     label = f"{check.derived or 'mean'}({', '.join(check.arms)})"
-    out = {"test": ("paired t" if paired else "Welch t") + " on N - bound x D" + (" and on D" if has_den else ""),
+    note = _hsu_note(paired, [n for c, n in zip(cn - b * cd, ns) if c], [n for c, n in zip(cd, ns) if c])
+    out = {"test": ("paired t" if paired else "Welch t") + " on N - bound x D" + (" and on D" if has_den else "")
+           + (f" ({note[2:]})" if note else ""),
            "paired": paired, "hypothesis": f"{label} >= {b:g}", "formula": spec.formula,
            "estimand": label, "estimate": f, "estimate_ci": (lo, hi), "diff": f - b, "ci": (lo - b, hi - b),
            "ci_level": 1 - 2 * alpha, "reference": b,
