@@ -9,7 +9,9 @@ monkeypatching repro.stats. 20k data sets give a Monte Carlo half-width of about
 benchmarks/calibration.txt holds what it printed (see its last line for the time, on one busy core); `--skew` runs only
 the paired skew tables (the paired t with and without stats.skew_factor, and the rules tried); `--kinds` only the
 issue-33 table (every kind at the edge of its skew class, fixed and sequential, level and power, before and after: the
-before columns run this script against repro/ of the commit BEFORE, extracted with git archive).
+before columns run this script against repro/ of the commit BEFORE, extracted with git archive); `--welch` only the
+Welch table (unequal sizes and variances: a grid of sizes, sd ratios and arm shapes at alpha 0.05 / 0.01 / 0.002, the
+tails of normal arms, and the power; before and hedge only from WELCH_BEFORE the same way).
 """
 from __future__ import annotations
 
@@ -46,9 +48,10 @@ def supported(kind, values, **kw) -> float:
 
 @contextmanager
 def rule(allowance=None, shrink=None, hedge=True):
-    """The old rules: the integer allowance (1/12 before, 1/24 now), the unequal-sizes df share (1 before) and the
-    paired t's skew factor on its standard error (hedge=False: none, as before). Each is set where it is defined
-    (repro/stats/small_sample.py) and where the check kinds read it (checks.py imports some by name)."""
+    """The old rules: the integer allowance (1/12 before, 1/24 now), the unequal-sizes df share (DF_SHRINK, 1 before
+    issue 25; only in WELCH_BEFORE's tree, a no-op here) and the paired t's skew factor on its standard error
+    (hedge=False: none, as before). Each is set where it is defined (repro/stats/small_sample.py) and where the check
+    kinds read it (checks.py imports some by name)."""
     modules = (SS, SC)
     saved = [{k: getattr(m, k) for k in ("_rounding_var", "DF_SHRINK", "skew_factor") if hasattr(m, k)} for m in modules]
     old_round = SS._rounding_var
@@ -181,34 +184,134 @@ def integer_limit_table(rng, sims):
             name = "symmetric" if skew_sigma is None else f"lognormal {skew_sigma} arm"
             print(f"  null {name:>18}: " + "; ".join(cells))
 
-def welch_table(rng, sims):
-    print("\n== Welch, unequal sizes and variances (less; wrong REPRODUCED at the null, worst side) ==")
-    print(f"{'arms':>24} | {'now':>6} | {'before':>6}")
-    regimes = {f"{na} at sd {sa} v {nb} at sd 1": (na, nb, sa) for na, nb in ((3, 5), (3, 8), (3, 12), (4, 8), (5, 10))
-               for sa in (1, 2, 3, 5)}
-    def welch_row(name, a, b):  # wrong REPRODUCED, worse side, with the small-arm df rule now and before
-        cells = []
-        for shrink in (None, 1.0):
-            with rule(shrink=shrink):
-                cells.append(max(supported("less", {"a": a, "b": b}, paired=False),
-                                 supported("less", {"a": -a, "b": -b}, paired=False)))
-        print(f"{name:>24} | {cells[0]:.4f} | {cells[1]:.4f}")
 
-    for name, (na, nb, sa) in regimes.items():
-        welch_row(name, rng.normal(0, sa, (sims, na)), rng.normal(0, 1, (sims, nb)))
-    for name, noise in (("3 v 8, all lognormal", lognormal), ("3 v 8, all t3", lambda r, s: r.standard_t(3, s))):
-        welch_row(name, noise(rng, (sims, 3)), noise(rng, (sims, 8)))
-    print("power (greater), equal variances (sd 1), effect 0.5, 1, 2 sd of a difference of two runs:")
-    for na, nb in ((3, 8), (3, 5), (4, 8), (5, 10)):
-        cells = []
-        for shrink in (None, 1.0):
-            with rule(shrink=shrink):
-                row = []
-                for sd_units in (0.5, 1.0, 2.0):
-                    a = sd_units * math.sqrt(2) + rng.normal(0, 1, (sims, na))
-                    row.append(supported("greater", {"a": a, "b": rng.normal(0, 1, (sims, nb))}, paired=False))
-                cells.append("/".join(f"{p:.2f}" for p in row))
-        print(f"{na} v {nb}: now {cells[0]}, before {cells[1]}")
+WELCH_BEFORE = "700a35f"  # the last commit whose Welch t stacked the unequal-sizes df shrink on the skew hedge
+WELCH_SIZES = ((3, 5), (3, 8), (3, 12), (4, 8), (5, 10), (3, 3), (5, 5))  # (smaller arm, larger arm) seeds
+WELCH_RATIOS = (1 / 3, 1 / 2, 1.0, 2.0, 3.0, 5.0)  # sd of the smaller arm / sd of the larger
+WELCH_ALPHAS = (0.05, 0.01, 0.002)
+
+
+def _t3(rng, shape):
+    return rng.standard_t(3, shape) / math.sqrt(3)
+
+
+def _normal(rng, shape):
+    return rng.normal(0, 1, shape)
+
+
+# name: (noise of the smaller arm, of the larger, each of mean 0 and sd 1; the sd ratios inside the class the
+# Welch t is calibrated for: normal and t3 arms at every ratio, one lognormal arm whose sd is at most the other's,
+# two lognormal arms skewed the same way at equal sds). The rest of the grid is outside it.
+WELCH_SHAPES = {
+    "normal": (_normal, _normal, WELCH_RATIOS),
+    "t3": (_t3, _t3, WELCH_RATIOS),
+    "small lognormal 0.5": (lambda r, s: lognormal(r, s, 0.5), _normal, (1 / 3, 1 / 2, 1.0)),
+    "small lognormal 1": (lognormal, _normal, (1 / 3, 1 / 2, 1.0)),
+    "large lognormal 1": (_normal, lognormal, (1.0, 2.0, 3.0, 5.0)),
+    "both lognormal 1": (lognormal, lognormal, (1.0,)),
+    "both lognormal 1, opposite": (lognormal, lambda r, s: -lognormal(r, s), ()),
+}
+WELCH_TAILS = ((3, 5), (3, 8), (3, 12), (4, 8))  # normal arms, the smaller arm the noisier: its Satterthwaite df's tail
+
+
+@contextmanager
+def _decisions_only():
+    """The check kinds without the two parts that cost most and decide nothing (the permutation companion, the
+    seeds to decide), so that a grid of 20k data sets per cell runs in minutes."""
+    saved = {k: getattr(SC, k) for k in ("two_sample_permutation", "_seeds_all", "_seeds_needed")}
+    SC.two_sample_permutation = lambda a, b: {"test": "-", "p": np.full(np.shape(a)[:-1], np.nan), "p_floor": 0.0,
+                                              "exact": True, "n_permutations": 0}
+    SC._seeds_all = lambda distances, *a, **k: np.full(np.shape(distances[0]), np.nan)
+    SC._seeds_needed = lambda distance, *a, **k: np.full(np.shape(distance), np.nan)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(SC, k, v)
+
+
+def _welch_p(a, b):
+    """p of "a > b" and of "a < b" (Welch, through the registered kind)."""
+    chk = check("greater", ["a", "b"], paired=False)
+    return (np.asarray(CHECKS.get("greater")({"a": a, "b": b}, chk)["p"], float),
+            np.asarray(CHECKS.get("greater")({"a": -a, "b": -b}, chk)["p"], float))
+
+
+def welch_rates(sims: int, variant: str = "now") -> dict:
+    """Welch greater/less at unequal sizes, through the registered kind: per cell of WELCH_SIZES x WELCH_SHAPES x
+    WELCH_RATIOS the wrong-REPRODUCED rate on the worse side at each of WELCH_ALPHAS; the tails of normal arms
+    (5 x sims data sets, sd ratios 2-10); and the power of "greater" at equal sds (normal, alpha 0.05). The same
+    seeds for every variant: "now" (this tree), "before" and "hedge only" (WELCH_BEFORE's tree, with its df
+    shrink switched off for the latter)."""
+    rng = np.random.default_rng(20251208)
+    out = {"grid": {}, "tails": {}, "power": {}}
+    with _decisions_only(), rule(shrink=1.0 if variant == "hedge only" else None):
+        for na, nb in WELCH_SIZES:
+            for shape, (small, large, _) in WELCH_SHAPES.items():
+                for ratio in WELCH_RATIOS:
+                    up, down = _welch_p(ratio * small(rng, (sims, na)), large(rng, (sims, nb)))
+                    out["grid"][f"{na}|{nb}|{shape}|{ratio:.4f}"] = [
+                        max(float(np.mean(up < x)), float(np.mean(down < x))) for x in WELCH_ALPHAS]
+        for na, nb in WELCH_TAILS:
+            for ratio in (2.0, 3.0, 5.0, 10.0):
+                up, down = _welch_p(ratio * rng.normal(0, 1, (5 * sims, na)), rng.normal(0, 1, (5 * sims, nb)))
+                out["tails"][f"{na}|{nb}|{ratio:g}"] = [max(float(np.mean(up < x)), float(np.mean(down < x)))
+                                                        for x in WELCH_ALPHAS]
+        for na, nb in ((3, 5), (3, 8), (4, 8), (5, 10), (3, 3), (5, 5)):
+            for k in (0.5, 1.0, 2.0):
+                up, _ = _welch_p(k * math.sqrt(2) + rng.normal(0, 1, (sims, na)), rng.normal(0, 1, (sims, nb)))
+                out["power"][f"{na}|{nb}|{k:g}"] = float(np.mean(up < ALPHA))
+    return out
+
+
+def welch_table(rng, sims):
+    before, hedge_only = (_rates_at(WELCH_BEFORE, sims, f"--welch-json={v}") for v in ("before", "hedge only"))
+    now = welch_rates(sims)
+    cols = ("before", "hedge only", "now")
+    runs = dict(zip(cols, (before, hedge_only, now)))
+    print(f"\n== Welch greater/less (unpaired), wrong REPRODUCED on the worse side at alpha 0.05 / 0.01 / 0.002, worst "
+          f"over the smaller arm's sd / the larger's (1/3 .. 5); {sims} data sets per cell. before = {WELCH_BEFORE} "
+          f"(Satterthwaite's df moved 3/4 of the way to Hsu's min(n) - 1 when the smaller arm has <= 4 seeds, times "
+          f"the skew hedge); hedge only = that without the df shrink; now = the hedged Satterthwaite t and, at "
+          f"unequal sizes with a smaller arm of <= 4 seeds, Hsu's t as well (the larger p) ==")
+    print("in class: normal and t3 arms at every sd ratio; one lognormal arm (sigma 0.5 or 1) whose sd is at most the "
+          "other's; both arms lognormal (same sign) at equal sds. [ratio] = where the worst case sits")
+    print(f"{'sizes':>7} {'arms':>26} | {'in class':^74} | {'outside, at 0.05':^20}")
+    print(f"{'':>7} {'':>26} | " + " | ".join(f"{c:^24}" for c in cols) + " | " + " ".join(f"{c.split()[0]:>6}" for c in cols))
+
+    def worst(run, na, nb, shape, ratios, i):
+        cells = [(run["grid"][f"{na}|{nb}|{shape}|{r:.4f}"][i], r) for r in ratios]
+        return max(cells) if cells else (math.nan, math.nan)
+
+    summary = {c: [[0.0, ""] for _ in WELCH_ALPHAS] for c in cols}
+    for na, nb in WELCH_SIZES:
+        for shape, (_, _, inside) in WELCH_SHAPES.items():
+            outside = [r for r in WELCH_RATIOS if r not in inside]
+            cells, outs = [], []
+            for c in cols:
+                levels = [worst(runs[c], na, nb, shape, inside, i) for i in range(len(WELCH_ALPHAS))]
+                for i, (x, r) in enumerate(levels):
+                    if na != nb and x == x and x / WELCH_ALPHAS[i] > summary[c][i][0]:
+                        summary[c][i] = [x / WELCH_ALPHAS[i], f"{na} v {nb} {shape} at sd ratio {r:.2g}"]
+                cells.append("/".join(f"{x:.3f}" for x, _ in levels) + f" [{levels[0][1]:.2g}]" if inside else "-")
+                outs.append(worst(runs[c], na, nb, shape, outside, 0)[0])
+            print(f"{na:>2} v {nb:<3} {shape:>26} | " + " | ".join(f"{x:^24}" for x in cells) + " | "
+                  + " ".join(f"{x:6.3f}" if x == x else f"{'-':>6}" for x in outs))
+    print("worst in class at unequal sizes, as a multiple of alpha (0.05 / 0.01 / 0.002): " + "; ".join(
+        f"{c} " + " / ".join(f"{x:.2f} ({where})" for x, where in summary[c]) for c in cols))
+    print("outside the class, a skewed smaller arm twice as noisy as the larger (alpha 0.05): " + "; ".join(
+        f"{shape}, {na} v {nb}: " + " ".join(f"{c} {runs[c]['grid'][f'{na}|{nb}|{shape}|2.0000'][0]:.3f}" for c in cols)
+        for shape in ("small lognormal 0.5", "small lognormal 1") for na, nb in ((3, 8), (3, 12))))
+    print(f"tails, normal arms, the smaller arm the noisier ({5 * sims} data sets per cell), wrong REPRODUCED / alpha "
+          f"at 0.05 / 0.01 / 0.002:")
+    for na, nb in WELCH_TAILS:
+        print(f"  {na} v {nb}: " + "; ".join(
+            f"sd ratio {r:g}: " + " ".join(f"{c} " + "/".join(f"{x / a:.2f}" for x, a in zip(
+                runs[c]["tails"][f"{na}|{nb}|{r:g}"], WELCH_ALPHAS)) for c in cols) for r in (2, 3, 5, 10)))
+    print("power (greater), equal sds, normal, alpha 0.05: effect 0.5 / 1 / 2 sd of a difference of two runs")
+    for na, nb in ((3, 5), (3, 8), (4, 8), (5, 10), (3, 3), (5, 5)):
+        print(f"  {na} v {nb}: " + "; ".join(f"{c} " + "/".join(f"{runs[c]['power'][f'{na}|{nb}|{k:g}']:.2f}"
+                                                               for k in (0.5, 1.0, 2.0)) for c in cols))
 
 
 def _one_sample_rules(n):
@@ -427,14 +530,14 @@ def skew_kind_rates(sims: int) -> dict:
     return out
 
 
-def _rates_at(rev: str, sims: int) -> dict:
-    """skew_kind_rates with repro/ as it was at git revision `rev` (extracted to a temporary folder; this script
-    runs there in a subprocess), for the before columns."""
+def _rates_at(rev: str, sims: int, flag: str = "--kinds-json") -> dict:
+    """skew_kind_rates (or, with flag --welch-json=VARIANT, welch_rates) with repro/ as it was at git revision `rev`
+    (extracted to a temporary folder; this script runs there in a subprocess), for the before columns."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with tempfile.TemporaryDirectory() as tmp:
         archive = subprocess.run(["git", "-C", root, "archive", rev, "repro"], check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-        done = subprocess.run([sys.executable, os.path.abspath(__file__), "--kinds-json", "--sims", str(sims)],
+        done = subprocess.run([sys.executable, os.path.abspath(__file__), flag, "--sims", str(sims)],
                               env={**os.environ, "PYTHONPATH": tmp}, check=True, capture_output=True, text=True, cwd=tmp)
     return json.loads(done.stdout)
 
@@ -464,17 +567,22 @@ def main():
                         help="only the skew tables (a part of benchmarks/calibration.txt)")
     parser.add_argument("--kinds", action="store_true", help="only the skew table per kind (issue 33)")
     parser.add_argument("--integer", action="store_true", help="only the integer tables")
+    parser.add_argument("--welch", action="store_true", help="only the Welch table (unequal sizes and variances)")
     parser.add_argument("--kinds-json", action="store_true", help=argparse.SUPPRESS)  # _rates_at's subprocess
+    parser.add_argument("--welch-json", help=argparse.SUPPRESS)  # _rates_at's subprocess: before / hedge only
     args = parser.parse_args()
     if args.kinds_json:
         print(json.dumps(skew_kind_rates(args.sims)))
+        return
+    if args.welch_json:
+        print(json.dumps(welch_rates(args.sims, args.welch_json)))
         return
     rng = np.random.default_rng(20251201)
     started = time.time()
     print(f"{args.sims} simulated data sets per cell (Monte Carlo half-width at 0.05: "
           f"{3 * math.sqrt(ALPHA * (1 - ALPHA) / args.sims):.4f})")
     tables = (skew_table, skew_alternatives) if args.skew else (skew_kinds_table,) if args.kinds else (
-        integer_table, integer_limit_table) if args.integer else (
+        integer_table, integer_limit_table) if args.integer else (welch_table,) if args.welch else (
         skew_kinds_table, integer_table, integer_limit_table, welch_table, skew_table, skew_alternatives,
         sequential_ratio_table, sequential_table)
     for table in tables:
