@@ -272,8 +272,8 @@ def welch_table(rng, sims):
     print(f"\n== Welch greater/less (unpaired), wrong REPRODUCED on the worse side at alpha 0.05 / 0.01 / 0.002, worst "
           f"over the smaller arm's sd / the larger's (1/3 .. 5); {sims} data sets per cell. before = {WELCH_BEFORE} "
           f"(Satterthwaite's df moved 3/4 of the way to Hsu's min(n) - 1 when the smaller arm has <= 4 seeds, times "
-          f"the skew hedge); hedge only = that without the df shrink; now = the hedged Satterthwaite t and, at "
-          f"unequal sizes with a smaller arm of <= 4 seeds, Hsu's t as well (the larger p) ==")
+          f"the skew hedge); hedge only = that without the df shrink; now = the hedged Satterthwaite t and, with a "
+          f"smaller arm of <= 4 seeds (equal sizes too), Hsu's t as well (the larger p) ==")
     print("in class: normal and t3 arms at every sd ratio; one lognormal arm (sigma 0.5 or 1) whose sd is at most the "
           "other's; both arms lognormal (same sign) at equal sds. [ratio] = where the worst case sits")
     print(f"{'sizes':>7} {'arms':>26} | {'in class':^74} | {'outside, at 0.05':^20}")
@@ -291,13 +291,13 @@ def welch_table(rng, sims):
             for c in cols:
                 levels = [worst(runs[c], na, nb, shape, inside, i) for i in range(len(WELCH_ALPHAS))]
                 for i, (x, r) in enumerate(levels):
-                    if na != nb and x == x and x / WELCH_ALPHAS[i] > summary[c][i][0]:
+                    if x == x and x / WELCH_ALPHAS[i] > summary[c][i][0]:
                         summary[c][i] = [x / WELCH_ALPHAS[i], f"{na} v {nb} {shape} at sd ratio {r:.2g}"]
                 cells.append("/".join(f"{x:.3f}" for x, _ in levels) + f" [{levels[0][1]:.2g}]" if inside else "-")
                 outs.append(worst(runs[c], na, nb, shape, outside, 0)[0])
             print(f"{na:>2} v {nb:<3} {shape:>26} | " + " | ".join(f"{x:^24}" for x in cells) + " | "
                   + " ".join(f"{x:6.3f}" if x == x else f"{'-':>6}" for x in outs))
-    print("worst in class at unequal sizes, as a multiple of alpha (0.05 / 0.01 / 0.002): " + "; ".join(
+    print("worst in class, as a multiple of alpha (0.05 / 0.01 / 0.002): " + "; ".join(
         f"{c} " + " / ".join(f"{x:.2f} ({where})" for x, where in summary[c]) for c in cols))
     print("outside the class, a skewed smaller arm twice as noisy as the larger (alpha 0.05): " + "; ".join(
         f"{shape}, {na} v {nb}: " + " ".join(f"{c} {runs[c]['grid'][f'{na}|{nb}|{shape}|2.0000'][0]:.3f}" for c in cols)

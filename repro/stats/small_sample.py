@@ -184,11 +184,11 @@ def welch_skew(coefficients, sizes) -> tuple[float, float]:
     return float(f[k]), float(w[k])
 
 
-SMALL_ARM = 4  # _hsu_guard: Welch at unequal sizes whose smaller arm has at most this many seeds
+SMALL_ARM = 4  # _hsu_guard: Welch whose smaller arm has at most this many seeds
 
 
 def _hsu_guard(se, sizes: list[int]):
-    """Welch at unequal sizes with a smaller arm of at most SMALL_ARM seeds: (se, Hsu's df = min(n) - 1), a second
+    """Welch with a smaller arm of at most SMALL_ARM seeds: (se, Hsu's df = min(n) - 1), a second
     t its estimate must clear (_p_above takes the larger p, _half the wider interval); else None. `se` is the
     unhedged standard error, `sizes` those of the arms in the estimate (a contrast: those with a coefficient).
 
@@ -209,17 +209,19 @@ def _hsu_guard(se, sizes: list[int]):
     fraction with 3 teacher (or small-net) seeds against 8 finds a 1 sd shortfall in 0.39 of data sets, 0.49
     before (3 distilled seeds: 0.22, 0.16 before). A share of Satterthwaite's excess kept in the guard's df (5%)
     wins that back but breaks the tails with a 2-seed arm (1.9 x at 0.002, 2 v 20), where Hsu's df is t_1.
-    Equal sizes and smaller arms of 5+ seeds keep the hedged Satterthwaite t alone, as before (their own tails:
-    docs/statistics.md)."""
+    Equal sizes of at most SMALL_ARM seeds take the guard too: with the hedged Satterthwaite t alone 3 v 3 reached
+    1.25 x alpha at 0.002 (one lognormal arm, sd ratio 1/3), with the guard 0.5 x, for 0.26 -> 0.23 power at 1 sd.
+    Smaller arms of 5+ seeds keep the hedged Satterthwaite t alone (5 v 5 with one lognormal arm: 1.16 / 1.22 x
+    alpha at 0.01 / 0.002, the skew hedge's own limit there; docs/statistics.md)."""
     df = hsu_df(sizes)
     return None if df is None else (np.asarray(se, float), np.full(np.shape(se), df))
 
 
 def hsu_df(sizes) -> float | None:
-    """Hsu's df, min(n) - 1, where Welch's t must clear it too (_hsu_guard: sizes differ, the smaller arm has at
-    most SMALL_ARM seeds), else None."""
+    """Hsu's df, min(n) - 1, where Welch's t must clear it too (_hsu_guard: the smaller arm has at most SMALL_ARM
+    seeds, equal sizes included), else None."""
     sizes = [int(n) for n in sizes]
-    if len(set(sizes)) < 2 or min(sizes) > SMALL_ARM:
+    if len(sizes) < 2 or min(sizes) > SMALL_ARM:  # one arm's mean: its t is on n - 1 df already
         return None
     return min(sizes) - 1.0
 
