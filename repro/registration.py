@@ -93,6 +93,29 @@ def as_registered(claim, variant: str, rule: dict, profile: str):
     return claim.model_copy(update=update)
 
 
+def _runs(claim, variant: str, profile: str, seeds) -> dict | None:
+    """Arm -> the run keys the member's verdict reads at `seeds`, or None where the spec cannot plan them there."""
+    from .plan import plan_claim
+    try:
+        return {arm: [r.key for r in runs] for arm, runs in plan_claim(claim, variant, profile, seeds).items()}
+    except (KeyError, ValueError, TypeError):  # e.g. the profile or an arm taken out of the spec
+        return None
+
+
+def runs_edited(registered, current, variant: str, profile: str, seeds) -> list[str]:
+    """`arms.<name>` for each arm whose runs at the registered seeds are not the registered spec's: an arm's
+    config (loss, epochs, data, teacher...), the profile or variant that shapes it, or a `base:` file edited after
+    the registration. Its run keys change, so judging the current spec would make the member NOT RUN ("stale")
+    and hide its registered verdict; repro.verdict.judge_folder judges the registered copy instead."""
+    before = None if registered is None or registered is current else _runs(registered, variant, profile, seeds)
+    if before is None:  # nothing registered to compare with
+        return []
+    now = _runs(current, variant, profile, seeds)
+    if now is None:
+        return [f"arms (the spec no longer plans this variant's runs at the {profile} profile)"]
+    return [f"arms.{arm}" for arm in sorted(before.keys() | now.keys()) if before.get(arm) != now.get(arm)]
+
+
 def digest(wave: dict) -> str:
     return hashlib.sha256(json.dumps({k: v for k, v in wave.items() if k != "hash"}, sort_keys=True).encode()).hexdigest()
 
@@ -188,13 +211,16 @@ class Registration:
     def stamp(self) -> str | None:
         return f"{self.profile}:{self.waves[-1]['hash'][:16]}" if self.waves else None
 
-    def claim(self, claim_id: str):
-        """The claim as its spec was registered (a spec deleted from the folder is judged from this), or None."""
-        from .spec import Claim
+    def claim(self, claim_id: str, folder=None):
+        """The claim as its spec was registered (a spec deleted from the folder, or whose arms were edited, is judged
+        from this), or None. Rebuilt in the claims `folder` where given, which holds its plugins and observed files."""
+        from .spec import Claim, SpecError, claim_from_raw
         spec = next((w["specs"][claim_id] for w in reversed(self.waves or []) if claim_id in w.get("specs", {})), None)
         try:
+            if spec is not None and folder is not None:
+                return claim_from_raw(spec, Path(folder) / f"{claim_id}.yaml")
             return Claim.model_validate(spec) if spec is not None else None
-        except ValueError:  # e.g. a plugin's model, which only its file's folder can import
+        except (SpecError, ValueError):  # e.g. a plugin's file gone from the folder
             return None
 
     def wave_of(self, stamp: str) -> int | None:

@@ -469,17 +469,20 @@ def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store, r
                                  "reason": f"registration tampered: {reg.note}"})
         return _stamped(finalize(verdicts, None), reg)
     for key, m in members.items():
-        claim, gone = claims.get(m["claim"]), ""
+        claim, gone, registered = claims.get(m["claim"]), "", reg.claim(m["claim"], folder)
         if claim is None or m["variant"] not in claim.variants:  # judged from the spec as it was registered
-            claim = reg.claim(m["claim"])
+            claim = registered
             gone = "[its spec (or variant) is no longer in the claims folder: judged from the copy registered] "
         if claim is None or m["variant"] not in claim.variants:
             v = {**_stub(m["claim"], m["variant"], profile, m["rule"]), "status": "NOT RUN",
                  "reason": "registered, but its spec (or variant) is no longer in the claims folder, nor readable "
                            "from the registration: it stays in its family at p = 1"}
         else:
-            v = decide_guarded(reg_.as_registered(claim, m["variant"], m["rule"], profile), m["variant"], profile, store)
-            changed = reg_.changes(m["rule"], reg_.rule_of(claim, m["variant"], profile))
+            # arms edited since the registration: the registered runs are judged, the edited ones are the amendment
+            edited = reg_.runs_edited(registered, claim, m["variant"], profile, m["rule"]["seeds"])
+            v = decide_guarded(reg_.as_registered(registered if edited else claim, m["variant"], m["rule"], profile),
+                               m["variant"], profile, store)
+            changed = reg_.changes(m["rule"], reg_.rule_of(claim, m["variant"], profile)) + edited
             if changed:
                 v["amendment"] = _exploratory(claim, m["variant"], profile, store,
                                               "amendment after data: " + ", ".join(changed) + " edited since the "

@@ -108,7 +108,7 @@ def test_a_deleted_spec_that_cannot_be_rebuilt_stays_in_its_family_at_p_1(tmp_pa
     judged(folder, store)  # the data are looked at: every member is recorded as tested
     (folder / "c-strong.yaml").unlink()
     (folder / "c-weak.yaml").unlink()
-    monkeypatch.setattr(R.Registration, "claim", lambda self, claim_id: None)
+    monkeypatch.setattr(R.Registration, "claim", lambda self, *args: None)
     after = judged(folder, store)
     assert after["c-strong"]["status"] == "NOT RUN" and after["c-medium"]["status"] == "INCONCLUSIVE"
     assert len(after["c-medium"]["holm_family"]) == 3
@@ -176,6 +176,26 @@ def test_editing_a_tolerance_after_the_data_is_an_amendment(tmp_path):
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("NOT REPRODUCED c-match [default]")
     assert lines[1].strip().startswith("amendment after data: check.tolerance") and "exploratory REPRODUCED" in lines[1]
+
+
+def test_editing_an_arm_or_moving_a_claim_off_its_profile_after_the_data_is_an_amendment(tmp_path):
+    """An arm edited after the data (distilled trained 2 epochs, not 1) changes its run keys: judged from the edited
+    spec, c-strong was NOT RUN ("stale"), its registered verdict gone with no amendment shown, and a re-run under the
+    edit would have been confirmatory. Taking the profile out of c-weak's spec made it NOT RUN too. Now the runs of
+    the spec as registered are judged, and each edit is an amendment."""
+    folder, store = registered_folder(tmp_path)
+    before = headline(judged(folder, store))
+    edited = doc("c-strong")
+    edited["arms"]["distilled"] = {"epochs": 2}
+    write(folder, edited)
+    moved = doc("c-weak")
+    moved["profiles"] = {"other": moved["profiles"]["smoke"]}
+    write(folder, moved)
+    after = judged(folder, store)
+    assert headline(after) == before and before["c-strong"][0] == "REPRODUCED"
+    assert after["c-strong"]["amendment"]["why"].startswith("amendment after data: arms.distilled edited since")
+    assert after["c-strong"]["amendment"]["status"] == "NOT RUN"  # its runs at 2 epochs are not stored
+    assert "arms (the spec no longer plans" in after["c-weak"]["amendment"]["why"]
 
 
 def test_redeclaring_another_claims_design_leaves_every_verdict(tmp_path):
