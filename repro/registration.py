@@ -23,8 +23,9 @@ run` of them); a claim whose results are stored already is not added, and is jud
 
 Every result trained afterwards carries `provenance.registration` = "<profile>:<first 16 hex of the last wave's
 hash>" (no run key changes), so a registration edited or deleted is *tampered*, never a fresh start: a wave whose
-hash does not match, a result stamped with a wave the file lacks, or a file that does not extend the version
-committed in git. Judging then uses the newest committed version git still has; without one, every verdict of the
+hash does not match, a result stamped with a wave the file lacks, a file that does not extend the version
+committed in git, or a committed version that does not extend the one committed before it (a rewrite committed).
+Judging then uses the newest good committed version git still has; without one, every verdict of the
 profile is NOT RUN with the reason. Existing design.lock files (repro/designs.py) are committed evidence: wave 1
 registers the design they recorded where the spec's differs.
 """
@@ -155,18 +156,39 @@ def read(path: Path, profile: str) -> tuple[list | None, str]:
     return (None, wrong) if wrong else (doc["waves"], "")
 
 
-def committed(path: Path, profile: str) -> tuple[list | None, str]:
-    """The newest valid version of the file that git has committed (anywhere in its history): (waves, commit)."""
-    log = _git(path.parent, "log", "--all", "--format=%H", "--", path.name) if path.parent.exists() else None
-    for commit in (log or "").split():
-        text = _git(path.parent, "show", f"{commit}:./{path.name}")
-        try:
-            doc = json.loads(text) if text else None
-        except ValueError:
+def _version(path: Path, commit: str, profile: str) -> list | None:
+    """The waves of the file as `commit` has it, or None (absent there, or not a valid registration)."""
+    text = _git(path.parent, "show", f"{commit}:./{path.name}")
+    try:
+        doc = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return doc["waves"] if doc is not None and _valid(doc, profile) is None else None
+
+
+def committed(path: Path, profile: str) -> tuple[list | None, str, str]:
+    """The newest valid version of the file that git has committed (anywhere in its history): (waves, commit, "");
+    or, where a commit on HEAD's line holds a version that does not extend the one committed before it (the file
+    rewritten with recomputed hashes, or its last waves cut, and committed), the version before that commit:
+    (waves, its commit, the rewriting commit). Only the first-parent line is walked, so two branches that each
+    appended a wave are not mistaken for a rewrite; a merge that drops either's wave is one."""
+    if not path.parent.exists():
+        return None, "", ""
+    line = _git(path.parent, "log", "--first-parent", "--format=%H", "--", path.name)
+    good: tuple[list, str] | None = None
+    for commit in reversed((line or "").split()):  # oldest first
+        waves = _version(path, commit, profile)
+        if waves is None:  # absent (a deletion committed) or invalid there: the next version is held to the last good
             continue
-        if doc is not None and _valid(doc, profile) is None:
-            return doc["waves"], commit
-    return None, ""
+        if good is not None and waves[:len(good[0])] != good[0]:
+            return good[0], good[1], commit
+        good = (waves, commit)
+    log = _git(path.parent, "log", "--all", "--format=%H", "--", path.name)
+    for commit in (log or "").split():
+        waves = _version(path, commit, profile)
+        if waves is not None:
+            return waves, commit, ""
+    return None, "", ""
 
 
 def _stamped(root: Path, profile: str) -> Path | None:
@@ -262,8 +284,8 @@ def load(root: str | Path, profile: str) -> Registration:
     """The registration of `profile` in the results folder `root`, checked against git and the results' stamps."""
     path = Path(root) / profile / FILE
     waves, problem = read(path, profile)
-    past, commit = committed(path, profile)
-    if waves is not None and (past is None or waves[:len(past)] == past):
+    past, commit, rewritten = committed(path, profile)
+    if waves is not None and not rewritten and (past is None or waves[:len(past)] == past):
         return Registration(profile, path, waves, "registered after results" if waves[0]["after_results"]
                             else "registered")
     if waves is None and problem == "missing" and past is None:
@@ -271,6 +293,9 @@ def load(root: str | Path, profile: str) -> Registration:
         if stamped is None:
             return Registration(profile, path, None, "none")
         problem = f"missing, but results carry its stamp (e.g. {stamped.relative_to(root)}): it was deleted"
+    if rewritten:
+        problem = (f"{problem}; " if waves is None else "") + (f"commit {rewritten[:12]} holds a version that does not "
+                                                              "extend the one committed before it (rewritten or cut)")
     why = f"{path}: {problem or 'does not extend the version committed in git'}"
     if past is not None:
         return Registration(profile, path, past, "tampered",

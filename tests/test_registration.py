@@ -237,6 +237,32 @@ def test_deleting_every_lock_and_the_registration_and_changing_alpha_is_tamperin
     assert not (tmp_path / "results" / "smoke" / R.FILE).exists()  # never a fresh start
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_registration_rewritten_and_committed_is_tampering(tmp_path):
+    """The registration's `tested` wave cut off and c-weak's results deleted, both committed: only the newest
+    committed version was checked, so the cut file passed and the family shrank to 2 (c-medium INCONCLUSIVE ->
+    REPRODUCED). Every committed version must extend the one committed before it."""
+    import json
+    folder, store = registered_folder(tmp_path)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "registered, results")
+    before = headline(judged(folder, store))  # appends the tested wave
+    git(tmp_path, "commit", "-qam", "judged")
+    path = tmp_path / "results" / "smoke" / R.FILE
+    doc = json.loads(path.read_text())
+    doc["waves"] = doc["waves"][:1]  # still a valid chain: nothing in the file shows the cut
+    path.write_text(json.dumps(doc))
+    shutil.rmtree(tmp_path / "results" / "smoke" / "c-weak")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "cut")
+    after = judged(folder, store)
+    assert after["c-medium"]["status"] == before["c-medium"][0] == "INCONCLUSIVE"
+    assert len(after["c-medium"]["holm_family"]) == 3
+    assert after["c-medium"]["registration"]["state"] == "tampered"
+    assert "does not extend the one committed before it" in after["c-medium"]["reason"]
+
+
 def test_a_deleted_registration_without_git_is_tampering_never_a_fresh_start(tmp_path):
     folder, store = registered_folder(tmp_path)
     (tmp_path / "results" / "smoke" / R.FILE).unlink()
