@@ -19,7 +19,7 @@ from .models import weights_availability
 from .metrics import run_value
 from .spec.observed import describe as describe_observed, pseudo_results, unpaired
 from .plan import plan_claim, twin_precision
-from .precision import used_precision
+from .precision import as_declared, override, used_precision
 from .registry import CHECKS
 from .stats.sequential import Design, _first, judge
 from .spec import Check, Claim, public_path
@@ -480,9 +480,12 @@ def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store, r
         else:
             # arms edited since the registration: the registered runs are judged, the edited ones are the amendment
             edited = reg_.runs_edited(registered, claim, m["variant"], profile, m["rule"]["seeds"])
-            v = decide_guarded(reg_.as_registered(registered if edited else claim, m["variant"], m["rule"], profile),
-                               m["variant"], profile, store)
+            with as_declared():  # the registered runs' precision, whatever REPRO_PRECISION says (shown below)
+                v = decide_guarded(reg_.as_registered(registered if edited else claim, m["variant"], m["rule"],
+                                                      profile), m["variant"], profile, store)
             changed = reg_.changes(m["rule"], reg_.rule_of(claim, m["variant"], profile)) + edited
+            if override() is not None and v.get("used_precision") != override():  # it would judge other runs
+                changed.append(f"REPRO_PRECISION={override()} (every arm's precision, set when judging)")
             if changed:
                 v["amendment"] = _exploratory(claim, m["variant"], profile, store,
                                               "amendment after data: " + ", ".join(changed) + " edited since the "

@@ -198,6 +198,19 @@ def test_editing_an_arm_or_moving_a_claim_off_its_profile_after_the_data_is_an_a
     assert "arms (the spec no longer plans" in after["c-weak"]["amendment"]["why"]
 
 
+def test_a_precision_set_when_judging_moves_no_verdict(tmp_path, monkeypatch):
+    """REPRO_PRECISION=bf16 when judging fp32 results planned bf16 runs: every member NOT RUN ("missing"), the
+    registered verdicts gone, and where both precisions are stored it picked which runs decide. Now the registered
+    runs decide, and the override's verdict is an amendment."""
+    folder, store = registered_folder(tmp_path)
+    before = headline(judged(folder, store))
+    monkeypatch.setenv("REPRO_PRECISION", "bf16")
+    after = judged(folder, store)
+    assert headline(after) == before
+    assert "REPRO_PRECISION=bf16" in after["c-strong"]["amendment"]["why"]
+    assert after["c-strong"]["amendment"]["status"] == "NOT RUN"
+
+
 def test_redeclaring_another_claims_design_leaves_every_verdict(tmp_path):
     """c-weak re-declared at alpha 0.2 on its judged seeds: on the old code its design lock made it NOT RUN, which
     took it out of the family and made c-medium REPRODUCED (Holm over 2). Now both are judged as registered."""
