@@ -34,6 +34,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,6 +190,40 @@ def committed(path: Path, profile: str) -> tuple[list | None, str, str]:
         if waves is not None:
             return waves, commit, ""
     return None, "", ""
+
+
+RESULT_NAME = re.compile(r"seed\d+-[0-9a-f]{12}\.json")
+
+
+def changed_results(root: Path, profile: str) -> dict[Path, tuple[str, str, str]]:
+    """Result files of the profile that git committed and that were deleted or edited since, in the checkout or in
+    a later commit: path -> (how, the commit that first added it, its text there). A result is written once (its
+    name is its run's key), so any later change to a committed one changes evidence already stored: the seed least
+    favourable deleted (a sequential claim then falls back to an earlier look), a number edited and the checksum
+    recomputed. Judging reads the first committed version (repro.store.Store.find) and says so. Empty without git."""
+    folder = Path(root) / profile
+    log = _git(folder, "log", "--format=%x00%H", "--name-status", "--no-renames", "--relative", "--", ".") \
+        if folder.is_dir() else None
+    added, changed = {}, {}
+    for block in (log or "").split("\0")[1:]:  # newest commit first
+        commit, *lines = block.strip().split("\n")
+        for status, _, name in (line.partition("\t") for line in lines if line):
+            if not RESULT_NAME.fullmatch(Path(name).name):
+                continue
+            if status == "A":
+                added[name] = commit  # the oldest add is the last one seen
+            else:
+                changed.setdefault(name, f"{'deleted' if status == 'D' else 'edited'} in commit {commit[:12]}")
+    now = _git(folder, "diff", "HEAD", "--name-status", "--no-renames", "--relative", "--", ".") if added else None
+    for status, _, name in (line.partition("\t") for line in (now or "").splitlines()):
+        if name in added and status != "A":
+            changed[name] = "deleted in the checkout" if status == "D" else "edited in the checkout"
+    out = {}
+    for name, how in changed.items():
+        text = _git(folder, "show", f"{added[name]}:./{name}") if name in added else None
+        if text is not None:
+            out[folder / name] = (how, added[name], text)
+    return out
 
 
 def _stamped(root: Path, profile: str) -> Path | None:

@@ -462,6 +462,8 @@ def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store, r
     from . import registration as reg_
     reg = registration or reg_.ensure(folder, claims, profile, store.root)
     verdicts, family, members = [], {}, reg.members
+    # committed results deleted or edited since are read as committed (Store.find), and said on every verdict
+    store.committed, store.restored = reg_.changed_results(store.root, profile), {}
     if reg.waves is None:  # tampered, and nothing to recover: no rule to judge under
         for c in claims.values():
             for variant in c.variants if profile in c.profiles or not c.profiles else []:
@@ -511,7 +513,7 @@ def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store, r
     entries = [e for v in verdicts if family.get((v["claim"], v["variant"])) is not None
                for e in [v, *v.get("secondary_checks", [])]]
     reg_.record_tested(reg, {member_name(e) for e in entries if _is_tested(e)})
-    return _stamped(finalize(verdicts, family, registered=reg.tested), reg)
+    return _stamped(finalize(verdicts, family, registered=reg.tested), reg, store)
 
 
 def _stub(claim_id: str, variant: str, profile: str, rule: dict | None = None) -> dict:
@@ -540,9 +542,10 @@ def _unconfirmed(v: dict, why: str, claim: Claim, variant: str, profile: str, st
             "exploratory": _exploratory(claim, variant, profile, store, why)}
 
 
-def _stamped(verdicts: list[dict], reg) -> list[dict]:
+def _stamped(verdicts: list[dict], reg, store: Store | None = None) -> list[dict]:
     """Each verdict names the registration it was judged under; a result stamped by a wave the registration
-    lacks is tampering (a wave deleted or edited), said on every verdict of the profile."""
+    lacks is tampering (a wave deleted or edited), said on every verdict of the profile, as are committed results
+    read as committed because they were deleted or edited since (Store.restored)."""
     stamps = {s for v in verdicts for s in v.get("registrations", []) if s.startswith(f"{reg.profile}:")}
     unknown = sorted(s for s in stamps if reg.wave_of(s) is None)
     if unknown and reg.waves is not None:
@@ -554,6 +557,15 @@ def _stamped(verdicts: list[dict], reg) -> list[dict]:
         v["registration"] = reg.describe()
         if reg.state == "tampered":
             v["reason"] = f"[registration tampered: {reg.note}] {v.get('reason', '')}"
+    restored = sorted((store.restored if store is not None else {}).items())
+    if restored:
+        path, how = restored[0]
+        where = public_path(path)
+        note = (f"results changed after git committed them, judged as first committed: {len(restored)} file(s), e.g. "
+                f"{where} ({how}); restore them from git")
+        for v in verdicts:
+            v["results_changed"] = [public_path(p) for p, _ in restored]
+            v["reason"] = f"[results tampered: {note}] {v.get('reason', '')}"
     return verdicts
 
 

@@ -276,6 +276,29 @@ def test_a_registration_rewritten_and_committed_is_tampering(tmp_path):
     assert "does not extend the one committed before it" in after["c-medium"]["reason"]
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_committed_results_edited_or_deleted_since_are_judged_as_committed(tmp_path):
+    """Results rewritten with other numbers and a valid checksum (c-medium's small arm made worse: INCONCLUSIVE ->
+    REPRODUCED) and a result deleted with the deletion committed (c-weak: INCONCLUSIVE -> NOT RUN) moved verdicts
+    with nothing shown. Now the results as git first committed them are judged, and every verdict says so."""
+    folder, store = registered_folder(tmp_path)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "registered, results")
+    before = headline(judged(folder, store))
+    stamp = f"smoke:{R.load(tmp_path / 'results', 'smoke').waves[0]['hash'][:16]}"
+    store_results(tmp_path, load_claims(folder), {"c-medium": {"distilled": DISTILLED, "small": [120.0, 116, 124]}},
+                  stamp)
+    victim = next((tmp_path / "results" / "smoke" / "c-weak").rglob("seed0-*.json"))
+    git(tmp_path, "rm", "-q", str(victim))
+    git(tmp_path, "commit", "-qm", "a seed dropped")
+    after = judged(folder, store)
+    assert headline(after) == before and before["c-medium"][0] == "INCONCLUSIVE"
+    assert all(v["reason"].startswith("[results tampered: results changed after git committed them") for v in
+               after.values())
+    assert len(after["c-medium"]["results_changed"]) == 4  # c-medium's 3 small runs edited, c-weak's seed 0 deleted
+
+
 def test_a_deleted_registration_without_git_is_tampering_never_a_fresh_start(tmp_path):
     folder, store = registered_folder(tmp_path)
     (tmp_path / "results" / "smoke" / R.FILE).unlink()
