@@ -4,8 +4,9 @@ One committed file per results folder and profile, `<results>/<profile>/registra
 its name does not end in .json, so nothing that walks result files reads it). Per claim and variant
 (a *member*) it holds the rule that decides the verdict: the check (kind, metric and reducer, arms, direction
 `better`, value / margin / tolerance / bound, alpha, pairing), the secondary checks, the preconditions, the seeds
-and the sequential design, whether the numbers are comparable with the source's, and the Holm family the member
-is corrected with. It grows in waves, each chained to the one before and hashed:
+and the sequential design, whether the numbers are comparable with the source's, its observed arms' values (`observed`,
+only where it has some; registrations before it was recorded lack it, and are not compared on it), and the Holm
+family the member is corrected with. It grows in waves, each chained to the one before and hashed:
 
     {"format": 1, "profile": "quick",
      "waves": [{"wave": 1, "recorded": "2026-05-01T10:00:00+00:00", "git_commit": "5ad618c..." | null,
@@ -56,11 +57,15 @@ def rule_of(claim, variant: str, profile: str) -> dict:
     """Everything of the spec that decides this member's verdict at `profile` (what is registered)."""
     prof = claim.profiles.get(profile)
     dump = [c.model_dump(mode="json") for c in claim.secondary_checks]
+    # observed arms' values are evidence known before the rule, often read from a file beside the spec: registered
+    # with it, so editing them after is an amendment (only where there are some: other rules are as before)
+    observed = {arm: list(values) for (arm, v), (_, values) in claim.observed.items() if v == variant}
     return {"check": claim.check.model_dump(mode="json"), "secondary_checks": dump,
             "preconditions": [c.model_dump(mode="json") for c in claim.preconditions],
             "seeds": list(prof.seeds) if prof else None,
             "sequential": prof.sequential.model_dump(mode="json") if prof and prof.sequential else None,
-            "comparable": claim.numbers_comparable(variant, profile)[0]}
+            "comparable": claim.numbers_comparable(variant, profile)[0],
+            **({"observed": observed} if observed else {})}
 
 
 def _flat(x, prefix: str = "") -> dict:
@@ -72,8 +77,9 @@ def _flat(x, prefix: str = "") -> dict:
 
 
 def changes(registered: dict, current: dict) -> list[str]:
-    """The decisive keys (dotted, e.g. `check.tolerance`) where the current spec differs from its registration."""
-    a, b = _flat(registered), _flat(current)
+    """The decisive keys (dotted, e.g. `check.tolerance`) where the current spec differs from its registration. A
+    part of the rule that the registration's version did not record yet (`observed`) is not compared."""
+    a, b = _flat(registered), _flat({k: v for k, v in current.items() if k in registered or k != "observed"})
     return sorted(k for k in a.keys() | b.keys() if a.get(k, "<none>") != b.get(k, "<none>"))
 
 
@@ -84,6 +90,9 @@ def as_registered(claim, variant: str, rule: dict, profile: str):
     update = {"check": Check.model_validate(rule["check"]),
               "secondary_checks": [Check.model_validate(c) for c in rule["secondary_checks"]],
               "preconditions": [Check.model_validate(c) for c in rule["preconditions"]]}
+    observed = {**claim.observed, **{(arm, variant): (claim.observed[arm, variant][0], values)
+                                     for arm, values in rule.get("observed", {}).items()
+                                     if (arm, variant) in claim.observed}}
     if profile in claim.profiles and rule["seeds"] is not None:
         seq = rule["sequential"]
         kept = {"seeds": rule["seeds"], "sequential": Sequential.model_validate(seq) if seq else None}
@@ -92,7 +101,9 @@ def as_registered(claim, variant: str, rule: dict, profile: str):
             update["variants"] = {**claim.variants, variant: claim.variants[variant].model_copy(
                 update={"comparable": None})}
         update["profiles"] = {**claim.profiles, profile: claim.profiles[profile].model_copy(update=kept)}
-    return claim.model_copy(update=update)
+    judged = claim.model_copy(update=update)
+    judged._observed = observed  # the registered values of its observed arms
+    return judged
 
 
 def _runs(claim, variant: str, profile: str, seeds) -> dict | None:

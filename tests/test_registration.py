@@ -211,6 +211,23 @@ def test_a_precision_set_when_judging_moves_no_verdict(tmp_path, monkeypatch):
     assert after["c-strong"]["amendment"]["status"] == "NOT RUN"
 
 
+def test_editing_observed_values_after_the_registration_is_an_amendment(tmp_path):
+    """Observed values (measured elsewhere, in the spec or a file beside it) 80, 81, 79 against 90 +- 1: NOT
+    REPRODUCED. Edited to 90, 90.1, 89.9, 90.05, 89.95 after the registration they made it REPRODUCED with nothing
+    shown: they are registered with the rule now, judged as registered, and the edit is an amendment."""
+    spec = doc("c-obs", kind="matches", arms=["rerun"], value=90.0, tolerance=1.0)
+    observed = {"metric": "test_errors", "units": "errors", "provenance": "elsewhere", "values": [80.0, 81, 79]}
+    spec["arms"] = {"rerun": {"observed": observed}}
+    folder, store = registered_folder(tmp_path, [spec], {"c-obs": {}})  # nothing trains
+    assert judged(folder, store)["c-obs"]["status"] == "NOT REPRODUCED"
+    spec["arms"]["rerun"]["observed"] = {**observed, "values": [90.0, 90.1, 89.9, 90.05, 89.95]}
+    write(folder, spec)
+    v = judged(folder, store)["c-obs"]
+    assert v["status"] == "NOT REPRODUCED"
+    assert v["amendment"]["why"].startswith("amendment after data: observed.rerun edited")
+    assert v["amendment"]["status"] == "exploratory REPRODUCED"
+
+
 def test_redeclaring_another_claims_design_leaves_every_verdict(tmp_path):
     """c-weak re-declared at alpha 0.2 on its judged seeds: on the old code its design lock made it NOT RUN, which
     took it out of the family and made c-medium REPRODUCED (Holm over 2). Now both are judged as registered."""
