@@ -37,7 +37,7 @@ import hashlib
 import json
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .designs import RECORD as LOCK_FILE
@@ -203,7 +203,7 @@ def committed(path: Path, profile: str) -> tuple[list | None, str, str]:
     return None, "", ""
 
 
-RESULT_NAME = re.compile(r"seed\d+-[0-9a-f]{12}\.json")
+RESULT_NAME = re.compile(r"seed\d+-([0-9a-f]{12})\.json")
 
 
 def changed_results(root: Path, profile: str) -> dict[Path, tuple[str, str, str]]:
@@ -262,6 +262,7 @@ class Registration:
     waves: list | None  # None: no registration yet, or a tampered one with nothing to recover
     state: str  # "none" | "registered" | "registered after results" | "tampered"
     note: str = ""
+    _others: dict | None = field(default=None, repr=False)  # registered_before's cache
 
     @property
     def members(self) -> dict[str, dict]:
@@ -291,6 +292,19 @@ class Registration:
         except (SpecError, ValueError):  # e.g. a plugin's file gone from the folder
             return None
 
+    def registered_before(self, keys) -> str | None:
+        """Another profile of this results folder, registered before this one, that stores one of the runs `keys`
+        (results carry no profile: the same run filed under a new profile name has the same key), or None. Results
+        that carry no stamp are evidence for a registration made after them only where they were seen under none."""
+        if self._others is None:
+            mine, self._others = (self.waves or [{}])[0].get("recorded") or "", {}
+            for path in sorted(self.path.parent.parent.glob(f"*/{FILE}")):
+                waves, _ = read(path, path.parent.name)
+                if path.parent.name != self.profile and waves and (waves[0].get("recorded") or "") < mine:
+                    self._others[path.parent.name] = {m[1] for f in path.parent.glob("*/*/*/seed*-*.json")
+                                                      if (m := RESULT_NAME.fullmatch(f.name))}
+        return next((name for name, known in self._others.items() if any(k[:12] in known for k in keys)), None)
+
     def wave_of(self, stamp: str) -> int | None:
         return next((w["wave"] for w in self.waves or [] if stamp == f"{self.profile}:{w['hash'][:16]}"), None)
 
@@ -310,11 +324,15 @@ class Registration:
                 f"{d['waves']} wave{'s' if d['waves'] > 1 else ''}, {when}; {self.path})"
                 + (f"; {self.note}" if self.note else ""))
 
-    def data_age(self, member: dict, stamps: list[str]) -> str | None:
-        """Why the member's results cannot be confirmatory evidence for its rule (they were there, or seen under
-        another registration, before the rule was registered), or None."""
+    def data_age(self, member: dict, stamps: list[str], keys=()) -> str | None:
+        """Why the member's results (stamped `stamps`, the compared runs' `keys`) cannot be confirmatory evidence for
+        its rule (they were there, or seen under another registration, before the rule was registered), or None."""
         for stamp in stamps:
             if not stamp:  # trained before registrations existed: evidence only where wave 1 said so
+                other = self.registered_before(keys)
+                if other:
+                    return (f"its runs are stored under the {other} profile too, registered before this one: results "
+                            "copied under a new profile name were seen under that registration")
                 if member["wave"] == 1 and member.get("after_results"):
                     continue
                 return "results stored before its registration (they carry none)"

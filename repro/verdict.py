@@ -492,7 +492,10 @@ def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store, r
                 v["amendment"] = _exploratory(claim, m["variant"], profile, store,
                                               "amendment after data: " + ", ".join(changed) + " edited since the "
                                               f"registration (wave {m['wave']})")
-            late = reg.data_age(m, v.get("registrations", []))
+            compared = {a for arms in [v.get("arms", []), *(c["arms"] for c in v.get("preconditions", []))]
+                        for a in arms}
+            late = reg.data_age(m, v.get("registrations", []),
+                                [k for arm, keys in v.get("run_keys", {}).items() if arm in compared for k in keys])
             if late and v.get("status") != "NOT RUN":
                 v = _unconfirmed(v, f"no confirmatory verdict: {late}", claim, m["variant"], profile, store)
         if gone:

@@ -377,6 +377,31 @@ def test_an_automatic_registration_after_results_keeps_todays_verdicts_and_says_
     assert after["c-medium"]["registration"]["state"] == "registered after results"
 
 
+def test_results_copied_under_a_new_profile_name_are_not_confirmatory(tmp_path):
+    """Results carry no profile: unstamped ones (stored before any registration, as the shipped ones) copied under a
+    new profile name (smoke2, smoke's twin) got a fresh registration "after results" with today's rules and a family
+    of the copied claims alone: c-medium, INCONCLUSIVE at smoke (Holm over 3), was REPRODUCED at smoke2. Runs stored
+    under a profile registered before are data seen under that registration: no confirmatory verdict."""
+    import time
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    for name in SMALL:
+        write(folder, doc(name))
+    store = store_results(tmp_path, load_claims(folder), {n: {"distilled": DISTILLED, "small": s}
+                                                          for n, s in SMALL.items()}, None)
+    assert judged(folder, store)["c-medium"]["status"] == "INCONCLUSIVE"  # registered after its results
+    time.sleep(1.1)  # a registration is recorded to the second
+    spec = doc("c-medium")
+    spec["profiles"]["smoke2"] = spec["profiles"]["smoke"]
+    write(folder, spec)
+    shutil.copytree(tmp_path / "results" / "smoke" / "c-medium", tmp_path / "results" / "smoke2" / "c-medium",
+                    ignore=shutil.ignore_patterns("design.lock"))
+    v, = [v for v in V.judge_folder(folder, load_claims(folder), "smoke2", store) if v["claim"] == "c-medium"]
+    assert v["status"] == "INCONCLUSIVE" and "stored under the smoke profile too" in v["reason"]
+    assert v["exploratory"]["status"] == "exploratory REPRODUCED"
+    assert judged(folder, store)["c-medium"]["status"] == "INCONCLUSIVE"  # smoke itself as before
+
+
 def test_secondary_checks_keep_run_keys_and_join_the_family(tmp_path):
     """A non-inferiority secondary ("distilled no worse than small by more than 5 errors": at_most on the
     difference) beside the primary: the same runs and keys, its own registered verdict, one more family member."""
