@@ -4,9 +4,9 @@ One committed file per results folder and profile, `<results>/<profile>/registra
 its name does not end in .json, so nothing that walks result files reads it). Per claim and variant
 (a *member*) it holds the rule that decides the verdict: the check (kind, metric and reducer, arms, direction
 `better`, value / margin / tolerance / bound, alpha, pairing), the secondary checks, the preconditions, the seeds
-and the sequential design, whether the numbers are comparable with the source's, its observed arms' values (`observed`,
-only where it has some; registrations before it was recorded lack it, and are not compared on it), and the Holm
-family the member is corrected with. It grows in waves, each chained to the one before and hashed:
+and the sequential design, whether the numbers are comparable with the source's, its observed arms' values
+(`observed`) and its plugin files' hashes (`code`) where it has some (registrations before they were recorded lack
+them, and are not compared on them), and the Holm family the member is corrected with. It grows in waves, each chained to the one before and hashed:
 
     {"format": 1, "profile": "quick",
      "waves": [{"wave": 1, "recorded": "2026-05-01T10:00:00+00:00", "git_commit": "5ad618c..." | null,
@@ -60,12 +60,22 @@ def rule_of(claim, variant: str, profile: str) -> dict:
     # observed arms' values are evidence known before the rule, often read from a file beside the spec: registered
     # with it, so editing them after is an amendment (only where there are some: other rules are as before)
     observed = {arm: list(values) for (arm, v), (_, values) in claim.observed.items() if v == variant}
+    code = _code(claim, variant, profile)  # plugin files its runs call: an edit makes other runs (see judge_folder)
     return {"check": claim.check.model_dump(mode="json"), "secondary_checks": dump,
             "preconditions": [c.model_dump(mode="json") for c in claim.preconditions],
             "seeds": list(prof.seeds) if prof else None,
             "sequential": prof.sequential.model_dump(mode="json") if prof and prof.sequential else None,
             "comparable": claim.numbers_comparable(variant, profile)[0],
-            **({"observed": observed} if observed else {})}
+            **({"observed": observed} if observed else {}), **({"code": code} if code else {})}
+
+
+LATER = ("observed", "code")  # parts of a rule recorded only where a claim has them, and by later versions
+
+
+def _code(claim, variant: str, profile: str) -> dict:
+    """{plugin file: hash} of the plugin code the member's runs call (repro.plugins.code_hashes; {} for built-ins)."""
+    runs = _planned(claim, variant, profile, None)
+    return {name: h for rs in (runs or {}).values() for r in rs[:1] for name, h in r.code.items()}
 
 
 def _flat(x, prefix: str = "") -> dict:
@@ -78,8 +88,8 @@ def _flat(x, prefix: str = "") -> dict:
 
 def changes(registered: dict, current: dict) -> list[str]:
     """The decisive keys (dotted, e.g. `check.tolerance`) where the current spec differs from its registration. A
-    part of the rule that the registration's version did not record yet (`observed`) is not compared."""
-    a, b = _flat(registered), _flat({k: v for k, v in current.items() if k in registered or k != "observed"})
+    part of the rule that the registration did not record (LATER: a version before it was recorded) is not compared."""
+    a, b = _flat(registered), _flat({k: v for k, v in current.items() if k in registered or k not in LATER})
     return sorted(k for k in a.keys() | b.keys() if a.get(k, "<none>") != b.get(k, "<none>"))
 
 
@@ -106,13 +116,19 @@ def as_registered(claim, variant: str, rule: dict, profile: str):
     return judged
 
 
-def _runs(claim, variant: str, profile: str, seeds) -> dict | None:
-    """Arm -> the run keys the member's verdict reads at `seeds`, or None where the spec cannot plan them there."""
+def _planned(claim, variant: str, profile: str, seeds) -> dict | None:
+    """Arm -> the runs the member's verdict reads at `seeds`, or None where the spec cannot plan them there."""
     from .plan import plan_claim
     try:
-        return {arm: [r.key for r in runs] for arm, runs in plan_claim(claim, variant, profile, seeds).items()}
+        return plan_claim(claim, variant, profile, seeds)
     except (KeyError, ValueError, TypeError):  # e.g. the profile or an arm taken out of the spec
         return None
+
+
+def _runs(claim, variant: str, profile: str, seeds) -> dict | None:
+    """Arm -> the run keys the member's verdict reads at `seeds`, or None where the spec cannot plan them there."""
+    runs = _planned(claim, variant, profile, seeds)
+    return None if runs is None else {arm: [r.key for r in rs] for arm, rs in runs.items()}
 
 
 def runs_edited(registered, current, variant: str, profile: str, seeds) -> list[str]:

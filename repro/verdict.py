@@ -488,6 +488,12 @@ def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store, r
             changed = reg_.changes(m["rule"], reg_.rule_of(claim, m["variant"], profile)) + edited
             if override() is not None and v.get("used_precision") != override():  # it would judge other runs
                 changed.append(f"REPRO_PRECISION={override()} (every arm's precision, set when judging)")
+            code = [k.removeprefix("code.") for k in changed if k.startswith("code.")]
+            if code:  # runs of edited plugin code are not the registered experiment; the registered runs are stale
+                v = {**_stub(m["claim"], m["variant"], profile, m["rule"]), "status": "NOT RUN",
+                     "reason": f"its plugin code ({', '.join(code)}) changed since the registration: runs of the new "
+                               "code are not the registered experiment, and the registered code's runs are stale "
+                               "(restore the file from git to judge them); it stays in its family at p = 1"}
             if changed:
                 v["amendment"] = _exploratory(claim, m["variant"], profile, store,
                                               "amendment after data: " + ", ".join(changed) + " edited since the "

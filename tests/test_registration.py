@@ -54,10 +54,11 @@ def store_results(tmp_path, claims: dict, values: dict, stamp: str | None) -> St
     return store
 
 
-def registered_folder(tmp_path, specs=None, values=None):
-    """A claims folder registered before its results (wave 1), then its results trained under the registration."""
-    folder = tmp_path / "claims"
-    folder.mkdir()
+def registered_folder(tmp_path, specs=None, values=None, made=None):
+    """A claims folder registered before its results (wave 1), then its results trained under the registration.
+    `made`: the folder, already holding other files (a plugin)."""
+    folder = made or tmp_path / "claims"
+    folder.mkdir(exist_ok=True)
     for spec in specs or [doc(name) for name in SMALL]:
         write(folder, spec)
     claims = load_claims(folder)
@@ -226,6 +227,35 @@ def test_editing_observed_values_after_the_registration_is_an_amendment(tmp_path
     assert v["status"] == "NOT REPRODUCED"
     assert v["amendment"]["why"].startswith("amendment after data: observed.rerun edited")
     assert v["amendment"]["status"] == "exploratory REPRODUCED"
+
+
+def test_runs_of_edited_plugin_code_are_not_the_registered_experiment(tmp_path):
+    """A plugin's code is in its runs' keys: edited after the registration (here a model's width), its stored runs
+    went stale and runs of the new code, re-run under the same registration, decided the claim with nothing shown
+    (REPRODUCED -> INCONCLUSIVE here). The plugin's hash is registered with the rule now: the member is NOT RUN with
+    the reason, at p = 1 in its family, and the new code's verdict is an amendment."""
+    import uuid
+    tag = uuid.uuid4().hex[:8]  # a model name registered once per process
+    plugin = ("from torch import nn\nfrom repro.registry import MODELS\n\n"
+              f"@MODELS.register('net_{tag}')\ndef net(in_shape, num_classes):\n"
+              "    return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))  # width 1\n")
+    spec = doc("c-strong")
+    spec["plugins"] = ["mine.py"]
+    spec["arms"]["distilled"] = {"model": {"name": f"net_{tag}"}}
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    (folder / "mine.py").write_text(plugin)
+    folder, store = registered_folder(tmp_path, [spec], {"c-strong": {"distilled": DISTILLED,
+                                                                      "small": SMALL["c-strong"]}}, made=folder)
+    assert judged(folder, store)["c-strong"]["status"] == "REPRODUCED"
+    (folder / "mine.py").write_text(plugin.replace("# width 1", "# width 1, edited"))
+    stamp = R.load(tmp_path / "results", "smoke").stamp
+    store_results(tmp_path, load_claims(folder), {"c-strong": {"distilled": SMALL["c-strong"],
+                                                               "small": SMALL["c-strong"]}}, stamp)  # re-run
+    v = judged(folder, store)["c-strong"]
+    assert v["status"] == "NOT RUN" and "its plugin code (mine.py) changed since the registration" in v["reason"]
+    assert v["amendment"]["why"].startswith("amendment after data: code.mine.py edited")
+    assert v["holm_family"] == ["c-strong[default]"]
 
 
 def test_redeclaring_another_claims_design_leaves_every_verdict(tmp_path):
