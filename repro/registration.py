@@ -313,10 +313,10 @@ class Registration:
         (results carry no profile: the same run filed under a new profile name has the same key), or None. Results
         that carry no stamp are evidence for a registration made after them only where they were seen under none."""
         if self._others is None:
-            mine, self._others = (self.waves or [{}])[0].get("recorded") or "", {}
+            mine, self._others = _made(self.path, self.waves or [{}]), {}
             for path in sorted(self.path.parent.parent.glob(f"*/{FILE}")):
                 waves, _ = read(path, path.parent.name)
-                if path.parent.name != self.profile and waves and (waves[0].get("recorded") or "") < mine:
+                if path.parent.name != self.profile and waves and _made(path, waves) < mine:
                     self._others[path.parent.name] = {m[1] for f in path.parent.glob("*/*/*/seed*-*.json")
                                                       if (m := RESULT_NAME.fullmatch(f.name))}
         return next((name for name, known in self._others.items() if any(k[:12] in known for k in keys)), None)
@@ -358,6 +358,13 @@ class Registration:
             if wave < member["wave"]:
                 return f"results trained under wave {wave}, before this member was registered in wave {member['wave']}"
         return None
+
+
+def _made(path: Path, waves: list) -> tuple:
+    """When a registration was made, to order two: first when git first committed it (one not committed yet comes
+    after every committed one), then the time its wave 1 records, which its file alone states and could forge."""
+    log = (_git(path.parent, "log", "--diff-filter=A", "--format=%ct", "--", path.name) or "").split()
+    return (0, int(log[-1])) if log else (1, 0), waves[0].get("recorded") or ""
 
 
 def load(root: str | Path, profile: str) -> Registration:

@@ -432,6 +432,36 @@ def test_results_copied_under_a_new_profile_name_are_not_confirmatory(tmp_path):
     assert judged(folder, store)["c-medium"]["status"] == "INCONCLUSIVE"  # smoke itself as before
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_copy_profile_that_claims_an_earlier_time_does_not_unseat_the_committed_one(tmp_path):
+    """The copy's registration rewritten to say it was recorded first would make the original's runs "seen under" the
+    copy's: which registration came first is read from git where it can be (the committed one first)."""
+    import json
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    write(folder, doc("c-strong"))
+    store = store_results(tmp_path, load_claims(folder), {"c-strong": {"distilled": DISTILLED,
+                                                                       "small": SMALL["c-strong"]}}, None)
+    assert judged(folder, store)["c-strong"]["status"] == "REPRODUCED"
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "registered after results")
+    spec = doc("c-strong")
+    spec["profiles"]["smoke2"] = spec["profiles"]["smoke"]
+    write(folder, spec)
+    shutil.copytree(tmp_path / "results" / "smoke", tmp_path / "results" / "smoke2",
+                    ignore=shutil.ignore_patterns("design.lock", R.FILE))
+    V.judge_folder(folder, load_claims(folder), "smoke2", store)  # registers smoke2 after its (copied) results
+    path = tmp_path / "results" / "smoke2" / R.FILE
+    doc_ = json.loads(path.read_text())
+    previous = None
+    for wave in doc_["waves"]:
+        wave.update(recorded="2000-01-01T00:00:00+00:00", previous=previous)
+        wave["hash"] = previous = R.digest(wave)
+    path.write_text(json.dumps(doc_))
+    assert judged(folder, store)["c-strong"]["status"] == "REPRODUCED"
+
+
 def test_secondary_checks_keep_run_keys_and_join_the_family(tmp_path):
     """A non-inferiority secondary ("distilled no worse than small by more than 5 errors": at_most on the
     difference) beside the primary: the same runs and keys, its own registered verdict, one more family member."""
