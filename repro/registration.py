@@ -136,7 +136,9 @@ def runs_edited(registered, current, variant: str, profile: str, seeds) -> list[
     config (loss, epochs, data, teacher...), the profile or variant that shapes it, or a `base:` file edited after
     the registration. Its run keys change, so judging the current spec would make the member NOT RUN ("stale")
     and hide its registered verdict; repro.verdict.judge_folder judges the registered copy instead."""
-    before = None if registered is None or registered is current else _runs(registered, variant, profile, seeds)
+    if registered is None or registered is current or registered.model_dump() == current.model_dump():
+        return []  # nothing registered to compare with, or the same spec (the usual case: no plan needed)
+    before = _runs(registered, variant, profile, seeds)
     if before is None:  # nothing registered to compare with
         return []
     now = _runs(current, variant, profile, seeds)
@@ -222,9 +224,9 @@ def committed(path: Path, profile: str) -> tuple[list | None, str, str]:
 RESULT_NAME = re.compile(r"seed\d+-([0-9a-f]{12})\.json")
 
 
-def changed_results(root: Path, profile: str) -> dict[Path, tuple[str, str, str]]:
+def changed_results(root: Path, profile: str) -> dict[Path, tuple[str, object]]:
     """Result files of the profile that git committed and that were deleted or edited since, in the checkout or in
-    a later commit: path -> (how, the commit that first added it, its text there). A result is written once (its
+    a later commit: path -> (how, a function giving its text as first committed, or None). A result is written once (its
     name is its run's key), so any later change to a committed one changes evidence already stored: the seed least
     favourable deleted (a sequential claim then falls back to an earlier look), a number edited and the checksum
     recomputed. Judging reads the first committed version (repro.store.Store.find) and says so. Empty without git."""
@@ -245,12 +247,9 @@ def changed_results(root: Path, profile: str) -> dict[Path, tuple[str, str, str]
     for status, _, name in (line.partition("\t") for line in (now or "").splitlines()):
         if name in added and status != "A":
             changed[name] = "deleted in the checkout" if status == "D" else "edited in the checkout"
-    out = {}
-    for name, how in changed.items():
-        text = _git(folder, "show", f"{added[name]}:./{name}") if name in added else None
-        if text is not None:
-            out[folder / name] = (how, added[name], text)
-    return out
+    # read when a verdict needs one (most are stale runs of old keys, deleted on purpose and never looked up)
+    return {folder / name: (how, lambda name=name: _git(folder, "show", f"{added[name]}:./{name}"))
+            for name, how in changed.items() if name in added}
 
 
 def _stamped(root: Path, profile: str) -> Path | None:

@@ -172,9 +172,9 @@ class Store:
         self.root = Path(root)
         self.cache = Path(cache or os.environ.get("REPRO_CACHE", ".cache"))
         self.registrations: dict[str, str] = {}  # profile -> the stamp results trained now carry (repro.registration)
-        # results changed since git committed them: path -> (how, commit, first committed text), read by find()
-        # as committed; `restored`: those find() read so (path -> how). Set by repro.verdict.judge_folder.
-        self.committed: dict[Path, tuple[str, str, str]] = {}
+        # results changed since git committed them: path -> (how, a function giving the first committed text), read
+        # by find() as committed; `restored`: those find() read so (path -> how). Set by repro.verdict.judge_folder.
+        self.committed: dict[Path, tuple] = {}
         self.restored: dict[Path, str] = {}
 
     def stamp(self, path: Path) -> dict:
@@ -284,14 +284,15 @@ class Store:
         """The stored result at `path` (of run `key`, when given), or None if absent. Corrupt or misfiled
         files raise CorruptResult. A result that git committed and that was deleted or edited since is read as it
         was first committed (`committed`, repro.registration.changed_results), and named in `restored`."""
-        first = self.committed.get(Path(path))
-        if first is not None:
+        how, first = self.committed.get(Path(path), (None, None))
+        text = first() if first is not None else None
+        if text is not None:
             try:
-                found = self.parse(first[2].encode(), path, key)
+                found = self.parse(text.encode(), path, key)
             except CorruptResult:  # the committed version is not this run's result: its replacement is the repair
                 found = None
             if found is not None:
-                self.restored[Path(path)] = first[0]
+                self.restored[Path(path)] = how
                 return found
         return self.load(path, key) if path.exists() else None
 

@@ -470,8 +470,11 @@ def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store, r
                 verdicts.append({**_stub(c.id, variant, profile), "status": "NOT RUN",
                                  "reason": f"registration tampered: {reg.note}"})
         return _stamped(finalize(verdicts, None), reg)
+    copies = {}  # claim id -> its spec as registered (one per claim, whose variants are several members)
     for key, m in members.items():
-        claim, gone, registered = claims.get(m["claim"]), "", reg.claim(m["claim"], folder)
+        if m["claim"] not in copies:
+            copies[m["claim"]] = reg.claim(m["claim"], folder)
+        claim, gone, registered = claims.get(m["claim"]), "", copies[m["claim"]]
         if claim is None or m["variant"] not in claim.variants:  # judged from the spec as it was registered
             claim = registered
             gone = "[its spec (or variant) is no longer in the claims folder: judged from the copy registered] "
