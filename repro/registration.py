@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import os
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -152,8 +153,18 @@ def digest(wave: dict) -> str:
 
 
 def _git(folder: Path, *args: str) -> str | None:
+    """git's output for `args` run in `folder`, or None. Asked of the outermost repository that holds the folder, with
+    no GIT_* variable of the environment: `git init results/quick` (a repository with no history made inside the
+    checkout) or GIT_DIR=/nowhere would otherwise hide the history every tampering check reads. (A checkout kept as
+    another repository's submodule is then read through the outer one, which has no history of its files.)"""
+    folder = Path(folder).absolute()
+    top = next((d for d in reversed([folder, *folder.parents]) if (d / ".git").exists()), None)
+    if top is None:
+        return None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     try:
-        out = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=20)
+        out = subprocess.run(["git", f"--git-dir={top / '.git'}", f"--work-tree={top}", "-C", str(folder), *args],
+                             capture_output=True, text=True, timeout=20, env=env)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout if out.returncode == 0 else None

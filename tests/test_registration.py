@@ -346,6 +346,31 @@ def test_committed_results_edited_or_deleted_since_are_judged_as_committed(tmp_p
     assert len(after["c-medium"]["results_changed"]) == 4  # c-medium's 3 small runs edited, c-weak's seed 0 deleted
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+@pytest.mark.parametrize("hide", ["nested repository", "GIT_DIR"])
+def test_git_history_cannot_be_hidden_by_a_nested_repository_or_git_variables(tmp_path, monkeypatch, hide):
+    """`git init results/smoke` (a repository with no history inside the checkout) or GIT_DIR=/nowhere made git
+    answer for another repository: a registration deleted where results carry no stamp was a fresh start, today's
+    specs registered anew. git is now asked of the outermost repository holding the folder, with no GIT_* variable."""
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    for name in SMALL:
+        write(folder, doc(name))
+    store = store_results(tmp_path, load_claims(folder), {n: {"distilled": DISTILLED, "small": s}
+                                                          for n, s in SMALL.items()}, None)
+    before = headline(judged(folder, store))  # registered after its (unstamped) results
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "registered after results")
+    (tmp_path / "results" / "smoke" / R.FILE).unlink()
+    if hide == "GIT_DIR":
+        monkeypatch.setenv("GIT_DIR", str(tmp_path / "nowhere"))
+    else:
+        git(tmp_path / "results" / "smoke", "init", "-q")
+    after = judged(folder, store)
+    assert after["c-medium"]["registration"]["state"] == "tampered" and headline(after) == before
+
+
 def test_a_deleted_registration_without_git_is_tampering_never_a_fresh_start(tmp_path):
     folder, store = registered_folder(tmp_path)
     (tmp_path / "results" / "smoke" / R.FILE).unlink()
