@@ -163,8 +163,9 @@ def _git(folder: Path, *args: str) -> str | None:
         return None
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     try:
-        out = subprocess.run(["git", f"--git-dir={top / '.git'}", f"--work-tree={top}", "-C", str(folder), *args],
-                             capture_output=True, text=True, timeout=20, env=env)
+        # no replace refs (`git replace` shows another object in a commit's place); files read with cat-file, raw
+        out = subprocess.run(["git", "--no-replace-objects", f"--git-dir={top / '.git'}", f"--work-tree={top}", "-C",
+                              str(folder), *args], capture_output=True, text=True, timeout=20, env=env)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout if out.returncode == 0 else None
@@ -199,7 +200,7 @@ def read(path: Path, profile: str) -> tuple[list | None, str]:
 
 def _version(path: Path, commit: str, profile: str) -> list | None:
     """The waves of the file as `commit` has it, or None (absent there, or not a valid registration)."""
-    text = _git(path.parent, "show", f"{commit}:./{path.name}")
+    text = _git(path.parent, "cat-file", "blob", f"{commit}:./{path.name}")
     try:
         doc = json.loads(text) if text else None
     except ValueError:
@@ -259,7 +260,7 @@ def changed_results(root: Path, profile: str) -> dict[Path, tuple[str, object]]:
         if name in added and status != "A":
             changed[name] = "deleted in the checkout" if status == "D" else "edited in the checkout"
     # read when a verdict needs one (most are stale runs of old keys, deleted on purpose and never looked up)
-    return {folder / name: (how, lambda name=name: _git(folder, "show", f"{added[name]}:./{name}"))
+    return {folder / name: (how, lambda name=name: _git(folder, "cat-file", "blob", f"{added[name]}:./{name}"))
             for name, how in changed.items() if name in added}
 
 

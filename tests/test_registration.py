@@ -371,6 +371,37 @@ def test_git_history_cannot_be_hidden_by_a_nested_repository_or_git_variables(tm
     assert after["c-medium"]["registration"]["state"] == "tampered" and headline(after) == before
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_replace_ref_does_not_stand_in_for_the_committed_registration(tmp_path):
+    """`git replace` made git show a forged registration (c-weak's check reversed, hashes recomputed) in place of the
+    committed one, so the forged file in the checkout "extended the committed version". Replace refs are not read."""
+    import json
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    for name in SMALL:
+        write(folder, doc(name))
+    store = store_results(tmp_path, load_claims(folder), {n: {"distilled": DISTILLED, "small": s}
+                                                          for n, s in SMALL.items()}, None)  # no stamp to betray it
+    judged(folder, store)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "registered after results, judged")
+    path = tmp_path / "results" / "smoke" / R.FILE
+    doc_ = json.loads(path.read_text())
+    previous = None
+    for wave in doc_["waves"]:
+        for member in wave["members"].values():
+            member["rule"]["check"]["arms"] = member["rule"]["check"]["arms"][::-1]
+        wave["previous"] = previous
+        wave["hash"] = previous = R.digest(wave)
+    out = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True,  # noqa: E731
+                                    text=True).stdout.strip()
+    old = out("rev-parse", f"HEAD:results/smoke/{R.FILE}")
+    path.write_text(json.dumps(doc_))
+    out("replace", old, out("hash-object", "-w", str(path)))
+    assert judged(folder, store)["c-weak"]["registration"]["state"] == "tampered"
+
+
 def test_a_deleted_registration_without_git_is_tampering_never_a_fresh_start(tmp_path):
     folder, store = registered_folder(tmp_path)
     (tmp_path / "results" / "smoke" / R.FILE).unlink()
