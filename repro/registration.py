@@ -259,6 +259,11 @@ def changed_results(root: Path, profile: str) -> dict[Path, tuple[str, object]]:
     for status, _, name in (line.partition("\t") for line in (now or "").splitlines()):
         if name in added and status != "A":
             changed[name] = "deleted in the checkout" if status == "D" else "edited in the checkout"
+    # a file marked assume-unchanged (tag in lower case) or skip-worktree (S) is one git diff does not look at
+    hidden = _git(folder, "ls-files", "-v", "--", ".") if added else None
+    for tag, _, name in (line.partition(" ") for line in (hidden or "").splitlines()):
+        if name in added and (tag.islower() or tag == "S"):
+            changed.setdefault(name, "hidden from git diff (update-index) in the checkout")
     # read when a verdict needs one (most are stale runs of old keys, deleted on purpose and never looked up)
     return {folder / name: (how, lambda name=name: _git(folder, "cat-file", "blob", f"{added[name]}:./{name}"))
             for name, how in changed.items() if name in added}

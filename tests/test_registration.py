@@ -326,14 +326,17 @@ def test_a_registration_rewritten_and_committed_is_tampering(tmp_path):
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_committed_results_edited_or_deleted_since_are_judged_as_committed(tmp_path):
     """Results rewritten with other numbers and a valid checksum (c-medium's small arm made worse: INCONCLUSIVE ->
-    REPRODUCED) and a result deleted with the deletion committed (c-weak: INCONCLUSIVE -> NOT RUN) moved verdicts
-    with nothing shown. Now the results as git first committed them are judged, and every verdict says so."""
+    REPRODUCED; one of them marked assume-unchanged first, which git diff then skips) and a result deleted with the
+    deletion committed (c-weak: INCONCLUSIVE -> NOT RUN) moved verdicts with nothing shown. Now the results as git
+    first committed them are judged, and every verdict says so."""
     folder, store = registered_folder(tmp_path)
     git(tmp_path, "init", "-q")
     git(tmp_path, "add", "-A")
     git(tmp_path, "commit", "-qm", "registered, results")
     before = headline(judged(folder, store))
     stamp = f"smoke:{R.load(tmp_path / 'results', 'smoke').waves[0]['hash'][:16]}"
+    hidden = sorted((tmp_path / "results" / "smoke" / "c-medium").rglob("small/seed0-*.json"))
+    git(tmp_path, "update-index", "--assume-unchanged", *map(str, hidden))  # git diff no longer looks at it
     store_results(tmp_path, load_claims(folder), {"c-medium": {"distilled": DISTILLED, "small": [120.0, 116, 124]}},
                   stamp)
     victim = next((tmp_path / "results" / "smoke" / "c-weak").rglob("seed0-*.json"))
