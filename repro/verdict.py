@@ -456,7 +456,9 @@ def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store, r
     """Every member of the profile's registration (repro.registration), judged under its registered rule and
     corrected within its registered family: what the report, `pytest -m claims [-k]`, `repro judge` and
     `--until-decided` all read, so a selection, an edit or a deletion never moves a confirmatory verdict.
-    A spec that differs from its registration gets `amendment` (the edited rule's verdict, exploratory); a claim
+    A spec that differs from its registration gets `amendment` (the edited rule's verdict, exploratory); one whose
+    arms were edited is judged from the registered copy of its spec; REPRO_PRECISION does not choose the runs; a
+    committed result deleted or edited since is read as committed (repro.registration.changed_results); a claim
     not registered before its data is INCONCLUSIVE with its `exploratory` verdict; a registered claim deleted or
     NOT RUN stays in its family at p = 1. `registration`: an already loaded one (default: ensure() it)."""
     from . import registration as reg_
