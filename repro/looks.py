@@ -30,7 +30,7 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
     import time
     from .plan import variant_jobs
     from .family import describe
-    from .precision import before_training
+    from .precision import as_declared, before_training
     from .verdict import families, judge_folder
     everything = load_claims(folder)  # the spec as written (not cut by --seeds): the design the looks follow
     sequential = {k: c for k, c in everything.items()
@@ -61,10 +61,14 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
             log(f"until-decided: stopped after {max_minutes:g} minutes with {len(todo)} claim(s) undecided; "
                 "run the same command again to go on")
             return 0
-        jobs = [job for v in todo for claim in [sequential[v["claim"]]]
-                for job in variant_jobs(claim, v["variant"], profile, store,
-                                        claim.profiles[profile].seeds_for(v["next_look"]), claim.check.arms,
-                                        executor.device)]
+        with as_declared():  # a look extends the runs judging read (REPRO_PRECISION does not choose those)
+            jobs = [job for v in todo for claim in [sequential[v["claim"]]]
+                    for job in variant_jobs(claim, v["variant"], profile, store,
+                                            claim.profiles[profile].seeds_for(v["next_look"]), claim.check.arms,
+                                            executor.device)]
+        if jobs and all(job.path.exists() for job in jobs):  # nothing to train: another pass would decide nothing
+            log("until-decided: the next looks' runs are all stored and judging still wants them; stopping")
+            return 0
         log(f"until-decided: next looks for {len(todo)} claim(s), {len(jobs)} runs (stored ones skipped)")
         if not warned and (lines := before_training(jobs, executor.device)):
             print("\n".join(lines), file=sys.stderr, flush=True)

@@ -7,11 +7,14 @@ hundredth of fp32's speed (2 against 159 GFLOP/s on an AMD EPYC), so a bf16 run 
 Where bf16 is slow, a variant that declares bf16 trains as its fp32 twin (every arm in fp32: other run keys,
 never mixed with bf16 runs; repro.plan.twin_precision decides, from what is stored and, when training, this
 probe). A verdict reads the stored results alone, so the shipped bf16 results are judged alike everywhere.
-REPRO_PRECISION (`repro run --precision`) sets every arm's precision for planning, training and judging alike,
-and then there is no twin; each verdict says which precision its runs used (`used_precision`).
+REPRO_PRECISION (`repro run --precision`) sets every arm's precision for planning and training, and then there is
+no twin; a registered claim's confirmatory verdict is judged without it (as_declared), and each verdict says which
+precision its runs used (`used_precision`).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -31,9 +34,25 @@ class PrecisionError(SpecError):
     """REPRO_PRECISION (or --precision) is not a precision: one line, as a spec error is."""
 
 
+_DECLARED = contextvars.ContextVar("precision_as_declared", default=False)
+
+
+@contextlib.contextmanager
+def as_declared():
+    """Within it REPRO_PRECISION is not read: every arm at its spec's precision, or the fp32 twin by
+    repro.plan.twin_precision's fixed rule (from what is stored). A confirmatory verdict's runs are its registered
+    spec's; a precision set when judging would choose among the stored runs after seeing them (the bf16 or the fp32
+    ones), or make every verdict NOT RUN ("stale"). repro.verdict.judge_folder judges the registered rule within it."""
+    token = _DECLARED.set(True)
+    try:
+        yield
+    finally:
+        _DECLARED.reset(token)
+
+
 def override() -> str | None:
-    """The precision REPRO_PRECISION asks every arm to use, or None (each arm's own)."""
-    value = os.environ.get("REPRO_PRECISION", "").strip()
+    """The precision REPRO_PRECISION asks every arm to use, or None (each arm's own; always None in as_declared)."""
+    value = "" if _DECLARED.get() else os.environ.get("REPRO_PRECISION", "").strip()
     if not value:
         return None
     if value not in PRECISIONS:
@@ -136,8 +155,9 @@ def slow_bf16_warning(runs: list, device) -> str | None:
             f"(the shipped MNIST quick profiles measured 10-13x) as long as in fp32. They are bf16 because "
             "REPRO_PRECISION (--precision) asks for it, or because they are a later sequential look of a variant "
             "whose first seeds are stored in bf16 (an arm never mixes precisions). To train in fp32 instead: "
-            "REPRO_PRECISION=fp32 for `repro run` and `pytest -m claims` alike (or `repro run --precision fp32`): "
-            "other run keys, verdicts from fp32 runs only, each verdict naming its precision")
+            "REPRO_PRECISION=fp32 for `repro run` (or `repro run --precision fp32`): other run keys, the variant's "
+            "fp32 twin, which its verdict reads where its bf16 runs of the profile's seeds are not all stored, each "
+            "verdict naming its precision")
 
 
 def twin_note(jobs: list, device) -> str | None:

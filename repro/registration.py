@@ -4,8 +4,9 @@ One committed file per results folder and profile, `<results>/<profile>/registra
 its name does not end in .json, so nothing that walks result files reads it). Per claim and variant
 (a *member*) it holds the rule that decides the verdict: the check (kind, metric and reducer, arms, direction
 `better`, value / margin / tolerance / bound, alpha, pairing), the secondary checks, the preconditions, the seeds
-and the sequential design, whether the numbers are comparable with the source's, and the Holm family the member
-is corrected with. It grows in waves, each chained to the one before and hashed:
+and the sequential design, whether the numbers are comparable with the source's, its observed arms' values
+(`observed`) and its plugin files' hashes (`code`) where it has some (registrations before they were recorded lack
+them, and are not compared on them), and the Holm family the member is corrected with. It grows in waves, each chained to the one before and hashed:
 
     {"format": 1, "profile": "quick",
      "waves": [{"wave": 1, "recorded": "2026-05-01T10:00:00+00:00", "git_commit": "5ad618c..." | null,
@@ -23,8 +24,9 @@ run` of them); a claim whose results are stored already is not added, and is jud
 
 Every result trained afterwards carries `provenance.registration` = "<profile>:<first 16 hex of the last wave's
 hash>" (no run key changes), so a registration edited or deleted is *tampered*, never a fresh start: a wave whose
-hash does not match, a result stamped with a wave the file lacks, or a file that does not extend the version
-committed in git. Judging then uses the newest committed version git still has; without one, every verdict of the
+hash does not match, a result stamped with a wave the file lacks, a file that does not extend the version
+committed in git, or a committed version that does not extend the one committed before it (a rewrite committed).
+Judging then uses the newest good committed version git still has; without one, every verdict of the
 profile is NOT RUN with the reason. Existing design.lock files (repro/designs.py) are committed evidence: wave 1
 registers the design they recorded where the spec's differs.
 """
@@ -33,8 +35,10 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import os
+import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .designs import RECORD as LOCK_FILE
@@ -54,11 +58,25 @@ def rule_of(claim, variant: str, profile: str) -> dict:
     """Everything of the spec that decides this member's verdict at `profile` (what is registered)."""
     prof = claim.profiles.get(profile)
     dump = [c.model_dump(mode="json") for c in claim.secondary_checks]
+    # observed arms' values are evidence known before the rule, often read from a file beside the spec: registered
+    # with it, so editing them after is an amendment (only where there are some: other rules are as before)
+    observed = {arm: list(values) for (arm, v), (_, values) in claim.observed.items() if v == variant}
+    code = _code(claim, variant, profile)  # plugin files its runs call: an edit makes other runs (see judge_folder)
     return {"check": claim.check.model_dump(mode="json"), "secondary_checks": dump,
             "preconditions": [c.model_dump(mode="json") for c in claim.preconditions],
             "seeds": list(prof.seeds) if prof else None,
             "sequential": prof.sequential.model_dump(mode="json") if prof and prof.sequential else None,
-            "comparable": claim.numbers_comparable(variant, profile)[0]}
+            "comparable": claim.numbers_comparable(variant, profile)[0],
+            **({"observed": observed} if observed else {}), **({"code": code} if code else {})}
+
+
+LATER = ("observed", "code")  # parts of a rule recorded only where a claim has them, and by later versions
+
+
+def _code(claim, variant: str, profile: str) -> dict:
+    """{plugin file: hash} of the plugin code the member's runs call (repro.plugins.code_hashes; {} for built-ins)."""
+    runs = _planned(claim, variant, profile, None)
+    return {name: h for rs in (runs or {}).values() for r in rs[:1] for name, h in r.code.items()}
 
 
 def _flat(x, prefix: str = "") -> dict:
@@ -70,8 +88,9 @@ def _flat(x, prefix: str = "") -> dict:
 
 
 def changes(registered: dict, current: dict) -> list[str]:
-    """The decisive keys (dotted, e.g. `check.tolerance`) where the current spec differs from its registration."""
-    a, b = _flat(registered), _flat(current)
+    """The decisive keys (dotted, e.g. `check.tolerance`) where the current spec differs from its registration. A
+    part of the rule that the registration did not record (LATER: a version before it was recorded) is not compared."""
+    a, b = _flat(registered), _flat({k: v for k, v in current.items() if k in registered or k not in LATER})
     return sorted(k for k in a.keys() | b.keys() if a.get(k, "<none>") != b.get(k, "<none>"))
 
 
@@ -82,6 +101,9 @@ def as_registered(claim, variant: str, rule: dict, profile: str):
     update = {"check": Check.model_validate(rule["check"]),
               "secondary_checks": [Check.model_validate(c) for c in rule["secondary_checks"]],
               "preconditions": [Check.model_validate(c) for c in rule["preconditions"]]}
+    observed = {**claim.observed, **{(arm, variant): (claim.observed[arm, variant][0], values)
+                                     for arm, values in rule.get("observed", {}).items()
+                                     if (arm, variant) in claim.observed}}
     if profile in claim.profiles and rule["seeds"] is not None:
         seq = rule["sequential"]
         kept = {"seeds": rule["seeds"], "sequential": Sequential.model_validate(seq) if seq else None}
@@ -90,7 +112,40 @@ def as_registered(claim, variant: str, rule: dict, profile: str):
             update["variants"] = {**claim.variants, variant: claim.variants[variant].model_copy(
                 update={"comparable": None})}
         update["profiles"] = {**claim.profiles, profile: claim.profiles[profile].model_copy(update=kept)}
-    return claim.model_copy(update=update)
+    judged = claim.model_copy(update=update)
+    judged._observed = observed  # the registered values of its observed arms
+    return judged
+
+
+def _planned(claim, variant: str, profile: str, seeds) -> dict | None:
+    """Arm -> the runs the member's verdict reads at `seeds`, or None where the spec cannot plan them there."""
+    from .plan import plan_claim
+    try:
+        return plan_claim(claim, variant, profile, seeds)
+    except (KeyError, ValueError, TypeError):  # e.g. the profile or an arm taken out of the spec
+        return None
+
+
+def _runs(claim, variant: str, profile: str, seeds) -> dict | None:
+    """Arm -> the run keys the member's verdict reads at `seeds`, or None where the spec cannot plan them there."""
+    runs = _planned(claim, variant, profile, seeds)
+    return None if runs is None else {arm: [r.key for r in rs] for arm, rs in runs.items()}
+
+
+def runs_edited(registered, current, variant: str, profile: str, seeds) -> list[str]:
+    """`arms.<name>` for each arm whose runs at the registered seeds are not the registered spec's: an arm's
+    config (loss, epochs, data, teacher...), the profile or variant that shapes it, or a `base:` file edited after
+    the registration. Its run keys change, so judging the current spec would make the member NOT RUN ("stale")
+    and hide its registered verdict; repro.verdict.judge_folder judges the registered copy instead."""
+    if registered is None or registered is current or registered.model_dump() == current.model_dump():
+        return []  # nothing registered to compare with, or the same spec (the usual case: no plan needed)
+    before = _runs(registered, variant, profile, seeds)
+    if before is None:  # nothing registered to compare with
+        return []
+    now = _runs(current, variant, profile, seeds)
+    if now is None:
+        return [f"arms (the spec no longer plans this variant's runs at the {profile} profile)"]
+    return [f"arms.{arm}" for arm in sorted(before.keys() | now.keys()) if before.get(arm) != now.get(arm)]
 
 
 def digest(wave: dict) -> str:
@@ -98,8 +153,19 @@ def digest(wave: dict) -> str:
 
 
 def _git(folder: Path, *args: str) -> str | None:
+    """git's output for `args` run in `folder`, or None. Asked of the outermost repository that holds the folder, with
+    no GIT_* variable of the environment: `git init results/quick` (a repository with no history made inside the
+    checkout) or GIT_DIR=/nowhere would otherwise hide the history every tampering check reads. (A checkout kept as
+    another repository's submodule is then read through the outer one, which has no history of its files.)"""
+    folder = Path(folder).absolute()
+    top = next((d for d in reversed([folder, *folder.parents]) if (d / ".git").exists()), None)
+    if top is None:
+        return None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     try:
-        out = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=20)
+        # no replace refs (`git replace` shows another object in a commit's place); files read with cat-file, raw
+        out = subprocess.run(["git", "--no-replace-objects", f"--git-dir={top / '.git'}", f"--work-tree={top}", "-C",
+                              str(folder), *args], capture_output=True, text=True, timeout=20, env=env)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout if out.returncode == 0 else None
@@ -132,18 +198,75 @@ def read(path: Path, profile: str) -> tuple[list | None, str]:
     return (None, wrong) if wrong else (doc["waves"], "")
 
 
-def committed(path: Path, profile: str) -> tuple[list | None, str]:
-    """The newest valid version of the file that git has committed (anywhere in its history): (waves, commit)."""
-    log = _git(path.parent, "log", "--all", "--format=%H", "--", path.name) if path.parent.exists() else None
-    for commit in (log or "").split():
-        text = _git(path.parent, "show", f"{commit}:./{path.name}")
-        try:
-            doc = json.loads(text) if text else None
-        except ValueError:
+def _version(path: Path, commit: str, profile: str) -> list | None:
+    """The waves of the file as `commit` has it, or None (absent there, or not a valid registration)."""
+    text = _git(path.parent, "cat-file", "blob", f"{commit}:./{path.name}")
+    try:
+        doc = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return doc["waves"] if doc is not None and _valid(doc, profile) is None else None
+
+
+def committed(path: Path, profile: str) -> tuple[list | None, str, str]:
+    """The newest valid version of the file that git has committed (anywhere in its history): (waves, commit, "");
+    or, where a commit on HEAD's line holds a version that does not extend the one committed before it (the file
+    rewritten with recomputed hashes, or its last waves cut, and committed), the version before that commit:
+    (waves, its commit, the rewriting commit). Only the first-parent line is walked, so two branches that each
+    appended a wave are not mistaken for a rewrite; a merge that drops either's wave is one."""
+    if not path.parent.exists():
+        return None, "", ""
+    line = _git(path.parent, "log", "--first-parent", "--format=%H", "--", path.name)
+    good: tuple[list, str] | None = None
+    for commit in reversed((line or "").split()):  # oldest first
+        waves = _version(path, commit, profile)
+        if waves is None:  # absent (a deletion committed) or invalid there: the next version is held to the last good
             continue
-        if doc is not None and _valid(doc, profile) is None:
-            return doc["waves"], commit
-    return None, ""
+        if good is not None and waves[:len(good[0])] != good[0]:
+            return good[0], good[1], commit
+        good = (waves, commit)
+    log = _git(path.parent, "log", "--all", "--format=%H", "--", path.name)
+    for commit in (log or "").split():
+        waves = _version(path, commit, profile)
+        if waves is not None:
+            return waves, commit, ""
+    return None, "", ""
+
+
+RESULT_NAME = re.compile(r"seed\d+-([0-9a-f]{12})\.json")
+
+
+def changed_results(root: Path, profile: str) -> dict[Path, tuple[str, object]]:
+    """Result files of the profile that git committed and that were deleted or edited since, in the checkout or in
+    a later commit: path -> (how, a function giving its text as first committed, or None). A result is written once (its
+    name is its run's key), so any later change to a committed one changes evidence already stored: the seed least
+    favourable deleted (a sequential claim then falls back to an earlier look), a number edited and the checksum
+    recomputed. Judging reads the first committed version (repro.store.Store.find) and says so. Empty without git."""
+    folder = Path(root) / profile
+    log = _git(folder, "log", "--format=%x00%H", "--name-status", "--no-renames", "--relative", "--", ".") \
+        if folder.is_dir() else None
+    added, changed = {}, {}
+    for block in (log or "").split("\0")[1:]:  # newest commit first
+        commit, *lines = block.strip().split("\n")
+        for status, _, name in (line.partition("\t") for line in lines if line):
+            if not RESULT_NAME.fullmatch(Path(name).name):
+                continue
+            if status == "A":
+                added[name] = commit  # the oldest add is the last one seen
+            else:
+                changed.setdefault(name, f"{'deleted' if status == 'D' else 'edited'} in commit {commit[:12]}")
+    now = _git(folder, "diff", "HEAD", "--name-status", "--no-renames", "--relative", "--", ".") if added else None
+    for status, _, name in (line.partition("\t") for line in (now or "").splitlines()):
+        if name in added and status != "A":
+            changed[name] = "deleted in the checkout" if status == "D" else "edited in the checkout"
+    # a file marked assume-unchanged (tag in lower case) or skip-worktree (S) is one git diff does not look at
+    hidden = _git(folder, "ls-files", "-v", "--", ".") if added else None
+    for tag, _, name in (line.partition(" ") for line in (hidden or "").splitlines()):
+        if name in added and (tag.islower() or tag == "S"):
+            changed.setdefault(name, "hidden from git diff (update-index) in the checkout")
+    # read when a verdict needs one (most are stale runs of old keys, deleted on purpose and never looked up)
+    return {folder / name: (how, lambda name=name: _git(folder, "cat-file", "blob", f"{added[name]}:./{name}"))
+            for name, how in changed.items() if name in added}
 
 
 def _stamped(root: Path, profile: str) -> Path | None:
@@ -171,6 +294,7 @@ class Registration:
     waves: list | None  # None: no registration yet, or a tampered one with nothing to recover
     state: str  # "none" | "registered" | "registered after results" | "tampered"
     note: str = ""
+    _others: dict | None = field(default=None, repr=False)  # registered_before's cache
 
     @property
     def members(self) -> dict[str, dict]:
@@ -188,14 +312,30 @@ class Registration:
     def stamp(self) -> str | None:
         return f"{self.profile}:{self.waves[-1]['hash'][:16]}" if self.waves else None
 
-    def claim(self, claim_id: str):
-        """The claim as its spec was registered (a spec deleted from the folder is judged from this), or None."""
-        from .spec import Claim
+    def claim(self, claim_id: str, folder=None):
+        """The claim as its spec was registered (a spec deleted from the folder, or whose arms were edited, is judged
+        from this), or None. Rebuilt in the claims `folder` where given, which holds its plugins and observed files."""
+        from .spec import Claim, SpecError, claim_from_raw
         spec = next((w["specs"][claim_id] for w in reversed(self.waves or []) if claim_id in w.get("specs", {})), None)
         try:
+            if spec is not None and folder is not None:
+                return claim_from_raw(spec, Path(folder) / f"{claim_id}.yaml")
             return Claim.model_validate(spec) if spec is not None else None
-        except ValueError:  # e.g. a plugin's model, which only its file's folder can import
+        except (SpecError, ValueError):  # e.g. a plugin's file gone from the folder
             return None
+
+    def registered_before(self, keys) -> str | None:
+        """Another profile of this results folder, registered before this one, that stores one of the runs `keys`
+        (results carry no profile: the same run filed under a new profile name has the same key), or None. Results
+        that carry no stamp are evidence for a registration made after them only where they were seen under none."""
+        if self._others is None:
+            mine, self._others = _made(self.path, self.waves or [{}]), {}
+            for path in sorted(self.path.parent.parent.glob(f"*/{FILE}")):
+                waves, _ = read(path, path.parent.name)
+                if path.parent.name != self.profile and waves and _made(path, waves) < mine:
+                    self._others[path.parent.name] = {m[1] for f in path.parent.glob("*/*/*/seed*-*.json")
+                                                      if (m := RESULT_NAME.fullmatch(f.name))}
+        return next((name for name, known in self._others.items() if any(k[:12] in known for k in keys)), None)
 
     def wave_of(self, stamp: str) -> int | None:
         return next((w["wave"] for w in self.waves or [] if stamp == f"{self.profile}:{w['hash'][:16]}"), None)
@@ -216,11 +356,15 @@ class Registration:
                 f"{d['waves']} wave{'s' if d['waves'] > 1 else ''}, {when}; {self.path})"
                 + (f"; {self.note}" if self.note else ""))
 
-    def data_age(self, member: dict, stamps: list[str]) -> str | None:
-        """Why the member's results cannot be confirmatory evidence for its rule (they were there, or seen under
-        another registration, before the rule was registered), or None."""
+    def data_age(self, member: dict, stamps: list[str], keys=()) -> str | None:
+        """Why the member's results (stamped `stamps`, the compared runs' `keys`) cannot be confirmatory evidence for
+        its rule (they were there, or seen under another registration, before the rule was registered), or None."""
         for stamp in stamps:
             if not stamp:  # trained before registrations existed: evidence only where wave 1 said so
+                other = self.registered_before(keys)
+                if other:
+                    return (f"its runs are stored under the {other} profile too, registered before this one: results "
+                            "copied under a new profile name were seen under that registration")
                 if member["wave"] == 1 and member.get("after_results"):
                     continue
                 return "results stored before its registration (they carry none)"
@@ -232,12 +376,19 @@ class Registration:
         return None
 
 
+def _made(path: Path, waves: list) -> tuple:
+    """When a registration was made, to order two: first when git first committed it (one not committed yet comes
+    after every committed one), then the time its wave 1 records, which its file alone states and could forge."""
+    log = (_git(path.parent, "log", "--diff-filter=A", "--format=%ct", "--", path.name) or "").split()
+    return (0, int(log[-1])) if log else (1, 0), waves[0].get("recorded") or ""
+
+
 def load(root: str | Path, profile: str) -> Registration:
     """The registration of `profile` in the results folder `root`, checked against git and the results' stamps."""
     path = Path(root) / profile / FILE
     waves, problem = read(path, profile)
-    past, commit = committed(path, profile)
-    if waves is not None and (past is None or waves[:len(past)] == past):
+    past, commit, rewritten = committed(path, profile)
+    if waves is not None and not rewritten and (past is None or waves[:len(past)] == past):
         return Registration(profile, path, waves, "registered after results" if waves[0]["after_results"]
                             else "registered")
     if waves is None and problem == "missing" and past is None:
@@ -245,6 +396,9 @@ def load(root: str | Path, profile: str) -> Registration:
         if stamped is None:
             return Registration(profile, path, None, "none")
         problem = f"missing, but results carry its stamp (e.g. {stamped.relative_to(root)}): it was deleted"
+    if rewritten:
+        problem = (f"{problem}; " if waves is None else "") + (f"commit {rewritten[:12]} holds a version that does not "
+                                                              "extend the one committed before it (rewritten or cut)")
     why = f"{path}: {problem or 'does not extend the version committed in git'}"
     if past is not None:
         return Registration(profile, path, past, "tampered",

@@ -172,6 +172,10 @@ class Store:
         self.root = Path(root)
         self.cache = Path(cache or os.environ.get("REPRO_CACHE", ".cache"))
         self.registrations: dict[str, str] = {}  # profile -> the stamp results trained now carry (repro.registration)
+        # results changed since git committed them: path -> (how, a function giving the first committed text), read
+        # by find() as committed; `restored`: those find() read so (path -> how). Set by repro.verdict.judge_folder.
+        self.committed: dict[Path, tuple] = {}
+        self.restored: dict[Path, str] = {}
 
     def stamp(self, path: Path) -> dict:
         """{"registration": stamp} for the provenance of a result trained now and filed at `path`, under a
@@ -245,11 +249,18 @@ class Store:
         if Path(path).is_symlink():  # a result is a file of the store, not a pointer to one elsewhere
             raise corrupt(path, "a symlink, not a result file; delete it to re-run")
         try:
-            payload = json.loads(read_regular(path, MAX_RESULT_BYTES))
+            data = read_regular(path, MAX_RESULT_BYTES)
         except TooBig as err:
             raise corrupt(path, f"{err.size} bytes, over the {MAX_RESULT_BYTES} a result may have") from None
         except OSError as err:
             raise corrupt(path, f"not readable ({err.strerror or type(err).__name__})") from None
+        return Store.parse(data, path, key)
+
+    @staticmethod
+    def parse(data: bytes, path: Path, key: str | None = None) -> dict:
+        """load()'s checks on a result's bytes (read from `path`, or from git for it)."""
+        try:
+            payload = json.loads(data)
         except (ValueError, RecursionError) as err:  # not JSON, not UTF-8, nested beyond reason
             raise corrupt(path, f"not readable as JSON ({clip(err, 80)})") from None
         if not isinstance(payload, dict) or set(payload) != RESULT_KEYS:
@@ -271,7 +282,18 @@ class Store:
 
     def find(self, path: Path, key: str | None = None) -> dict | None:
         """The stored result at `path` (of run `key`, when given), or None if absent. Corrupt or misfiled
-        files raise CorruptResult."""
+        files raise CorruptResult. A result that git committed and that was deleted or edited since is read as it
+        was first committed (`committed`, repro.registration.changed_results), and named in `restored`."""
+        how, first = self.committed.get(Path(path), (None, None))
+        text = first() if first is not None else None
+        if text is not None:
+            try:
+                found = self.parse(text.encode(), path, key)
+            except CorruptResult:  # the committed version is not this run's result: its replacement is the repair
+                found = None
+            if found is not None:
+                self.restored[Path(path)] = how
+                return found
         return self.load(path, key) if path.exists() else None
 
     @contextlib.contextmanager

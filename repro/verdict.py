@@ -19,7 +19,7 @@ from .models import weights_availability
 from .metrics import run_value
 from .spec.observed import describe as describe_observed, pseudo_results, unpaired
 from .plan import plan_claim, twin_precision
-from .precision import used_precision
+from .precision import as_declared, override, used_precision
 from .registry import CHECKS
 from .stats.sequential import Design, _first, judge
 from .spec import Check, Claim, public_path
@@ -456,35 +456,57 @@ def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store, r
     """Every member of the profile's registration (repro.registration), judged under its registered rule and
     corrected within its registered family: what the report, `pytest -m claims [-k]`, `repro judge` and
     `--until-decided` all read, so a selection, an edit or a deletion never moves a confirmatory verdict.
-    A spec that differs from its registration gets `amendment` (the edited rule's verdict, exploratory); a claim
+    A spec that differs from its registration gets `amendment` (the edited rule's verdict, exploratory); one whose
+    arms were edited is judged from the registered copy of its spec; REPRO_PRECISION does not choose the runs; a
+    committed result deleted or edited since is read as committed (repro.registration.changed_results); a claim
     not registered before its data is INCONCLUSIVE with its `exploratory` verdict; a registered claim deleted or
     NOT RUN stays in its family at p = 1. `registration`: an already loaded one (default: ensure() it)."""
     from . import registration as reg_
     reg = registration or reg_.ensure(folder, claims, profile, store.root)
     verdicts, family, members = [], {}, reg.members
+    # committed results deleted or edited since are read as committed (Store.find), and said on every verdict
+    store.committed, store.restored = reg_.changed_results(store.root, profile), {}
     if reg.waves is None:  # tampered, and nothing to recover: no rule to judge under
         for c in claims.values():
             for variant in c.variants if profile in c.profiles or not c.profiles else []:
                 verdicts.append({**_stub(c.id, variant, profile), "status": "NOT RUN",
                                  "reason": f"registration tampered: {reg.note}"})
         return _stamped(finalize(verdicts, None), reg)
+    copies = {}  # claim id -> its spec as registered (one per claim, whose variants are several members)
     for key, m in members.items():
-        claim, gone = claims.get(m["claim"]), ""
+        if m["claim"] not in copies:
+            copies[m["claim"]] = reg.claim(m["claim"], folder)
+        claim, gone, registered = claims.get(m["claim"]), "", copies[m["claim"]]
         if claim is None or m["variant"] not in claim.variants:  # judged from the spec as it was registered
-            claim = reg.claim(m["claim"])
+            claim = registered
             gone = "[its spec (or variant) is no longer in the claims folder: judged from the copy registered] "
         if claim is None or m["variant"] not in claim.variants:
             v = {**_stub(m["claim"], m["variant"], profile, m["rule"]), "status": "NOT RUN",
                  "reason": "registered, but its spec (or variant) is no longer in the claims folder, nor readable "
                            "from the registration: it stays in its family at p = 1"}
         else:
-            v = decide_guarded(reg_.as_registered(claim, m["variant"], m["rule"], profile), m["variant"], profile, store)
-            changed = reg_.changes(m["rule"], reg_.rule_of(claim, m["variant"], profile))
+            # arms edited since the registration: the registered runs are judged, the edited ones are the amendment
+            edited = reg_.runs_edited(registered, claim, m["variant"], profile, m["rule"]["seeds"])
+            with as_declared():  # the registered runs' precision, whatever REPRO_PRECISION says (shown below)
+                v = decide_guarded(reg_.as_registered(registered if edited else claim, m["variant"], m["rule"],
+                                                      profile), m["variant"], profile, store)
+            changed = reg_.changes(m["rule"], reg_.rule_of(claim, m["variant"], profile)) + edited
+            if override() is not None and v.get("used_precision") != override():  # it would judge other runs
+                changed.append(f"REPRO_PRECISION={override()} (every arm's precision, set when judging)")
+            code = [k.removeprefix("code.") for k in changed if k.startswith("code.")]
+            if code:  # runs of edited plugin code are not the registered experiment; the registered runs are stale
+                v = {**_stub(m["claim"], m["variant"], profile, m["rule"]), "status": "NOT RUN",
+                     "reason": f"its plugin code ({', '.join(code)}) changed since the registration: runs of the new "
+                               "code are not the registered experiment, and the registered code's runs are stale "
+                               "(restore the file from git to judge them); it stays in its family at p = 1"}
             if changed:
                 v["amendment"] = _exploratory(claim, m["variant"], profile, store,
                                               "amendment after data: " + ", ".join(changed) + " edited since the "
                                               f"registration (wave {m['wave']})")
-            late = reg.data_age(m, v.get("registrations", []))
+            compared = {a for arms in [v.get("arms", []), *(c["arms"] for c in v.get("preconditions", []))]
+                        for a in arms}
+            late = reg.data_age(m, v.get("registrations", []),
+                                [k for arm, keys in v.get("run_keys", {}).items() if arm in compared for k in keys])
             if late and v.get("status") != "NOT RUN":
                 v = _unconfirmed(v, f"no confirmatory verdict: {late}", claim, m["variant"], profile, store)
         if gone:
@@ -505,7 +527,7 @@ def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store, r
     entries = [e for v in verdicts if family.get((v["claim"], v["variant"])) is not None
                for e in [v, *v.get("secondary_checks", [])]]
     reg_.record_tested(reg, {member_name(e) for e in entries if _is_tested(e)})
-    return _stamped(finalize(verdicts, family, registered=reg.tested), reg)
+    return _stamped(finalize(verdicts, family, registered=reg.tested), reg, store)
 
 
 def _stub(claim_id: str, variant: str, profile: str, rule: dict | None = None) -> dict:
@@ -534,9 +556,10 @@ def _unconfirmed(v: dict, why: str, claim: Claim, variant: str, profile: str, st
             "exploratory": _exploratory(claim, variant, profile, store, why)}
 
 
-def _stamped(verdicts: list[dict], reg) -> list[dict]:
+def _stamped(verdicts: list[dict], reg, store: Store | None = None) -> list[dict]:
     """Each verdict names the registration it was judged under; a result stamped by a wave the registration
-    lacks is tampering (a wave deleted or edited), said on every verdict of the profile."""
+    lacks is tampering (a wave deleted or edited), said on every verdict of the profile, as are committed results
+    read as committed because they were deleted or edited since (Store.restored)."""
     stamps = {s for v in verdicts for s in v.get("registrations", []) if s.startswith(f"{reg.profile}:")}
     unknown = sorted(s for s in stamps if reg.wave_of(s) is None)
     if unknown and reg.waves is not None:
@@ -548,6 +571,15 @@ def _stamped(verdicts: list[dict], reg) -> list[dict]:
         v["registration"] = reg.describe()
         if reg.state == "tampered":
             v["reason"] = f"[registration tampered: {reg.note}] {v.get('reason', '')}"
+    restored = sorted((store.restored if store is not None else {}).items())
+    if restored:
+        path, how = restored[0]
+        where = public_path(path)
+        note = (f"results changed after git committed them, judged as first committed: {len(restored)} file(s), e.g. "
+                f"{where} ({how}); restore them from git")
+        for v in verdicts:
+            v["results_changed"] = [public_path(p) for p, _ in restored]
+            v["reason"] = f"[results tampered: {note}] {v.get('reason', '')}"
     return verdicts
 
 

@@ -54,10 +54,11 @@ def store_results(tmp_path, claims: dict, values: dict, stamp: str | None) -> St
     return store
 
 
-def registered_folder(tmp_path, specs=None, values=None):
-    """A claims folder registered before its results (wave 1), then its results trained under the registration."""
-    folder = tmp_path / "claims"
-    folder.mkdir()
+def registered_folder(tmp_path, specs=None, values=None, made=None):
+    """A claims folder registered before its results (wave 1), then its results trained under the registration.
+    `made`: the folder, already holding other files (a plugin)."""
+    folder = made or tmp_path / "claims"
+    folder.mkdir(exist_ok=True)
     for spec in specs or [doc(name) for name in SMALL]:
         write(folder, spec)
     claims = load_claims(folder)
@@ -108,7 +109,7 @@ def test_a_deleted_spec_that_cannot_be_rebuilt_stays_in_its_family_at_p_1(tmp_pa
     judged(folder, store)  # the data are looked at: every member is recorded as tested
     (folder / "c-strong.yaml").unlink()
     (folder / "c-weak.yaml").unlink()
-    monkeypatch.setattr(R.Registration, "claim", lambda self, claim_id: None)
+    monkeypatch.setattr(R.Registration, "claim", lambda self, *args: None)
     after = judged(folder, store)
     assert after["c-strong"]["status"] == "NOT RUN" and after["c-medium"]["status"] == "INCONCLUSIVE"
     assert len(after["c-medium"]["holm_family"]) == 3
@@ -178,6 +179,85 @@ def test_editing_a_tolerance_after_the_data_is_an_amendment(tmp_path):
     assert lines[1].strip().startswith("amendment after data: check.tolerance") and "exploratory REPRODUCED" in lines[1]
 
 
+def test_editing_an_arm_or_moving_a_claim_off_its_profile_after_the_data_is_an_amendment(tmp_path):
+    """An arm edited after the data (distilled trained 2 epochs, not 1) changes its run keys: judged from the edited
+    spec, c-strong was NOT RUN ("stale"), its registered verdict gone with no amendment shown, and a re-run under the
+    edit would have been confirmatory. Taking the profile out of c-weak's spec made it NOT RUN too. Now the runs of
+    the spec as registered are judged, and each edit is an amendment."""
+    folder, store = registered_folder(tmp_path)
+    before = headline(judged(folder, store))
+    edited = doc("c-strong")
+    edited["arms"]["distilled"] = {"epochs": 2}
+    write(folder, edited)
+    moved = doc("c-weak")
+    moved["profiles"] = {"other": moved["profiles"]["smoke"]}
+    write(folder, moved)
+    after = judged(folder, store)
+    assert headline(after) == before and before["c-strong"][0] == "REPRODUCED"
+    assert after["c-strong"]["amendment"]["why"].startswith("amendment after data: arms.distilled edited since")
+    assert after["c-strong"]["amendment"]["status"] == "NOT RUN"  # its runs at 2 epochs are not stored
+    assert "arms (the spec no longer plans" in after["c-weak"]["amendment"]["why"]
+
+
+def test_a_precision_set_when_judging_moves_no_verdict(tmp_path, monkeypatch):
+    """REPRO_PRECISION=bf16 when judging fp32 results planned bf16 runs: every member NOT RUN ("missing"), the
+    registered verdicts gone, and where both precisions are stored it picked which runs decide. Now the registered
+    runs decide, and the override's verdict is an amendment."""
+    folder, store = registered_folder(tmp_path)
+    before = headline(judged(folder, store))
+    monkeypatch.setenv("REPRO_PRECISION", "bf16")
+    after = judged(folder, store)
+    assert headline(after) == before
+    assert "REPRO_PRECISION=bf16" in after["c-strong"]["amendment"]["why"]
+    assert after["c-strong"]["amendment"]["status"] == "NOT RUN"
+
+
+def test_editing_observed_values_after_the_registration_is_an_amendment(tmp_path):
+    """Observed values (measured elsewhere, in the spec or a file beside it) 80, 81, 79 against 90 +- 1: NOT
+    REPRODUCED. Edited to 90, 90.1, 89.9, 90.05, 89.95 after the registration they made it REPRODUCED with nothing
+    shown: they are registered with the rule now, judged as registered, and the edit is an amendment."""
+    spec = doc("c-obs", kind="matches", arms=["rerun"], value=90.0, tolerance=1.0)
+    observed = {"metric": "test_errors", "units": "errors", "provenance": "elsewhere", "values": [80.0, 81, 79]}
+    spec["arms"] = {"rerun": {"observed": observed}}
+    folder, store = registered_folder(tmp_path, [spec], {"c-obs": {}})  # nothing trains
+    assert judged(folder, store)["c-obs"]["status"] == "NOT REPRODUCED"
+    spec["arms"]["rerun"]["observed"] = {**observed, "values": [90.0, 90.1, 89.9, 90.05, 89.95]}
+    write(folder, spec)
+    v = judged(folder, store)["c-obs"]
+    assert v["status"] == "NOT REPRODUCED"
+    assert v["amendment"]["why"].startswith("amendment after data: observed.rerun edited")
+    assert v["amendment"]["status"] == "exploratory REPRODUCED"
+
+
+def test_runs_of_edited_plugin_code_are_not_the_registered_experiment(tmp_path):
+    """A plugin's code is in its runs' keys: edited after the registration (here a model's width), its stored runs
+    went stale and runs of the new code, re-run under the same registration, decided the claim with nothing shown
+    (REPRODUCED -> INCONCLUSIVE here). The plugin's hash is registered with the rule now: the member is NOT RUN with
+    the reason, at p = 1 in its family, and the new code's verdict is an amendment."""
+    import uuid
+    tag = uuid.uuid4().hex[:8]  # a model name registered once per process
+    plugin = ("from torch import nn\nfrom repro.registry import MODELS\n\n"
+              f"@MODELS.register('net_{tag}')\ndef net(in_shape, num_classes):\n"
+              "    return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))  # width 1\n")
+    spec = doc("c-strong")
+    spec["plugins"] = ["mine.py"]
+    spec["arms"]["distilled"] = {"model": {"name": f"net_{tag}"}}
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    (folder / "mine.py").write_text(plugin)
+    folder, store = registered_folder(tmp_path, [spec], {"c-strong": {"distilled": DISTILLED,
+                                                                      "small": SMALL["c-strong"]}}, made=folder)
+    assert judged(folder, store)["c-strong"]["status"] == "REPRODUCED"
+    (folder / "mine.py").write_text(plugin.replace("# width 1", "# width 1, edited"))
+    stamp = R.load(tmp_path / "results", "smoke").stamp
+    store_results(tmp_path, load_claims(folder), {"c-strong": {"distilled": SMALL["c-strong"],
+                                                               "small": SMALL["c-strong"]}}, stamp)  # re-run
+    v = judged(folder, store)["c-strong"]
+    assert v["status"] == "NOT RUN" and "its plugin code (mine.py) changed since the registration" in v["reason"]
+    assert v["amendment"]["why"].startswith("amendment after data: code.mine.py edited")
+    assert v["holm_family"] == ["c-strong[default]"]
+
+
 def test_redeclaring_another_claims_design_leaves_every_verdict(tmp_path):
     """c-weak re-declared at alpha 0.2 on its judged seeds: on the old code its design lock made it NOT RUN, which
     took it out of the family and made c-medium REPRODUCED (Holm over 2). Now both are judged as registered."""
@@ -215,6 +295,114 @@ def test_deleting_every_lock_and_the_registration_and_changing_alpha_is_tamperin
     assert after["c-weak"]["registration"]["state"] == "tampered" and "committed in" in after["c-weak"]["reason"]
     assert after["c-weak"]["amendment"]["status"] == "exploratory REPRODUCED"
     assert not (tmp_path / "results" / "smoke" / R.FILE).exists()  # never a fresh start
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_registration_rewritten_and_committed_is_tampering(tmp_path):
+    """The registration's `tested` wave cut off and c-weak's results deleted, both committed: only the newest
+    committed version was checked, so the cut file passed and the family shrank to 2 (c-medium INCONCLUSIVE ->
+    REPRODUCED). Every committed version must extend the one committed before it."""
+    import json
+    folder, store = registered_folder(tmp_path)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "registered, results")
+    before = headline(judged(folder, store))  # appends the tested wave
+    git(tmp_path, "commit", "-qam", "judged")
+    path = tmp_path / "results" / "smoke" / R.FILE
+    doc = json.loads(path.read_text())
+    doc["waves"] = doc["waves"][:1]  # still a valid chain: nothing in the file shows the cut
+    path.write_text(json.dumps(doc))
+    shutil.rmtree(tmp_path / "results" / "smoke" / "c-weak")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "cut")
+    after = judged(folder, store)
+    assert after["c-medium"]["status"] == before["c-medium"][0] == "INCONCLUSIVE"
+    assert len(after["c-medium"]["holm_family"]) == 3
+    assert after["c-medium"]["registration"]["state"] == "tampered"
+    assert "does not extend the one committed before it" in after["c-medium"]["reason"]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_committed_results_edited_or_deleted_since_are_judged_as_committed(tmp_path):
+    """Results rewritten with other numbers and a valid checksum (c-medium's small arm made worse: INCONCLUSIVE ->
+    REPRODUCED; one of them marked assume-unchanged first, which git diff then skips) and a result deleted with the
+    deletion committed (c-weak: INCONCLUSIVE -> NOT RUN) moved verdicts with nothing shown. Now the results as git
+    first committed them are judged, and every verdict says so."""
+    folder, store = registered_folder(tmp_path)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "registered, results")
+    before = headline(judged(folder, store))
+    stamp = f"smoke:{R.load(tmp_path / 'results', 'smoke').waves[0]['hash'][:16]}"
+    hidden = sorted((tmp_path / "results" / "smoke" / "c-medium").rglob("small/seed0-*.json"))
+    git(tmp_path, "update-index", "--assume-unchanged", *map(str, hidden))  # git diff no longer looks at it
+    store_results(tmp_path, load_claims(folder), {"c-medium": {"distilled": DISTILLED, "small": [120.0, 116, 124]}},
+                  stamp)
+    victim = next((tmp_path / "results" / "smoke" / "c-weak").rglob("seed0-*.json"))
+    git(tmp_path, "rm", "-q", str(victim))
+    git(tmp_path, "commit", "-qm", "a seed dropped")
+    after = judged(folder, store)
+    assert headline(after) == before and before["c-medium"][0] == "INCONCLUSIVE"
+    assert all(v["reason"].startswith("[results tampered: results changed after git committed them") for v in
+               after.values())
+    assert len(after["c-medium"]["results_changed"]) == 4  # c-medium's 3 small runs edited, c-weak's seed 0 deleted
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+@pytest.mark.parametrize("hide", ["nested repository", "GIT_DIR"])
+def test_git_history_cannot_be_hidden_by_a_nested_repository_or_git_variables(tmp_path, monkeypatch, hide):
+    """`git init results/smoke` (a repository with no history inside the checkout) or GIT_DIR=/nowhere made git
+    answer for another repository: a registration deleted where results carry no stamp was a fresh start, today's
+    specs registered anew. git is now asked of the outermost repository holding the folder, with no GIT_* variable."""
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    for name in SMALL:
+        write(folder, doc(name))
+    store = store_results(tmp_path, load_claims(folder), {n: {"distilled": DISTILLED, "small": s}
+                                                          for n, s in SMALL.items()}, None)
+    before = headline(judged(folder, store))  # registered after its (unstamped) results
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "registered after results")
+    (tmp_path / "results" / "smoke" / R.FILE).unlink()
+    if hide == "GIT_DIR":
+        monkeypatch.setenv("GIT_DIR", str(tmp_path / "nowhere"))
+    else:
+        git(tmp_path / "results" / "smoke", "init", "-q")
+    after = judged(folder, store)
+    assert after["c-medium"]["registration"]["state"] == "tampered" and headline(after) == before
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_replace_ref_does_not_stand_in_for_the_committed_registration(tmp_path):
+    """`git replace` made git show a forged registration (c-weak's check reversed, hashes recomputed) in place of the
+    committed one, so the forged file in the checkout "extended the committed version". Replace refs are not read."""
+    import json
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    for name in SMALL:
+        write(folder, doc(name))
+    store = store_results(tmp_path, load_claims(folder), {n: {"distilled": DISTILLED, "small": s}
+                                                          for n, s in SMALL.items()}, None)  # no stamp to betray it
+    judged(folder, store)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "registered after results, judged")
+    path = tmp_path / "results" / "smoke" / R.FILE
+    doc_ = json.loads(path.read_text())
+    previous = None
+    for wave in doc_["waves"]:
+        for member in wave["members"].values():
+            member["rule"]["check"]["arms"] = member["rule"]["check"]["arms"][::-1]
+        wave["previous"] = previous
+        wave["hash"] = previous = R.digest(wave)
+    out = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True,  # noqa: E731
+                                    text=True).stdout.strip()
+    old = out("rev-parse", f"HEAD:results/smoke/{R.FILE}")
+    path.write_text(json.dumps(doc_))
+    out("replace", old, out("hash-object", "-w", str(path)))
+    assert judged(folder, store)["c-weak"]["registration"]["state"] == "tampered"
 
 
 def test_a_deleted_registration_without_git_is_tampering_never_a_fresh_start(tmp_path):
@@ -276,6 +464,61 @@ def test_an_automatic_registration_after_results_keeps_todays_verdicts_and_says_
     reg = R.load(tmp_path / "results", "smoke")
     assert reg.state == "registered after results" and reg.waves[0]["after_results"]
     assert after["c-medium"]["registration"]["state"] == "registered after results"
+
+
+def test_results_copied_under_a_new_profile_name_are_not_confirmatory(tmp_path):
+    """Results carry no profile: unstamped ones (stored before any registration, as the shipped ones) copied under a
+    new profile name (smoke2, smoke's twin) got a fresh registration "after results" with today's rules and a family
+    of the copied claims alone: c-medium, INCONCLUSIVE at smoke (Holm over 3), was REPRODUCED at smoke2. Runs stored
+    under a profile registered before are data seen under that registration: no confirmatory verdict."""
+    import time
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    for name in SMALL:
+        write(folder, doc(name))
+    store = store_results(tmp_path, load_claims(folder), {n: {"distilled": DISTILLED, "small": s}
+                                                          for n, s in SMALL.items()}, None)
+    assert judged(folder, store)["c-medium"]["status"] == "INCONCLUSIVE"  # registered after its results
+    time.sleep(1.1)  # a registration is recorded to the second
+    spec = doc("c-medium")
+    spec["profiles"]["smoke2"] = spec["profiles"]["smoke"]
+    write(folder, spec)
+    shutil.copytree(tmp_path / "results" / "smoke" / "c-medium", tmp_path / "results" / "smoke2" / "c-medium",
+                    ignore=shutil.ignore_patterns("design.lock"))
+    v, = [v for v in V.judge_folder(folder, load_claims(folder), "smoke2", store) if v["claim"] == "c-medium"]
+    assert v["status"] == "INCONCLUSIVE" and "stored under the smoke profile too" in v["reason"]
+    assert v["exploratory"]["status"] == "exploratory REPRODUCED"
+    assert judged(folder, store)["c-medium"]["status"] == "INCONCLUSIVE"  # smoke itself as before
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_copy_profile_that_claims_an_earlier_time_does_not_unseat_the_committed_one(tmp_path):
+    """The copy's registration rewritten to say it was recorded first would make the original's runs "seen under" the
+    copy's: which registration came first is read from git where it can be (the committed one first)."""
+    import json
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    write(folder, doc("c-strong"))
+    store = store_results(tmp_path, load_claims(folder), {"c-strong": {"distilled": DISTILLED,
+                                                                       "small": SMALL["c-strong"]}}, None)
+    assert judged(folder, store)["c-strong"]["status"] == "REPRODUCED"
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "registered after results")
+    spec = doc("c-strong")
+    spec["profiles"]["smoke2"] = spec["profiles"]["smoke"]
+    write(folder, spec)
+    shutil.copytree(tmp_path / "results" / "smoke", tmp_path / "results" / "smoke2",
+                    ignore=shutil.ignore_patterns("design.lock", R.FILE))
+    V.judge_folder(folder, load_claims(folder), "smoke2", store)  # registers smoke2 after its (copied) results
+    path = tmp_path / "results" / "smoke2" / R.FILE
+    doc_ = json.loads(path.read_text())
+    previous = None
+    for wave in doc_["waves"]:
+        wave.update(recorded="2000-01-01T00:00:00+00:00", previous=previous)
+        wave["hash"] = previous = R.digest(wave)
+    path.write_text(json.dumps(doc_))
+    assert judged(folder, store)["c-strong"]["status"] == "REPRODUCED"
 
 
 def test_secondary_checks_keep_run_keys_and_join_the_family(tmp_path):
