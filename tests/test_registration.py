@@ -68,6 +68,16 @@ def registered_folder(tmp_path, specs=None, values=None, made=None):
     return folder, store_results(tmp_path, claims, values, reg.stamp)
 
 
+def unregistered_folder(tmp_path):
+    """The same folder with its results stored before any registration (unstamped, as the shipped ones)."""
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    for name in SMALL:
+        write(folder, doc(name))
+    values = {n: {"distilled": DISTILLED, "small": s} for n, s in SMALL.items()}
+    return folder, store_results(tmp_path, load_claims(folder), values, None)
+
+
 def judged(folder, store) -> dict:
     return {v["claim"]: v for v in V.judge_folder(folder, load_claims(folder), "smoke", store)}
 
@@ -355,12 +365,7 @@ def test_git_history_cannot_be_hidden_by_a_nested_repository_or_git_variables(tm
     """`git init results/smoke` (a repository with no history inside the checkout) or GIT_DIR=/nowhere made git
     answer for another repository: a registration deleted where results carry no stamp was a fresh start, today's
     specs registered anew. git is now asked of the outermost repository holding the folder, with no GIT_* variable."""
-    folder = tmp_path / "claims"
-    folder.mkdir()
-    for name in SMALL:
-        write(folder, doc(name))
-    store = store_results(tmp_path, load_claims(folder), {n: {"distilled": DISTILLED, "small": s}
-                                                          for n, s in SMALL.items()}, None)
+    folder, store = unregistered_folder(tmp_path)
     before = headline(judged(folder, store))  # registered after its (unstamped) results
     git(tmp_path, "init", "-q")
     git(tmp_path, "add", "-A")
@@ -379,12 +384,7 @@ def test_a_replace_ref_does_not_stand_in_for_the_committed_registration(tmp_path
     """`git replace` made git show a forged registration (c-weak's check reversed, hashes recomputed) in place of the
     committed one, so the forged file in the checkout "extended the committed version". Replace refs are not read."""
     import json
-    folder = tmp_path / "claims"
-    folder.mkdir()
-    for name in SMALL:
-        write(folder, doc(name))
-    store = store_results(tmp_path, load_claims(folder), {n: {"distilled": DISTILLED, "small": s}
-                                                          for n, s in SMALL.items()}, None)  # no stamp to betray it
+    folder, store = unregistered_folder(tmp_path)  # no stamp to betray it
     judged(folder, store)
     git(tmp_path, "init", "-q")
     git(tmp_path, "add", "-A")
@@ -452,12 +452,8 @@ def test_a_wave_registered_before_copied_old_runs_is_not_confirmatory(tmp_path):
 
 
 def test_an_automatic_registration_after_results_keeps_todays_verdicts_and_says_so(tmp_path):
-    folder = tmp_path / "claims"
-    folder.mkdir()
-    for name in SMALL:
-        write(folder, doc(name))
+    folder, store = unregistered_folder(tmp_path)
     claims = load_claims(folder)
-    store = store_results(tmp_path, claims, {n: {"distilled": DISTILLED, "small": s} for n, s in SMALL.items()}, None)
     plain = V.finalize([V.decide_guarded(c, "default", "smoke", store, record=False) for c in claims.values()])
     after = judged(folder, store)
     assert {v["claim"]: (v["status"], v["p_holm"]) for v in plain} == headline(after)
@@ -472,12 +468,7 @@ def test_results_copied_under_a_new_profile_name_are_not_confirmatory(tmp_path):
     of the copied claims alone: c-medium, INCONCLUSIVE at smoke (Holm over 3), was REPRODUCED at smoke2. Runs stored
     under a profile registered before are data seen under that registration: no confirmatory verdict."""
     import time
-    folder = tmp_path / "claims"
-    folder.mkdir()
-    for name in SMALL:
-        write(folder, doc(name))
-    store = store_results(tmp_path, load_claims(folder), {n: {"distilled": DISTILLED, "small": s}
-                                                          for n, s in SMALL.items()}, None)
+    folder, store = unregistered_folder(tmp_path)
     assert judged(folder, store)["c-medium"]["status"] == "INCONCLUSIVE"  # registered after its results
     time.sleep(1.1)  # a registration is recorded to the second
     spec = doc("c-medium")
