@@ -153,14 +153,21 @@ def digest(wave: dict) -> str:
 
 
 def _git(folder: Path, *args: str) -> str | None:
-    """git's output for `args` run in `folder`, or None. Asked of the outermost repository that holds the folder, with
-    no GIT_* variable of the environment: `git init results/quick` (a repository with no history made inside the
-    checkout) or GIT_DIR=/nowhere would otherwise hide the history every tampering check reads. (A checkout kept as
-    another repository's submodule is then read through the outer one, which has no history of its files.)"""
+    """git's output for `args` run in `folder`, or None. Asked of the outermost repository holding the folder that
+    has history of it (else the innermost), with no GIT_* variable of the environment: `git init results/quick` (a
+    repository with no history made inside the checkout) or GIT_DIR=/nowhere would otherwise hide the history every
+    tampering check reads."""
     folder = Path(folder).absolute()
-    top = next((d for d in reversed([folder, *folder.parents]) if (d / ".git").exists()), None)
-    if top is None:
-        return None
+    tops = [d for d in reversed([folder, *folder.parents]) if (d / ".git").exists()]  # outermost first
+    # Nested repositories: the outermost one that has history here. A home folder kept in git (dotfiles) holding the
+    # checkout has none, and asking it would switch every check off; an empty one made inside the checkout is inner.
+    top = next((t for t in tops[:-1] if _run_git(t, folder, "log", "-1", "--format=%H", "--", ".")), None) \
+        if len(tops) > 1 else None
+    top = top or (tops[-1] if tops else None)
+    return None if top is None else _run_git(top, folder, *args)
+
+
+def _run_git(top: Path, folder: Path, *args: str) -> str | None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     try:
         # no replace refs (`git replace` shows another object in a commit's place); files read with cat-file, raw

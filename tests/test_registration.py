@@ -380,6 +380,35 @@ def test_git_history_cannot_be_hidden_by_a_nested_repository_or_git_variables(tm
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_checkout_inside_an_outer_repository_is_read_from_its_own_history(tmp_path):
+    """A researcher's home folder kept in git (dotfiles) holds the checkout: asking the outermost repository, which
+    has no history of it, switched every check off, so a committed result edited with its checksum recomputed moved
+    the verdict silently. The outermost repository WITH history of the folder is asked."""
+    import json
+    from repro.store import checksum
+    project = tmp_path / "home" / "project"
+    project.mkdir(parents=True)
+    git(tmp_path / "home", "init", "-q")
+    (tmp_path / "home" / ".bashrc").write_text("# dotfiles\n")
+    git(tmp_path / "home", "add", ".bashrc")
+    git(tmp_path / "home", "commit", "-qm", "dotfiles")
+    folder, store = unregistered_folder(project)
+    before = headline(judged(folder, store))
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "results, registered after them")
+    victim = sorted((project / "results" / "smoke" / "c-medium").rglob("seed0-*.json"))[0]
+    payload = json.loads(victim.read_text())
+    for numbers in (payload["final"], payload["epochs"][-1]):
+        numbers["test_errors"] = 0 if "distilled" in str(victim) else 99
+    payload["checksum"] = checksum(payload)
+    victim.write_text(json.dumps(payload))
+    after = judged(folder, store)
+    assert headline(after) == before
+    assert "results tampered" in after["c-medium"].get("reason", "") + json.dumps(after["c-medium"]), after["c-medium"]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_a_replace_ref_does_not_stand_in_for_the_committed_registration(tmp_path):
     """`git replace` made git show a forged registration (c-weak's check reversed, hashes recomputed) in place of the
     committed one, so the forged file in the checkout "extended the committed version". Replace refs are not read."""
