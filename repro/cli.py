@@ -154,7 +154,8 @@ def cmd_run(args) -> int:
         claims = choose(_claims(args), profile, args.variants, args.seeds, args.arms, args.until_decided)
         store = Store(_outputs(args)[0])
         if args.dry_run:  # what the plan would train and about how long, from stored timings; nothing is written
-            print("\n".join(dry_run(claims, profile, store, args.arms, device, args.probe)))
+            print("\n".join(dry_run(claims, profile, store, args.arms, device, args.probe,
+                                     args.claims if args.until_decided else None)))
             return 0
         signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's kill stops as cleanly as Ctrl-C
         runner = train_missing(args.claims, claims, profile, store, device, arms=args.arms, executor=args.executor,

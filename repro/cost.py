@@ -487,11 +487,12 @@ def _span(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
-def dry_run(jobs: list, store, probe_device=None, device=None) -> list[str]:
+def dry_run(jobs: list, store, probe_device=None, device=None, tags: dict | None = None) -> list[str]:
     """The lines `repro run --dry-run` prints: every distinct run to train with its estimate here and on a GPU,
     where each comes from, then the totals (measured and estimated apart). A stored teacher whose weights are not
     in the cache (a fresh clone has results, not checkpoints) is retrained for its students, so it is listed too.
-    `probe_device`: time an epoch here for runs no timing of this machine kind covers."""
+    `probe_device`: time an epoch here for runs no timing of this machine kind covers; `tags`: run key -> what is
+    added to its line (e.g. " (next look)")."""
     import torch
     from .train import describe_device
     device = torch.device(device or probe_device or "cpu")
@@ -524,6 +525,7 @@ def dry_run(jobs: list, store, probe_device=None, device=None) -> list[str]:
         if run.key in seen:  # a run shared by several claims, variants or seeds: once
             continue
         seen.add(run.key)
+        where += (tags or {}).get(run.key, "")
         if run.key in retrain:
             where += " (stored, but its weights are not cached: retrained for its students)"
         elif run.key in stored_keys:

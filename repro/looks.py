@@ -28,9 +28,8 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
     (its `device` and `submit(jobs)`); `log(line)`: each progress line (warnings go to stderr). Returns the
     exit status of `repro run`: 0, or 2 when no chosen claim declares `sequential:` at this profile."""
     import time
-    from .plan import variant_jobs
     from .family import describe
-    from .precision import as_declared, before_training
+    from .precision import before_training
     from .verdict import families, judge_folder
     everything = load_claims(folder)  # the spec as written (not cut by --seeds): the design the looks follow
     sequential = {k: c for k, c in everything.items()
@@ -45,10 +44,7 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
             log(describe(folder, profile, families(judged), declared(folder, everything) is not None))
             verdicts_seen = True
         verdicts = [v for v in judged if v["claim"] in sequential]
-        # INCONCLUSIVE for lack of evidence (undecided, or past its own boundary but not Holm's) with a look
-        # left: a failed precondition, a diverged run or no spread has no next look
-        todo = [v for v in verdicts if v.get("next_look") and v["status"] == "INCONCLUSIVE"
-                and v["variant"] in claims[v["claim"]].variants]  # as cut by --variants
+        todo, jobs = next_looks(verdicts, sequential, claims, profile, store, executor.device)
         for v in verdicts:
             look = f"look {len(v['looks'])}, {v['sequential']['seeds_used']} seeds" if v.get("looks") else "no look"
             log(f"  {v['status']:<14} {v['claim']} [{v['variant']}] ({look})"
@@ -61,11 +57,6 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
             log(f"until-decided: stopped after {max_minutes:g} minutes with {len(todo)} claim(s) undecided; "
                 "run the same command again to go on")
             return 0
-        with as_declared():  # a look extends the runs judging read (REPRO_PRECISION does not choose those)
-            jobs = [job for v in todo for claim in [sequential[v["claim"]]]
-                    for job in variant_jobs(claim, v["variant"], profile, store,
-                                            claim.profiles[profile].seeds_for(v["next_look"]), claim.check.arms,
-                                            executor.device)]
         if jobs and all(job.path.exists() for job in jobs):  # nothing to train: another pass would decide nothing
             log("until-decided: the next looks' runs are all stored and judging still wants them; stopping")
             return 0
@@ -74,3 +65,19 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
             print("\n".join(lines), file=sys.stderr, flush=True)
             warned = True
         executor.submit(jobs)
+
+
+def next_looks(verdicts: list[dict], sequential: dict, claims: dict, profile: str, store, device) -> tuple[list, list]:
+    """The verdicts another look may decide, and that look's jobs (the check's arms at the next look's seeds,
+    with what they learn from). Only INCONCLUSIVE for lack of evidence (undecided, or past its own boundary but
+    not Holm's) with a look left: a failed precondition, a diverged run or no spread has no next look.
+    `sequential`: the claims as written (their design); `claims`: as chosen (cut by --variants)."""
+    from .plan import variant_jobs
+    from .precision import as_declared
+    todo = [v for v in verdicts if v["claim"] in sequential and v.get("next_look") and v["status"] == "INCONCLUSIVE"
+            and v["variant"] in claims[v["claim"]].variants]
+    with as_declared():  # a look extends the runs judging read (REPRO_PRECISION does not choose those)
+        jobs = [job for v in todo for claim in [sequential[v["claim"]]]
+                for job in variant_jobs(claim, v["variant"], profile, store,
+                                        claim.profiles[profile].seeds_for(v["next_look"]), claim.check.arms, device)]
+    return todo, jobs

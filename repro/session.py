@@ -16,14 +16,45 @@ class Refused(Exception):
     str() is the one line `repro run` prints after "error: "."""
 
 
-def dry_run(claims: dict, profile: str, store, arms, device, probe: bool = False) -> list[str]:
-    """The lines of `repro run --dry-run`: the plan with each run's cost here and on a GPU; nothing is written."""
+def dry_run(claims: dict, profile: str, store, arms, device, probe: bool = False, folder=None) -> list[str]:
+    """The lines of `repro run --dry-run`: the plan with each run's cost here and on a GPU; nothing is written.
+    `folder` (with --until-decided): the next look of each sequential claim the stored seeds leave undecided is
+    listed and costed too, judged as the looks judge it (the whole folder); later looks depend on its results."""
     from .cost import dry_run as costs
     from .plan import plan
     from .precision import before_training
     jobs = plan(list(claims.values()), profile, store, arms, device)
-    return [f"profile {profile} on {device}: {len(claims)} claim(s)", *before_training(jobs, device),
-            *costs(jobs, store, device if probe else None, device)]
+    looks, tags, said = ([], {}, []) if folder is None else _next_looks(folder, claims, profile, store, device, jobs)
+    jobs += [job for job in looks if job.run.key in tags]
+    return [f"profile {profile} on {device}: {len(claims)} claim(s)", *said, *before_training(jobs, device),
+            *costs(jobs, store, device if probe else None, device, tags)]
+
+
+def _next_looks(folder, claims: dict, profile: str, store, device, planned: list) -> tuple[list, dict, list]:
+    """What --until-decided trains after the plan: the next look's jobs, a tag per run only a look adds, and the
+    lines that say which looks they are."""
+    from .looks import next_looks
+    from .spec import load_claims
+    from .verdict import judge_folder
+    everything = load_claims(folder)  # as written: the design the looks follow
+    sequential = {k: c for k, c in everything.items()
+                  if k in claims and c.profiles.get(profile) and c.profiles[profile].sequential}
+    todo, jobs = next_looks(judge_folder(folder, everything, profile, store), sequential, claims, profile, store,
+                            device)
+    waiting = sorted({f"{j.claim} [{j.variant}]" for j in planned if j.claim in sequential and not j.path.exists()})
+    said = []
+    for v in todo:
+        seq = v["sequential"]
+        said.append(f"next look (--until-decided): {v['claim']} [{v['variant']}] at {v['next_look']} seeds (looks at "
+                    f"{', '.join(map(str, seq['looks']))}; {seq['seeds_used']} stored); a later look only if this one "
+                    "leaves it undecided")
+    if waiting:
+        said.append(f"next look: not known yet for {', '.join(waiting)}: their current look has runs to train below")
+    if not todo and not waiting:
+        said.append("next look: none (each chosen sequential claim is decided, at its cap, or not testable for "
+                    "another reason)")
+    known = {j.run.key for j in planned}
+    return jobs, {j.run.key: " (next look)" for j in jobs if j.run.key not in known}, said
 
 
 def train_missing(folder, claims: dict, profile: str, store, device, *, arms=None, executor: str = "local",

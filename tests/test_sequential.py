@@ -223,6 +223,32 @@ def test_until_decided_adds_seeds_only_to_the_chosen_variants(tmp_path, monkeypa
     assert len(list((results / "smoke" / "seq-toy" / "two").rglob("*.json"))) == 2 * 3  # its 3 seeds, no look
 
 
+def test_a_dry_run_until_decided_lists_and_costs_the_next_look_and_trains_nothing(tmp_path, monkeypatch, capsys):
+    """The loop's next look was invisible to --dry-run, which listed only the profile's stored seeds: the cost of
+    the looks a researcher plans a session around was nowhere. Variant two stays undecided at 3 seeds."""
+    from repro.cli import main
+    two = {**SPEC, "variants": {"one": {}, "two": {"arms": {"bad": {"optimizer": {"name": "sgd", "lr": 0.09}}}}}}
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    results = tmp_path / "results"
+    folders = ["--claims", str(write_spec(tmp_path / "claims", two)), "--out", str(tmp_path / "out"),
+               "--results", str(results)]
+    dry = folders + ["run", "--profile", "smoke", "--until-decided", "--dry-run"]
+    assert main(dry) == 0
+    assert "next look: not known yet for seq-toy [one], seq-toy [two]: their current look has runs to train" \
+        in capsys.readouterr().out
+    assert main(folders + ["run", "--profile", "smoke", "--variants", "two"]) == 0
+    stored = sorted(results.rglob("*.json"))
+    capsys.readouterr()
+    assert main(dry + ["--variants", "two"]) == 0
+    out = capsys.readouterr().out
+    assert ("next look (--until-decided): seq-toy [two] at 4 seeds (looks at 3, 4, 5, 6; 3 stored); a later look "
+            "only if this one leaves it undecided") in out
+    listed = [line.split(":")[0].strip() for line in out.splitlines() if line.startswith("  to train")]
+    assert sorted(listed) == ["to train   seq-toy/two/bad seed 3 (next look)", "to train   seq-toy/two/good seed 3 (next look)"]
+    assert "dry run: 8 distinct runs, 6 stored (not listed), 2 to train; nothing was stored" in out
+    assert sorted(results.rglob("*.json")) == stored  # a dry run trains nothing
+
+
 def test_the_report_draws_the_path_against_the_boundaries():
     from repro.figures import sequential_path
     v = {"looks": [{"seeds": 3, "p": 0.04, "p_refute": 0.9, "boundary": 0.005},
