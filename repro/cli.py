@@ -358,6 +358,14 @@ def cmd_reference(args) -> int:
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # e.g. while torch is still importing, or while the parser is built (on a loaded
+        print("\ninterrupted", file=sys.stderr)  # machine that takes a second): one line, before any work started
+        return 130
+
+
+def _main(argv) -> int:
     # The folder options work before or after the command (`repro --claims X run`, `repro run --claims X`).
     folders = argparse.ArgumentParser(add_help=False)
     folders.add_argument("--claims", default=argparse.SUPPRESS,
@@ -478,9 +486,6 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # `repro validate | head -1`: the reader left; stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 141  # 128 + SIGPIPE
-    except KeyboardInterrupt:  # e.g. while torch is still importing, before any command has started work
-        print("\ninterrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":
