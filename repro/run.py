@@ -74,7 +74,9 @@ class LocalExecutor:
             self.log(f"  {what} of {run.key[:12]} not cached: retraining it (same seed)")
             if epoch is not None:
                 self.keep_epochs.setdefault(run.key, set()).add(epoch)
-            result, model = self._train(run)
+            with self._progress(f"{run.key[:12]} seed {run.seed} (retrained for its weights)", f"{run.key[:12]} seed "
+                                f"{run.seed}", run.arm.epochs) as on_epoch:  # hours for a paper teacher: not silent
+                result, model = self._train(run, on_epoch)
             self.store.state_path(run).unlink(missing_ok=True)  # the weights are saved: nothing left to resume
             self._compare_retrained(run, result)
             if epoch is not None:
@@ -261,34 +263,38 @@ class LocalExecutor:
 
     def _run_one(self, job: Job) -> dict:
         started = time.perf_counter()
-        tty = sys.stderr.isatty()
-        epochs = tqdm(total=job.run.arm.epochs, desc=f"  {job.arm} seed {job.run.seed}", unit="ep",
-                      leave=False, disable=not tty)
         name = f"{job.claim}/{job.variant}/{job.arm} seed {job.run.seed}"
-        if not tty:
-            self.log(f"training {name}: {job.run.arm.epochs} epochs")
-        last = [time.perf_counter()]
-
-        def on_epoch(m):
-            epochs.update(1)
-            epochs.set_postfix(loss=f"{m['train_loss']:.4f}", test_acc=f"{m.get('test_acc', math.nan):.4f}")
-            # Without a TTY there is no bar: a line per epoch, at most every PROGRESS_EVERY_S seconds.
-            now = time.perf_counter()
-            if not tty and (now - last[0] >= PROGRESS_EVERY_S or m["epoch"] in (1, job.run.arm.epochs)):
-                last[0] = now
-                self.log(f"  {name} epoch {m['epoch']}/{job.run.arm.epochs}: train_loss {m['train_loss']:.4f}, "
-                         f"test_acc {m.get('test_acc', math.nan):.4f}, {now - started:.0f}s")
-
-        try:
+        with self._progress(name, f"{job.arm} seed {job.run.seed}", job.run.arm.epochs) as on_epoch:
             result, _ = self._train(job.run, on_epoch)
-        finally:
-            epochs.close()
         self.log(f"{name}: {result['status']}, {job.metric} {metric_text(result, job.metric)}, "
                  f"{time.perf_counter() - started:.0f}s")
         why = unconverged(result)  # repro/cost.py's rule; the verdict says it again
         if why:
             self.log(f"warning: {name} looks unconverged: {why}")
         return result
+
+    @contextlib.contextmanager
+    def _progress(self, name: str, short: str, epochs: int):
+        """The on_epoch callback that shows a run's progress: a bar on a TTY; without one (logs, CI) a line per
+        epoch, at most every PROGRESS_EVERY_S seconds, so an hours-long run in a log file is never silent."""
+        started, tty = time.perf_counter(), sys.stderr.isatty()
+        bar = tqdm(total=epochs, desc=f"  {short}", unit="ep", leave=False, disable=not tty)
+        if not tty:
+            self.log(f"training {name}: {epochs} epochs")
+        last = [started]
+
+        def on_epoch(m):
+            bar.update(1)
+            bar.set_postfix(loss=f"{m['train_loss']:.4f}", test_acc=f"{m.get('test_acc', math.nan):.4f}")
+            now = time.perf_counter()
+            if not tty and (now - last[0] >= PROGRESS_EVERY_S or m["epoch"] in (1, epochs)):
+                last[0] = now
+                self.log(f"  {name} epoch {m['epoch']}/{epochs}: train_loss {m['train_loss']:.4f}, "
+                         f"test_acc {m.get('test_acc', math.nan):.4f}, {now - started:.0f}s")
+        try:
+            yield on_epoch
+        finally:
+            bar.close()
 
 
 def metric_text(result: dict, metric: str) -> str:

@@ -178,6 +178,9 @@ def test_a_retrained_teacher_is_compared_with_its_stored_result_in_each_students
 
     (same,), logs = student_again()
     assert same["bitwise_equal"] and same["key"] == teacher.run.key[:12], same
+    retrain = f"{teacher.run.key[:12]} seed 0 (retrained for its weights)"  # hours at paper scale: progress shown
+    assert f"training {retrain}: {teacher.run.arm.epochs} epochs" in logs, logs
+    assert any(line.startswith(f"  {retrain} epoch {teacher.run.arm.epochs}/") for line in logs), logs
     assert not any("differs from its stored result" in line for line in logs)
     (other,), logs = student_again(edit_teacher=True)
     assert not other["bitwise_equal"] and other["stored"]["test_loss"] == pytest.approx(other["retrained"]["test_loss"] + 1e-4)
