@@ -30,7 +30,7 @@ import functools
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 UNCONVERGED_DROP = 0.05  # relative fall of the training loss over the last epoch that counts as still learning
@@ -487,6 +487,17 @@ def _span(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
+def epochs_done(state: Path) -> int:
+    """How many epochs an interrupted run's resume file holds (0: none, or a file train() would not resume from)."""
+    if not state.is_file():
+        return 0
+    import torch
+    try:
+        return len(torch.load(state, weights_only=True, map_location="cpu")["history"])
+    except Exception:  # noqa: BLE001 -- damaged or foreign: train() restarts such a run from epoch 1, so 0
+        return 0
+
+
 def dry_run(jobs: list, store, probe_device=None, device=None, tags: dict | None = None) -> list[str]:
     """The lines `repro run --dry-run` prints: every distinct run to train with its estimate here and on a GPU,
     where each comes from, then the totals (measured and estimated apart). A stored teacher whose weights are not
@@ -539,6 +550,11 @@ def dry_run(jobs: list, store, probe_device=None, device=None, tags: dict | None
                 probed[group] = probe(run, probe_device)
             epoch_s, how = probed[group]
             mine = Estimate(epoch_s * run.arm.epochs, True, f"measured: {how} x {run.arm.epochs} epochs")
+        done = epochs_done(store.state_path(run))
+        if done and mine.seconds is not None:  # an interrupted run resumes here: only its remaining epochs
+            where += f" (resumes here at epoch {done + 1} of {run.arm.epochs})"
+            mine = replace(mine, seconds=mine.seconds * (run.arm.epochs - done) / run.arm.epochs,
+                           source=f"{mine.source}, x {run.arm.epochs - done}/{run.arm.epochs} epochs left")
         lines.append(f"  to train   {where}: here {shown(mine, totals['here'])}; "
                      f"on a GPU {shown(estimator.gpu(run), totals['gpu'])}")
     lines += [f"  [{mark}] {note}" for note, mark in notes.items()]

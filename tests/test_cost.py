@@ -65,6 +65,25 @@ def test_dry_run_lists_what_is_left_with_minutes_from_stored_timings_and_trains_
     assert sorted(p for p in tmp_path.rglob("*")) == before
 
 
+def test_an_interrupted_run_is_costed_for_the_epochs_it_has_left(tmp_path, capsys, monkeypatch):
+    """A paper run resumes from its per-epoch state next session: the dry run said its whole time (a teacher
+    two-thirds done was listed at 5 hours). A damaged state file restarts the run, so it costs the whole run."""
+    import torch
+    from repro.plan import plan_claim
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))  # the cache store_some writes, as `repro run` reads
+    _, claim = toy(tmp_path)
+    store = store_some(tmp_path, claim, seconds=120.0, device=here())
+    small, distilled = (plan_claim(claim, "default", "smoke")[arm][2] for arm in ("small", "distilled"))
+    store.state_path(small).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"history": [{"train_loss": 1.0}] * 2}, store.state_path(small))
+    store.state_path(distilled).write_bytes(b"not a torch file")
+    out = dry(tmp_path, capsys)
+    assert (f"to train   toy/default/small seed 2 (resumes here at epoch 3 of 3): here ~40 s (measured: 2 stored "
+            f"run(s) of this arm ({here()}), x 1/3 epochs left)") in out
+    assert f"toy/default/distilled seed 2: here ~2.0 min (measured: 2 stored run(s) of this arm ({here()}));" in out
+    assert "about 4.7 min = 4.7 min measured (3 runs)" in out
+
+
 def test_timings_of_another_machine_are_an_estimate_not_a_measurement(tmp_path, capsys):
     _, claim = toy(tmp_path)
     store_some(tmp_path, claim, seconds=120.0, device="CPU Elsewhere 9000, 4 threads")
