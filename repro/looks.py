@@ -32,8 +32,7 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
     from .precision import before_training
     from .verdict import families, judge_folder
     everything = load_claims(folder)  # the spec as written (not cut by --seeds): the design the looks follow
-    sequential = {k: c for k, c in everything.items()
-                  if k in claims and c.profiles.get(profile) and c.profiles[profile].sequential}
+    sequential = sequential_claims(everything, claims, profile)
     if not sequential:
         print(f"--until-decided: no claim here declares `sequential:` in its '{profile}' profile", file=sys.stderr)
         return 2
@@ -65,6 +64,12 @@ def until_decided(claims: dict, profile: str, store, executor, max_minutes: floa
             print("\n".join(lines), file=sys.stderr, flush=True)
             warned = True
         executor.submit(jobs)
+
+
+def sequential_claims(everything: dict, claims: dict, profile: str) -> dict:
+    """The chosen claims, as written in the folder (`everything`), whose `profile` declares `sequential:`."""
+    return {k: c for k, c in everything.items()
+            if k in claims and c.profiles.get(profile) and c.profiles[profile].sequential}
 
 
 def next_looks(verdicts: list[dict], sequential: dict, claims: dict, profile: str, store, device) -> tuple[list, list]:

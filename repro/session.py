@@ -33,12 +33,11 @@ def dry_run(claims: dict, profile: str, store, arms, device, probe: bool = False
 def _next_looks(folder, claims: dict, profile: str, store, device, planned: list) -> tuple[list, dict, list]:
     """What --until-decided trains after the plan: the next look's jobs, a tag per run only a look adds, and the
     lines that say which looks they are."""
-    from .looks import next_looks
+    from .looks import next_looks, sequential_claims
     from .spec import load_claims
     from .verdict import judge_folder
     everything = load_claims(folder)  # as written: the design the looks follow
-    sequential = {k: c for k, c in everything.items()
-                  if k in claims and c.profiles.get(profile) and c.profiles[profile].sequential}
+    sequential = sequential_claims(everything, claims, profile)
     todo, jobs = next_looks(judge_folder(folder, everything, profile, store), sequential, claims, profile, store,
                             device)
     waiting = sorted({f"{j.claim} [{j.variant}]" for j in planned if j.claim in sequential and not j.path.exists()})
