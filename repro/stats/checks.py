@@ -97,9 +97,9 @@ def _companion_max(parts: list[dict]) -> dict:
 
 
 def _hsu_note(paired: bool, *size_sets) -> str:
-    """Appended to a Welch test's name where some comparison's p is also Hsu's (small_sample._hsu_guard)."""
+    """Added to a Welch test's name where some comparison's p is also Hsu's (small_sample._hsu_guard); "" if none."""
     dfs = sorted({df for sizes in size_sets if not paired and (df := hsu_df(sizes)) is not None})
-    return f"; p at least Hsu's, t on {'/'.join(f'{d:g}' for d in dfs)} df" if dfs else ""
+    return f"p at least Hsu's, t on {'/'.join(f'{d:g}' for d in dfs)} df" if dfs else ""
 
 
 def _is_paired(values: dict, check) -> bool:
@@ -247,7 +247,7 @@ def _directional(values, check, sign: int, word: str) -> dict:
     x, y = check.arms[:2]
     part = _directional_part(a, b, paired, sign, check.margin or 0.0, check.alpha, f"{x} - {y}")
     note = _hsu_note(paired, [a.shape[-1], b.shape[-1]])
-    return _combine([part], check.alpha, batch, test=("paired t" if paired else "Welch t") + f" (one-sided{note})",
+    return _combine([part], check.alpha, batch, test=("paired t" if paired else "Welch t") + f" (one-sided{'; ' + note if note else ''})",
                     paired=paired, hypothesis=f"{x} {word} {y}" + (
                         f" (an effect confidently below {check.margin} refutes)" if check.margin else ""))
 
@@ -291,7 +291,7 @@ def equivalent(values, check) -> dict:
                                 not paired, f"{check.arms[i]} - {check.arms[j]}", 0.0, comp, r["no_spread"],
                                 hedge=r["skew_share"], guard=r["guard"]))
     note = _hsu_note(paired, *[[xs[i].shape[-1], xs[j].shape[-1]] for i, j in pairs])
-    test = ("TOST paired t" if paired else "TOST Welch t") + (f" ({note[2:]})" if note else "")
+    test = ("TOST paired t" if paired else "TOST Welch t") + (f" ({note})" if note else "")
     return _combine(parts, alpha, batch, test=test, paired=paired,
                     hypothesis=f"|difference| < {m} for every pair of {', '.join(check.arms)}")
 
@@ -340,7 +340,7 @@ def best_of(values, check) -> dict:
         results.append(_combine(parts, check.alpha / top, True, paired=paired))
     rest = ", ".join(check.arms[top:])
     note = _hsu_note(paired, *[[xs[i].shape[-1], xs[j].shape[-1]] for i in range(top) for j in others])
-    test = ("paired t" if paired else "Welch t") + f" (one-sided, largest of {len(xs) - top}{note})"
+    test = ("paired t" if paired else "Welch t") + f" (one-sided, largest of {len(xs) - top}{'; ' + note if note else ''})"
     if top == 1:
         out = results[0]
         hypothesis = f"{check.arms[0]} {word} each of {rest} ({check.better} is better)"
@@ -507,7 +507,7 @@ def at_least(values, check) -> dict:
     label = f"{check.derived or 'mean'}({', '.join(check.arms)})"
     note = _hsu_note(paired, [n for c, n in zip(cn - b * cd, ns) if c], [n for c, n in zip(cd, ns) if c])
     out = {"test": ("paired t" if paired else "Welch t") + " on N - bound x D" + (" and on D" if has_den else "")
-           + (f" ({note[2:]})" if note else ""),
+           + (f" ({note})" if note else ""),
            "paired": paired, "hypothesis": f"{label} >= {b:g}", "formula": spec.formula,
            "estimand": label, "estimate": f, "estimate_ci": (lo, hi), "diff": f - b, "ci": (lo - b, hi - b),
            "ci_level": 1 - 2 * alpha, "reference": b,
