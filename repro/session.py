@@ -40,7 +40,9 @@ def _next_looks(folder, claims: dict, profile: str, store, device, planned: list
     sequential = sequential_claims(everything, claims, profile)
     todo, jobs = next_looks(judge_folder(folder, everything, profile, store), sequential, claims, profile, store,
                             device)
-    waiting = sorted({f"{j.claim} [{j.variant}]" for j in planned if j.claim in sequential and not j.path.exists()})
+    missing = [j for j in planned if j.claim in sequential and not j.path.exists()]
+    waiting = sorted({f"{j.claim} [{j.variant}]" for j in missing if store.done(j.run.key) is None})
+    copying = sorted({f"{j.claim} [{j.variant}]" for j in missing} - set(waiting))  # stored for another claim only
     said = []
     for v in todo:
         seq = v["sequential"]
@@ -49,7 +51,10 @@ def _next_looks(folder, claims: dict, profile: str, store, device, planned: list
                     "leaves it undecided")
     if waiting:
         said.append(f"next look: not known yet for {', '.join(waiting)}: their current look has runs to train below")
-    if not todo and not waiting:
+    if copying:
+        said.append(f"next look: not known yet for {', '.join(copying)}: their current look has runs stored only for "
+                    "another claim, copied into theirs (not trained) before they are judged")
+    if not todo and not waiting and not copying:
         said.append("next look: none (each chosen sequential claim is decided, at its cap, or not testable for "
                     "another reason)")
     known = {j.run.key for j in planned}

@@ -247,6 +247,16 @@ def test_a_dry_run_until_decided_lists_and_costs_the_next_look_and_trains_nothin
     assert sorted(listed) == ["to train   seq-toy/two/bad seed 3 (next look)", "to train   seq-toy/two/good seed 3 (next look)"]
     assert "dry run: 8 distinct runs, 6 stored (not listed), 2 to train; nothing was stored" in out
     assert sorted(results.rglob("*.json")) == stored  # a dry run trains nothing
+    # a run of the current look stored only under another claim is copied, not trained: said so
+    moved = results / "smoke" / "other-claim" / stored[0].relative_to(results / "smoke" / "seq-toy")
+    moved.parent.mkdir(parents=True)
+    stored[0].rename(moved)
+    capsys.readouterr()
+    assert main(dry + ["--variants", "two"]) == 0
+    out = capsys.readouterr().out
+    assert ("next look: not known yet for seq-toy [two]: their current look has runs stored only for another claim, "
+            "copied into theirs (not trained) before they are judged") in out
+    assert "runs to train below" not in out and "(next look)" not in out
 
 
 def test_the_report_draws_the_path_against_the_boundaries():
