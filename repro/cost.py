@@ -119,8 +119,10 @@ class Stored:
 
 
 def stored_timings(results_root: Path) -> list[Stored]:
-    """Every finished run's timing in the store (unreadable files are skipped: a dry run reads, it does not judge)."""
-    out = []
+    """Every finished run's timing in the store, each run once (a run shared by claims is stored in each of their
+    folders: counted per copy, a teacher of five claims weighed five times in a mean). Unreadable files are
+    skipped: a dry run reads, it does not judge."""
+    out, seen = [], set()
     for path in sorted(Path(results_root).glob("*/*/*/*/seed*-*.json")):
         try:
             payload = json.loads(path.read_text())
@@ -128,7 +130,9 @@ def stored_timings(results_root: Path) -> list[Stored]:
             run["arm"]
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if math.isfinite(seconds) and seconds > 0 and epochs:
+        key = str(payload.get("key") or path)
+        if key not in seen and math.isfinite(seconds) and seconds > 0 and epochs:
+            seen.add(key)
             out.append(Stored(run, seconds, epochs, payload.get("device", "?"), _signature(run["arm"], False),
                               _cost_key(run)))
     return out

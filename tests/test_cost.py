@@ -249,3 +249,21 @@ def test_eval_every_is_refused_where_a_check_reads_the_test_set_every_epoch(tmp_
     doc["check"]["metric"] = "mean:train_acc"  # a training key per epoch: fine
     (claims / "toy.yaml").write_text(yaml.safe_dump(doc))
     load_claim(claims / "toy.yaml")
+
+
+def test_a_run_stored_under_several_claims_is_one_timing(tmp_path):
+    """A teacher shared by five claims is stored in five folders: the timings counted it per copy, so a dry run
+    said "2 stored run(s) of this arm" for one run and weighed shared runs by their copies in its means."""
+    from repro.cost import from_stored, stored_timings
+    from repro.plan import plan_claim
+    _, claim = toy(tmp_path)
+    store = store_some(tmp_path, claim, seconds=100.0, seeds=(0,), arms=["small"])
+    [first] = list(store.root.rglob("seed0-*.json"))
+    copy = store.root / "smoke" / "other-claim" / "default" / "small" / first.name
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(first.read_bytes())
+    store_some(tmp_path, claim, seconds=40.0, seeds=(1,), arms=["small"])
+    timings = stored_timings(store.root)
+    assert len(timings) == 2
+    seed2 = plan_claim(claim, "default", "smoke")["small"][2]
+    assert from_stored(seed2, timings, lambda device: True)[:2] == (70.0, "2 stored run(s) of this arm")
