@@ -67,21 +67,29 @@ class LocalExecutor:
 
     def trained_model(self, run: RunSpec, epoch: int | None = None) -> torch.nn.Module:
         """The run's final weights (or those at the end of `epoch`) from the cache; retrained if the cache lacks
-        them (the same numbers on the same hardware and library versions: _compare_retrained checks)."""
+        them (the same numbers on the same hardware and library versions: _compare_retrained checks). Under the
+        run's lock: of two processes that need the same missing teacher, one retrains it, the other waits and
+        loads its weights (they shared one resume file and both paid the hours)."""
         model = build_model(run)
         if not self.store.load_weights(run, model, epoch):
-            what = "weights" if epoch is None else f"epoch-{epoch} weights"
-            self.log(f"  {what} of {run.key[:12]} not cached: retraining it (same seed)")
-            if epoch is not None:
-                self.keep_epochs.setdefault(run.key, set()).add(epoch)
-            with self._progress(f"{run.key[:12]} seed {run.seed} (retrained for its weights)", f"{run.key[:12]} seed "
-                                f"{run.seed}", run.arm.epochs) as on_epoch:  # hours for a paper teacher: not silent
-                result, model = self._train(run, on_epoch)
-            self.store.state_path(run).unlink(missing_ok=True)  # the weights are saved: nothing left to resume
-            self._compare_retrained(run, result)
-            if epoch is not None:
-                self.store.load_weights(run, model, epoch)
+            with self.store.lock(run.key):
+                if not self.store.load_weights(run, model, epoch):  # saved meanwhile by the process we waited for?
+                    model = self._retrain(run, epoch)
         return model.to(self.device)
+
+    def _retrain(self, run: RunSpec, epoch: int | None) -> torch.nn.Module:
+        what = "weights" if epoch is None else f"epoch-{epoch} weights"
+        self.log(f"  {what} of {run.key[:12]} not cached: retraining it (same seed)")
+        if epoch is not None:
+            self.keep_epochs.setdefault(run.key, set()).add(epoch)
+        with self._progress(f"{run.key[:12]} seed {run.seed} (retrained for its weights)", f"{run.key[:12]} seed "
+                            f"{run.seed}", run.arm.epochs) as on_epoch:  # hours for a paper teacher: not silent
+            result, model = self._train(run, on_epoch)
+        self.store.state_path(run).unlink(missing_ok=True)  # the weights are saved: nothing left to resume
+        self._compare_retrained(run, result)
+        if epoch is not None:
+            self.store.load_weights(run, model, epoch)
+        return model
 
     def _compare_retrained(self, run: RunSpec, result: dict) -> None:
         """"Same seed, same numbers" holds on the same hardware, threads and library versions; a teacher retrained
@@ -186,6 +194,12 @@ class LocalExecutor:
             return
         needs = {r.key for r in (job.run.teacher, job.run.init_from, *job.run.teachers) if r is not None}
         if later is not None and needs & {j.run.key for j in later}:
+            later.append(job)
+            return
+        if later is not None and (busy := sorted(key[:12] for key in needs if self.store.busy(key))):
+            # a stored teacher whose weights another process is retraining: its student would wait for hours
+            self.log(f"  another process is (re)training {', '.join(busy)}, which {job.claim}/{job.variant}/{job.arm} "
+                     f"seed {job.run.seed} learns from: coming back to it after the rest")
             later.append(job)
             return
         with self.store.lock(job.run.key, wait=later is None) as held:

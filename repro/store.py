@@ -317,6 +317,12 @@ class Store:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def busy(self, key: str) -> bool:
+        """Whether another process holds the lock of run `key` now (training it, or retraining it for its
+        weights)."""
+        with self.lock(key, wait=False) as held:
+            return not held
+
     def mark_done(self, key: str, path: Path) -> None:
         """Remember where the result of `key` is, so other claims needing the same run reuse it."""
         atomic_write(self.inside(self.cache / "done" / key, self.cache), str(Path(path).resolve()).encode())

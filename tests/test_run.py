@@ -145,6 +145,78 @@ def test_a_run_another_process_holds_is_put_off_with_the_runs_that_learn_from_it
     assert not any("retraining" in line for line in logs)  # the student waited for its teacher's run
 
 
+def _kd_helps_trained(tmp_path):
+    """hinton-kd-helps at smoke, seed 0, trained: (store, jobs by arm, the teacher's weights as bytes)."""
+    import torch
+    from repro.plan import plan
+    from repro.run import LocalExecutor
+    from repro.spec import load_claim
+    from repro.store import Store
+    claim = load_claim(ROOT / "claims/hinton-kd-helps.yaml")
+    claim = claim.model_copy(update={"variants": {"as_described": claim.variants["as_described"]},
+                                     "profiles": {"smoke": claim.profiles["smoke"].model_copy(update={"seeds": [0]})}})
+    store = Store(tmp_path / "results", tmp_path / "cache")
+    jobs = plan([claim], "smoke", store)
+    LocalExecutor(store, torch.device("cpu"), log=lambda _: None).submit(jobs)
+    return store, {j.arm: j for j in jobs}, store.checkpoint_path(jobs[0].run).read_bytes()
+
+
+def test_a_teacher_another_process_retrains_is_waited_for_and_loaded_not_retrained_twice(tmp_path):
+    """Two `repro run`s whose students need the same stored teacher without cached weights both retrained it:
+    hours paid twice, into one shared resume file. Now the second waits for the first's lock and loads."""
+    import contextlib
+    import threading
+    import torch
+    from repro.run import LocalExecutor
+    store, job, weights = _kd_helps_trained(tmp_path)
+    teacher = job["teacher"].run
+    store.checkpoint_path(teacher).unlink()
+    elsewhere = contextlib.ExitStack()
+    assert elsewhere.enter_context(store.lock(teacher.key))
+
+    def the_other_process_finishes():
+        store.checkpoint_path(teacher).write_bytes(weights)
+        elsewhere.close()
+
+    threading.Timer(1.0, the_other_process_finishes).start()
+    logs = []
+    model = LocalExecutor(store, torch.device("cpu"), log=logs.append).trained_model(teacher)
+    assert not any("retraining" in line for line in logs), logs
+    saved = torch.load(store.checkpoint_path(teacher), weights_only=True)
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_student_whose_teacher_another_process_retrains_is_put_off_until_the_rest_is_done(tmp_path):
+    """While another process retrains a stored teacher for its weights, its student waits behind the other runs
+    of the plan instead of blocking on the teacher's lock (or retraining it a second time)."""
+    import contextlib
+    import threading
+    import torch
+    from repro.run import LocalExecutor
+    store, job, weights = _kd_helps_trained(tmp_path)
+    store.checkpoint_path(job["teacher"].run).unlink()
+    for arm in ("small", "distilled"):
+        job[arm].path.unlink()
+        (store.cache / "done" / job[arm].run.key).unlink()
+    elsewhere = contextlib.ExitStack()
+    assert elsewhere.enter_context(store.lock(job["teacher"].run.key))
+    threading.Timer(30.0, elsewhere.close).start()  # without the put-off the student would wait for ever
+    logs = []
+
+    def log(line):
+        logs.append(line)
+        if line.startswith("  another process is (re)training"):
+            store.checkpoint_path(job["teacher"].run).write_bytes(weights)  # the other process finishes
+            elsewhere.close()
+
+    summary = LocalExecutor(store, torch.device("cpu"), log=log).submit([job["teacher"], job["distilled"], job["small"]])
+    trained = [line.split(":")[0] for line in logs if line.startswith("training ")]
+    assert trained == ["training hinton-kd-helps/as_described/small seed 0",
+                       "training hinton-kd-helps/as_described/distilled seed 0"], logs
+    assert not any("retraining" in line for line in logs), logs
+    assert summary["counts"] == {"trained": 2, "cached": 1, "failed": 0}
+
+
 def test_a_retrained_teacher_is_compared_with_its_stored_result_in_each_students_provenance(tmp_path):
     """A fresh clone (or a new machine) has a teacher's result but not its weights: the teacher is retrained for
     its students. Bitwise the same on this machine; a stored result from other hardware (here: an edited
