@@ -110,13 +110,9 @@ def test_arms_plans_only_those_arms_and_what_they_learn_from(tmp_path):
     assert {j.arm for j in as_written if j.variant == "as_written"} == {"teacher", "baseline", "student"}
 
 
-def test_a_run_another_process_holds_is_put_off_with_the_runs_that_learn_from_it(tmp_path):
-    """Two `repro run`s share a plan instead of queueing behind each other: the teacher held elsewhere is
-    skipped, with its student, until the rest is done; then it is waited for (here: trained, once freed)."""
-    import contextlib
-    import torch
+def _kd_helps_seed0(tmp_path):
+    """hinton-kd-helps [as_described] at smoke, seed 0, planned into a fresh store: (store, jobs)."""
     from repro.plan import plan
-    from repro.run import LocalExecutor
     from repro.spec import load_claim
     from repro.store import Store
     claim = load_claim(ROOT / "claims/hinton-kd-helps.yaml")
@@ -124,6 +120,25 @@ def test_a_run_another_process_holds_is_put_off_with_the_runs_that_learn_from_it
                                      "profiles": {"smoke": claim.profiles["smoke"].model_copy(update={"seeds": [0]})}})
     store = Store(tmp_path / "results", tmp_path / "cache")
     jobs = plan([claim], "smoke", store)
+    return store, jobs
+
+
+def _kd_helps_trained(tmp_path):
+    """The same, trained: (store, jobs by arm, the teacher's weights as bytes)."""
+    import torch
+    from repro.run import LocalExecutor
+    store, jobs = _kd_helps_seed0(tmp_path)
+    LocalExecutor(store, torch.device("cpu"), log=lambda _: None).submit(jobs)
+    return store, {j.arm: j for j in jobs}, store.checkpoint_path(jobs[0].run).read_bytes()
+
+
+def test_a_run_another_process_holds_is_put_off_with_the_runs_that_learn_from_it(tmp_path):
+    """Two `repro run`s share a plan instead of queueing behind each other: the teacher held elsewhere is
+    skipped, with its student, until the rest is done; then it is waited for (here: trained, once freed)."""
+    import contextlib
+    import torch
+    from repro.run import LocalExecutor
+    store, jobs = _kd_helps_seed0(tmp_path)
     assert [j.arm for j in jobs] == ["teacher", "small", "distilled"]
     elsewhere = contextlib.ExitStack()
     assert elsewhere.enter_context(store.lock(jobs[0].run.key))
@@ -143,22 +158,6 @@ def test_a_run_another_process_holds_is_put_off_with_the_runs_that_learn_from_it
                        "training hinton-kd-helps/as_described/distilled seed 0"], logs
     assert summary["counts"] == {"trained": 3, "cached": 0, "failed": 0}
     assert not any("retraining" in line for line in logs)  # the student waited for its teacher's run
-
-
-def _kd_helps_trained(tmp_path):
-    """hinton-kd-helps at smoke, seed 0, trained: (store, jobs by arm, the teacher's weights as bytes)."""
-    import torch
-    from repro.plan import plan
-    from repro.run import LocalExecutor
-    from repro.spec import load_claim
-    from repro.store import Store
-    claim = load_claim(ROOT / "claims/hinton-kd-helps.yaml")
-    claim = claim.model_copy(update={"variants": {"as_described": claim.variants["as_described"]},
-                                     "profiles": {"smoke": claim.profiles["smoke"].model_copy(update={"seeds": [0]})}})
-    store = Store(tmp_path / "results", tmp_path / "cache")
-    jobs = plan([claim], "smoke", store)
-    LocalExecutor(store, torch.device("cpu"), log=lambda _: None).submit(jobs)
-    return store, {j.arm: j for j in jobs}, store.checkpoint_path(jobs[0].run).read_bytes()
 
 
 def test_a_teacher_another_process_retrains_is_waited_for_and_loaded_not_retrained_twice(tmp_path):
@@ -222,15 +221,9 @@ def test_a_retrained_teacher_is_compared_with_its_stored_result_in_each_students
     its students. Bitwise the same on this machine; a stored result from other hardware (here: an edited
     number) differs, and the student's provenance and the log say which happened."""
     import torch
-    from repro.plan import plan
     from repro.run import LocalExecutor
-    from repro.spec import load_claim
-    from repro.store import Store, checksum
-    claim = load_claim(ROOT / "claims/hinton-kd-helps.yaml")
-    claim = claim.model_copy(update={"variants": {"as_described": claim.variants["as_described"]},
-                                     "profiles": {"smoke": claim.profiles["smoke"].model_copy(update={"seeds": [0]})}})
-    store = Store(tmp_path / "results", tmp_path / "cache")
-    jobs = plan([claim], "smoke", store)
+    from repro.store import checksum
+    store, jobs = _kd_helps_seed0(tmp_path)
     LocalExecutor(store, torch.device("cpu"), log=lambda _: None).submit(jobs)
     teacher, student = (next(j for j in jobs if j.arm == arm) for arm in ("teacher", "distilled"))
 
