@@ -104,18 +104,36 @@ def _distinct(results: dict[str, list[dict]], values: dict[str, list[float]], ch
 
 
 def looked_at(claim: Claim, variant: str, profile: str, store: Store, results: dict,
-              precision: str | None = None) -> tuple[dict, Design]:
+              precision: str | None = None) -> tuple[dict, Design, dict]:
     """A sequential profile: the check arms' results at the last look whose seeds are all stored (the first
-    look is the profile's own seeds, already in `results`), and the design."""
-    seq, seeds = claim.profiles[profile].sequential, claim.profiles[profile].seeds
-    design = Design.of(len(seeds), seq.max_seeds, seq.group, claim.check.alpha, seq.spending)
+    look is the profile's own seeds, already in `results`), the design, and the check arms' seeds stored beyond
+    that look (arm -> seeds): never judged before their look is complete, and said so."""
+    seq, profiled = claim.profiles[profile].sequential, claim.profiles[profile]
+    design = Design.of(len(profiled.seeds), seq.max_seeds, seq.group, claim.check.alpha, seq.spending)
+    used = profiled.seeds
     for n in design.looks[1:]:
         try:  # the other arms (preconditions, teachers) keep the first look's runs
-            results = {**results, **collect(claim, variant, profile, store, claim.profiles[profile].seeds_for(n),
+            results = {**results, **collect(claim, variant, profile, store, profiled.seeds_for(n),
                                             claim.check.arms, precision)}
+            used = profiled.seeds_for(n)
         except Missing:
             break
-    return results, design
+    beyond = [s for s in profiled.seeds_for(design.looks[-1]) if s not in used]
+    return results, design, _stored_seeds(claim, variant, profile, store, beyond, precision)
+
+
+def _stored_seeds(claim: Claim, variant: str, profile: str, store: Store, seeds: list[int],
+                  precision: str | None) -> dict[str, list[int]]:
+    """Check arm -> those of `seeds` whose result is stored (a damaged file counts as not stored)."""
+    stored = {}
+    for arm, runs in plan_claim(claim, variant, profile, seeds, claim.check.arms, precision).items():
+        for run in runs if arm in claim.check.arms else []:  # not the teachers a plan brings along
+            try:
+                if store.find(store.path(profile, claim.id, variant, arm, run), run.key) is not None:
+                    stored.setdefault(arm, []).append(run.seed)
+            except (CorruptResult, OutsideStore):
+                continue
+    return stored
 
 
 def reused_behind(claim: Claim, variant: str, profile: str, results: dict, arms: list[str]) -> list[str]:
@@ -213,6 +231,10 @@ def _sequential_text(v: dict) -> str:
              + (", exact for the looks' simulated joint law" if seq.get("exact", {}).get("support") else
                 ", by the union bound over the looks")
              + ") and the interval is the last look's repeated confidence interval, at the level of its boundary")
+    if v.get("waiting"):
+        text += ("; stored beyond it, not judged until their look is complete: "
+                 + ", ".join(f"{arm} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+                             for arm, seeds in v["waiting"].items()))
     if v.get("status") == "INCONCLUSIVE" and v.get("next_look"):
         text += f"; `repro run --until-decided` trains up to {v['next_look']} seeds for the next look"
     elif v.get("status") == "INCONCLUSIVE":
@@ -289,9 +311,9 @@ def _decide(claim: Claim, variant: str, profile: str, store: Store, record: bool
                      **{k: outcome[k] for k in ("p", "values", "diverged", "reason", "estimand", "estimate",
                                                 "estimate_ci", "hypothesis", "test") if k in outcome}}
             preconditions.append(entry)
-        design = None
+        design, waiting = None, {}
         if profile in claim.profiles and claim.profiles[profile].sequential is not None:
-            results, design = looked_at(claim, variant, profile, store, results, twin)
+            results, design, waiting = looked_at(claim, variant, profile, store, results, twin)
         observed = any(map(claim.is_observed, check.arms))
         outcome = run_check(results, unpaired(check) if observed else check, design)
     except Missing as why:
@@ -311,6 +333,7 @@ def _decide(claim: Claim, variant: str, profile: str, store: Store, record: bool
     if any(late.values()):  # by repro/cost.py's rule: still learning fast when the protocol stopped it
         base["unconverged"] = {arm: f"{n} of {len(results[arm])}" for arm, n in late.items() if n}
     verdict = {**base, **outcome, "seeds": seeds, "preconditions": preconditions,
+               **({"waiting": waiting} if waiting else {}),
                "wall_s": sum(r["wall_s"] for rs in results.values() for r in rs),
                "run_keys": {arm: [r["key"] for r in rs] for arm, rs in results.items()},
                "devices": sorted({r["device"] for rs in results.values() for r in rs}),

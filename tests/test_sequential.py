@@ -223,6 +223,35 @@ def test_until_decided_adds_seeds_only_to_the_chosen_variants(tmp_path, monkeypa
     assert len(list((results / "smoke" / "seq-toy" / "two").rglob("*.json"))) == 2 * 3  # its 3 seeds, no look
 
 
+def test_seeds_stored_beyond_the_last_complete_look_are_not_judged_and_are_named(tmp_path, monkeypatch):
+    """Look 2 (4 seeds) needs seed 3; seed 4 of the look after it is stored first (two processes, one ahead). The
+    verdict stays look 1's, to the digit (a partial look is never peeked at), and says which seeds wait."""
+    import torch
+    from repro.cli import main
+    from repro.plan import Job, plan_claim
+    from repro.run import LocalExecutor
+    from repro.spec import load_claims
+    from repro.store import Store
+    from repro.verdict import decide_all
+    two = {**SPEC, "variants": {"one": {}, "two": {"arms": {"bad": {"optimizer": {"name": "sgd", "lr": 0.09}}}}}}
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    claims, results = write_spec(tmp_path / "claims", two), tmp_path / "results"
+    assert main(["--claims", str(claims), "--out", str(tmp_path / "out"), "--results", str(results), "run",
+                 "--profile", "smoke", "--variants", "two"]) == 0
+    [claim] = load_claims(claims).values()
+    store = Store(results, tmp_path / "cache")
+    [before] = [v for v in decide_all({claim.id: claim}, "smoke", store) if v["variant"] == "two"]
+    assert before["status"] == "INCONCLUSIVE" and before["next_look"] == 4 and "waiting" not in before
+    LocalExecutor(store, torch.device("cpu"), log=lambda _: None).submit(
+        [Job("smoke", claim.id, "two", arm, run, store.path("smoke", claim.id, "two", arm, run))
+         for arm, runs in plan_claim(claim, "two", "smoke", [4]).items() for run in runs])
+    [after] = [v for v in decide_all({claim.id: claim}, "smoke", store) if v["variant"] == "two"]
+    assert after["waiting"] == {"good": [4], "bad": [4]}
+    assert "; stored beyond it, not judged until their look is complete: bad seed 4, good seed 4" in after["reason"]
+    assert {k: after[k] for k in ("p", "estimate", "ci", "values", "seeds")} == \
+        {k: before[k] for k in ("p", "estimate", "ci", "values", "seeds")}
+
+
 def test_a_dry_run_until_decided_lists_and_costs_the_next_look_and_trains_nothing(tmp_path, monkeypatch, capsys):
     """The loop's next look was invisible to --dry-run, which listed only the profile's stored seeds: the cost of
     the looks a researcher plans a session around was nowhere. Variant two stays undecided at 3 seeds."""
