@@ -232,9 +232,10 @@ def _sequential_text(v: dict) -> str:
                 ", by the union bound over the looks")
              + ") and the interval is the last look's repeated confidence interval, at the level of its boundary")
     if v.get("waiting"):
-        text += ("; stored beyond it, not judged until their look is complete: "
+        text += ("; stored beyond the last complete look, so not used: "
                  + ", ".join(f"{arm} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
-                             for arm, seeds in v["waiting"].items()))
+                             for arm, seeds in v["waiting"].items())
+                 + (" (a look is judged once all its seeds are stored)" if v.get("status") == "INCONCLUSIVE" else ""))
     if v.get("status") == "INCONCLUSIVE" and v.get("next_look"):
         text += f"; `repro run --until-decided` trains up to {v['next_look']} seeds for the next look"
     elif v.get("status") == "INCONCLUSIVE":

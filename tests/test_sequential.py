@@ -247,7 +247,8 @@ def test_seeds_stored_beyond_the_last_complete_look_are_not_judged_and_are_named
          for arm, runs in plan_claim(claim, "two", "smoke", [4]).items() for run in runs])
     [after] = [v for v in decide_all({claim.id: claim}, "smoke", store) if v["variant"] == "two"]
     assert after["waiting"] == {"good": [4], "bad": [4]}
-    assert "; stored beyond it, not judged until their look is complete: bad seed 4, good seed 4" in after["reason"]
+    assert ("; stored beyond the last complete look, so not used: bad seed 4, good seed 4 (a look is judged once all its "
+            "seeds are stored)") in after["reason"]
     assert {k: after[k] for k in ("p", "estimate", "ci", "values", "seeds")} == \
         {k: before[k] for k in ("p", "estimate", "ci", "values", "seeds")}
 
