@@ -82,9 +82,10 @@ class LocalExecutor:
         self.log(f"  {what} of {run.key[:12]} not cached: retraining it (same seed)")
         if epoch is not None:
             self.keep_epochs.setdefault(run.key, set()).add(epoch)
+        sources = self._sources(run)
         with self._progress(f"{run.key[:12]} seed {run.seed} (retrained for its weights)", f"{run.key[:12]} seed "
                             f"{run.seed}", run.arm.epochs) as on_epoch:  # hours for a paper teacher: not silent
-            result, model = self._train(run, on_epoch)
+            result, model = self._train(run, on_epoch, sources)
         self.store.state_path(run).unlink(missing_ok=True)  # the weights are saved: nothing left to resume
         self._compare_retrained(run, result)
         if epoch is not None:
@@ -104,16 +105,22 @@ class LocalExecutor:
                                    "retrained": result["final"], "stored_on": stored.get("device"),
                                    "retrained_on": result.get("device")}
         if not same:
-            shown = "; ".join(f"{k} {stored['final'][k]} stored, {result['final'].get(k)} now"
-                              for k in sorted(stored["final"])[:2])
+            first = ("test_errors", "test_acc", "test_loss")  # the numbers a reader compares first
+            differ = sorted((k for k in stored["final"] if stored["final"][k] != result["final"].get(k)),
+                            key=lambda k: (first.index(k) if k in first else len(first), k))
+            shown = "; ".join(f"{k} {stored['final'][k]} stored, {result['final'].get(k)} now" for k in differ[:2])
             self.log(f"  note: the retrained {run.key[:12]} differs from its stored result ({shown}): other hardware"
                      " or library versions; its students say so in their provenance (teacher_retrained)")
 
-    def _train(self, run: RunSpec, on_epoch=None):
+    def _sources(self, run: RunSpec) -> tuple:
+        """(teacher network, initial weights) that `run` learns from: fetched before its progress starts, so a
+        teacher retrained for its weights shows its own progress and its hours are not counted as the student's."""
+        return self.teachers.network(run), self.trained_model(run.init_from).state_dict() if run.init_from else None
+
+    def _train(self, run: RunSpec, on_epoch, sources: tuple):
         """Train (or resume) a run and save its weights. Its resume file stays until the caller has
         stored what it needs (the result), so no moment of a kill loses a finished run."""
-        teacher = self.teachers.network(run)
-        init = self.trained_model(run.init_from).state_dict() if run.init_from else None
+        teacher, init = sources
         keep = self.keep_epochs.get(run.key, set())
 
         def on_weights(epoch, model):  # a student distils from this run's weights at `epoch`
@@ -276,10 +283,11 @@ class LocalExecutor:
         return {r.key for r in runs}
 
     def _run_one(self, job: Job) -> dict:
+        sources = self._sources(job.run)
         started = time.perf_counter()
         name = f"{job.claim}/{job.variant}/{job.arm} seed {job.run.seed}"
         with self._progress(name, f"{job.arm} seed {job.run.seed}", job.run.arm.epochs) as on_epoch:
-            result, _ = self._train(job.run, on_epoch)
+            result, _ = self._train(job.run, on_epoch, sources)
         self.log(f"{name}: {result['status']}, {job.metric} {metric_text(result, job.metric)}, "
                  f"{time.perf_counter() - started:.0f}s")
         why = unconverged(result)  # repro/cost.py's rule; the verdict says it again

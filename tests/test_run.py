@@ -249,4 +249,8 @@ def test_a_retrained_teacher_is_compared_with_its_stored_result_in_each_students
     assert not any("differs from its stored result" in line for line in logs)
     (other,), logs = student_again(edit_teacher=True)
     assert not other["bitwise_equal"] and other["stored"]["test_loss"] == pytest.approx(other["retrained"]["test_loss"] + 1e-4)
-    assert any("differs from its stored result" in line for line in logs), logs
+    [note] = [line for line in logs if "differs from its stored result" in line]
+    assert f"(test_loss {other['stored']['test_loss']} stored, {other['retrained']['test_loss']} now)" in note, note
+    # the student's own progress starts after its teacher's retrain: their lines do not interleave
+    order = [line.split(":")[0] for line in logs if line.startswith("training ")]
+    assert order == [f"training {retrain}", "training hinton-kd-helps/as_described/distilled seed 0"], logs
