@@ -82,10 +82,8 @@ class LocalExecutor:
         self.log(f"  {what} of {run.key[:12]} not cached: retraining it (same seed)")
         if epoch is not None:
             self.keep_epochs.setdefault(run.key, set()).add(epoch)
-        sources = self._sources(run)
-        with self._progress(f"{run.key[:12]} seed {run.seed} (retrained for its weights)", f"{run.key[:12]} seed "
-                            f"{run.seed}", run.arm.epochs) as on_epoch:  # hours for a paper teacher: not silent
-            result, model = self._train(run, on_epoch, sources)
+        result, model = self._train(run, f"{run.key[:12]} seed {run.seed} (retrained for its weights)",
+                                    f"{run.key[:12]} seed {run.seed}")  # hours for a paper teacher: progress shown
         self.store.state_path(run).unlink(missing_ok=True)  # the weights are saved: nothing left to resume
         self._compare_retrained(run, result)
         if epoch is not None:
@@ -112,15 +110,13 @@ class LocalExecutor:
             self.log(f"  note: the retrained {run.key[:12]} differs from its stored result ({shown}): other hardware"
                      " or library versions; its students say so in their provenance (teacher_retrained)")
 
-    def _sources(self, run: RunSpec) -> tuple:
-        """(teacher network, initial weights) that `run` learns from: fetched before its progress starts, so a
-        teacher retrained for its weights shows its own progress and its hours are not counted as the student's."""
-        return self.teachers.network(run), self.trained_model(run.init_from).state_dict() if run.init_from else None
-
-    def _train(self, run: RunSpec, on_epoch, sources: tuple):
-        """Train (or resume) a run and save its weights. Its resume file stays until the caller has
-        stored what it needs (the result), so no moment of a kill loses a finished run."""
-        teacher, init = sources
+    def _train(self, run: RunSpec, name: str, short: str):
+        """Train (or resume) a run, with its progress shown as `name` (`short` on a TTY's bar), and save its weights.
+        What it learns from is fetched first, so a teacher retrained for its weights shows its own progress and its
+        hours are not counted as this run's. Its resume file stays until the caller has stored what it needs (the
+        result), so no moment of a kill loses a finished run."""
+        teacher = self.teachers.network(run)
+        init = self.trained_model(run.init_from).state_dict() if run.init_from else None
         keep = self.keep_epochs.get(run.key, set())
 
         def on_weights(epoch, model):  # a student distils from this run's weights at `epoch`
@@ -129,8 +125,9 @@ class LocalExecutor:
 
         # Per-epoch state lets a killed run resume where it stopped, with the same numbers.
         state = self.store.state_path(run)
-        result, model = train(run, self.device, teacher, on_epoch, resume_path=state, init=init,
-                              on_weights=on_weights if keep else None, teacher_memo=self.teachers.memo)
+        with self._progress(name, short, run.arm.epochs) as on_epoch:
+            result, model = train(run, self.device, teacher, on_epoch, resume_path=state, init=init,
+                                  on_weights=on_weights if keep else None, teacher_memo=self.teachers.memo)
         self.store.save_weights(run, model)
         return result, model
 
@@ -283,13 +280,10 @@ class LocalExecutor:
         return {r.key for r in runs}
 
     def _run_one(self, job: Job) -> dict:
-        sources = self._sources(job.run)
-        started = time.perf_counter()
         name = f"{job.claim}/{job.variant}/{job.arm} seed {job.run.seed}"
-        with self._progress(name, f"{job.arm} seed {job.run.seed}", job.run.arm.epochs) as on_epoch:
-            result, _ = self._train(job.run, on_epoch, sources)
+        result, _ = self._train(job.run, name, f"{job.arm} seed {job.run.seed}")
         self.log(f"{name}: {result['status']}, {job.metric} {metric_text(result, job.metric)}, "
-                 f"{time.perf_counter() - started:.0f}s")
+                 f"{result['wall_s']:.0f}s")
         why = unconverged(result)  # repro/cost.py's rule; the verdict says it again
         if why:
             self.log(f"warning: {name} looks unconverged: {why}")
