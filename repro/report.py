@@ -450,7 +450,7 @@ def render(doc: dict, claims: dict, results: Path | None = None, claims_dir: Pat
     unlisted = {p: sum(v["profile"] == p for v in judged) - sum(v["profile"] == p for v in verdicts) for p in cards}
     return env.get_template("index.html.j2").render(
         doc=doc, groups=list(groups.values()), counts=counts, unlisted=unlisted, badge=BADGE, profiles=profiles,
-        n_judged=len(judged), study=study(list(groups.values())), cards=cards,
+        n_judged=len(judged), study=study(list(groups.values()), judged, claims), cards=cards,
         families=holm, glance=glance(verdicts, holm), registrations=registrations(doc, verdicts, profiles),
         policy=next((v["holm_policy"] for v in verdicts if isinstance(v.get("holm_policy"), str)), ""), env=environment(doc, all_runs, claims_dir),
         smoke=profiles == ["smoke"])
@@ -459,27 +459,32 @@ def render(doc: dict, claims: dict, results: Path | None = None, claims_dir: Pat
 STUDY_PROFILE = "paper"
 
 
-def study(groups: list[dict]) -> list[dict]:
+def study(groups: list[dict], judged: list[dict], claims: dict) -> list[dict]:
     """The paper profile as a reproduction study, per source: each claim's number (the source's, or the paper's
     it quotes), the other published numbers for it, this profile's per-seed values and interval side by side,
-    the protocol differences, and for a NOT REPRODUCED which way and by how much it missed."""
+    the protocol differences, and for a NOT REPRODUCED which way and by how much it missed. Every paper verdict
+    pytest reported is named under its source, so a claim not run yet (its blocks not shown: no stored run) and a
+    source none of whose claims ran are still listed, as not run."""
     sources: dict[str, dict] = {}
+
+    def entry(claim) -> dict:
+        name = claim.source.file if claim else "source not recorded (no spec)"
+        label = f"source {name[:3]} · {name}" if name[:3].isdigit() else name
+        return sources.setdefault(name, {"source": name, "label": label, "rows": [], "not_run": [],
+                                         "differences": {}})
+    for v in judged:  # in pytest's order, the not-run ones included
+        if v["profile"] == STUDY_PROFILE and v["status"] == "NOT RUN":
+            entry(claims.get(v["claim"]))["not_run"].append(f"{v['claim']} [{v['variant']}]")
     for g in groups:
         for b in g["blocks"]:
             v = b["v"]
-            if v["profile"] != STUDY_PROFILE:
+            if v["profile"] != STUDY_PROFILE or v["status"] == "NOT RUN":
                 continue
-            name = g["claim"].source.file if g["claim"] else "source not recorded (no spec)"
-            label = f"source {name[:3]} · {name}" if name[:3].isdigit() else name
-            entry = sources.setdefault(name, {"source": name, "label": label, "rows": [], "not_run": [],
-                                              "differences": {}})
-            if v["status"] == "NOT RUN":
-                entry["not_run"].append(f"{g['id']} [{v['variant']}]")
-                continue
-            entry["rows"].append({"id": g["id"], "b": b})
+            s = entry(g["claim"])
+            s["rows"].append({"id": g["id"], "b": b})
             for d in [*b["deviations"], *([b["description"]] if b["description"] else [])]:
-                entry["differences"].setdefault(d, []).append(f"{g['id']} [{v['variant']}]")
-    return [s for s in sources.values() if s["rows"]]
+                s["differences"].setdefault(d, []).append(f"{g['id']} [{v['variant']}]")
+    return sorted(sources.values(), key=lambda s: not s["rows"])  # the sources with results first
 
 
 def glance(verdicts: list[dict], holm: dict[str, dict]) -> dict[str, list[tuple[str, str]]]:

@@ -503,6 +503,25 @@ def test_the_summary_row_is_claim_claimed_measured_verdict_with_direction_and_on
         assert deviation.replace("'", "&#39;") in studied
 
 
+def test_the_study_names_every_paper_claim_not_run_under_its_source_even_a_source_with_no_run(claim, tmp_path):
+    """The committed study listed 'Not run: hinton-omit-3' (a folder of copied runs) but not hinton-only-7-8 or the
+    temperature claims of the same source (no folder yet), and no line at all for the sources none of whose claims
+    had run: the not-run list came from the shown blocks, which leave out a profile with no stored run."""
+    other = claim.model_copy(update={"id": "vit-claim", "source": claim.source.model_copy(update={"file": "003_vit.txt"})})
+    ran = verdict(profile="paper", run_keys=store_results(tmp_path / "results", claim, "as_described", "paper"))
+    waiting = [verdict("as_written", profile="paper", status="NOT RUN", reason="results missing"),
+               {**verdict(profile="paper", status="NOT RUN", reason="results missing"), "claim": "vit-claim"},
+               {**verdict(profile="quick"), "claim": "vit-claim"}]
+    page = render({"profile": "paper", "verdicts": [ran, *waiting]}, {CLAIM_ID: claim, "vit-claim": other},
+                  tmp_path / "results")
+    studied = page[page.index('id="reproduction"'):page.index("</section>", page.index('id="reproduction"'))]
+    assert f"Not run at this profile: {CLAIM_ID} [as_written]." in studied
+    assert "source 003 · 003_vit.txt" in studied  # a source with no paper run at all: named, its claims listed
+    assert "None of this source&#39;s claims run at this profile yet: vit-claim [as_described]." in studied
+    assert studied.count('<table class="study">') == 1  # a table only where there are results
+    assert studied.index(claim.source.file) < studied.index("003_vit.txt")  # sources with results first
+
+
 def test_no_study_without_a_paper_verdict(claim):
     page = render({"profile": "smoke", "verdicts": [verdict()]}, {CLAIM_ID: claim})
     assert 'id="reproduction"' not in page
