@@ -51,6 +51,9 @@ VERDICT_KEYS = {
                       for p in x), "a list of preconditions, each with held, arms and p"),
     "looks": (lambda x: isinstance(x, list) and all(isinstance(look, dict) for look in x), "a list of looks"),
     "sequential": (lambda x: x is None or isinstance(x, dict), "a mapping"),
+    "next_look": (lambda x: x is None or (isinstance(x, int) and not isinstance(x, bool)), "a number of seeds or null"),
+    "waiting": (lambda x: x is None or (isinstance(x, dict) and all(isinstance(s, list) and all(
+        isinstance(n, int) and not isinstance(n, bool) for n in s) for s in x.values())), "arm -> list of seeds"),
 }
 
 

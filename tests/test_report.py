@@ -359,6 +359,12 @@ MALFORMED = [  # (case, file content, the line after "error: <file>: ")
      'verdicts.0.run_keys: expected arm -> list of run keys, got ["k"]'),
     ("arms-a-string", {"verdicts": [good_verdict(arms="a,b")]}, 'verdicts.0.arms: expected a list of arm names, got "a,b"'),
     ("looks-numbers", {"verdicts": [good_verdict(looks=[1, 2])]}, "verdicts.0.looks: expected a list of looks, got [1, 2]"),
+    ("next-look-a-string", {"verdicts": [good_verdict(next_look="7")]},
+     'verdicts.0.next_look: expected a number of seeds or null, got "7"'),
+    ("waiting-a-number", {"verdicts": [good_verdict(waiting={"distilled": 4})]},
+     'verdicts.0.waiting: expected arm -> list of seeds, got {"distilled": 4}'),
+    ("waiting-seed-strings", {"verdicts": [good_verdict(waiting={"distilled": ["4"]})]},
+     'verdicts.0.waiting: expected arm -> list of seeds, got {"distilled": ["4"]}'),
     ("invariants-a-string", {"verdicts": [], "invariants": "all passed"}, "invariants: expected a list of test outcomes"),
     ("binary", b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "not valid JSON ("),
     ("empty-file", b"", "not valid JSON ("),
@@ -520,6 +526,20 @@ def test_the_study_names_every_paper_claim_not_run_under_its_source_even_a_sourc
     assert "None of this source&#39;s claims run at this profile yet: vit-claim [as_described]." in studied
     assert studied.count('<table class="study">') == 1  # a table only where there are results
     assert studied.index(claim.source.file) < studied.index("003_vit.txt")  # sources with results first
+
+
+def test_the_study_says_what_an_inconclusive_sequential_verdict_waits_for(claim, tmp_path):
+    """A reproduction study's reader asks what the next look needs: its seeds per arm, and which seeds are stored
+    already beyond the last complete look (not judged: a look is taken once all its seeds are stored)."""
+    keys = store_results(tmp_path / "results", claim, "as_described", "paper")
+    waiting = verdict(profile="paper", status="INCONCLUSIVE", run_keys=keys, next_look=5,
+                      waiting={"distilled": [4], "small": [3, 4]})
+    decided = verdict("as_written", profile="paper", run_keys=keys, next_look=5)  # decided: no next look shown
+    page = render({"profile": "paper", "verdicts": [waiting, decided]}, {CLAIM_ID: claim}, tmp_path / "results")
+    studied = page[page.index('id="reproduction"'):page.index("</section>", page.index('id="reproduction"'))]
+    assert studied.count("next look: 5 seeds per arm") == 1
+    assert ("next look: 5 seeds per arm; stored beyond the last look, not judged yet: distilled seed 4, "
+            "small seeds 3, 4") in studied
 
 
 def test_no_study_without_a_paper_verdict(claim):
