@@ -75,6 +75,8 @@ class LocalExecutor:
             with self.store.lock(run.key):
                 if not self.store.load_weights(run, model, epoch):  # saved meanwhile by the process we waited for?
                     model = self._retrain(run, epoch)
+        if run.key not in self.retrained and (record := self.store.retrain_record(run)) is not None:
+            self.retrained[run.key] = record  # weights another process (or session) retrained: its students say so
         return model.to(self.device)
 
     def _retrain(self, run: RunSpec, epoch: int | None) -> torch.nn.Module:
@@ -82,6 +84,11 @@ class LocalExecutor:
         self.log(f"  {what} of {run.key[:12]} not cached: retraining it (same seed)")
         if epoch is not None:
             self.keep_epochs.setdefault(run.key, set()).add(epoch)
+        if (stored := self.store.done(run.key)) is not None:  # weights saved before the comparison below (a kill
+            # between, or epoch weights of an unfinished retrain) are still known as a retrain's
+            self.store.save_retrain_record(run, {"key": run.key[:12], "bitwise_equal": None, "stored": stored["final"],
+                                                 "retrained": None, "stored_on": stored.get("device"),
+                                                 "retrained_on": None})
         result, model = self._train(run, f"{run.key[:12]} seed {run.seed} (retrained for its weights)",
                                     f"{run.key[:12]} seed {run.seed}")  # hours for a paper teacher: progress shown
         self.store.state_path(run).unlink(missing_ok=True)  # the weights are saved: nothing left to resume
@@ -94,7 +101,8 @@ class LocalExecutor:
         """"Same seed, same numbers" holds on the same hardware, threads and library versions; a teacher retrained
         on another machine kind gives numbers from the same distribution instead. Which one happened is said here
         and kept in every student's provenance (teacher_retrained), so no student silently rests on weights other
-        than those whose result the store holds."""
+        than those whose result the store holds: beside the weights too, for the students a later process trains
+        (distilled seed 3 of Hinton's paper profile, trained the session after its teacher's retrain, did not say so)."""
         stored = self.store.done(run.key)
         if stored is None:
             return
@@ -102,6 +110,7 @@ class LocalExecutor:
         self.retrained[run.key] = {"key": run.key[:12], "bitwise_equal": same, "stored": stored["final"],
                                    "retrained": result["final"], "stored_on": stored.get("device"),
                                    "retrained_on": result.get("device")}
+        self.store.save_retrain_record(run, self.retrained[run.key])  # for students trained by a later process
         if not same:
             first = ("test_errors", "test_acc", "test_loss")  # the numbers a reader compares first
             differ = sorted((k for k in stored["final"] if stored["final"][k] != result["final"].get(k)),

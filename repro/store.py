@@ -368,3 +368,29 @@ class Store:
                 path.unlink(missing_ok=True)
             return False
         return True
+
+    def retrain_record_path(self, run: RunSpec, shipped: bool = False) -> Path:
+        """The record of a retrain for its weights, kept beside the weights it describes (copied with them)."""
+        return (self.shipped_weights(run) if shipped else self.checkpoint_path(run)).with_suffix(".retrained.json")
+
+    def save_retrain_record(self, run: RunSpec, record: dict) -> None:
+        atomic_write(self.inside(self.retrain_record_path(run), self.cache), json.dumps(record, sort_keys=True).encode())
+
+    def retrain_record(self, run: RunSpec) -> dict | None:
+        """How the run's weights here came to be when a retrain made them (a stored run retrained for its weights,
+        by this process or an earlier one: the record outlives the process, as the weights do), or None for the
+        weights its stored result was trained with. A record made against another stored result (the run re-run
+        with --force since, which saved its own weights) does not apply; an unreadable one says so, never vanishes."""
+        shipped = not self.checkpoint_path(run).exists() and self.shipped_weights(run).exists()
+        path = self.retrain_record_path(run, shipped)
+        if not path.exists():
+            return None
+        try:
+            record = json.loads(read_regular(path, 1 << 20))
+            if not isinstance(record, dict):
+                raise ValueError(f"a {type(record).__name__}, not a mapping")
+        except (OSError, ValueError) as err:
+            warn(f"{path}: unreadable retrain record ({clip(err, 80)}); its students say their teacher was retrained")
+            return {"key": run.key[:12], "bitwise_equal": None, "record": f"{path.name} unreadable"}
+        stored = self.done(run.key)
+        return None if stored is not None and record.get("stored") != stored["final"] else record

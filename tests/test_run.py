@@ -254,3 +254,56 @@ def test_a_retrained_teacher_is_compared_with_its_stored_result_in_each_students
     # the student's own progress starts after its teacher's retrain: their lines do not interleave
     order = [line.split(":")[0] for line in logs if line.startswith("training ")]
     assert order == [f"training {retrain}", "training hinton-kd-helps/as_described/distilled seed 0"], logs
+
+
+def _as_if_stored_elsewhere(teacher, delta: float) -> None:
+    """Shift the stored teacher's final test_loss, checksum kept valid: a result trained on other hardware."""
+    from repro.store import checksum
+    payload = json.loads(teacher.path.read_text())
+    for numbers in (payload["final"], payload["epochs"][-1]):
+        numbers["test_loss"] += delta
+    payload["checksum"] = checksum({k: v for k, v in payload.items() if k != "checksum"})
+    teacher.path.write_text(json.dumps(payload))
+
+
+def test_a_teacher_retrained_by_an_earlier_process_is_named_by_the_students_a_later_one_trains(tmp_path, capsys):
+    """Hinton's distilled seed 3 learned from teacher 3's weights, retrained on this EPYC by the session before
+    (the stored teacher is a Xeon run), and its provenance did not say so: the comparison lived in the retraining
+    process's memory only. It is now kept beside the weights; a kill between the weights and the comparison, or a
+    later process, still gives each student the fact of the retrain; a record made against another stored result
+    does not apply, and an unreadable one is said, not dropped."""
+    import torch
+    from repro.run import LocalExecutor
+    store, jobs = _kd_helps_trained(tmp_path)[:2]
+    teacher, student = jobs["teacher"], jobs["distilled"]
+    job_list = list(jobs.values())
+
+    def fresh_student(first_process) -> dict:
+        store.checkpoint_path(teacher.run).unlink(missing_ok=True)
+        student.path.unlink()
+        (store.cache / "done" / student.run.key).unlink()
+        try:
+            first_process(LocalExecutor(store, torch.device("cpu"), log=lambda _: None))
+        except SystemExit:
+            pass  # killed
+        assert store.checkpoint_path(teacher.run).exists()  # the first process left the retrained weights
+        LocalExecutor(store, torch.device("cpu"), log=lambda _: None).submit(job_list)  # a later process
+        return json.loads(student.path.read_text())["provenance"]
+
+    _as_if_stored_elsewhere(teacher, 1e-4)
+    (record,) = fresh_student(lambda first: first.trained_model(teacher.run))["teacher_retrained"]
+    assert record["key"] == teacher.run.key[:12] and record["bitwise_equal"] is False
+    assert record["stored"]["test_loss"] == pytest.approx(record["retrained"]["test_loss"] + 1e-4)
+
+    def killed_after_the_weights(first):
+        first._compare_retrained = lambda *a: (_ for _ in ()).throw(SystemExit("killed"))
+        first.trained_model(teacher.run)
+    (pending,) = fresh_student(killed_after_the_weights)["teacher_retrained"]
+    assert pending["bitwise_equal"] is None and pending["retrained"] is None and pending["stored"] == record["stored"]
+
+    _as_if_stored_elsewhere(teacher, 1e-4)  # the stored result changed since (a --force re-run): not its record
+    assert store.retrain_record(teacher.run) is None
+    store.retrain_record_path(teacher.run).write_text("{not json")
+    damaged = store.retrain_record(teacher.run)
+    assert damaged["bitwise_equal"] is None and "unreadable" in damaged["record"]
+    assert "unreadable retrain record" in capsys.readouterr().err
