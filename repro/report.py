@@ -472,9 +472,6 @@ def study(groups: list[dict], judged: list[dict], claims: dict) -> list[dict]:
         label = f"source {name[:3]} · {name}" if name[:3].isdigit() else name
         return sources.setdefault(name, {"source": name, "label": label, "rows": [], "not_run": [],
                                          "differences": {}})
-    for v in judged:  # in pytest's order, the not-run ones included
-        if v["profile"] == STUDY_PROFILE and v["status"] == "NOT RUN":
-            entry(claims.get(v["claim"]))["not_run"].append(f"{v['claim']} [{v['variant']}]")
     for g in groups:
         for b in g["blocks"]:
             v = b["v"]
@@ -484,7 +481,10 @@ def study(groups: list[dict], judged: list[dict], claims: dict) -> list[dict]:
             s["rows"].append({"id": g["id"], "b": b})
             for d in [*b["deviations"], *([b["description"]] if b["description"] else [])]:
                 s["differences"].setdefault(d, []).append(f"{g['id']} [{v['variant']}]")
-    return sorted(sources.values(), key=lambda s: not s["rows"])  # the sources with results first
+    for v in judged:  # in pytest's order, the not-run ones included
+        if v["profile"] == STUDY_PROFILE and v["status"] == "NOT RUN":
+            entry(claims.get(v["claim"]))["not_run"].append(f"{v['claim']} [{v['variant']}]")
+    return list(sources.values())  # the sources with results first, in the claims' order, then the rest
 
 
 def glance(verdicts: list[dict], holm: dict[str, dict]) -> dict[str, list[tuple[str, str]]]:
