@@ -362,7 +362,7 @@ def environment(doc: dict, all_runs: dict[str, dict], claims_dir: Path) -> dict:
     versions: dict[str, set] = {}
     for r in runs:
         for lib, ver in r["provenance"].items():
-            if lib not in NOT_VERSIONS:
+            if lib not in NOT_VERSIONS and isinstance(ver, str):  # not teacher_retrained's records
                 versions.setdefault(lib, set()).add(str(ver))
     wanted = {k for v in verdicts for ks in (v.get("run_keys") or {}).values() for k in ks}
     ids = list(dict.fromkeys(v["claim"] for v in verdicts))

@@ -61,6 +61,13 @@ def _metrics(x) -> bool:
     return isinstance(x, dict) and all(isinstance(k, str) and _metric_value(v) for k, v in x.items())
 
 
+def _provenance(x) -> bool:
+    """Names to version strings, and the records of the teachers retrained for this run's sources (run.py)."""
+    return isinstance(x, dict) and all(
+        v is None or isinstance(v, str) or k == "teacher_retrained" and isinstance(v, list)
+        and all(isinstance(r, dict) and isinstance(r.get("key"), str) for r in v) for k, v in x.items())
+
+
 def schema_error(payload: dict) -> str | None:
     """What is wrong with a result's fields (checksum aside), or None. A checksum anyone can recompute
     proves nothing, so every field the verdict reads is checked for its type here."""
@@ -75,9 +82,8 @@ def schema_error(payload: dict) -> str | None:
         ("wall_s", _number(payload["wall_s"]) and math.isfinite(payload["wall_s"]) and payload["wall_s"] >= 0,
          "a finite number of seconds >= 0"),
         ("device", isinstance(payload["device"], str), "a string"),
-        ("provenance", isinstance(payload["provenance"], dict)
-         and all(v is None or isinstance(v, str) for v in payload["provenance"].values()),
-         "a mapping of names to version strings"),
+        ("provenance", _provenance(payload["provenance"]),
+         "a mapping of names to version strings (teacher_retrained: a list of retrain records)"),
         ("checksum", isinstance(payload["checksum"], str), "a sha256 hex string"),
     ]
     for key, ok, expected in checks:

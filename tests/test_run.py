@@ -222,7 +222,7 @@ def test_a_retrained_teacher_is_compared_with_its_stored_result_in_each_students
     number) differs, and the student's provenance and the log say which happened."""
     import torch
     from repro.run import LocalExecutor
-    from repro.store import checksum
+    from repro.store import Store, checksum
     store, jobs = _kd_helps_seed0(tmp_path)
     LocalExecutor(store, torch.device("cpu"), log=lambda _: None).submit(jobs)
     teacher, student = (next(j for j in jobs if j.arm == arm) for arm in ("teacher", "distilled"))
@@ -239,7 +239,8 @@ def test_a_retrained_teacher_is_compared_with_its_stored_result_in_each_students
             teacher.path.write_text(json.dumps(payload))
         logs = []
         LocalExecutor(store, torch.device("cpu"), log=logs.append).submit(jobs)
-        return json.loads(student.path.read_text())["provenance"]["teacher_retrained"], logs
+        # through Store.load: the stored result must be usable, its records pass the schema check
+        return Store.load(student.path)["provenance"]["teacher_retrained"], logs
 
     (same,), logs = student_again()
     assert same["bitwise_equal"] and same["key"] == teacher.run.key[:12], same
@@ -274,6 +275,7 @@ def test_a_teacher_retrained_by_an_earlier_process_is_named_by_the_students_a_la
     does not apply, and an unreadable one is said, not dropped."""
     import torch
     from repro.run import LocalExecutor
+    from repro.store import Store
     store, jobs = _kd_helps_trained(tmp_path)[:2]
     teacher, student = jobs["teacher"], jobs["distilled"]
     job_list = list(jobs.values())
@@ -288,7 +290,7 @@ def test_a_teacher_retrained_by_an_earlier_process_is_named_by_the_students_a_la
             pass  # killed
         assert store.checkpoint_path(teacher.run).exists()  # the first process left the retrained weights
         LocalExecutor(store, torch.device("cpu"), log=lambda _: None).submit(job_list)  # a later process
-        return json.loads(student.path.read_text())["provenance"]
+        return Store.load(student.path)["provenance"]  # usable: the records pass the schema check
 
     _as_if_stored_elsewhere(teacher, 1e-4)
     (record,) = fresh_student(lambda first: first.trained_model(teacher.run))["teacher_retrained"]
