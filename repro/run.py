@@ -60,14 +60,14 @@ class LocalExecutor:
         self.keep_epochs: dict[str, set[int]] = {}  # run key -> epochs whose weights a student asks for
         self.teachers = Teachers(self.trained_model)  # a student's teacher, and its logits once for all its students
         self._said_stored: set = set()  # result files already reported as stored (a fixed_seed run: every seed)
-        self.retrained: dict[str, dict] = {}  # run key -> a stored run retrained here for its weights, and how it came out
+        self.retrained: dict[str, dict] = {}  # run key -> the record of the retrain its loaded weights came from
         # --force redoes results stored before this moment; one stored since (by this process, or by another
         # `repro run --force` that took the run's lock first) is not trained twice
         self.started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
     def trained_model(self, run: RunSpec, epoch: int | None = None) -> torch.nn.Module:
         """The run's final weights (or those at the end of `epoch`) from the cache; retrained if the cache lacks
-        them (the same numbers on the same hardware and library versions: _compare_retrained checks). Under the
+        them (the same numbers on the same hardware and library versions: _record_retrain says which). Under the
         run's lock: of two processes that need the same missing teacher, one retrains it, the other waits and
         loads its weights (they shared one resume file and both paid the hours)."""
         model = build_model(run)
@@ -75,8 +75,8 @@ class LocalExecutor:
             with self.store.lock(run.key):
                 if not self.store.load_weights(run, model, epoch):  # saved meanwhile by the process we waited for?
                     model = self._retrain(run, epoch)
-        if run.key not in self.retrained and (record := self.store.retrain_record(run)) is not None:
-            self.retrained[run.key] = record  # weights another process (or session) retrained: its students say so
+        if (record := self.store.retrain_record(run)) is not None:  # retrained here, or by an earlier process
+            self.retrained[run.key] = record  # its students say so
         return model.to(self.device)
 
     def _retrain(self, run: RunSpec, epoch: int | None) -> torch.nn.Module:
@@ -84,38 +84,34 @@ class LocalExecutor:
         self.log(f"  {what} of {run.key[:12]} not cached: retraining it (same seed)")
         if epoch is not None:
             self.keep_epochs.setdefault(run.key, set()).add(epoch)
-        if (stored := self.store.done(run.key)) is not None:  # weights saved before the comparison below (a kill
-            # between, or epoch weights of an unfinished retrain) are still known as a retrain's
-            self.store.save_retrain_record(run, {"key": run.key[:12], "bitwise_equal": None, "stored": stored["final"],
-                                                 "retrained": None, "stored_on": stored.get("device"),
-                                                 "retrained_on": None})
+        stored = self.store.done(run.key)
+        if stored is not None:  # recorded before the retrain: weights saved before the comparison (a kill between,
+            self._record_retrain(run, stored)  # or epoch weights of an unfinished retrain) are a retrain's too
         result, model = self._train(run, f"{run.key[:12]} seed {run.seed} (retrained for its weights)",
                                     f"{run.key[:12]} seed {run.seed}")  # hours for a paper teacher: progress shown
         self.store.state_path(run).unlink(missing_ok=True)  # the weights are saved: nothing left to resume
-        self._compare_retrained(run, result)
+        if stored is not None:
+            self._record_retrain(run, stored, result)
         if epoch is not None:
             self.store.load_weights(run, model, epoch)
         return model
 
-    def _compare_retrained(self, run: RunSpec, result: dict) -> None:
+    def _record_retrain(self, run: RunSpec, stored: dict, result: dict | None = None) -> None:
         """"Same seed, same numbers" holds on the same hardware, threads and library versions; a teacher retrained
-        on another machine kind gives numbers from the same distribution instead. Which one happened is said here
-        and kept in every student's provenance (teacher_retrained), so no student silently rests on weights other
-        than those whose result the store holds: beside the weights too, for the students a later process trains
-        (distilled seed 3 of Hinton's paper profile, trained the session after its teacher's retrain, did not say so)."""
-        stored = self.store.done(run.key)
-        if stored is None:
-            return
-        same = stored["final"] == result["final"]
-        self.retrained[run.key] = {"key": run.key[:12], "bitwise_equal": same, "stored": stored["final"],
-                                   "retrained": result["final"], "stored_on": stored.get("device"),
-                                   "retrained_on": result.get("device")}
-        self.store.save_retrain_record(run, self.retrained[run.key])  # for students trained by a later process
-        if not same:
+        on another machine kind gives numbers from the same distribution instead. Which one happened is kept beside
+        the retrained weights (`result` None: not known yet), so every student that learns from them, in this
+        process or a later one, says so in its provenance (teacher_retrained) and none silently rests on weights
+        other than those whose result the store holds."""
+        final = None if result is None else result["final"]
+        self.store.save_retrain_record(run, {"key": run.key[:12], "bitwise_equal": None if result is None else
+                                             stored["final"] == final, "stored": stored["final"], "retrained": final,
+                                             "stored_on": stored.get("device"),
+                                             "retrained_on": None if result is None else result.get("device")})
+        if result is not None and stored["final"] != final:
             first = ("test_errors", "test_acc", "test_loss")  # the numbers a reader compares first
-            differ = sorted((k for k in stored["final"] if stored["final"][k] != result["final"].get(k)),
+            differ = sorted((k for k in stored["final"] if stored["final"][k] != final.get(k)),
                             key=lambda k: (first.index(k) if k in first else len(first), k))
-            shown = "; ".join(f"{k} {stored['final'][k]} stored, {result['final'].get(k)} now" for k in differ[:2])
+            shown = "; ".join(f"{k} {stored['final'][k]} stored, {final.get(k)} now" for k in differ[:2])
             self.log(f"  note: the retrained {run.key[:12]} differs from its stored result ({shown}): other hardware"
                      " or library versions; its students say so in their provenance (teacher_retrained)")
 
