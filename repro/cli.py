@@ -185,7 +185,8 @@ def cmd_verify(args) -> int:
     from .verify import ERROR, verify
     profile = resolve_profile(args.profile)
     try:
-        out = verify(_claims(args), profile, Store(_outputs(args)[0]), args.sample, pick_device(args.device))
+        out = verify(_claims(args), profile, Store(_outputs(args)[0]), args.sample, pick_device(args.device),
+                     draw=args.draw)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return ERROR
@@ -433,7 +434,10 @@ def _main(argv) -> int:
                        "elsewhere whose arm has too few other stored seeds). Where several apply: 1, else 3, else 4.")
     p.add_argument("claim", nargs="*", help="claim ids (default: all)")
     p.add_argument("--profile", default="auto", help="the profile whose stored runs are sampled (default: auto)")
-    p.add_argument("--sample", type=positive, default=3, help="how many runs, the cheapest retrainable ones (default 3)")
+    p.add_argument("--sample", type=positive, default=3,
+                   help="how many runs, drawn at random from the retrainable ones, one per arm first (default 3)")
+    p.add_argument("--draw", type=int, metavar="N", help="replay the sample of an earlier verify (the draw it printed); "
+                   "without it every verify draws afresh, so a forger cannot know which runs it will retrain")
     p.add_argument("--device", choices=["cpu", "cuda"])
     p.set_defaults(fn=cmd_verify)
 

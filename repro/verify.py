@@ -1,7 +1,8 @@
 """`repro verify`: retrain a sample of stored runs here and say what the shipped evidence is worth, as a check
 that a store edited after training cannot pass by construction.
 
-What it proves, and how:
+What it proves, and how (for the runs it retrains: a sample drawn afresh each time, printed so that `--draw`
+replays it, because a sample a forger can predict checks only the runs the forger left alone):
 1. Every file under the profile's folders of the chosen claims is read and checked (store.Store.load: checksum,
    schema, integrity, name against contents), and filed against the run the claims plan at that path. A file it
    cannot use (truncated, edited without its checksum, a symlink, unreadable, another run's result under this
@@ -28,6 +29,8 @@ import json
 import math
 import os
 import platform
+import random
+import secrets
 import statistics
 import tempfile
 from pathlib import Path
@@ -150,19 +153,22 @@ def _value(result: dict, metric: str) -> float:
     return math.nan if value is None else float(value)
 
 
-def choose(runs: list[tuple], n: int, store: Store) -> list[tuple]:
-    """n runs that can be retrained from what is here (no teacher, or a teacher whose weights are cached: a
-    student of an uncached teacher would retrain the teacher too), the cheapest of each arm first."""
+def choose(runs: list[tuple], n: int, store: Store, rng: random.Random) -> tuple[list[tuple], list[tuple]]:
+    """(n runs drawn at random from those that can be retrained from what is here, one of every arm before a
+    second of any; the finished runs that cannot be: students of a teacher whose weights are not cached, which
+    would retrain the teacher too). The draw is uniform within an arm and over the arms' order: a sample a forger
+    can predict (the cheapest of each arm, by the `wall_s` the forger writes) checks only the runs left honest."""
     def teachable(job) -> bool:
         return all(r is None or store.checkpoint_path(r, job.run.arm.teacher_epoch if r is job.run.teacher else None)
                    .exists() for r in (job.run.teacher, job.run.init_from, *job.run.teachers))
-    usable = sorted([r for r in runs if teachable(r[0]) and r[1]["status"] == "done"],
-                    key=lambda r: (r[1]["wall_s"], r[0].run.key))
+    done = sorted([r for r in runs if r[1]["status"] == "done"], key=lambda r: r[0].run.key)
+    usable = [r for r in done if teachable(r[0])]
+    rng.shuffle(usable)
     rank: dict[tuple, int] = {}  # one run of every arm before a second of any: the sample spans the arms
     for job, _, _ in usable:
         rank[job.run.key] = rank.setdefault((job.claim, job.variant, job.arm), 0)
         rank[(job.claim, job.variant, job.arm)] += 1
-    return sorted(usable, key=lambda r: rank[r[0].run.key])[:n]
+    return sorted(usable, key=lambda r: rank[r[0].run.key])[:n], [r for r in done if not teachable(r[0])]
 
 
 def retrain(job, store: Store, device: torch.device) -> dict:
@@ -255,16 +261,21 @@ def combined_test(rows: list[dict]) -> dict:
     return {"n": len(rows), "p": min(1.0, len(parts) * min(p["p"] for p in parts)), "parts": parts}
 
 
-def verify(claims: dict, profile: str, store: Store, n: int, device: torch.device, log=print) -> dict:
-    """Scan the store, retrain n stored runs here (the cheapest retrainable ones) and decide; see the module
-    docstring. Returns the rows, the unusable files, the combined test, `status` (an exit status) and `lines`."""
+def verify(claims: dict, profile: str, store: Store, n: int, device: torch.device, log=print,
+           draw: int | None = None) -> dict:
+    """Scan the store, retrain n stored runs here (drawn at random by `draw`, a fresh draw when None) and decide;
+    see the module docstring. Returns the rows, the unusable files, the combined test, `status` (an exit status)
+    and `lines`."""
     runs, unusable, missing = scan(claims, profile, store)
-    chosen = choose(runs, n, store)
+    replayed, draw = draw is not None, secrets.randbits(32) if draw is None else draw
+    chosen, untrainable = choose(runs, n, store, random.Random(draw))
     if not chosen and not unusable:
         raise ValueError(f"no stored {profile} runs of these claims can be retrained here (none stored, or only "
                          "students of teachers whose weights are not cached)")
     here = environment(device)
     sampled = {job.run.key for job, _, _ in chosen}
+    log(f"sample: {len(chosen)} of the {len(runs) - len(untrainable)} stored runs that can be retrained here, drawn "
+        f"at random (draw {draw}{', given' if replayed else ''}; `--draw {draw}` replays it)")
     rows = []
     for i, (job, stored, arm_values) in enumerate(chosen, 1):
         log(f"[{i}/{len(chosen)}] retraining {job.claim}/{job.variant}/{job.arm} seed {job.run.seed} "
@@ -286,7 +297,8 @@ def verify(claims: dict, profile: str, store: Store, n: int, device: torch.devic
     test = combined_test(elsewhere)
     out = {"profile": profile, "here": here["device"], "torch": torch.__version__, "runs": rows,
            "unusable": unusable, "missing": missing, "test": test,
-           "bitwise": sum(r["bitwise"] for r in rows),
+           "bitwise": sum(r["bitwise"] for r in rows), "draw": draw, "replayed": replayed,
+           "untrainable": len(untrainable),
            "undecided": [r for r in elsewhere if not r["df"]]}
     out["status"] = status(out)
     out["lines"] = summary(out)
@@ -327,6 +339,13 @@ def summary(out: dict) -> list[str]:
         else:
             lines.append(f"{part['what']}: {part['run']} (t {part['t']:.3g} on {part['df']} df; Bonferroni over "
                          f"{part['n']} runs, p {part['p']:.3g})")
+    if out["untrainable"]:
+        lines.append(f"note: {out['untrainable']} stored runs were not in the draw: their teacher's weights are not "
+                     "cached here (`repro run` the teacher's claim caches them), so retraining one would retrain its "
+                     "teacher too")
+    if out["replayed"]:
+        lines.append(f"note: draw {out['draw']} was given (--draw), not drawn: a sample chosen by whoever ran it can "
+                     "miss the runs a forger edited; run without --draw for a fresh sample")
     if out["missing"]:
         lines.append(f"note: {out['missing']} planned runs of these claims are not stored (not checked)")
     code, n = out["status"], len(out["runs"])

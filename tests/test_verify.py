@@ -18,7 +18,7 @@ from repro.plan import plan
 from repro.run import LocalExecutor
 from repro.spec import load_claims
 from repro.store import Store, checksum
-from repro.verify import ERROR, FAILED, UNDECIDABLE, UNUSABLE, VERIFIED, combined_test, differences
+from repro.verify import ERROR, FAILED, UNDECIDABLE, UNUSABLE, VERIFIED, choose, combined_test, differences
 
 CPU = torch.device("cpu")
 # Converged small MLPs on separable-enough synthetic data: arm sds of about 4 (teacher) and 10 (students) test
@@ -57,10 +57,6 @@ def pristine(tmp_path_factory):
     claims = load_claims(write_claims(root / "claims", [1, 2, 3, 4, 5]))
     store = Store(root / "out" / "results", root / "cache")
     LocalExecutor(store, CPU, log=lambda _: None).submit(plan(list(claims.values()), "tiny", store))
-    # verify samples the cheapest stored runs (by wall_s): measured walls on a loaded machine would make the
-    # sample, hence the statistics these tests pin, depend on the load; a wall by seed makes it the same each time
-    for path in sorted((root / "out" / "results").rglob("seed*.json")):
-        forge(path, lambda p: p.update(wall_s=1.0 + p["run"]["seed"] / 100))
     return root
 
 
@@ -73,10 +69,11 @@ def store(pristine, tmp_path, monkeypatch):
     return tmp_path
 
 
-def run_verify(root: Path, capsys, *extra) -> tuple[int, str, str]:
+def run_verify(root: Path, capsys, *extra, draw: int | None = 0) -> tuple[int, str, str]:
+    """`repro verify --sample 3` on the copy; the statistics these tests pin are those of one sample (draw 0)."""
     capsys.readouterr()
     code = main(["--claims", str(root / "claims"), "--out", str(root / "out"), "verify", "--profile", "tiny",
-                 "--sample", "3", *extra])
+                 "--sample", "3", *(["--draw", str(draw)] if draw is not None else []), *extra])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -236,6 +233,60 @@ def test_every_file_it_cannot_use_is_named_and_the_exit_status_says_so(store, ca
     assert code == UNUSABLE, out
     assert f"UNUSABLE {path}: " in out and why in out.split(f"UNUSABLE {path}: ")[1].splitlines()[0]
     assert "UNUSABLE FILES: 1 stored files could not be used (named above)" in last(out)
+
+
+def sampled(out: str) -> list[str]:
+    return sorted(line.split(" (")[0].split("equal ")[-1].split("differs ")[-1] for line in out.splitlines()
+                  if line.startswith(("bitwise equal tiny-kd", "FAILED, not bitwise", "differs tiny-kd")))
+
+
+def test_each_verify_draws_its_sample_afresh_prints_the_draw_and_replays_it(store, capsys):
+    code, out, _ = run_verify(store, capsys, draw=None)
+    [line] = [x for x in out.splitlines() if x.startswith("sample: 3 of the 15 stored runs")]
+    draw = int(line.split("(draw ")[1].split(";")[0])
+    assert code == VERIFIED and "was given (--draw)" not in out
+    replay_code, replay, _ = run_verify(store, capsys, draw=draw)
+    assert replay_code == VERIFIED and sampled(replay) == sampled(out) and len(sampled(out)) == 3
+    assert f"(draw {draw}, given; `--draw {draw}` replays it)" in replay
+    assert f"note: draw {draw} was given (--draw), not drawn: a sample chosen by whoever ran it" in replay
+    others = {tuple(sampled(run_verify(store, capsys, draw=d)[1])) for d in (1, 2, 3)}
+    assert len(others | {tuple(sampled(out))}) > 1  # 125 possible samples of one run per arm: not one fixed sample
+
+
+def test_students_of_an_uncached_teacher_are_counted_out_of_the_draw(store, capsys):
+    for weights in (store / "cache").rglob("*.pt"):
+        weights.unlink()  # every teacher's weights gone: only the teachers and the small nets can be retrained
+    code, out, _ = run_verify(store, capsys)
+    assert code == VERIFIED, out
+    assert "sample: 3 of the 10 stored runs that can be retrained here" in out
+    assert "note: 5 stored runs were not in the draw: their teacher's weights are not cached here" in out
+    assert not any("/student seed" in x for x in sampled(out))
+
+
+class Job:
+    def __init__(self, arm: str, seed: int):
+        self.claim, self.variant, self.arm = "c", "v", arm
+        self.run = type("Run", (), {"key": f"{arm}{seed}", "seed": seed, "teacher": None, "init_from": None,
+                                    "teachers": ()})()
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_the_draw_reaches_every_run_alike_whatever_wall_s_a_forger_wrote(n):
+    """Two arms of 5 seeds; seed 4 of arm a claims it took a year, seed 0 of arm b a microsecond (a predictable
+    sample, such as the cheapest of each arm, would never check the first and always the second). Over 4,000
+    draws each run is drawn at its share: n/10 with one of every arm before a second of any, within 4 sds."""
+    runs = [(Job(arm, seed), {"status": "done", "wall_s": {"a4": 3e7, "b0": 1e-6}.get(f"{arm}{seed}", 60.0)}, [])
+            for arm in "ab" for seed in range(5)]
+    rng, draws, counts = random.Random(0), 4000, {}
+    for _ in range(draws):
+        chosen, untrainable = choose(runs, n, None, rng)
+        arms = [job.arm for job, _, _ in chosen]
+        assert len(chosen) == n and untrainable == [] and abs(arms.count("a") - arms.count("b")) <= 1
+        for job, _, _ in chosen:
+            counts[job.run.key] = counts.get(job.run.key, 0) + 1
+    share = n / 10
+    for key in [f"{arm}{seed}" for arm in "ab" for seed in range(5)]:
+        assert abs(counts.get(key, 0) / draws - share) <= 4 * math.sqrt(share * (1 - share) / draws), (key, counts)
 
 
 def test_device_cuda_without_cuda_is_one_line(store, capsys, monkeypatch):
