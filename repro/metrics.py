@@ -3,7 +3,8 @@
 A metric is a per-epoch key (EPOCH_KEYS), optionally behind a reducer (REDUCERS) as `reducer:key`;
 without a reducer it is the selected epoch's value (the last one, or the best with `select: best`).
 Keys of `final` that are not per-epoch (FINAL_KEYS: bias-shift results) work as plain names.
-docs/spec-reference.md lists all three (`repro reference` writes it from these tables).
+docs/spec-reference.md lists all three (`repro reference` writes it from these tables). `disagreement` holds
+the relations between a result's numbers, which the store checks in every file it reads.
 """
 from __future__ import annotations
 
@@ -46,6 +47,70 @@ FINAL_KEYS = {
     "teacher_test_acc": "with teacher_checkpoint: the checkpoint teacher's test accuracy",
 }
 CHECKPOINT_KEYS = ("teacher_test_errors", "teacher_test_acc")  # in `final`, recorded by checkpoint students
+
+
+SHIFT_KEYS = ("bias_tuned_on", "errors_after", "class_errors_after", "class_acc_after", "error_reduction")  # + _test, _holdout
+
+
+TIE = 1e-9  # how far a stored ratio may sit from its definition: rounding (1 - e/n against (n - e)/n), not an edit
+
+
+def _near(x, expected: float) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isclose(x, expected, rel_tol=0, abs_tol=TIE)
+
+
+def _count(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) or isinstance(x, float) and x.is_integer()
+
+
+def disagreement(epochs: list[dict], final: dict) -> str | None:
+    """Where a result's numbers contradict the definitions train.py computes them by, or None. These tie the
+    number a check reads to the numbers beside it, in every stored file, so a forger who edits one (say the
+    bias-shift error_reduction a verdict reads) must edit them all consistently; it proves nothing about a
+    consistent forgery (that is `repro verify`'s job). Checked where the keys are present:
+    - test_errors is the sum of test_errors_per_class;
+    - test_acc is 1 - test_errors / n, one test-set size n for every epoch (and the checkpoint teacher's);
+    - with bias_shift: errors_before is the final test_errors, error_reduction_W is 1 - errors_after_W /
+      errors_before, class_acc_after_W is 1 - class_errors_after_W / shift_classes_test_count, and no class
+      count exceeds the errors it is part of or the classes' test images."""
+    rows = [(f"epochs.{i}", e) for i, e in enumerate(epochs)] + [("final", final)]
+    pairs = [(where, m.get("test_errors"), m.get("test_acc")) for where, m in rows]
+    pairs.append(("final.teacher_test_*", final.get("teacher_test_errors"), final.get("teacher_test_acc")))
+    for where, m in rows:
+        per_class, errors = m.get("test_errors_per_class"), m.get("test_errors")
+        if isinstance(per_class, list) and _count(errors) and sum(per_class) != errors:
+            return f"{where}.test_errors: {errors} is not the sum of its test_errors_per_class ({sum(per_class)})"
+    pairs = [(w, e, a) for w, e, a in pairs if _count(e) and isinstance(a, (int, float)) and math.isfinite(a)]
+    sizes = [(w, e / (1 - a)) for w, e, a in pairs if e > 0 and a < 1]
+    n = round(sizes[0][1]) if sizes else None
+    for where, errors, acc in pairs:
+        expected = 1.0 if errors == 0 else (1 - errors / n if n else None)
+        if expected is not None and not math.isclose(acc, expected, rel_tol=0, abs_tol=TIE):
+            return (f"{where}: test_acc {acc!r} is not 1 - test_errors / test images ({errors} errors"
+                    + (f" of {n}, as the result's other epochs say" if n else "") + ")")
+    shifted = [w for w in ("test", "holdout") if any(f"{k}_{w}" in final for k in SHIFT_KEYS)]
+    if not shifted and "errors_before" not in final and "shift_classes_test_count" not in final:
+        return None
+    before, count = final.get("errors_before"), final.get("shift_classes_test_count")
+    for key, value in (("errors_before", before), ("shift_classes_test_count", count)):
+        if not (_count(value) and value >= 0):
+            return f"final.{key}: {value!r} is not a count (a result with bias-shift numbers has it)"
+    if _count(final.get("test_errors")) and before != final["test_errors"]:
+        return f"final.errors_before: {before!r} is not the final test_errors ({final['test_errors']})"
+    for where in shifted:
+        after, class_after = final.get(f"errors_after_{where}"), final.get(f"class_errors_after_{where}")
+        if not (_count(after) and after >= 0):
+            return f"final.errors_after_{where}: {after!r} is not a count of errors"
+        if not _near(final.get(f"error_reduction_{where}"), 1 - after / max(before, 1)):
+            return (f"final.error_reduction_{where}: {final.get(f'error_reduction_{where}')!r} is not 1 - "
+                    f"errors_after_{where} / errors_before ({after} / {before})")
+        if not (_count(class_after) and 0 <= class_after <= min(after, count)):
+            return (f"final.class_errors_after_{where}: {class_after!r} is not a count of at most the errors after "
+                    f"({after}) and the shifted classes' test images ({count})")
+        if not _near(final.get(f"class_acc_after_{where}"), 1 - class_after / max(count, 1)):
+            return (f"final.class_acc_after_{where}: {final.get(f'class_acc_after_{where}')!r} is not 1 - "
+                    f"class_errors_after_{where} / shift_classes_test_count ({class_after} / {count})")
+    return None
 
 
 def _series(result: dict, key: str) -> list[float]:
@@ -97,6 +162,5 @@ def recorded_keys(teacher: bool, bias_shift: bool, holdout: bool,
     if bias_shift:
         final = ("shift_classes_test_count", "errors_before", "class_errors_before")
         for where in ("test", "holdout") if holdout else ("test",):
-            final += tuple(f"{k}_{where}" for k in ("bias_tuned_on", "errors_after", "class_errors_after",
-                                                    "class_acc_after", "error_reduction"))
+            final += tuple(f"{k}_{where}" for k in SHIFT_KEYS)
     return epoch, final

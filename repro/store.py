@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .metrics import disagreement
 from .spec import RunSpec, TooBig, check_name, clip, read_regular
 
 
@@ -103,7 +104,8 @@ def integrity_error(payload: dict) -> str | None:
     """What makes a well-formed result not the result of its run, or None: its stored run spec must hash to its
     key, its epoch count be its run's (a diverged run stops early), its final metrics be the selected epoch's
     (the last, or the best test accuracy with `select: best`), and its counts possible (0 <= test errors <= test
-    images, whole; 0 <= test_acc <= 1; no NaN or null in a finished run's errors, accuracy or training loss)."""
+    images, whole; 0 <= test_acc <= 1; no NaN or null in a finished run's errors, accuracy or training loss) and
+    its numbers those their definitions tie together (metrics.disagreement)."""
     from pydantic import ValidationError
     from .spec import dataset_fact
     from .plugins import loaded_modules
@@ -140,7 +142,7 @@ def integrity_error(payload: dict) -> str | None:
                     f"{n_test if n_test is not None else 'the test images'})")
         if _number(acc) and math.isfinite(acc) and not 0 <= acc <= 1:
             return f"{where}.test_acc: {acc} is not an accuracy (0 to 1)"
-    return None
+    return disagreement(epochs, final)
 
 
 def checksum(payload: dict) -> str:

@@ -337,7 +337,7 @@ def test_a_diverged_run_may_stop_early_and_is_still_used(tmp_path):
 def test_a_best_epoch_result_must_report_its_best_epoch(tmp_path):
     from repro.store import CorruptResult
     run = STUDENT.model_copy(update={"arm": STUDENT.arm.model_copy(update={"select": "best"})})
-    epochs = [{"epoch": e, "test_errors": 40 - e, "test_acc": acc, "train_loss": 0.5}
+    epochs = [{"epoch": e, "test_errors": round(100 * (1 - acc)), "test_acc": acc, "train_loss": 0.5}
               for e, acc in zip(range(1, run.arm.epochs + 1), [0.5, 0.9, 0.7, 0.6, 0.6][: run.arm.epochs])]
     store = Store(tmp_path / "results", tmp_path / "cache")
     path = store.path("smoke", CLAIM.id, "as_described", "distilled", run)

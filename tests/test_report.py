@@ -47,8 +47,8 @@ def store_results(root: Path, claim, variant: str, profile: str = "smoke") -> di
     for arm, runs in plan_claim(claim, variant, profile).items():
         for i, run in enumerate(runs):
             epochs = [{"epoch": e, "lr": 0.05, "train_loss": 2.0 / e + 0.1 * i, "train_hard": 2.0 / e, "train_soft": 0.1,
-                       "train_acc": 0.2 * e, "test_errors": 200 - 10 * e - i, "test_acc": 0.2 * e,
-                       "test_errors_per_class": [0] * 10} for e in range(1, run.arm.epochs + 1)]
+                       "train_acc": 0.2 * e, "test_errors": 200 - 10 * e - i, "test_acc": 0.8 + 0.01 * e + i / 1000,
+                       "test_errors_per_class": [200 - 10 * e - i] + [0] * 9} for e in range(1, run.arm.epochs + 1)]
             store.save(store.path(profile, claim.id, variant, arm, run), run,
                        {"status": "done", "epochs": epochs, "final": epochs[-1], "wall_s": 10.0, "device": DEVICE},
                        {"git_commit": "abc123", "python": "3.11.7", "torch": "9.9.9", "command": "repro run",
