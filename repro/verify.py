@@ -19,8 +19,9 @@ replays it, because a sample a forger can predict checks only the runs the forge
      accumulates over the sample; one such test per metric);
    - largest: max |d_i| / sqrt(2 s_a^2), each against Student's t on its arm's degrees of freedom, times the
      number of runs (a single run far off, or shifts in opposite directions that cancel in the sum).
-   A run whose arm has fewer than 2 stored seeds besides those retrained has no yardstick: "cannot decide"
-   (UNDECIDABLE), never "consistent".
+   A run whose arm has fewer than 2 stored seeds besides those retrained has no yardstick, and a run that diverged
+   on one side only has no number to compare: "cannot decide" (UNDECIDABLE), never "consistent". Diverged runs
+   are drawn like finished ones (a run forged as diverged says its claim failed).
 Fresh runs go to a scratch folder; nothing stored is touched.
 """
 from __future__ import annotations
@@ -155,20 +156,20 @@ def _value(result: dict, metric: str) -> float:
 
 def choose(runs: list[tuple], n: int, store: Store, rng: random.Random) -> tuple[list[tuple], list[tuple]]:
     """(n runs drawn at random from those that can be retrained from what is here, one of every arm before a
-    second of any; the finished runs that cannot be: students of a teacher whose weights are not cached, which
+    second of any; the stored runs that cannot be: students of a teacher whose weights are not cached, which
     would retrain the teacher too). The draw is uniform within an arm and over the arms' order: a sample a forger
     can predict (the cheapest of each arm, by the `wall_s` the forger writes) checks only the runs left honest."""
     def teachable(job) -> bool:
         return all(r is None or store.checkpoint_path(r, job.run.arm.teacher_epoch if r is job.run.teacher else None)
                    .exists() for r in (job.run.teacher, job.run.init_from, *job.run.teachers))
-    done = sorted([r for r in runs if r[1]["status"] == "done"], key=lambda r: r[0].run.key)
-    usable = [r for r in done if teachable(r[0])]
+    finished = sorted(runs, key=lambda r: r[0].run.key)  # done or diverged: a run marked diverged is drawn too
+    usable = [r for r in finished if teachable(r[0])]
     rng.shuffle(usable)
     rank: dict[tuple, int] = {}  # one run of every arm before a second of any: the sample spans the arms
     for job, _, _ in usable:
         rank[job.run.key] = rank.setdefault((job.claim, job.variant, job.arm), 0)
         rank[(job.claim, job.variant, job.arm)] += 1
-    return sorted(usable, key=lambda r: rank[r[0].run.key])[:n], [r for r in done if not teachable(r[0])]
+    return sorted(usable, key=lambda r: rank[r[0].run.key])[:n], [r for r in finished if not teachable(r[0])]
 
 
 def retrain(job, store: Store, device: torch.device) -> dict:
@@ -285,13 +286,18 @@ def verify(claims: dict, profile: str, store: Store, n: int, device: torch.devic
         integer = isinstance(stored["final"].get(job.metric.split(":")[-1]), int)
         var, df = spread([v for k, v in arm_values if k not in sampled], integer)
         a, b = _value(stored, job.metric), _value(fresh, job.metric)
+        diverged = stored["status"] == fresh["status"] == "diverged"  # both stopped: no number, and none owed
+        unmatched = None if diverged or math.isfinite(a) and math.isfinite(b) else (
+            f"stored {stored['status']}, retrained {fresh['status']}: no {job.metric} on both sides to compare")
+        var, df = (var, df) if not (diverged or unmatched) else (math.nan, 0)
         t = (b - a) / math.sqrt(2 * var) if df and var > 0 else (0.0 if a == b else math.copysign(math.inf, b - a))
         rows.append({"run": f"{job.claim}/{job.variant}/{job.arm} seed {job.run.seed}", "key": job.run.key[:12],
                      "arm_id": f"{job.claim}/{job.variant}/{job.arm}", "metric": job.metric, "stored": a, "fresh": b,
                      "d": b - a, "same_env": then == here,
                      "env_diff": [f"{k} {then[k]} (here {here[k]})" for k in ENV_KEYS if then[k] != here[k]],
                      "differences": differences(stored, fresh), "var": var, "df": df, "t": t,
-                     "p_one": float(2 * sps.t.sf(abs(t), df)) if df else math.nan})
+                     "p_one": float(2 * sps.t.sf(abs(t), df)) if df else math.nan,
+                     "diverged": diverged, "unmatched": unmatched})
         rows[-1]["bitwise"] = not rows[-1]["differences"]
     elsewhere = [r for r in rows if not r["same_env"]]
     test = combined_test(elsewhere)
@@ -299,7 +305,7 @@ def verify(claims: dict, profile: str, store: Store, n: int, device: torch.devic
            "unusable": unusable, "missing": missing, "test": test,
            "bitwise": sum(r["bitwise"] for r in rows), "draw": draw, "replayed": replayed,
            "untrainable": len(untrainable),
-           "undecided": [r for r in elsewhere if not r["df"]]}
+           "undecided": [r for r in elsewhere if not r["df"] and not r["diverged"]]}
     out["status"] = status(out)
     out["lines"] = summary(out)
     return out
@@ -316,6 +322,17 @@ def status(out: dict) -> int:
     return VERIFIED
 
 
+def _undecided(out: dict) -> str:
+    """Why the runs retrained elsewhere cannot be judged: no yardstick, or no number on one side."""
+    unmatched = sum(bool(r["unmatched"]) for r in out["undecided"])
+    spreadless = len(out["undecided"]) - unmatched
+    return " and ".join(filter(None, [
+        (f"{spreadless} of them " if unmatched else "") + "their arms have no spread to judge them by (a store with "
+        "too few seeds)" if spreadless else "",
+        f"{unmatched} of them finished differently here and as stored (one of the two diverged; named above)"
+        if unmatched else ""]))
+
+
 def summary(out: dict) -> list[str]:
     """What `repro verify` prints: unusable files, each run, the combined test, and the verdict last."""
     lines = [f"UNUSABLE {path}: {why}" for path, why in out["unusable"]]
@@ -326,7 +343,8 @@ def summary(out: dict) -> list[str]:
                          "threads and versions as stored)")
             lines += [f"    {d}" for d in r["differences"]] if not r["bitwise"] else []
         else:
-            yardstick = (f"arm sd {math.sqrt(r['var']):.3g} from {r['df'] + 1} stored seeds not retrained"
+            yardstick = ("both diverged" if r["diverged"] else f"cannot decide: {r['unmatched']}" if r["unmatched"]
+                         else f"arm sd {math.sqrt(r['var']):.3g} from {r['df'] + 1} stored seeds not retrained"
                          if r["df"] else "cannot decide: fewer than 2 stored seeds of its arm besides those retrained")
             lines.append(f"{'bitwise equal' if r['bitwise'] else 'differs'} {head}; stored elsewhere "
                          f"({'; '.join(r['env_diff'])}); {yardstick}")
@@ -357,8 +375,8 @@ def summary(out: dict) -> list[str]:
             f"the runs retrained elsewhere are not draws of the stored seeds' distribution (p {test['p']:.3g} < "
             f"{ALPHA})" if test["p"] < ALPHA else ""])),
         UNUSABLE: f"{len(out['unusable'])} stored files could not be used (named above)",
-        UNDECIDABLE: (f"{len(out['undecided'])} of the {n} runs were retrained elsewhere and their arms have no "
-                      "spread to judge them by (a store with too few seeds)") if out["undecided"]
+        UNDECIDABLE: f"{len(out['undecided'])} of the {n} runs were retrained elsewhere and {_undecided(out)}"
+        if out["undecided"]
         else "no run retrained",
         VERIFIED: f"{len(same)} of {n} runs bitwise equal where stored on this hardware, threads and versions"
                   + (f"; {test['n']} retrained elsewhere consistent with the stored seeds (p {test['p']:.3g})"

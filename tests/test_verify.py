@@ -91,11 +91,13 @@ def forge(path: Path, edit) -> None:
 
 
 def shift_errors(by: int):
-    """Every epoch's test errors moved by `by` (never below 0: the store rejects an impossible count)."""
+    """Every epoch's test errors moved by `by` (never below 0: the store rejects an impossible count), with the
+    numbers tied to them (accuracy, per-class errors) moved along, as a careful forger would."""
     def edit(payload):
         for m in [*payload["epochs"], payload["final"]]:
             m["test_errors"] = max(0, m["test_errors"] + by)
             m["test_acc"] = 1 - m["test_errors"] / 1000
+            m["test_errors_per_class"] = [m["test_errors"]] + [0] * (len(m["test_errors_per_class"]) - 1)
     return edit
 
 
@@ -261,6 +263,29 @@ def test_students_of_an_uncached_teacher_are_counted_out_of_the_draw(store, caps
     assert "sample: 3 of the 10 stored runs that can be retrained here" in out
     assert "note: 5 stored runs were not in the draw: their teacher's weights are not cached here" in out
     assert not any("/student seed" in x for x in sampled(out))
+
+
+def marked_diverged(payload):
+    """A finished run recast as one that diverged in epoch 1 (a stored run may stop early on a non-finite loss): a
+    claim that its student fails, which a draw of only finished runs would never retrain."""
+    first = {**payload["epochs"][0], "train_loss": math.nan}
+    payload.update(status="diverged", epochs=[first], final=dict(first))
+
+
+@pytest.mark.parametrize("where", ["here", "elsewhere"])
+def test_runs_forged_as_diverged_are_drawn_and_retrained(store, capsys, where):
+    for path in results(store, "student"):
+        forge(path, lambda p: (marked_diverged(p), elsewhere(p) if where == "elsewhere" else None))
+    code, out, _ = run_verify(store, capsys)
+    assert "sample: 3 of the 15 stored runs" in out
+    if where == "here":
+        assert code == FAILED and "FAILED: 1 of 3 runs retrained on the hardware" in last(out), out
+        assert "    status: stored diverged, retrained done" in out
+    else:
+        assert code == UNDECIDABLE, out
+        assert "cannot decide: stored diverged, retrained done: no test_errors on both sides to compare" in out
+        assert last(out).endswith("CANNOT DECIDE: 1 of the 3 runs were retrained elsewhere and 1 of them finished "
+                                  "differently here and as stored (one of the two diverged; named above)")
 
 
 class Job:
