@@ -22,7 +22,7 @@ def results(draw):
     n, classes = draw(st.integers(20, 20000)), draw(st.integers(2, 12))
     epochs = []
     for e in range(draw(st.integers(1, 4))):
-        per_class = draw(st.lists(st.integers(0, n // (2 * classes)), min_size=classes, max_size=classes)
+        per_class = draw(st.lists(st.integers(0, max(1, n // (2 * classes))), min_size=classes, max_size=classes)
                          .filter(lambda x: sum(x) > 0))
         epochs.append({"epoch": e + 1, "test_errors": sum(per_class), "test_acc": 1 - sum(per_class) / n,
                        "test_errors_per_class": per_class, "test_loss": 0.5})
