@@ -47,8 +47,6 @@ FINAL_KEYS = {
     "teacher_test_acc": "with teacher_checkpoint: the checkpoint teacher's test accuracy",
 }
 CHECKPOINT_KEYS = ("teacher_test_errors", "teacher_test_acc")  # in `final`, recorded by checkpoint students
-
-
 SHIFT_KEYS = ("bias_tuned_on", "errors_after", "class_errors_after", "class_acc_after", "error_reduction")  # + _test, _holdout
 
 
@@ -85,7 +83,7 @@ def disagreement(epochs: list[dict], final: dict) -> str | None:
     n = round(sizes[0][1]) if sizes else None
     for where, errors, acc in pairs:
         expected = 1.0 if errors == 0 else (1 - errors / n if n else None)
-        if expected is not None and not math.isclose(acc, expected, rel_tol=0, abs_tol=TIE):
+        if expected is not None and not _near(acc, expected):
             return (f"{where}: test_acc {acc!r} is not 1 - test_errors / test images ({errors} errors"
                     + (f" of {n}, as the result's other epochs say" if n else "") + ")")
     shifted = [w for w in ("test", "holdout") if any(f"{k}_{w}" in final for k in SHIFT_KEYS)]

@@ -105,7 +105,7 @@ def integrity_error(payload: dict) -> str | None:
     key, its epoch count be its run's (a diverged run stops early), its final metrics be the selected epoch's
     (the last, or the best test accuracy with `select: best`), and its counts possible (0 <= test errors <= test
     images, whole; 0 <= test_acc <= 1; no NaN or null in a finished run's errors, accuracy or training loss) and
-    its numbers those their definitions tie together (metrics.disagreement)."""
+    its numbers in agreement with their definitions (metrics.disagreement)."""
     from pydantic import ValidationError
     from .spec import dataset_fact
     from .plugins import loaded_modules
