@@ -50,15 +50,22 @@ CHECKPOINT_KEYS = ("teacher_test_errors", "teacher_test_acc")  # in `final`, rec
 SHIFT_KEYS = ("bias_tuned_on", "errors_after", "class_errors_after", "class_acc_after", "error_reduction")  # + _test, _holdout
 
 
+FLOAT_MAX = 1.7976931348623157e308
 TIE = 1e-9  # how far a stored ratio may sit from its definition: rounding (1 - e/n against (n - e)/n), not an edit
 
 
+def is_number(x) -> bool:
+    """A stored number: an int or float (not a bool), and an int a float can hold (JSON reads 1e400 as inf but
+    a 400-digit integer as an int, which math.isfinite and every float operation refuse with OverflowError)."""
+    return isinstance(x, float) or isinstance(x, int) and not isinstance(x, bool) and abs(x) <= FLOAT_MAX
+
+
 def _near(x, expected: float) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isclose(x, expected, rel_tol=0, abs_tol=TIE)
+    return is_number(x) and math.isclose(x, expected, rel_tol=0, abs_tol=TIE)
 
 
 def _count(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool) or isinstance(x, float) and x.is_integer()
+    return is_number(x) and (isinstance(x, int) or x.is_integer())
 
 
 def disagreement(epochs: list[dict], final: dict) -> str | None:
@@ -78,7 +85,7 @@ def disagreement(epochs: list[dict], final: dict) -> str | None:
         per_class, errors = m.get("test_errors_per_class"), m.get("test_errors")
         if isinstance(per_class, list) and _count(errors) and sum(per_class) != errors:
             return f"{where}.test_errors: {errors} is not the sum of its test_errors_per_class ({sum(per_class)})"
-    pairs = [(w, e, a) for w, e, a in pairs if _count(e) and isinstance(a, (int, float)) and math.isfinite(a)]
+    pairs = [(w, e, a) for w, e, a in pairs if _count(e) and is_number(a) and math.isfinite(a)]
     sizes = [(w, e / (1 - a)) for w, e, a in pairs if e > 0 and a < 1]
     n = round(sizes[0][1]) if sizes else None
     for where, errors, acc in pairs:

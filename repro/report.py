@@ -41,7 +41,7 @@ LABELS = {"holm_family": "Holm family (p-values corrected together)", "diverged"
 DEFAULTS = {"check": "", "metric": "", "arms": [], "alpha": None, "margin": None, "justification": "",
             "reason": "", "preconditions": [], "status": "NOT RUN", "profile": "unknown"}
 CURVE_KEYS = ("step_acc", "train_loss", "train_acc", "test_acc")  # after the check's own metric; 3 at most
-NOT_VERSIONS = {"command", "created", "git_commit"}
+NOT_VERSIONS = {"command", "created", "git_commit", "teacher_retrained"}
 
 
 def plain_text(value, paths: tuple[tuple[str, str], ...] = ()):
@@ -362,7 +362,7 @@ def environment(doc: dict, all_runs: dict[str, dict], claims_dir: Path) -> dict:
     versions: dict[str, set] = {}
     for r in runs:
         for lib, ver in r["provenance"].items():
-            if lib not in NOT_VERSIONS and isinstance(ver, str):  # not teacher_retrained's records
+            if lib not in NOT_VERSIONS:
                 versions.setdefault(lib, set()).add(str(ver))
     wanted = {k for v in verdicts for ks in (v.get("run_keys") or {}).values() for k in ks}
     ids = list(dict.fromkeys(v["claim"] for v in verdicts))

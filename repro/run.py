@@ -102,12 +102,13 @@ class LocalExecutor:
         the retrained weights (`result` None: not known yet), so every student that learns from them, in this
         process or a later one, says so in its provenance (teacher_retrained) and none silently rests on weights
         other than those whose result the store holds."""
-        final = None if result is None else result["final"]
-        self.store.save_retrain_record(run, {"key": run.key[:12], "bitwise_equal": None if result is None else
-                                             stored["final"] == final, "stored": stored["final"], "retrained": final,
-                                             "stored_on": stored.get("device"),
-                                             "retrained_on": None if result is None else result.get("device")})
-        if result is not None and stored["final"] != final:
+        record = {"key": run.key[:12], "stored": stored["final"], "stored_on": stored.get("device"),
+                  "bitwise_equal": None, "retrained": None, "retrained_on": None}
+        if result is not None:
+            final = result["final"]
+            record.update(bitwise_equal=stored["final"] == final, retrained=final, retrained_on=result.get("device"))
+        self.store.save_retrain_record(run, record)
+        if result is not None and not record["bitwise_equal"]:
             first = ("test_errors", "test_acc", "test_loss")  # the numbers a reader compares first
             differ = sorted((k for k in stored["final"] if stored["final"][k] != final.get(k)),
                             key=lambda k: (first.index(k) if k in first else len(first), k))

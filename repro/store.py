@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .metrics import disagreement
+from .metrics import disagreement, is_number
 from .spec import RunSpec, TooBig, check_name, clip, read_regular
 
 
@@ -49,13 +49,9 @@ RESULT_KEYS = {"key", "run", *RESULT_FIELDS, "provenance", "checksum"}
 STATUSES = ("done", "diverged")  # train(): finished, or stopped on a non-finite loss
 
 
-def _number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
 def _metric_value(x) -> bool:
     """A stored metric: a number, null (a NaN written as JSON null), or a list of those (per class, per step)."""
-    return x is None or _number(x) or (isinstance(x, list) and all(v is None or _number(v) for v in x))
+    return x is None or is_number(x) or (isinstance(x, list) and all(v is None or is_number(v) for v in x))
 
 
 def _metrics(x) -> bool:
@@ -80,7 +76,7 @@ def schema_error(payload: dict) -> str | None:
         ("epochs", isinstance(payload["epochs"], list) and all(_metrics(e) for e in payload["epochs"]),
          "a list of per-epoch metric mappings"),
         ("final", _metrics(payload["final"]), "a mapping of metric name to number, null or list of numbers"),
-        ("wall_s", _number(payload["wall_s"]) and math.isfinite(payload["wall_s"]) and payload["wall_s"] >= 0,
+        ("wall_s", is_number(payload["wall_s"]) and math.isfinite(payload["wall_s"]) and payload["wall_s"] >= 0,
          "a finite number of seconds >= 0"),
         ("device", isinstance(payload["device"], str), "a string"),
         ("provenance", _provenance(payload["provenance"]),
@@ -120,7 +116,7 @@ def integrity_error(payload: dict) -> str | None:
     if len(epochs) != arm.epochs if done else not 1 <= len(epochs) <= arm.epochs:
         return (f"epochs: {len(epochs)} epochs stored, its run trains "
                 + (f"{arm.epochs}" if done else f"1 to {arm.epochs} (diverged: it may stop early)"))
-    if any("test_acc" not in e or not _number(e["test_acc"]) for e in epochs) and arm.select == "best" and done:
+    if any("test_acc" not in e or not is_number(e["test_acc"]) for e in epochs) and arm.select == "best" and done:
         return "epochs: an epoch without a test_acc number, so the best epoch cannot be told"
     best = max(range(len(epochs)), key=lambda i: (epochs[i]["test_acc"], -i)) if arm.select == "best" and done else -1
     selected = {k: v for k, v in epochs[best].items() if k != "step_acc"}
@@ -133,14 +129,14 @@ def integrity_error(payload: dict) -> str | None:
     for where, metrics in [*((f"epochs.{i}", e) for i, e in enumerate(epochs)), ("final", final)]:
         for key in ("test_errors", "test_acc", "train_loss"):
             value = metrics.get(key)
-            if done and key in metrics and not (_number(value) and math.isfinite(value)):
+            if done and key in metrics and not (is_number(value) and math.isfinite(value)):
                 return f"{where}.{key}: {json.dumps(value)} in a finished run, where a number is needed"
         errors, acc = metrics.get("test_errors"), metrics.get("test_acc")
-        if _number(errors) and math.isfinite(errors) and (errors < 0 or errors != int(errors)
+        if is_number(errors) and math.isfinite(errors) and (errors < 0 or errors != int(errors)
                                                           or (n_test is not None and errors > n_test)):
             return (f"{where}.test_errors: {errors} is not a possible count (a whole number from 0 to "
                     f"{n_test if n_test is not None else 'the test images'})")
-        if _number(acc) and math.isfinite(acc) and not 0 <= acc <= 1:
+        if is_number(acc) and math.isfinite(acc) and not 0 <= acc <= 1:
             return f"{where}.test_acc: {acc} is not an accuracy (0 to 1)"
     return disagreement(epochs, final)
 

@@ -284,12 +284,12 @@ def verify(claims: dict, profile: str, store: Store, n: int, device: torch.devic
         fresh = retrain(job, store, device)
         then = stored_environment(stored)
         integer = isinstance(stored["final"].get(job.metric.split(":")[-1]), int)
-        var, df = spread([v for k, v in arm_values if k not in sampled], integer)
         a, b = _value(stored, job.metric), _value(fresh, job.metric)
         diverged = stored["status"] == fresh["status"] == "diverged"  # both stopped: no number, and none owed
         unmatched = None if diverged or math.isfinite(a) and math.isfinite(b) else (
             f"stored {stored['status']}, retrained {fresh['status']}: no {job.metric} on both sides to compare")
-        var, df = (var, df) if not (diverged or unmatched) else (math.nan, 0)
+        var, df = (math.nan, 0) if diverged or unmatched else \
+            spread([v for k, v in arm_values if k not in sampled], integer)
         t = (b - a) / math.sqrt(2 * var) if df and var > 0 else (0.0 if a == b else math.copysign(math.inf, b - a))
         rows.append({"run": f"{job.claim}/{job.variant}/{job.arm} seed {job.run.seed}", "key": job.run.key[:12],
                      "arm_id": f"{job.claim}/{job.variant}/{job.arm}", "metric": job.metric, "stored": a, "fresh": b,

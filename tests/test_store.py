@@ -74,6 +74,7 @@ def forged(path, **fields):
 @pytest.mark.parametrize("fields,fault", [
     ({"final": "oops"}, "final: expected a mapping"),
     ({"final": {"test_errors": "3"}}, "final: expected a mapping"),
+    ({"final": {"test_errors": 10 ** 400}}, "final: expected a mapping"),  # an int no float holds: was OverflowError
     ({"wall_s": "slow"}, "wall_s: expected a finite number"),
     ({"wall_s": -1.0}, "wall_s: expected a finite number"),
     ({"status": "great"}, "status: expected one of"),
