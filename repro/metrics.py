@@ -73,7 +73,7 @@ def disagreement(epochs: list[dict], final: dict) -> str | None:
     number a check reads to the numbers beside it, in every stored file, so a forger who edits one (say the
     bias-shift error_reduction a verdict reads) must edit them all consistently; it proves nothing about a
     consistent forgery (that is `repro verify`'s job). Checked where the keys are present:
-    - test_errors is the sum of test_errors_per_class;
+    - test_errors is the sum of test_errors_per_class, each a count;
     - test_acc is 1 - test_errors / n, one test-set size n for every epoch (and the checkpoint teacher's);
     - with bias_shift: errors_before is the final test_errors, error_reduction_W is 1 - errors_after_W /
       errors_before, class_acc_after_W is 1 - class_errors_after_W / shift_classes_test_count, and no class
@@ -83,6 +83,8 @@ def disagreement(epochs: list[dict], final: dict) -> str | None:
     pairs.append(("final.teacher_test_*", final.get("teacher_test_errors"), final.get("teacher_test_acc")))
     for where, m in rows:
         per_class, errors = m.get("test_errors_per_class"), m.get("test_errors")
+        if isinstance(per_class, list) and not all(_count(c) and c >= 0 for c in per_class):
+            return f"{where}.test_errors_per_class: {str(per_class)[:60]} holds a value that is not a count"
         if isinstance(per_class, list) and _count(errors) and sum(per_class) != errors:
             return f"{where}.test_errors: {errors} is not the sum of its test_errors_per_class ({sum(per_class)})"
     pairs = [(w, e, a) for w, e, a in pairs if _count(e) and is_number(a) and math.isfinite(a)]

@@ -60,6 +60,12 @@ def test_a_result_as_trained_agrees_and_any_one_tied_number_edited_does_not(resu
     assert disagreement(epochs, final) is not None, (key, row)
 
 
+@pytest.mark.parametrize("per_class", [[-5, 10, 0], [2.5, 2.5, 0], [None, 5, 0]])
+def test_per_class_errors_that_sum_right_but_are_not_counts_are_a_contradiction(per_class):
+    row = {"test_errors": 5, "test_acc": 0.5, "test_errors_per_class": per_class}
+    assert disagreement([row], dict(row)).startswith("epochs.0.test_errors_per_class: ")
+
+
 def test_a_bias_shift_number_removed_is_a_contradiction_not_a_pass():
     final = {"test_errors": 20, "test_acc": 0.998, "errors_after_holdout": 5, "class_errors_after_holdout": 2,
              "class_acc_after_holdout": 0.99, "error_reduction_holdout": 0.75}  # errors_before, the count removed
