@@ -261,8 +261,17 @@ def sequential_path(verdict: dict) -> str | None:
         fig, ax = plt.subplots(figsize=(3.4, 2.3))
         planned = seq.get("looks", [])
         bounds = seq.get("boundaries", [])
-        ax.plot(planned, bounds, color="black", ls="--", lw=1, marker="_", ms=14, mew=2,
-                label="boundary (alpha spent at the look)")
+        against = seq.get("boundaries_refute", bounds)
+        # each side is tested at its own boundary (an exact support side lifts its own): a p against the claim
+        # drawn beside the support boundary alone reads as crossed when it is not
+        if len(bounds) == len(against) and all(math.isclose(a, b, rel_tol=1e-3) for a, b in zip(bounds, against)):
+            ax.plot(planned, bounds, color="black", ls="--", lw=1, marker="_", ms=14, mew=2,
+                    label="boundary (alpha spent at the look)")
+        else:
+            ax.plot(planned, bounds, color=PALETTE[2], ls="--", lw=1, marker="_", ms=14, mew=2,
+                    label="boundary for the claim")
+            ax.plot(planned, against, color=PALETTE[1], ls=":", lw=1, marker="_", ms=14, mew=2,
+                    label="boundary against it")
         for key, color, label in (("p", PALETTE[2], "p for the claim"), ("p_refute", PALETTE[1], "p against it")):
             pts = [(look["seeds"], look[key]) for look in looks if number(look.get(key)) and look[key] > 0]
             if pts:

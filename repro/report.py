@@ -18,7 +18,7 @@ import markupsafe
 import yaml
 
 from . import figures
-from .wording import explain, miss
+from .wording import explain, look_text, miss
 from .spec import clip, public_path, read_regular
 from .spec.errors import BIDI
 from .verdicts_file import ReportError, load_verdicts  # noqa: F401  (read here, and by export)
@@ -167,8 +167,7 @@ def stat_rows(v: dict) -> list[tuple[str, str]]:
                      + (f"; next look at {v['next_look']} seeds" if v.get("next_look") and v.get("status") == "INCONCLUSIVE"
                         else "")))
         for i, look in enumerate(v["looks"], 1):
-            rows.append((f"look {i} ({look.get('seeds')} seeds)", f"p {num(look.get('p'))}, against {num(look.get('p_refute'))}"
-                         f"; boundary {num(look.get('boundary'))}"))
+            rows.append((f"look {i} ({look.get('seeds')} seeds)", look_text(look)))
     if v.get("used_precision"):
         rows.append(("precision", str(v["used_precision"]) + (f" ({v['precision_twin']})" if v.get("precision_twin") else "")))
     if v.get("conditional_on"):

@@ -24,6 +24,7 @@ from .registry import CHECKS
 from .stats.sequential import Design, _first, judge
 from .spec import Check, Claim, public_path
 from .stats.multiplicity import holm
+from .wording import look_text
 from .store import CorruptResult, OutsideStore, Store
 
 DECISION_TO_STATUS = {"supported": "REPRODUCED", "refuted": "NOT REPRODUCED", "undecided": "INCONCLUSIVE"}
@@ -226,10 +227,11 @@ def _sequential_text(v: dict) -> str:
             f"seeds, {len(looks)} taken): ")
     text += (f"crossed its boundary at look {seq['decided_at']} ({crossed['seeds']} seeds per arm: "
              if seq["decided_at"] else f"no boundary crossed yet (last look, {crossed['seeds']} seeds per arm: ")
-    text += (f"p {_num(crossed['p'], '.3g')} / against {_num(crossed['p_refute'], '.3g')}, boundary "
-             f"{_num(crossed['boundary'], '.3g')}); the p above is the sequential one (what Holm reads"
-             + (", exact for the looks' simulated joint law" if seq.get("exact", {}).get("support") else
-                ", by the union bound over the looks")
+    exact = seq.get("exact", {})
+    law = {True: "exact for the looks' simulated joint law", False: "by the union bound over the looks"}
+    text += (f"{look_text(crossed)}); the p above is the sequential one (what Holm reads, "
+             + (law[bool(exact.get("support"))] if bool(exact.get("support")) == bool(exact.get("refute")) else
+                f"{law[bool(exact.get('support'))]}; the p against, {law[bool(exact.get('refute'))]}")
              + ") and the interval is the last look's repeated confidence interval, at the level of its boundary")
     if v.get("waiting"):
         text += ("; stored beyond the last complete look, so not used: "

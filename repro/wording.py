@@ -77,6 +77,18 @@ def p_text(p: float) -> str:
     return f"{p:.2g}"
 
 
+def look_text(look: dict) -> str:
+    """One group-sequential look: each side's p beside the boundary that side is tested at. The two can differ
+    (the support side's exact sequential law lifts its boundary; a refutation by the union bound keeps a_l), and
+    a p against the claim printed beside the support boundary reads as crossed when it is not."""
+    def g(x):
+        return f"{x:.3g}" if number(x) else "–"
+    up, down = look.get("boundary"), look.get("boundary_refute", look.get("boundary"))
+    if g(up) == g(down):
+        return f"p {g(look.get('p'))}, against {g(look.get('p_refute'))}; boundary {g(up)}"
+    return f"p {g(look.get('p'))} (boundary {g(up)}), against {g(look.get('p_refute'))} (boundary {g(down)})"
+
+
 def lean(v: dict) -> str:
     """Which way an INCONCLUSIVE verdict points, and on what evidence: a p below alpha that Holm's correction
     took away, else the side of the claimed region the estimate falls on (with both p values, so "leans"

@@ -336,3 +336,46 @@ def test_sides_that_are_not_one_t_sequence_keep_the_union_bound():
     assert exact_sides(check("equivalent", ["a", "b"], margin=1.0), True) == (True, False)  # refute: 2 x min
     assert exact_sides(check("best_of", ["a", "b", "c"], better="lower", top=2), True) == (False, False)
     assert exact_sides(check("matches", ["a"], value=1.0, tolerance=0.1), False) == (True, False)
+
+
+# hinton-small at paper, look 2 as committed: the exact support side lifts its boundary to 0.022, the union-bound
+# refutation keeps 0.0176, and the p against (0.0217) lies between them: not crossed
+SPLIT = {"looks": [{"seeds": 3, "p": 0.965, "p_refute": 0.0695, "boundary": 0.00344, "boundary_refute": 0.00275},
+                   {"seeds": 5, "p": 0.989, "p_refute": 0.0217, "boundary": 0.0220, "boundary_refute": 0.0176}],
+         "sequential": {"looks": [3, 5, 7], "boundaries": [0.00344, 0.0220, 0.0370],
+                        "boundaries_refute": [0.00275, 0.0176, 0.0296], "exact": {"support": True, "refute": False},
+                        "spending": "obf", "decided_at": None, "seeds_used": 5}}
+
+
+def test_each_side_p_is_printed_beside_its_own_boundary():
+    """The reason, the report's look rows and the figure printed one boundary, the support side's, beside both
+    p values: 'against 0.0217, boundary 0.022' read as a crossed refutation on a claim judged undecided."""
+    from repro.report import stat_rows
+    from repro.verdict import _sequential_text
+    from repro.wording import look_text
+    assert look_text(SPLIT["looks"][1]) == "p 0.989 (boundary 0.022), against 0.0217 (boundary 0.0176)"
+    text = _sequential_text(SPLIT)
+    assert "against 0.0217 (boundary 0.0176)" in text and "against 0.0217, boundary" not in text
+    assert "exact for the looks' simulated joint law; the p against, by the union bound over the looks" in text
+    rows = dict(stat_rows({**SPLIT, "status": "INCONCLUSIVE"}))
+    assert rows["look 2 (5 seeds)"] == "p 0.989 (boundary 0.022), against 0.0217 (boundary 0.0176)"
+    same = {"seeds": 3, "p": 0.04, "p_refute": 0.9, "boundary": 0.005, "boundary_refute": 0.005}
+    assert look_text(same) == "p 0.04, against 0.9; boundary 0.005"
+    assert look_text({k: v for k, v in same.items() if k != "boundary_refute"}) == look_text(same)  # older files
+
+
+def test_the_figure_draws_the_boundary_against_the_claim_when_it_differs(monkeypatch):
+    import matplotlib.axes
+    from repro.figures import sequential_path
+    drawn = []
+    plot = matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot",
+                        lambda self, *a, **k: (drawn.append((k.get("label"), list(a[1]) if len(a) > 1 else None)),
+                                               plot(self, *a, **k))[1])
+    sequential_path(SPLIT)
+    boundaries = {label: ys for label, ys in drawn if label and "boundary" in label}
+    assert boundaries == {"boundary for the claim": [0.00344, 0.0220, 0.0370],
+                          "boundary against it": [0.00275, 0.0176, 0.0296]}
+    drawn.clear()
+    sequential_path({**SPLIT, "sequential": {**SPLIT["sequential"], "boundaries_refute": [0.00344, 0.0220, 0.0370]}})
+    assert [label for label, _ in drawn if label and "boundary" in label] == ["boundary (alpha spent at the look)"]
