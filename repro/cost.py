@@ -485,7 +485,7 @@ def _flops(flops: float) -> str:
     return f"{flops / 1e15:.3g} PFLOP" if flops >= 1e15 else f"{flops / 1e12:.3g} TFLOP"
 
 
-def _span(seconds: float) -> str:
+def span(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.2g} s"
     return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
@@ -529,8 +529,8 @@ def dry_run(jobs: list, store, probe_device=None, device=None, tags: dict | None
         total[2 if e.measured else 3] += 1
         if e.note:
             mark = notes.setdefault(e.note, "abcdefghijklmnopqrstuvwxyz"[len(notes) % 26])
-            return f"~{_span(e.seconds)} ({e.source} [{mark}])"
-        return f"~{_span(e.seconds)} ({e.source})"
+            return f"~{span(e.seconds)} ({e.source} [{mark}])"
+        return f"~{span(e.seconds)} ({e.source})"
 
     stored_keys = {job.run.key for job in jobs if is_stored(job)}
     retrain = {job.run.teacher.key for job in jobs if job.run.teacher is not None and job.run.key not in stored_keys
@@ -565,7 +565,7 @@ def dry_run(jobs: list, store, probe_device=None, device=None, tags: dict | None
     gpu_name = estimator.gpu_rate.measured_on if estimator.gpu_rate else "GPU"
 
     def total(label: str, t: list) -> str:
-        return (f"  {label}: about {_span(t[0] + t[1])} = {_span(t[0])} measured ({t[2]} runs) + {_span(t[1])} "
+        return (f"  {label}: about {span(t[0] + t[1])} = {span(t[0])} measured ({t[2]} runs) + {span(t[1])} "
                 f"estimated ({t[3]} runs)" + (f" + {t[4]} run(s) with no estimate" if t[4] else ""))
     return lines + [
         f"dry run: {len(seen)} distinct runs, {stored} stored (not listed), {to_train} to train; nothing was stored"

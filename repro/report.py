@@ -18,6 +18,7 @@ import markupsafe
 import yaml
 
 from . import figures
+from .cost import span
 from .wording import explain, look_text, miss
 from .spec import clip, public_path, read_regular
 from .spec.errors import BIDI
@@ -86,12 +87,6 @@ def num(x, fmt: str = ".3g") -> str:
     if isinstance(x, dict):
         return "; ".join(f"{k}: {num(v, fmt)}" for k, v in x.items())
     return str(x)
-
-
-def duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def load_runs(results: Path, v: dict) -> dict[str, list[dict]]:
@@ -370,7 +365,7 @@ def environment(doc: dict, all_runs: dict[str, dict], claims_dir: Path) -> dict:
         "versions": [f"{lib} {', '.join(sorted(vs))}" for lib, vs in sorted(versions.items())]
         or sorted({x for v in verdicts for x in v.get("versions", [])}),
         "run_commits": sorted({str(r["provenance"].get("git_commit") or "not recorded") for r in runs}),
-        "compute": duration(sum(r["wall_s"] for r in runs)), "n_runs": len(runs), "missing": len(wanted - set(all_runs)),
+        "compute": span(sum(r["wall_s"] for r in runs)), "n_runs": len(runs), "missing": len(wanted - set(all_runs)),
         "commit": git_commit(), "rendered": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "spec_hashes": {cid: spec_hashes(claims_dir, cid) for cid in ids},
     }

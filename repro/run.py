@@ -17,7 +17,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from .cost import unconverged
+from .cost import span, unconverged
 from .data import DataMissing
 from .metrics import run_value
 from .models import WeightsMissing
@@ -303,16 +303,21 @@ class LocalExecutor:
         bar = tqdm(total=epochs, desc=f"  {short}", unit="ep", leave=False, disable=not tty)
         if not tty:
             self.log(f"training {name}: {epochs} epochs")
-        last = [started]
+        last, first = [started], []
 
         def on_epoch(m):
             bar.update(1)
             bar.set_postfix(loss=f"{m['train_loss']:.4f}", test_acc=f"{m.get('test_acc', math.nan):.4f}")
             now = time.perf_counter()
+            if not first:  # a resumed run's first epoch here is past epoch 1
+                first.append(m["epoch"])
             if not tty and (now - last[0] >= PROGRESS_EVERY_S or m["epoch"] in (1, epochs)):
                 last[0] = now
+                # the rate of the epochs trained by this process, not of the state it resumed from
+                left = (now - started) / (m["epoch"] - first[0] + 1) * (epochs - m["epoch"])
                 self.log(f"  {name} epoch {m['epoch']}/{epochs}: train_loss {m['train_loss']:.4f}, "
-                         f"test_acc {m.get('test_acc', math.nan):.4f}, {now - started:.0f}s")
+                         f"test_acc {m.get('test_acc', math.nan):.4f}, {now - started:.0f}s"
+                         + (f", about {span(left)} left" if m["epoch"] < epochs else ""))
         try:
             yield on_epoch
         finally:

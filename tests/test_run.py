@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -307,3 +308,22 @@ def test_a_teacher_retrained_by_an_earlier_process_is_named_by_the_students_a_la
     damaged = store.retrain_record(teacher.run)
     assert damaged["bitwise_equal"] is None and "unreadable" in damaged["record"]
     assert "unreadable retrain record" in capsys.readouterr().err
+
+
+def test_progress_lines_say_how_long_is_left_at_the_rate_of_this_process(tmp_path, monkeypatch):
+    """An hours-long run in a log file said how long it had run, not how long it had to go. A resumed run's
+    rate is that of the epochs trained here (a resume at epoch 745 of 1000 must not divide by 745)."""
+    import repro.run as run_mod
+    from repro.run import LocalExecutor
+    from repro.store import Store
+    clock = iter([0.0, 13.0, 26.0, 39.0, 52.0])  # the progress's start, then 13 s per epoch
+    monkeypatch.setattr(run_mod.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(run_mod, "PROGRESS_EVERY_S", 0.0)
+    lines = []
+    executor = LocalExecutor(Store(tmp_path / "results", tmp_path / "cache"), torch.device("cpu"), log=lines.append)
+    with executor._progress("t seed 1", "t", 1000) as on_epoch:
+        for epoch in (746, 747, 748, 1000):
+            on_epoch({"epoch": epoch, "train_loss": 0.04, "test_acc": 0.99})
+    assert lines[1] == "  t seed 1 epoch 746/1000: train_loss 0.0400, test_acc 0.9900, 13s, about 55.0 min left"
+    assert lines[3].endswith("39s, about 54.6 min left")  # 13 s x 252 epochs
+    assert lines[4].endswith("52s")  # the last epoch: nothing left to estimate
