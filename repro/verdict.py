@@ -203,7 +203,10 @@ def sequential_outcome(values: dict, check: Check, design: Design) -> dict:
     # after Holm: undecided, or past its own boundary but not the family's)
     next_look = None if judged["complete"] else design.looks[len(looks)]
     # the interval: the repeated confidence interval of the last look (Jennison and Turnbull), at the level of
-    # its boundary, so it is as wide as the looks make it and excludes the reference exactly when that look crossed
+    # its stricter boundary, so it is as wide as the looks make it. Where the two sides' boundaries agree it
+    # excludes the reference exactly when that look crossed; where an exact side's is lifted above the other's,
+    # an interval that excludes it still means the look crossed, but that side can cross (p between the two)
+    # before its interval shows it
     n, level = looks[-1]["seeds"], min(looks[-1]["boundary"], looks[-1]["boundary_refute"])
     widened = CHECKS.get(check.kind)(_first(values, n), check.model_copy(update={"alpha": level}))
     outcome.update(estimate_ci=widened["estimate_ci"], ci=widened["ci"], ci_level=widened["ci_level"])
@@ -232,7 +235,8 @@ def _sequential_text(v: dict) -> str:
     text += (f"{look_text(crossed)}); the p above is the sequential one (what Holm reads, "
              + (law[bool(exact.get("support"))] if bool(exact.get("support")) == bool(exact.get("refute")) else
                 f"{law[bool(exact.get('support'))]}; the p against, {law[bool(exact.get('refute'))]}")
-             + ") and the interval is the last look's repeated confidence interval, at the level of its boundary")
+             + ") and the interval is the last look's repeated confidence interval, at the level of its "
+             + ("boundary" if looks[-1].get("boundary") == looks[-1].get("boundary_refute") else "stricter boundary"))
     if v.get("waiting"):
         text += ("; stored beyond the last complete look, so not used: "
                  + ", ".join(f"{arm} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"

@@ -357,6 +357,8 @@ def test_each_side_p_is_printed_beside_its_own_boundary():
     text = _sequential_text(SPLIT)
     assert "against 0.0217 (boundary 0.0176)" in text and "against 0.0217, boundary" not in text
     assert "exact for the looks' simulated joint law; the p against, by the union bound over the looks" in text
+    # its interval is at the level of the stricter of them (the reason says which)
+    assert text.endswith("the last look's repeated confidence interval, at the level of its stricter boundary")
     rows = dict(stat_rows({**SPLIT, "status": "INCONCLUSIVE"}))
     assert rows["look 2 (5 seeds)"] == "p 0.989 (boundary 0.022), against 0.0217 (boundary 0.0176)"
     same = {"seeds": 3, "p": 0.04, "p_refute": 0.9, "boundary": 0.005, "boundary_refute": 0.005}
