@@ -222,7 +222,15 @@ def diff(estimate, status, check="greater", **extra) -> dict:
     (diff(0.4, "INCONCLUSIVE", p=0.44, p_refute=0.56),
      "INCONCLUSIVE: leans toward (estimate in the claimed direction; p 0.44, against 0.56)"),
     (band(0.99, "INCONCLUSIVE", p_refute=None, p_refute_holm=None),
-     "INCONCLUSIVE: leans against (estimate above the claimed band; p 1)"),
+     "INCONCLUSIVE: leans against (estimate above the claimed band, and its interval too: refuting a band tests "
+     "each side at half the level; p 1)"),
+    # hinton-small at paper, look 2: the whole 96.5% interval above 146 + 20, not refuted (p against 0.062)
+    (band(183.4, "INCONCLUSIVE", value=146, tolerance=20, reference=146, estimate_ci=[168.5, 198.3], p_refute=0.062,
+          p_refute_holm=0.49),
+     "INCONCLUSIVE: leans against (estimate above the claimed band, and its interval too: refuting a band tests "
+     "each side at half the level; p 1, against 0.062)"),
+    (band(0.975, "INCONCLUSIVE", estimate_ci=[0.97, 0.98], p_refute=0.2, p_refute_holm=0.5),
+     "INCONCLUSIVE: leans against (estimate above the claimed band; p 1, against 0.2)"),
     (diff(2.0, "REPRODUCED", p=0.001, p_holm=0.01), "REPRODUCED"),
     ({"status": "NOT RUN", "check": "greater", "reason": "no data"}, "NOT RUN"),
     ({"status": "INCONCLUSIVE", "check": "a_new_kind"}, "INCONCLUSIVE"),
