@@ -203,10 +203,8 @@ def sequential_outcome(values: dict, check: Check, design: Design) -> dict:
     # after Holm: undecided, or past its own boundary but not the family's)
     next_look = None if judged["complete"] else design.looks[len(looks)]
     # the interval: the repeated confidence interval of the last look (Jennison and Turnbull), at the level of
-    # its stricter boundary, so it is as wide as the looks make it. Where the two sides' boundaries agree it
-    # excludes the reference exactly when that look crossed; where an exact side's is lifted above the other's,
-    # an interval that excludes it still means the look crossed, but that side can cross (p between the two)
-    # before its interval shows it
+    # its stricter boundary, so it is as wide as the looks make it (what it shows against each side's test:
+    # docs/statistics.md, "Adding seeds until decided")
     n, level = looks[-1]["seeds"], min(looks[-1]["boundary"], looks[-1]["boundary_refute"])
     widened = CHECKS.get(check.kind)(_first(values, n), check.model_copy(update={"alpha": level}))
     outcome.update(estimate_ci=widened["estimate_ci"], ci=widened["ci"], ci_level=widened["ci_level"])
