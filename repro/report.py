@@ -19,6 +19,7 @@ import yaml
 
 from . import figures
 from .cost import span
+from .metrics import is_number
 from .wording import explain, look_text, miss
 from .spec import clip, public_path, read_regular
 from .spec.errors import BIDI
@@ -350,6 +351,27 @@ def variant_block(v: dict, claim, runs: dict, colors: dict) -> dict:
             "deviations": list(profile.deviations) if profile else [], "rests_on": rests_on(v, claim, runs)}
 
 
+def retrains(runs: list[dict]) -> str:
+    """The teachers retrained for their weights (a fresh machine has a teacher's result, not its weights), as the
+    students that learnt from them record it: hours that are no stored run's wall_s. Counted once per retrain
+    (teacher, machine, numbers), whichever students share it; a record without a time (kept before retrains
+    recorded theirs) is counted as a retrain, its time not."""
+    seen = {}
+    for run in runs:
+        for r in run["provenance"].get("teacher_retrained") or []:
+            if r.get("retrained") is not None:
+                seen[(r["key"], str(r.get("retrained_on")), json.dumps(r["retrained"], sort_keys=True))] = r
+    if not seen:
+        return ""
+    timed = [float(r["retrained_wall_s"]) for r in seen.values() if is_number(r.get("retrained_wall_s"))
+             and math.isfinite(r["retrained_wall_s"]) and r["retrained_wall_s"] >= 0]
+    untimed = len(seen) - len(timed)
+    n = len(seen)
+    time = ("time not recorded, not counted" if not timed else span(sum(timed))
+            + (f"; {untimed} more of unrecorded time, not counted" if untimed else ""))
+    return f"; plus {n} teacher{'s' if n > 1 else ''} retrained for {'their' if n > 1 else 'its'} weights ({time})"
+
+
 def environment(doc: dict, all_runs: dict[str, dict], claims_dir: Path) -> dict:
     verdicts = doc["verdicts"]
     runs = list(all_runs.values())
@@ -366,6 +388,7 @@ def environment(doc: dict, all_runs: dict[str, dict], claims_dir: Path) -> dict:
         or sorted({x for v in verdicts for x in v.get("versions", [])}),
         "run_commits": sorted({str(r["provenance"].get("git_commit") or "not recorded") for r in runs}),
         "compute": span(sum(r["wall_s"] for r in runs)), "n_runs": len(runs), "missing": len(wanted - set(all_runs)),
+        "retrains": retrains(runs),
         "commit": git_commit(), "rendered": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "spec_hashes": {cid: spec_hashes(claims_dir, cid) for cid in ids},
     }

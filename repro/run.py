@@ -103,10 +103,11 @@ class LocalExecutor:
         process or a later one, says so in its provenance (teacher_retrained) and none silently rests on weights
         other than those whose result the store holds."""
         record = {"key": run.key[:12], "stored": stored["final"], "stored_on": stored.get("device"),
-                  "bitwise_equal": None, "retrained": None, "retrained_on": None}
-        if result is not None:
+                  "bitwise_equal": None, "retrained": None, "retrained_on": None, "retrained_wall_s": None}
+        if result is not None:  # its hours are no run's wall_s: the report's compute line adds them from here
             final = result["final"]
-            record.update(bitwise_equal=stored["final"] == final, retrained=final, retrained_on=result.get("device"))
+            record.update(bitwise_equal=stored["final"] == final, retrained=final, retrained_on=result.get("device"),
+                          retrained_wall_s=result.get("wall_s"))
         self.store.save_retrain_record(run, record)
         if result is not None and not record["bitwise_equal"]:
             first = ("test_errors", "test_acc", "test_loss")  # the numbers a reader compares first

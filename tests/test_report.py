@@ -570,3 +570,28 @@ def test_no_absolute_path_of_the_claims_folder_anywhere_on_the_page(smoke_doc, c
     assert str(tmp) not in page and str(folder) not in page and str(Path.cwd()) not in page
     assert "every claim of .../claims/ with the smoke profile" in page and "corrupt result in .../claims/x.yaml" in page
     assert "and results/y.json" in page
+
+
+def test_the_compute_line_adds_the_teachers_retrained_for_their_weights():
+    """A teacher retrained on a fresh machine for its students' sake costs hours (3.5 h each for Hinton's at
+    paper) that no stored run's wall_s holds: the compute line left them out in silence. Counted once per
+    retrain, however many students record it; a record without a usable time is counted, its time not."""
+    from repro.report import retrains
+
+    def student(*records):
+        return {"provenance": {"torch": "2.14.1", "teacher_retrained": list(records)}}
+
+    def record(key, wall_s, on="CPU AMD EPYC, 1 threads", errors=60):
+        return {"key": key, "retrained": {"test_errors": errors}, "retrained_on": on, "retrained_wall_s": wall_s}
+
+    assert retrains([student(), {"provenance": {"torch": "2.14.1"}}]) == ""
+    one = record("aaa", 12600.0)
+    assert retrains([student(one), student(one)]) == "; plus 1 teacher retrained for its weights (3.5 h)"
+    runs = [student(one, record("bbb", 7200)), student(record("bbb", 7200)),
+            student(record("aaa", 12600.0, on="CPU Intel Xeon, 1 threads", errors=61)),  # another retrain of aaa
+            student({"key": "ccc", "bitwise_equal": None, "retrained": None}),  # killed before its comparison
+            *[student(record(f"x{i}", bad)) for i, bad in enumerate([None, "3600", -5.0, float("inf"), True])]]
+    assert retrains(runs) == ("; plus 8 teachers retrained for their weights (9.0 h; 5 more of unrecorded time, "
+                              "not counted)")
+    untimed = {k: v for k, v in one.items() if k != "retrained_wall_s"}  # recorded before times were kept
+    assert retrains([student(untimed)]) == "; plus 1 teacher retrained for its weights (time not recorded, not counted)"

@@ -241,6 +241,7 @@ def test_a_retrained_teacher_is_compared_with_its_stored_result_in_each_students
 
     (same,), logs = student_again()
     assert same["bitwise_equal"] and same["key"] == teacher.run.key[:12], same
+    assert same["retrained_wall_s"] > 0  # hours at paper scale that no stored run's wall_s holds
     retrain = f"{teacher.run.key[:12]} seed 0 (retrained for its weights)"  # hours at paper scale: progress shown
     assert f"training {retrain}: {teacher.run.arm.epochs} epochs" in logs, logs
     assert any(line.startswith(f"  {retrain} epoch {teacher.run.arm.epochs}/") for line in logs), logs
