@@ -365,8 +365,7 @@ def retrains(runs: list[dict]) -> str:
         return ""
     timed = [float(r["retrained_wall_s"]) for r in seen.values() if is_number(r.get("retrained_wall_s"))
              and math.isfinite(r["retrained_wall_s"]) and r["retrained_wall_s"] >= 0]
-    untimed = len(seen) - len(timed)
-    n = len(seen)
+    n, untimed = len(seen), len(seen) - len(timed)
     time = ("time not recorded, not counted" if not timed else span(sum(timed))
             + (f"; {untimed} more of unrecorded time, not counted" if untimed else ""))
     return f"; plus {n} teacher{'s' if n > 1 else ''} retrained for {'their' if n > 1 else 'its'} weights ({time})"

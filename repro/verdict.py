@@ -228,12 +228,10 @@ def _sequential_text(v: dict) -> str:
             f"seeds, {len(looks)} taken): ")
     text += (f"crossed its boundary at look {seq['decided_at']} ({crossed['seeds']} seeds per arm: "
              if seq["decided_at"] else f"no boundary crossed yet (last look, {crossed['seeds']} seeds per arm: ")
-    exact = seq.get("exact", {})
-    law = {True: "exact for the looks' simulated joint law", False: "by the union bound over the looks"}
+    up, down = ("exact for the looks' simulated joint law" if seq.get("exact", {}).get(side) else
+                "by the union bound over the looks" for side in ("support", "refute"))
     text += (f"{look_text(crossed)}); the p above is the sequential one (what Holm reads, "
-             + (law[bool(exact.get("support"))] if bool(exact.get("support")) == bool(exact.get("refute")) else
-                f"{law[bool(exact.get('support'))]}; the p against, {law[bool(exact.get('refute'))]}")
-             + ") and the interval is the last look's repeated confidence interval, at the level of its "
+             + (up if up == down else f"{up}; the p against, {down}") + ") and the interval is the last look's repeated confidence interval, at the level of its "
              + ("boundary" if looks[-1].get("boundary") == looks[-1].get("boundary_refute") else "stricter boundary"))
     if v.get("waiting"):
         text += ("; stored beyond the last complete look, so not used: "
