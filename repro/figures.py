@@ -258,7 +258,7 @@ def sequential_path(verdict: dict) -> str | None:
     if not looks or not seq:
         return None
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(3.4, 2.3))
+        fig, ax = plt.subplots(figsize=(3.4, 3.0))
         planned = seq.get("looks", [])
         bounds = seq.get("boundaries", [])
         against = seq.get("boundaries_refute", bounds)
@@ -277,14 +277,20 @@ def sequential_path(verdict: dict) -> str | None:
             if pts:
                 ax.plot(*zip(*pts), marker="o", ms=4, color=color, lw=1.2, label=label)
         ax.set_yscale("log")
+        # plain numbers: log ticks are mathtext ("$10^{-2}$"), which text.parse_math = False prints raw
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xticks(planned)
         ax.set_xlabel("seeds per arm at the look")
         ax.set_ylabel("p")
         decided = seq.get("decided_at")
-        ax.set_title(f"decided at look {decided} ({seq.get('seeds_used')} seeds)" if decided else
-                     f"undecided after {len(looks)} of {len(planned)} looks")
+        # crossing its own boundary need not end it (Holm's threshold may send it on): the look and its seeds
+        crossed = looks[decided - 1] if isinstance(decided, int) and 0 < decided <= len(looks) else None
+        ax.set_title(f"crossed at look {decided} ({crossed.get('seeds')} seeds)"
+                     + (f"; {len(looks)} of {len(planned)} looks taken" if len(looks) > decided else "")
+                     if crossed else f"undecided after {len(looks)} of {len(planned)} looks")
         ax.grid(alpha=0.3)
-        ax.legend(frameon=False, loc="best")
+        ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2)  # off the path
         fig.tight_layout()
         return to_png(fig)
 

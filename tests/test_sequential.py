@@ -381,3 +381,21 @@ def test_the_figure_draws_the_boundary_against_the_claim_when_it_differs(monkeyp
     drawn.clear()
     sequential_path({**SPLIT, "sequential": {**SPLIT["sequential"], "boundaries_refute": [0.00344, 0.0220, 0.0370]}})
     assert [label for label, _ in drawn if label and "boundary" in label] == ["boundary (alpha spent at the look)"]
+
+
+def test_the_path_figure_titles_the_look_that_crossed_and_prints_plain_tick_labels(monkeypatch):
+    """hinton-teacher at paper crossed its boundary at look 1 (3 seeds) and was decided after Holm at look 2: the
+    title read 'decided at look 1 (5 seeds)'. And the log axis printed '$\\mathdefault{10^{-2}}$': its ticks are
+    mathtext, which the figures turn off so that spec text is never parsed as TeX."""
+    from repro import figures
+    drawn = []
+    monkeypatch.setattr(figures, "to_png", lambda fig: drawn.append(fig) or "data:image/png;base64,")
+    crossed_early = {**SPLIT, "sequential": {**SPLIT["sequential"], "decided_at": 1}}
+    for verdict in (crossed_early, SPLIT):
+        figures.sequential_path(verdict)
+    titles = [fig.axes[0].get_title() for fig in drawn]
+    assert titles == ["crossed at look 1 (3 seeds); 2 of 3 looks taken", "undecided after 2 of 3 looks"]
+    drawn[0].canvas.draw()
+    labels = [t.get_text() for t in drawn[0].axes[0].get_yticklabels() if t.get_text()]
+    assert labels and all("$" not in t and "mathdefault" not in t for t in labels), labels
+    assert "0.01" in labels
