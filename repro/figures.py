@@ -9,6 +9,7 @@ import base64
 import io
 import math
 import re
+import textwrap
 
 import matplotlib
 import matplotlib.ticker
@@ -318,7 +319,9 @@ def forest(verdicts: list[dict], title: str) -> str | None:
                     va="center", fontsize=8.5)
             ax.text(-0.02, 0.0, tested[0] if tested else v.get("metric", ""), transform=ax.transAxes, ha="right",
                     va="center", fontsize=7, color="#6b7280")
-            ax.text(1.02, 0.5, wording(v), transform=ax.transAxes, ha="left", va="center", fontsize=8, color=color)
+            # wrapped to the room right of the axes: one long reason would widen the whole image and shrink it
+            ax.text(1.02, 0.5, "\n".join(textwrap.wrap(wording(v), 64)), transform=ax.transAxes, ha="left",
+                    va="center", fontsize=8, color=color, linespacing=1.1)
             ax.set_yticks([])
             for side in ("left", "right", "top"):
                 ax.spines[side].set_visible(False)

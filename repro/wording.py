@@ -109,10 +109,12 @@ def lean(v: dict) -> str:
         return ""
     ps = ", ".join(f"{word} {p_text(x)}" for x, word in ((p, "p"), (against, "against")) if number(x))
     # a band's printed interval is its support test's dual (1 - 2 alpha); refuting the band is the union of two
-    # one-sided tests, each at alpha / 2, so an interval wholly outside the band is not yet a refutation
+    # one-sided tests, each at alpha / 2, so an interval wholly outside the band is not yet a refutation (where
+    # there is no p against, as for a source's number at a scale not comparable with it, nothing can refute it)
     kind, low, high = claimed_region(v)
     _, _, ci_low, ci_high, _ = estimate_of(v)
-    beyond = kind == "band" and (ci_low > high if side == "above" else ci_high < low if side == "below" else False)
+    beyond = kind == "band" and number(against) and (ci_low > high if side == "above" else
+                                                     ci_high < low if side == "below" else False)
     return f"leans {'toward' if side == 'inside' else 'against'} (estimate {where(v, side)}" + (
         ", and its interval too: refuting a band tests each side at half the level" if beyond else "") + (
         f"; {ps}" if ps else "") + ")"
