@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .wording import estimate_of, number  # noqa: E402,F401  (the report reads them from here too)
+from .wording import estimate_of, number, same_boundary  # noqa: E402,F401  (the report reads them from here too)
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 REFERENCE = "#b8860b"  # the source's reported number
@@ -265,7 +265,7 @@ def sequential_path(verdict: dict) -> str | None:
         against = seq.get("boundaries_refute", bounds)
         # each side is tested at its own boundary (an exact support side lifts its own): a p against the claim
         # drawn beside the support boundary alone reads as crossed when it is not
-        if len(bounds) == len(against) and all(math.isclose(a, b, rel_tol=1e-3) for a, b in zip(bounds, against)):
+        if len(bounds) == len(against) and all(map(same_boundary, bounds, against)):
             ax.plot(planned, bounds, color="black", ls="--", lw=1, marker="_", ms=14, mew=2,
                     label="boundary (alpha spent at the look)")
         else:

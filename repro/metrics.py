@@ -60,6 +60,11 @@ def is_number(x) -> bool:
     return isinstance(x, float) or isinstance(x, int) and not isinstance(x, bool) and abs(x) <= FLOAT_MAX
 
 
+def is_seconds(x) -> bool:
+    """A stored duration: a finite number of seconds >= 0 (a result's wall_s, a retrain's retrained_wall_s)."""
+    return is_number(x) and math.isfinite(x) and x >= 0
+
+
 def _near(x, expected: float) -> bool:
     return is_number(x) and math.isclose(x, expected, rel_tol=0, abs_tol=TIE)
 

@@ -19,7 +19,7 @@ import yaml
 
 from . import figures
 from .cost import span
-from .metrics import is_number
+from .metrics import is_seconds
 from .wording import explain, look_text, miss
 from .spec import clip, public_path, read_regular
 from .spec.errors import BIDI
@@ -363,8 +363,7 @@ def retrains(runs: list[dict]) -> str:
                 seen[(r["key"], str(r.get("retrained_on")), json.dumps(r["retrained"], sort_keys=True))] = r
     if not seen:
         return ""
-    timed = [float(r["retrained_wall_s"]) for r in seen.values() if is_number(r.get("retrained_wall_s"))
-             and math.isfinite(r["retrained_wall_s"]) and r["retrained_wall_s"] >= 0]
+    timed = [float(r["retrained_wall_s"]) for r in seen.values() if is_seconds(r.get("retrained_wall_s"))]
     n, untimed = len(seen), len(seen) - len(timed)
     time = ("time not recorded, not counted" if not timed else span(sum(timed))
             + (f"; {untimed} more of unrecorded time, not counted" if untimed else ""))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .metrics import disagreement, is_number
+from .metrics import disagreement, is_number, is_seconds
 from .spec import RunSpec, TooBig, check_name, clip, read_regular
 
 
@@ -76,7 +76,7 @@ def schema_error(payload: dict) -> str | None:
         ("epochs", isinstance(payload["epochs"], list) and all(_metrics(e) for e in payload["epochs"]),
          "a list of per-epoch metric mappings"),
         ("final", _metrics(payload["final"]), "a mapping of metric name to number, null or list of numbers"),
-        ("wall_s", is_number(payload["wall_s"]) and math.isfinite(payload["wall_s"]) and payload["wall_s"] >= 0,
+        ("wall_s", is_seconds(payload["wall_s"]),
          "a finite number of seconds >= 0"),
         ("device", isinstance(payload["device"], str), "a string"),
         ("provenance", _provenance(payload["provenance"]),

@@ -24,7 +24,7 @@ from .registry import CHECKS
 from .stats.sequential import Design, _first, judge
 from .spec import Check, Claim, public_path
 from .stats.multiplicity import holm
-from .wording import look_text
+from .wording import look_text, same_boundary
 from .store import CorruptResult, OutsideStore, Store
 
 DECISION_TO_STATUS = {"supported": "REPRODUCED", "refuted": "NOT REPRODUCED", "undecided": "INCONCLUSIVE"}
@@ -232,7 +232,8 @@ def _sequential_text(v: dict) -> str:
                 "by the union bound over the looks" for side in ("support", "refute"))
     text += (f"{look_text(crossed)}); the p above is the sequential one (what Holm reads, "
              + (up if up == down else f"{up}; the p against, {down}") + ") and the interval is the last look's repeated confidence interval, at the level of its "
-             + ("boundary" if looks[-1].get("boundary") == looks[-1].get("boundary_refute") else "stricter boundary"))
+             + ("boundary" if same_boundary(looks[-1].get("boundary"), looks[-1].get("boundary_refute"))
+               else "stricter boundary"))
     if v.get("waiting"):
         text += ("; stored beyond the last complete look, so not used: "
                  + ", ".join(f"{arm} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"

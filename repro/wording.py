@@ -77,6 +77,11 @@ def p_text(p: float) -> str:
     return f"{p:.2g}"
 
 
+def same_boundary(up, down) -> bool:
+    """Whether a look's two boundaries agree (to what the page prints): where they do, one is shown for both."""
+    return number(up) and number(down) and math.isclose(up, down, rel_tol=1e-3) or up is down is None
+
+
 def look_text(look: dict) -> str:
     """One group-sequential look: each side's p beside the boundary that side is tested at. The two can differ
     (the support side's exact sequential law lifts its boundary; a refutation by the union bound keeps a_l), and
@@ -84,7 +89,7 @@ def look_text(look: dict) -> str:
     def g(x):
         return f"{x:.3g}" if number(x) else "–"
     up, down = look.get("boundary"), look.get("boundary_refute", look.get("boundary"))
-    if g(up) == g(down):
+    if same_boundary(up, down):
         return f"p {g(look.get('p'))}, against {g(look.get('p_refute'))}; boundary {g(up)}"
     return f"p {g(look.get('p'))} (boundary {g(up)}), against {g(look.get('p_refute'))} (boundary {g(down)})"
 
