@@ -595,3 +595,19 @@ def test_the_compute_line_adds_the_teachers_retrained_for_their_weights():
                               "not counted)")
     untimed = {k: v for k, v in one.items() if k != "retrained_wall_s"}  # recorded before times were kept
     assert retrains([student(untimed)]) == "; plus 1 teacher retrained for its weights (time not recorded, not counted)"
+
+
+def test_the_paper_table_shows_a_member_without_a_confirmatory_verdict():
+    """hinton-only-7-8 at paper, its first look stored, had no confirmatory verdict (compared runs older than its
+    registration): such a verdict carries no `devices`, and the reproduction table's row raised UndefinedError, so
+    `make reproduce` wrote no page at all."""
+    from repro.spec import load_claims
+    root = Path(__file__).resolve().parents[1]
+    doc = json.loads((root / "reports" / "verdicts.json").read_text())
+    i, v = next((i, v) for i, v in enumerate(doc["verdicts"]) if (v["claim"], v["profile"]) == ("hinton-teacher", "paper"))
+    kept = ("claim", "variant", "profile", "check", "metric", "arms", "alpha", "margin", "registration", "registered")
+    doc["verdicts"][i] = {**{k: v[k] for k in kept if k in v}, "status": "INCONCLUSIVE", "p": float("nan"),
+                          "preconditions": [], "reason": "no confirmatory verdict: results stored before its "
+                          "registration (they carry none)", "exploratory": v}
+    html = render(doc, load_claims(root / "claims"))
+    assert "no confirmatory verdict: results stored before its registration" in html
