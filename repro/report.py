@@ -36,8 +36,8 @@ SHOWN = {"claim", "variant", "profile", "check", "metric", "arms", "alpha", "mar
          "seeds_support", "seeds_refute", "looks", "sequential", "next_look", "p_look", "p_refute_look",
          "not_comparable", "conditional_on", "observed", "unconverged", "family", "used_precision", "precision_twin",
          # repro.registration: shown as rows of their own (below) and in the banner at the top
-         "registration", "registered", "registrations", "amendment", "exploratory", "secondary_checks",
-         "estimate_ci_alone", "ci_level_alone"}
+         "registration", "registered", "registrations", "check_registrations", "amendment", "exploratory",
+         "secondary_checks", "estimate_ci_alone", "ci_level_alone"}
 LABELS = {"holm_family": "Holm family (p-values corrected together)", "diverged": "diverged runs per arm"}
 # Keys every verdict from verdict.py has; a hand-made or older verdicts.json may lack them.
 DEFAULTS = {"check": "", "metric": "", "arms": [], "alpha": None, "margin": None, "justification": "",
@@ -185,7 +185,7 @@ def registration_rows(v: dict) -> list[tuple[str, str]]:
     if reg:
         rows.append(("registered rule", f"wave {reg.get('wave')}, {reg.get('state')}"
                      + ("; its results were stored before the registration (today's spec was registered)"
-                        if reg.get("after_results") else "")))
+                        if reg.get("after_results") else "") + (f"; {reg['gated']}" if reg.get("gated") else "")))
     for s in v.get("secondary_checks") or [] if isinstance(v.get("secondary_checks"), list) else []:
         if isinstance(s, dict):
             rows.append((f"secondary check {s.get('secondary')} (in the family)", f"{s.get('status')}: {s.get('reason', '')}"))

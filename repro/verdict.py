@@ -271,6 +271,11 @@ def _percent(level: float) -> str:
     return text
 
 
+def stamps(arms: list[str], results: dict[str, list[dict]]) -> list[str]:
+    """The registrations the runs of `arms` were trained under ("" for a run trained before any)."""
+    return sorted({r["provenance"].get("registration") or "" for a in dict.fromkeys(arms) for r in results.get(a, [])})
+
+
 def _num(x, fmt: str = ".4g") -> str:
     return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
 
@@ -347,10 +352,10 @@ def _decide(claim: Claim, variant: str, profile: str, store: Store, record: bool
                "versions": sorted({f"torch {r['provenance'].get('torch')}, python {r['provenance'].get('python')}"
                                    for rs in results.values() for r in rs}),
                "commits": sorted({str(r["provenance"].get("git_commit")) for rs in results.values() for r in rs}),
-               # the registration each compared run was trained under ("" before any): repro.registration
-               "registrations": sorted({r["provenance"].get("registration") or "" for a in
-                                        dict.fromkeys(a for c in [check, *claim.preconditions] for a in c.arms)
-                                        for r in results.get(a, [])})}
+               # the registration each compared run was trained under ("" before any): repro.registration;
+               # the check's own runs apart, as only they decide it (preconditions gate it: judge_folder)
+               "registrations": stamps([a for c in [check, *claim.preconditions] for a in c.arms], results),
+               "check_registrations": stamps(check.arms, results)}
     comparable, why = claim.numbers_comparable(variant, profile)
     if check.against_source_number and not comparable:
         verdict["not_comparable"] = why
@@ -503,7 +508,7 @@ def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store, r
     for key, m in members.items():
         if m["claim"] not in copies:
             copies[m["claim"]] = reg.claim(m["claim"], folder)
-        claim, gone, registered = claims.get(m["claim"]), "", copies[m["claim"]]
+        claim, gone, registered, gated = claims.get(m["claim"]), "", copies[m["claim"]], None
         if claim is None or m["variant"] not in claim.variants:  # judged from the spec as it was registered
             claim = registered
             gone = "[its spec (or variant) is no longer in the claims folder: judged from the copy registered] "
@@ -530,15 +535,13 @@ def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store, r
                 v["amendment"] = _exploratory(claim, m["variant"], profile, store,
                                               "amendment after data: " + ", ".join(changed) + " edited since the "
                                               f"registration (wave {m['wave']})")
-            compared = {a for arms in [v.get("arms", []), *(c["arms"] for c in v.get("preconditions", []))]
-                        for a in arms}
-            late = reg.data_age(m, v.get("registrations", []),
-                                [k for arm, keys in v.get("run_keys", {}).items() if arm in compared for k in keys])
+            late, gated = _data_age(reg, m, v)
             if late and v.get("status") != "NOT RUN":
                 v = _unconfirmed(v, f"no confirmatory verdict: {late}", claim, m["variant"], profile, store)
         if gone:
             v["spec_removed"] = gone  # said in front of its reason once finalize has written it
-        v["registered"] = {"wave": m["wave"], "state": reg.state, "after_results": bool(m.get("after_results"))}
+        v["registered"] = {"wave": m["wave"], "state": reg.state, "after_results": bool(m.get("after_results")),
+                           **({"gated": gated} if gated and v.get("status") != "NOT RUN" else {})}
         family[(m["claim"], m["variant"])] = m["family"] + (f" (wave {m['wave']})" if m["wave"] > 1 else "")
         verdicts.append(v)
     for c in claims.values():  # added after the registration: exploratory until a wave registers them
@@ -555,6 +558,24 @@ def judge_folder(folder, claims: dict[str, Claim], profile: str, store: Store, r
                for e in [v, *v.get("secondary_checks", [])]]
     reg_.record_tested(reg, {member_name(e) for e in entries if _is_tested(e)})
     return _stamped(finalize(verdicts, family, registered=reg.tested), reg, store)
+
+
+def _data_age(reg, member: dict, v: dict) -> tuple[str | None, str | None]:
+    """Why the member's verdict cannot be confirmatory (repro.registration.Registration.data_age), judged on the runs
+    that decide it: those its check and its secondary checks compare. A precondition's own runs only gate it (a
+    failed one leaves the member untested, never decided), so runs seen before the rule, there alone, are said
+    (the second value) but do not make the verdict exploratory: the rule was still fixed before the data it tests."""
+    decisive = [v, *v.get("secondary_checks", [])]
+    arms = {a for e in decisive for a in e.get("arms", [])}
+    keys = lambda among: [k for e in decisive for arm, ks in e.get("run_keys", {}).items()  # noqa: E731
+                          if among(arm) for k in ks]
+    late = reg.data_age(member, sorted({s for e in decisive for s in e.get("check_registrations",
+                                                                            e.get("registrations", []))}),
+                        keys(arms.__contains__))
+    gates = sorted({a for c in v.get("preconditions", []) for a in c["arms"]} - arms)
+    older = not late and gates and reg.data_age(member, v.get("registrations", []), keys(lambda a: True))
+    return late, (f"the runs only its preconditions compare ({', '.join(gates)}) predate its rule: {older}. They "
+                  "only gate the verdict; every run its checks compare was trained under the rule") if older else None
 
 
 def _stub(claim_id: str, variant: str, profile: str, rule: dict | None = None) -> dict:

@@ -42,15 +42,17 @@ def write(folder: Path, spec: dict) -> None:
     (folder / f"{spec['id']}.yaml").write_text(yaml.safe_dump(spec))
 
 
-def store_results(tmp_path, claims: dict, values: dict, stamp: str | None) -> Store:
-    """Every planned run of each claim, filed as `repro run` would (its provenance stamped when registered)."""
+def store_results(tmp_path, claims: dict, values: dict, stamp: str | dict | None) -> Store:
+    """Every planned run of each claim, filed as `repro run` would (its provenance stamped when registered).
+    `stamp`: one for every run, or {arm: stamp} (an arm not in it carries none)."""
     store = Store(tmp_path / "results", tmp_path / "cache")
     for name, per_arm in values.items():
         for arm, runs in plan_claim(claims[name], "default", "smoke").items():
+            mark = stamp.get(arm) if isinstance(stamp, dict) else stamp
             for i, r in enumerate(runs):
                 path = store.path("smoke", name, "default", arm, r)
                 store.save(path, r, conftest.made_up_result(r, per_arm[arm][i]),
-                           {"torch": "2.x", "git_commit": None, **({"registration": stamp} if stamp else {})})
+                           {"torch": "2.x", "git_commit": None, **({"registration": mark} if mark else {})})
     return store
 
 
@@ -575,6 +577,42 @@ def test_results_without_a_stamp_under_a_registration_made_before_them_are_not_c
     v = judged(folder, store)["c-strong"]
     assert v["status"] == "INCONCLUSIVE" and "stored before its registration" in v["reason"]
     assert v["exploratory"]["status"] == "exploratory REPRODUCED"
+
+
+def gated_folder(tmp_path, secondary: bool = False):
+    """Registered before its results, a claim whose precondition compares a `teacher` arm the check does not:
+    the teacher's runs were stored before the registration (no stamp, as hinton-only-7-8's shared teacher),
+    the check's runs under it. `secondary`: a secondary check compares the teacher too."""
+    spec = doc("c-strong")
+    spec["arms"]["teacher"] = {}
+    spec["preconditions"] = [{"kind": "less", "arms": ["teacher", "small"], "metric": "test_errors", "alpha": 0.05,
+                              "justification": "a teacher better than the small net"}]
+    if secondary:
+        spec["secondary_checks"] = [{"kind": "less", "arms": ["teacher", "distilled"], "metric": "test_errors",
+                                     "alpha": 0.05, "justification": "the teacher beats its student"}]
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    write(folder, spec)
+    claims = load_claims(folder)
+    reg = R.ensure(folder, claims, "smoke", tmp_path / "results")
+    values = {"c-strong": {"distilled": DISTILLED, "small": SMALL["c-strong"], "teacher": [60.0, 62, 61]}}
+    return folder, store_results(tmp_path, claims, values, {"distilled": reg.stamp, "small": reg.stamp})
+
+
+def test_runs_only_a_precondition_reads_may_predate_the_rule(tmp_path):
+    """The check's runs were all trained under the registration; the precondition's teacher was there before it.
+    The rule was fixed before the data it tests, so the verdict is confirmatory, and it says where its gate's
+    runs came from. A secondary check is a test in the family: its runs count as the check's do."""
+    folder, store = gated_folder(tmp_path)
+    v = judged(folder, store)["c-strong"]
+    assert v["status"] == "REPRODUCED" and v["preconditions"][0]["held"]
+    assert "only its preconditions compare (teacher) predate its rule" in v["registered"]["gated"]
+    shutil.rmtree(tmp_path / "claims")
+    shutil.rmtree(tmp_path / "results")
+    folder, store = gated_folder(tmp_path, secondary=True)
+    v = judged(folder, store)["c-strong"]
+    assert v["status"] == "INCONCLUSIVE" and "stored before its registration" in v["reason"]
+    assert "secondary_checks" not in v and "gated" not in v["registered"]
 
 
 def test_the_report_shows_the_registration_and_the_amendment_labelled(tmp_path):
