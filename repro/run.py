@@ -60,6 +60,7 @@ class LocalExecutor:
         self.keep_epochs: dict[str, set[int]] = {}  # run key -> epochs whose weights a student asks for
         self.teachers = Teachers(self.trained_model)  # a student's teacher, and its logits once for all its students
         self._said_stored: set = set()  # result files already reported as stored (a fixed_seed run: every seed)
+        self._said_put_off: set = set()  # run keys already reported as held elsewhere (repro.run._put_off)
         self.retrained: dict[str, dict] = {}  # run key -> the record of the retrain its loaded weights came from
         # --force redoes results stored before this moment; one stored since (by this process, or by another
         # `repro run --force` that took the run's lock first) is not trained twice
@@ -161,7 +162,7 @@ class LocalExecutor:
         stacked: set[str] = set()  # run keys trained as part of a stacked group
         tried: set[tuple[str, str, str]] = set()  # (claim, variant, arm)s already offered for stacking
         # Two `repro run`s on one store share the work: a run another process is training (and every run
-        # that learns from it) is put off to a second pass, which waits for it and then finds it stored.
+        # that learns from it) is put off to later rounds, which find it stored once the other is done.
         later: list[Job] = []
         bar = tqdm(jobs, desc="plan", unit="run", disable=not sys.stderr.isatty())
         for job in bar:
@@ -171,8 +172,16 @@ class LocalExecutor:
                 tried.add(arm)
                 stacked |= self._run_stacked([j for j in jobs if (j.claim, j.variant, j.arm) == arm])
             self._submit_one(job, counts, not_runnable, stacked, later)
-        for job in later:
-            self._submit_one(job, counts, not_runnable, stacked)
+        # The put-off runs, in rounds: each round takes every one no other process holds, and a round that takes
+        # none waits for the first. (One pass that waited for each in turn left a core idle: two processes that
+        # both put off a teacher then queued behind each other's students one run at a time.)
+        while later:
+            waiting: list[Job] = []
+            for job in later:
+                self._submit_one(job, counts, not_runnable, stacked, waiting)
+            if len(waiting) == len(later):
+                self._submit_one(waiting.pop(0), counts, not_runnable, stacked)
+            later = waiting
         return {"counts": counts, "not_runnable": not_runnable}
 
     def _broken_plugins(self, jobs: list[Job]) -> dict[tuple[str, str], str]:
@@ -209,16 +218,13 @@ class LocalExecutor:
             return
         if later is not None and (busy := sorted(key[:12] for key in needs if self.store.busy(key))):
             # a stored teacher whose weights another process is retraining: its student would wait for hours
-            self.log(f"  another process is (re)training {', '.join(busy)}, which {job.claim}/{job.variant}/{job.arm} "
-                     f"seed {job.run.seed} learns from: coming back to it after the rest")
-            later.append(job)
+            self._put_off(job, later, f"  another process is (re)training {', '.join(busy)}, which {job.claim}/"
+                          f"{job.variant}/{job.arm} seed {job.run.seed} learns from: coming back to it after the rest")
             return
         with self.store.lock(job.run.key, wait=later is None) as held:
             if not held:
-                if job.run.key not in {j.run.key for j in later}:  # a shared run: said once
-                    self.log(f"  another process is training {job.claim}/{job.variant}/{job.arm} seed "
-                             f"{job.run.seed}: coming back to it after the rest")
-                later.append(job)
+                self._put_off(job, later, f"  another process is training {job.claim}/{job.variant}/{job.arm} seed "
+                                          f"{job.run.seed}: coming back to it after the rest")
                 return
             if self._stored(job):
                 counts["cached"] += 1
@@ -248,6 +254,13 @@ class LocalExecutor:
             self._keep(job, result)
             self.store.state_path(job.run).unlink(missing_ok=True)  # only now: the result is durable
         counts["trained"] += 1
+
+    def _put_off(self, job: Job, later: list[Job], why: str) -> None:
+        """To a later round; why is said once (a run shared by claims, or put off again, is not said again)."""
+        later.append(job)
+        if job.run.key not in self._said_put_off:
+            self._said_put_off.add(job.run.key)
+            self.log(why)
 
     def _keep(self, job: Job, result: dict) -> None:
         extra = {}

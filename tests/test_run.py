@@ -161,6 +161,36 @@ def test_a_run_another_process_holds_is_put_off_with_the_runs_that_learn_from_it
     assert not any("retraining" in line for line in logs)  # the student waited for its teacher's run
 
 
+def test_put_off_runs_are_taken_as_they_come_free_not_waited_for_in_order(tmp_path):
+    """Both held elsewhere at first: the teacher (with the student that learns from it) and the small net. Once
+    the teacher is free, this process trains it and its student while the small net is still held, and only
+    then waits for it (session 45: two processes that both put off a teacher then queued behind each other's
+    students one run at a time, one core idle for each student's 25 minutes)."""
+    import contextlib
+    import threading
+    import torch
+    from repro.run import LocalExecutor
+    store, jobs = _kd_helps_seed0(tmp_path)
+    teacher_elsewhere, small_elsewhere = contextlib.ExitStack(), contextlib.ExitStack()
+    assert teacher_elsewhere.enter_context(store.lock(jobs[0].run.key))
+    assert small_elsewhere.enter_context(store.lock(jobs[1].run.key))
+    threading.Timer(60.0, small_elsewhere.close).start()  # else a process that waits in order waits for ever
+    logs = []
+
+    def log(line):
+        logs.append(line)
+        if line.startswith("  another process is training hinton-kd-helps/as_described/small"):
+            teacher_elsewhere.close()  # the other process is done with the teacher (here: gives up)
+        if line.startswith("training hinton-kd-helps/as_described/distilled"):
+            small_elsewhere.close()
+
+    summary = LocalExecutor(store, torch.device("cpu"), log=log).submit(jobs)
+    trained = [line.split(":")[0].split("/")[-1] for line in logs if line.startswith("training ")]
+    assert trained == ["teacher seed 0", "distilled seed 0", "small seed 0"], logs
+    assert summary["counts"] == {"trained": 3, "cached": 0, "failed": 0}
+    assert sum(line.startswith("  another process is training") for line in logs) == 2  # each said once
+
+
 def test_a_teacher_another_process_retrains_is_waited_for_and_loaded_not_retrained_twice(tmp_path):
     """Two `repro run`s whose students need the same stored teacher without cached weights both retrained it:
     hours paid twice, into one shared resume file. Now the second waits for the first's lock and loads."""
