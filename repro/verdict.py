@@ -569,11 +569,11 @@ def _data_age(reg, member: dict, v: dict) -> tuple[str | None, str | None]:
     arms = {a for e in decisive for a in e.get("arms", [])}
     keys = lambda among: [k for e in decisive for arm, ks in e.get("run_keys", {}).items()  # noqa: E731
                           if among(arm) for k in ks]
-    late = reg.data_age(member, sorted({s for e in decisive for s in e.get("check_registrations",
-                                                                            e.get("registrations", []))}),
+    late = reg.data_age(member, sorted({s for e in decisive for s in e.get("check_registrations", [])}),
                         keys(arms.__contains__))
     gates = sorted({a for c in v.get("preconditions", []) for a in c["arms"]} - arms)
-    older = not late and gates and reg.data_age(member, v.get("registrations", []), keys(lambda a: True))
+    compared = arms.union(gates)
+    older = not late and gates and reg.data_age(member, v.get("registrations", []), keys(compared.__contains__))
     return late, (f"the runs only its preconditions compare ({', '.join(gates)}) predate its rule: {older}. They "
                   "only gate the verdict; every run its checks compare was trained under the rule") if older else None
 
