@@ -10,7 +10,8 @@ here (the device `repro run` would train on), best first:
      freshly built net of the teacher's architecture: a step costs the same whatever the weights); where an epoch
      would take over a minute, a few steps on a stand-in of the data's shape and size per image, scaled to the
      epoch's steps and test images;
-  3. estimated from stored timings of the same arm or model on another machine (shown);
+  3. estimated from stored timings of the same arm or model on another machine (shown), scaled by the two machine
+     kinds' speed ratio where arms of the same model were timed on both (`speed_ratio`);
   4. estimated from FLOPs: the run's floating-point work (a forward pass of its model on one sample, counted by
      torch's FlopCounterMode: 3 of them per training image, 1 per test image per scored epoch, plus its teacher's
      forward passes, per step or once where its soft targets are cached) at the rate this machine kind reached in
@@ -156,6 +157,27 @@ def from_stored(run, timings: list[Stored], where) -> tuple[float, str, str] | N
         per_epoch = sum(t.seconds / t.epochs for t in similar) / len(similar)
         return (per_epoch * run.arm.epochs, f"{len(similar)} stored run(s) of this model and data, per epoch x "
                 f"{run.arm.epochs}", similar[0].device)
+    return None
+
+
+def speed_ratio(run, timings: list[Stored], there: str, here: str) -> tuple[float, str] | None:
+    """(seconds here per second there, how) for `run`: the geometric mean, over the arms timed on both machine kinds
+    (each arm by rule 2's key) in `run`'s precision, of their per-epoch seconds here / there; the arms of `run`'s
+    model as configured (widths and all) if any, else of its model family; None where no arm was timed on both.
+    One machine's seconds taken as another's were off by 2x (an AMD EPYC run costed for an Intel Xeon that trains
+    the same MLP in half its time); a small BN MLP's ratio is not an 800-800 MLP's, hence the configured model."""
+    model, precision = run.arm.model.model_dump(mode="json"), run.arm.precision
+    for same, what in ((lambda m: m == model, f"{model['name']} arm(s) of its widths"),
+                       (lambda m: m["name"] == model["name"], f"{model['name']} arm(s)")):
+        per_epoch: dict = {}
+        for t in timings:
+            where, arm = kind_of(t.device), t.run["arm"]
+            if where in (there, here) and same(arm["model"]) and arm.get("precision", "fp32") == precision:
+                per_epoch.setdefault(t.cost, {}).setdefault(where, []).append(t.seconds / t.epochs)
+        logs = [math.log(sum(k[here]) / len(k[here]) / (sum(k[there]) / len(k[there])))
+                for k in per_epoch.values() if there in k and here in k]
+        if logs:
+            return math.exp(sum(logs) / len(logs)), f"this machine's speed against it on {len(logs)} {what} timed on both"
     return None
 
 
@@ -380,9 +402,16 @@ class Estimator:
         hit = from_stored(run, self.timings, lambda d: kind_of(d) == kind)
         if hit:
             return Estimate(hit[0], True, f"measured: {hit[1]} ({hit[2]})")
-        hit = from_stored(run, self.timings, lambda d: True)
-        if hit:
-            return Estimate(hit[0], False, f"estimated from {hit[1]} on another machine ({hit[2]})")
+        others = sorted({kind_of(t.device) for t in self.timings} - {kind},
+                        key=lambda k: (-sum(kind_of(t.device) == k for t in self.timings), k))
+        for other in others:  # one machine kind at a time: a mean over two other kinds would be neither's
+            hit = from_stored(run, self.timings, lambda d, other=other: kind_of(d) == other)
+            if hit:
+                source = f"estimated from {hit[1]} on another machine ({hit[2]})"
+                ratio = speed_ratio(run, self.timings, other, kind)
+                if ratio is None:
+                    return Estimate(hit[0], False, source)
+                return Estimate(hit[0] * ratio[0], False, f"{source}, x {ratio[0]:.2f}: {ratio[1]}")
         return self._by_flops(run, lambda d: kind_of(d) == kind, None, f"no stored timing on {kind} to rate its FLOPs by")
 
     def gpu(self, run) -> Estimate:

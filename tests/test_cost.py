@@ -93,6 +93,19 @@ def test_timings_of_another_machine_are_an_estimate_not_a_measurement(tmp_path, 
     assert "about 6.0 min = 0 s measured (0 runs) + 6.0 min estimated (3 runs)" in out
 
 
+def test_another_machine_s_timings_are_scaled_by_the_speed_both_measured_on_an_arm_of_the_same_model(tmp_path, capsys):
+    """An arm timed only elsewhere (a 1.8 h AMD EPYC student) was costed at the other machine's seconds on an Intel
+    Xeon that trains the same MLPs in half the time: an arm timed on both (here the teacher there, the same model
+    and data as the small net here) gives the ratio. Without one the seconds stay as they are (test above)."""
+    _, claim = toy(tmp_path)
+    store_some(tmp_path, claim, seconds=120.0, device="CPU Elsewhere 9000, 4 threads", arms={"teacher", "distilled"})
+    store_some(tmp_path, claim, seconds=30.0, device=here(), arms={"small"})
+    out = dry(tmp_path, capsys)
+    assert ("distilled seed 2: here ~30 s (estimated from 2 stored run(s) of this arm on another machine (CPU Elsewhere "
+            "9000, 4 threads), x 0.25: this machine's speed against it on 1 mlp arm(s) of its widths timed on both)") in out
+    assert f"small seed 2: here ~30 s (measured: 2 stored run(s) of this arm ({here()}))" in out
+
+
 def test_dry_run_probes_one_epoch_where_no_timing_is_stored(tmp_path, capsys):
     dry_out = (toy(tmp_path), dry(tmp_path, capsys))[1]
     assert "here ? (no stored timing of this model and data; no stored timing on " in dry_out
