@@ -128,14 +128,14 @@ def stored_timings(results_root: Path) -> list[Stored]:
         try:
             payload = json.loads(path.read_text())
             run, seconds, epochs = payload["run"], float(payload["wall_s"]), len(payload["epochs"])
-            run["arm"]
-        except (OSError, ValueError, KeyError, TypeError):
+            whole, cost, _ = _signature(run["arm"], False), _cost_key(run), run["arm"]["model"]["name"]
+            device = str(payload.get("device", "?"))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # a file of any shape: skipped
             continue
         key = str(payload.get("key") or path)
         if key not in seen and math.isfinite(seconds) and seconds > 0 and epochs:
             seen.add(key)
-            out.append(Stored(run, seconds, epochs, payload.get("device", "?"), _signature(run["arm"], False),
-                              _cost_key(run)))
+            out.append(Stored(run, seconds, epochs, device, whole, cost))
     return out
 
 

@@ -106,6 +106,26 @@ def test_another_machine_s_timings_are_scaled_by_the_speed_both_measured_on_an_a
     assert f"small seed 2: here ~30 s (measured: 2 stored run(s) of this arm ({here()}))" in out
 
 
+def test_stored_files_of_any_shape_are_skipped_by_the_costing_not_a_crash(tmp_path, capsys):
+    """A dry run reads every result file raw (it does not judge): an arm that is a list, a model without a name or
+    a number for a device stopped it with a traceback. Each is skipped; the honest files still cost the plan."""
+    import json
+    _, claim = toy(tmp_path)
+    store_some(tmp_path, claim, seconds=120.0, device="CPU Elsewhere 9000, 4 threads", arms={"teacher", "distilled"})
+    store_some(tmp_path, claim, seconds=30.0, device=here(), arms={"small"})
+    folder = tmp_path / "out" / "results" / "smoke" / "toy" / "default" / "small"
+    honest = json.loads(next(folder.glob("seed0-*.json")).read_text())
+    shapes = [{"run": {**honest["run"], "arm": arm}} for arm in ([], {}, {"model": "mlp"}, {"model": {}}, None)]
+    shapes += [{"device": 3}, {"device": None, "run": {**honest["run"], "arm": {**honest["run"]["arm"], "model": [1]}}},
+               {"wall_s": "slow"}, {"epochs": 3}]
+    for i, shape in enumerate(shapes):
+        (folder / f"seed{90 + i}-forged{i}.json").write_text(json.dumps({**honest, **shape, "key": f"forged{i}"}))
+    (folder / "seed99-list.json").write_text("[1, 2]")
+    out = dry(tmp_path, capsys)
+    assert "distilled seed 2: here ~30 s (estimated from 2 stored run(s) of this arm on another machine" in out
+    assert f"small seed 2: here ~30 s (measured: 2 stored run(s) of this arm ({here()}))" in out
+
+
 def test_dry_run_probes_one_epoch_where_no_timing_is_stored(tmp_path, capsys):
     dry_out = (toy(tmp_path), dry(tmp_path, capsys))[1]
     assert "here ? (no stored timing of this model and data; no stored timing on " in dry_out
