@@ -31,6 +31,7 @@ import functools
 import json
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -128,7 +129,8 @@ def stored_timings(results_root: Path) -> list[Stored]:
         try:
             payload = json.loads(path.read_text())
             run, seconds, epochs = payload["run"], float(payload["wall_s"]), len(payload["epochs"])
-            whole, cost, _ = _signature(run["arm"], False), _cost_key(run), run["arm"]["model"]["name"]
+            run["arm"]["model"]["name"]  # read by the costing below: a file without it is no run's timing
+            whole, cost = _signature(run["arm"], False), _cost_key(run)
             device = str(payload.get("device", "?"))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):  # a file of any shape: skipped
             continue
@@ -171,9 +173,9 @@ def speed_ratio(run, timings: list[Stored], there: str, here: str) -> tuple[floa
                        (lambda m: m["name"] == model["name"], f"{model['name']} arm(s)")):
         per_epoch: dict = {}
         for t in timings:
-            where, arm = kind_of(t.device), t.run["arm"]
-            if where in (there, here) and same(arm["model"]) and arm.get("precision", "fp32") == precision:
-                per_epoch.setdefault(t.cost, {}).setdefault(where, []).append(t.seconds / t.epochs)
+            machine, arm = kind_of(t.device), t.run["arm"]
+            if machine in (there, here) and same(arm["model"]) and arm.get("precision", "fp32") == precision:
+                per_epoch.setdefault(t.cost, {}).setdefault(machine, []).append(t.seconds / t.epochs)
         logs = [math.log(sum(k[here]) / len(k[here]) / (sum(k[there]) / len(k[there])))
                 for k in per_epoch.values() if there in k and here in k]
         if logs:
@@ -402,9 +404,9 @@ class Estimator:
         hit = from_stored(run, self.timings, lambda d: kind_of(d) == kind)
         if hit:
             return Estimate(hit[0], True, f"measured: {hit[1]} ({hit[2]})")
-        others = sorted({kind_of(t.device) for t in self.timings} - {kind},
-                        key=lambda k: (-sum(kind_of(t.device) == k for t in self.timings), k))
-        for other in others:  # one machine kind at a time: a mean over two other kinds would be neither's
+        # another machine kind's timings, one kind at a time (the most timed first): a mean over two would be neither's
+        timed = Counter(kind_of(t.device) for t in self.timings)
+        for other in sorted(set(timed) - {kind}, key=lambda k: (-timed[k], k)):
             hit = from_stored(run, self.timings, lambda d, other=other: kind_of(d) == other)
             if hit:
                 source = f"estimated from {hit[1]} on another machine ({hit[2]})"

@@ -93,13 +93,19 @@ def test_timings_of_another_machine_are_an_estimate_not_a_measurement(tmp_path, 
     assert "about 6.0 min = 0 s measured (0 runs) + 6.0 min estimated (3 runs)" in out
 
 
+def timed_on_two_machines(tmp_path):
+    """The teacher and the distilled net timed elsewhere (120 s), the small net here (30 s): the teacher and the
+    small net are one model and data, so the two machines' speed ratio is 0.25."""
+    _, claim = toy(tmp_path)
+    store_some(tmp_path, claim, seconds=120.0, device="CPU Elsewhere 9000, 4 threads", arms={"teacher", "distilled"})
+    store_some(tmp_path, claim, seconds=30.0, device=here(), arms={"small"})
+
+
 def test_another_machine_s_timings_are_scaled_by_the_speed_both_measured_on_an_arm_of_the_same_model(tmp_path, capsys):
     """An arm timed only elsewhere (a 1.8 h AMD EPYC student) was costed at the other machine's seconds on an Intel
     Xeon that trains the same MLPs in half the time: an arm timed on both (here the teacher there, the same model
     and data as the small net here) gives the ratio. Without one the seconds stay as they are (test above)."""
-    _, claim = toy(tmp_path)
-    store_some(tmp_path, claim, seconds=120.0, device="CPU Elsewhere 9000, 4 threads", arms={"teacher", "distilled"})
-    store_some(tmp_path, claim, seconds=30.0, device=here(), arms={"small"})
+    timed_on_two_machines(tmp_path)
     out = dry(tmp_path, capsys)
     assert ("distilled seed 2: here ~30 s (estimated from 2 stored run(s) of this arm on another machine (CPU Elsewhere "
             "9000, 4 threads), x 0.25: this machine's speed against it on 1 mlp arm(s) of its widths timed on both)") in out
@@ -110,9 +116,7 @@ def test_stored_files_of_any_shape_are_skipped_by_the_costing_not_a_crash(tmp_pa
     """A dry run reads every result file raw (it does not judge): an arm that is a list, a model without a name or
     a number for a device stopped it with a traceback. Each is skipped; the honest files still cost the plan."""
     import json
-    _, claim = toy(tmp_path)
-    store_some(tmp_path, claim, seconds=120.0, device="CPU Elsewhere 9000, 4 threads", arms={"teacher", "distilled"})
-    store_some(tmp_path, claim, seconds=30.0, device=here(), arms={"small"})
+    timed_on_two_machines(tmp_path)
     folder = tmp_path / "out" / "results" / "smoke" / "toy" / "default" / "small"
     honest = json.loads(next(folder.glob("seed0-*.json")).read_text())
     shapes = [{"run": {**honest["run"], "arm": arm}} for arm in ([], {}, {"model": "mlp"}, {"model": {}}, None)]
